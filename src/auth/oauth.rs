@@ -1,0 +1,315 @@
+//! OAuth2 refresh-token grant for Webex, with a token cache behind one lock.
+//!
+//! The cache refreshes early (a buffer of half the token's life, at most five minutes), and
+//! only once however many requests ask at the same time: they queue on the lock and find the
+//! fresh token. Webex may rotate the refresh token on every refresh, so the new one is
+//! persisted to the state DB *before* the access token is handed out; a crash right after a
+//! refresh can then never strand us with a refresh token that only existed in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use crate::http::{HttpClient, HttpError};
+use crate::secret::Secret;
+
+/// A credential problem. Exit code 3 when the server said no.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("source '{source_name}': the token endpoint rejected the credentials (HTTP {status}: {message}); {fix}")]
+    Rejected {
+        source_name: String,
+        status: u16,
+        message: String,
+        fix: &'static str,
+    },
+    #[error("source '{source_name}': token refresh failed: {source}")]
+    Http {
+        source_name: String,
+        source: HttpError,
+    },
+    #[error("source '{source_name}': token response is not valid JSON: {message}")]
+    BadResponse {
+        source_name: String,
+        message: String,
+    },
+    #[error("source '{source_name}': cannot persist the rotated refresh token: {message}")]
+    Persist {
+        source_name: String,
+        message: String,
+    },
+    #[error("source '{source_name}': the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
+    StillUnauthorized {
+        source_name: String,
+        endpoint: String,
+    },
+}
+
+/// Tokens as they are kept in the state DB.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// sha256 of the refresh token configured in the pipeline when this row was written; when
+    /// the configured one changes, the user re-authorized and the config wins.
+    pub config_fingerprint: String,
+    pub refresh_token: Secret,
+    pub access_token: Option<Secret>,
+    pub access_expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where rotated tokens are persisted (the state DB in production).
+pub trait TokenStore: Send + Sync {
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, String>;
+    fn save(&self, source: &str, token: &StoredToken) -> Result<(), String>;
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: i64,
+    refresh_token: Option<String>,
+    refresh_token_expires_in: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    access: Secret,
+    expires_at: DateTime<Utc>,
+    lifetime: Duration,
+}
+
+impl Cached {
+    fn fresh(&self, now: DateTime<Utc>) -> bool {
+        let buffer = (self.lifetime / 2).min(Duration::from_secs(300));
+        let left = (self.expires_at - now).to_std().unwrap_or(Duration::ZERO);
+        left > buffer
+    }
+}
+
+struct Inner {
+    cached: Option<Cached>,
+    refresh_token: Secret,
+    refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Hands out access tokens for one source, refreshing them as needed.
+pub struct OAuthTokens {
+    source: String,
+    http: HttpClient,
+    token_url: url::Url,
+    client_id: Secret,
+    client_secret: Secret,
+    fingerprint: String,
+    store: Arc<dyn TokenStore>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for OAuthTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthTokens")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn fingerprint(secret: &Secret) -> String {
+    hex::encode(Sha256::digest(secret.expose().as_bytes()))
+}
+
+impl OAuthTokens {
+    /// Loads the newest refresh token: the persisted (rotated) one unless the configured one
+    /// changed since it was written.
+    pub fn new(
+        source: &str,
+        http: HttpClient,
+        token_url: url::Url,
+        client_id: Secret,
+        client_secret: Secret,
+        configured_refresh: Secret,
+        store: Arc<dyn TokenStore>,
+    ) -> Result<Self, AuthError> {
+        let fp = fingerprint(&configured_refresh);
+        let stored = store.load(source).map_err(|message| AuthError::Persist {
+            source_name: source.to_string(),
+            message,
+        })?;
+        let (cached, refresh_token, refresh_expires_at) = match stored {
+            Some(t) if t.config_fingerprint == fp => {
+                let cached = match (t.access_token, t.access_expires_at) {
+                    (Some(access), Some(expires_at)) => Some(Cached {
+                        access,
+                        expires_at,
+                        // Unknown original lifetime: treat what is left as the lifetime.
+                        lifetime: (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    }),
+                    _ => None,
+                };
+                (cached, t.refresh_token, t.refresh_expires_at)
+            }
+            _ => (None, configured_refresh, None),
+        };
+        Ok(OAuthTokens {
+            source: source.to_string(),
+            http,
+            token_url,
+            client_id,
+            client_secret,
+            fingerprint: fp,
+            store,
+            inner: Mutex::new(Inner {
+                cached,
+                refresh_token,
+                refresh_expires_at,
+            }),
+        })
+    }
+
+    /// A valid access token, refreshed first if it is close to expiry.
+    pub async fn access_token(&self) -> Result<Secret, AuthError> {
+        let mut inner = self.inner.lock().await;
+        if let Some(c) = &inner.cached {
+            if c.fresh(Utc::now()) {
+                return Ok(c.access.clone());
+            }
+        }
+        self.refresh(&mut inner).await
+    }
+
+    /// Forgets `token` after a 401, so the next call refreshes. A token that was already
+    /// replaced by another task is left alone, so one 401 burst causes one refresh.
+    pub async fn invalidate(&self, token: &Secret) {
+        let mut inner = self.inner.lock().await;
+        if inner.cached.as_ref().is_some_and(|c| &c.access == token) {
+            inner.cached = None;
+        }
+    }
+
+    async fn refresh(&self, inner: &mut Inner) -> Result<Secret, AuthError> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.client_id.expose()),
+            ("client_secret", self.client_secret.expose()),
+            ("refresh_token", inner.refresh_token.expose()),
+        ];
+        let endpoint = format!("POST {}", crate::http::redact_url(&self.token_url));
+        let result = self
+            .http
+            .send(&endpoint, || async {
+                Ok::<_, HttpError>(self.http.reqwest().post(self.token_url.clone()).form(&form))
+            })
+            .await;
+        let resp = match result {
+            Ok(r) => r,
+            Err(HttpError::Status {
+                status, message, ..
+            }) if status.is_client_error() => {
+                let fix = if message.to_ascii_lowercase().contains("client") {
+                    "check client_id and client_secret"
+                } else {
+                    "the refresh token is expired or revoked: re-authorize the integration (or copy a new Service App token) and set refresh_token"
+                };
+                return Err(AuthError::Rejected {
+                    source_name: self.source.clone(),
+                    status: status.as_u16(),
+                    message,
+                    fix,
+                });
+            }
+            Err(source) => {
+                return Err(AuthError::Http {
+                    source_name: self.source.clone(),
+                    source,
+                })
+            }
+        };
+        let body = resp.bytes().await.map_err(|e| AuthError::BadResponse {
+            source_name: self.source.clone(),
+            message: e.without_url().to_string(),
+        })?;
+        let tr: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| AuthError::BadResponse {
+                source_name: self.source.clone(),
+                message: e.to_string(),
+            })?;
+        let now = Utc::now();
+        let lifetime = Duration::from_secs(tr.expires_in.max(1) as u64);
+        let expires_at = now + chrono::Duration::seconds(tr.expires_in.max(1));
+        let access = Secret::new(tr.access_token);
+        let refresh_token = tr
+            .refresh_token
+            .map(Secret::new)
+            .unwrap_or_else(|| inner.refresh_token.clone());
+        let refresh_expires_at = tr
+            .refresh_token_expires_in
+            .map(|s| now + chrono::Duration::seconds(s))
+            .or(inner.refresh_expires_at);
+        self.store
+            .save(
+                &self.source,
+                &StoredToken {
+                    config_fingerprint: self.fingerprint.clone(),
+                    refresh_token: refresh_token.clone(),
+                    access_token: Some(access.clone()),
+                    access_expires_at: Some(expires_at),
+                    refresh_expires_at,
+                },
+            )
+            .map_err(|message| AuthError::Persist {
+                source_name: self.source.clone(),
+                message,
+            })?;
+        tracing::info!(source = %self.source, expires_in_s = tr.expires_in, "Refreshed access token.");
+        inner.refresh_token = refresh_token;
+        inner.refresh_expires_at = refresh_expires_at;
+        inner.cached = Some(Cached {
+            access: access.clone(),
+            expires_at,
+            lifetime,
+        });
+        Ok(access)
+    }
+}
+
+/// The org id a WxCC access token carries as its last `_`-separated part.
+pub fn org_from_token(token: &Secret) -> Option<String> {
+    let parts: Vec<&str> = token.expose().split('_').collect();
+    (parts.len() >= 3)
+        .then(|| parts[parts.len() - 1].to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_buffer() {
+        let now = Utc::now();
+        let c = Cached {
+            access: Secret::new("a"),
+            expires_at: now + chrono::Duration::seconds(100),
+            lifetime: Duration::from_secs(1000),
+        };
+        // buffer = min(500 s, 300 s) = 300 s > 100 s left.
+        assert!(!c.fresh(now));
+        let c = Cached {
+            lifetime: Duration::from_secs(100),
+            expires_at: now + chrono::Duration::seconds(60),
+            ..c
+        };
+        assert!(c.fresh(now));
+    }
+
+    #[test]
+    fn org_id_from_token() {
+        assert_eq!(
+            org_from_token(&Secret::new("abc_P0A1_0b6f-org")).as_deref(),
+            Some("0b6f-org")
+        );
+        assert_eq!(org_from_token(&Secret::new("plain")), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
+
+use anyhow::Context;
+use object_store::{ObjectStoreExt, PutPayload};
+use std::path::{Path, PathBuf};
+
+use crate::auth::{AuthError, OAuthTokens};
+use crate::cli::StateAction;
+use crate::config::{ConfigError, PipelineConfig, SourceConfig};
+use crate::http::{HttpClient, RetryConfig};
+use crate::pipeline::{self, RunError, RunOptions, RunReport};
+use crate::query::{self, Format};
+use crate::sim::{self, SimConfig};
+use crate::sink::Warehouse;
+use crate::source::webex::WebexClient;
+
+/// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return 2;
+        }
+        if let Some(r) = cause.downcast_ref::<RunError>() {
+            if matches!(r, RunError::UnknownSource(_)) {
+                return 2;
+            }
+            if r.is_auth() {
+                return 3;
+            }
+        }
+        if let Some(a) = cause.downcast_ref::<AuthError>() {
+            if matches!(
+                a,
+                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. }
+            ) {
+                return 3;
+            }
+        }
+    }
+    1
+}
+
+fn parse_time_arg(
+    flag: &str,
+    v: &Option<String>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    v.as_deref()
+        .map(|s| {
+            crate::config::parse_time(s).map_err(|m| {
+                anyhow::Error::new(ConfigError::Invalid {
+                    path: PathBuf::from("(command line)"),
+                    key: flag.to_string(),
+                    message: m,
+                })
+            })
+        })
+        .transpose()
+}
+
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub sources: Vec<String>,
+    pub dry_run: bool,
+    pub report: Option<PathBuf>,
+    pub now: Option<String>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(&args.pipeline)?;
+    let opts = RunOptions {
+        since: parse_time_arg("--since", &args.since)?,
+        until: parse_time_arg("--until", &args.until)?,
+        sources: args.sources,
+        dry_run: args.dry_run,
+        now: parse_time_arg("--now", &args.now)?,
+    };
+    let (report, result) = pipeline::run(&cfg, &opts).await;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).context("encoding the run report")?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the run report to {}", path.display()))?;
+    }
+    print_summary(&report);
+    result.map_err(anyhow::Error::new)
+}
+
+fn print_summary(r: &RunReport) {
+    if r.dry_run {
+        for s in &r.sources {
+            println!("{}: {} windows planned", s.name, s.windows.len());
+            for w in &s.windows {
+                println!("  {} .. {}", w.start.to_rfc3339(), w.end.to_rfc3339());
+            }
+        }
+        return;
+    }
+    let t = r.totals();
+    let retries: u64 = r.sources.iter().map(|s| s.http.retries).sum();
+    println!(
+        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} missing; {} files; {} requests, {} retries",
+        r.pipeline,
+        r.run_id.unwrap_or(0),
+        r.status,
+        r.duration_ms as f64 / 1000.0,
+        t.tasks,
+        t.recordings,
+        t.segments,
+        t.audio_stored,
+        t.audio_bytes as f64 / 1e6,
+        t.audio_reused,
+        t.audio_pending,
+        t.audio_missing,
+        t.files,
+        r.requests(),
+        retries
+    );
+}
+
+pub async fn check(path: &Path) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(path)?;
+    println!(
+        "ok   config {} ({} sources)",
+        path.display(),
+        cfg.sources.len()
+    );
+    let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    let probe = wh.path(&["_ccetl", &format!("probe-{}", std::process::id())]);
+    wh.store()
+        .put(&probe, PutPayload::from_static(b"ccetl write probe"))
+        .await
+        .with_context(|| {
+            format!(
+                "warehouse {} is not writable; check the path or the credentials",
+                wh.url()
+            )
+        })?;
+    let _ = wh.store().delete(&probe).await;
+    println!("ok   warehouse {} is writable", wh.url());
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+    let states = pipeline::open_states(&cfg, &names)?;
+    for src in &cfg.sources {
+        let SourceConfig::Webex(w) = src;
+        let http = HttpClient::new(RetryConfig::default())?;
+        let tokens = OAuthTokens::new(
+            &w.name,
+            http.clone(),
+            w.token_url.clone(),
+            w.client_id.clone(),
+            w.client_secret.clone(),
+            w.refresh_token.clone(),
+            states[&w.name].clone(),
+        )?;
+        let client = WebexClient::new(http, std::sync::Arc::new(tokens), w.clone());
+        let now = chrono::Utc::now();
+        client
+            .list_tasks(now - chrono::Duration::minutes(1), now)
+            .await
+            .with_context(|| format!("source '{}' (webex)", w.name))?;
+        println!("ok   source {} (webex): token and tasks API work", w.name);
+    }
+    Ok(())
+}
+
+pub fn state(action: StateAction) -> anyhow::Result<()> {
+    let (path, source) = match &action {
+        StateAction::Show { pipeline } => (pipeline, None),
+        StateAction::Reset { pipeline, source } => (pipeline, source.clone()),
+    };
+    let cfg = PipelineConfig::load(path)?;
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+    let states = pipeline::open_states(&cfg, &names)?;
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        let st = &states[name];
+        if !seen.insert(st.path().to_path_buf()) {
+            continue;
+        }
+        match &action {
+            StateAction::Show { .. } => {
+                println!("state {}", st.path().display());
+                print!("{}", st.summary()?);
+            }
+            StateAction::Reset { .. } => {
+                st.reset(source.as_deref())?;
+                println!("reset watermarks and windows in {}", st.path().display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sample query the demo prints: calls with the paths of their recordings.
+pub const SAMPLE_SQL: &str =
+    "SELECT c.call_id, c.start_time, c.queue_name, c.agent_name, r.audio_uri
+FROM calls c JOIN recordings r ON r.call_id = c.call_id AND NOT r.segment
+WHERE r.audio_status = 'stored'
+ORDER BY c.start_time DESC LIMIT 10";
+
+pub fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(path)?;
+    let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    let conn = query::connect(&wh)?;
+    let batches = query::run(&conn, sql.unwrap_or(SAMPLE_SQL))?;
+    print!("{}", query::render(&batches, format)?);
+    if format == Format::Table {
+        println!();
+    }
+    Ok(())
+}
+
+/// The pipeline the demo runs, pointed at the in-process simulator.
+pub fn demo_pipeline(base_url: &str, refresh_token: &str) -> String {
+    include_str!("../pipelines/demo.toml")
+        .replace("http://127.0.0.1:8799", base_url)
+        .replace("sim-refresh-token-0", refresh_token)
+}
+
+pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let handle = sim::start(
+        SimConfig {
+            days,
+            calls_per_day,
+            // 1/10 of real 8 kHz audio keeps the demo small; lengths still follow call durations.
+            audio_rate: 800,
+            ..SimConfig::default()
+        },
+        0,
+    )
+    .await
+    .context("starting the simulator on 127.0.0.1")?;
+    println!(
+        "simulator: {} ({} days x {} calls)",
+        handle.base_url(),
+        days + 1,
+        calls_per_day
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        demo_pipeline(&handle.base_url(), &handle.sim.cfg.initial_refresh_token),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    let outcome = run(RunArgs {
+        pipeline: path.clone(),
+        since: None,
+        until: None,
+        sources: Vec::new(),
+        dry_run: false,
+        report: Some(dir.join("last-run.json")),
+        now: None,
+    })
+    .await;
+    handle.stop().await;
+    outcome?;
+    println!(
+        "\ncalls with audio ({}):",
+        SAMPLE_SQL.lines().next().unwrap_or("")
+    );
+    query(&path, None, Format::Table)?;
+    println!(
+        "warehouse: {}\nnext: ccetl query {} \"SELECT queue_name, count(*) FROM calls GROUP BY 1\"",
+        dir.join("warehouse").display(),
+        path.display()
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn simulate(
+    port: u16,
+    seed: u64,
+    days: u32,
+    calls_per_day: u32,
+    faults: &str,
+    token_ttl: u64,
+    audio_rate: u32,
+) -> anyhow::Result<()> {
+    let faults = sim::faults::parse(faults).map_err(|m| {
+        anyhow::Error::new(ConfigError::Invalid {
+            path: PathBuf::from("(command line)"),
+            key: "--faults".into(),
+            message: m,
+        })
+    })?;
+    let cfg = SimConfig {
+        seed,
+        days,
+        calls_per_day,
+        faults,
+        token_ttl_secs: token_ttl,
+        audio_rate,
+        ..SimConfig::default()
+    };
+    let handle = sim::start(cfg, port)
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let c = &handle.sim.cfg;
+    println!(
+        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
+        handle.base_url(),
+        c.client_id,
+        c.client_secret,
+        c.initial_refresh_token,
+        c.org_id,
+        handle.base_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    handle.stop().await;
+    Ok(())
+}

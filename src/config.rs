@@ -1,0 +1,537 @@
+//! Pipeline TOML → validated structs.
+//!
+//! Parsing is split in two, as ripgrep does with its low/high args: [`RawConfig`] mirrors
+//! the file (serde), and [`PipelineConfig`] is the checked result, with `${ENV}` secrets
+//! resolved and durations parsed. Every problem is reported before any I/O happens, as one
+//! line that names the key and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// A config problem. Always exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not a valid pipeline file: {message} (TOML; see the README's config reference)"
+    )]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    pipeline: RawPipeline,
+    #[serde(default, rename = "source")]
+    sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    warehouse: String,
+    state: String,
+    #[serde(default = "default_window")]
+    window: String,
+    #[serde(default = "default_lookback")]
+    lookback: String,
+    #[serde(default = "default_settle")]
+    settle: String,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    /// Earliest time the first run extracts from (RFC 3339 or YYYY-MM-DD); default 7 days back.
+    #[serde(default)]
+    start: Option<String>,
+    /// Extra options for the object store builder (endpoint, region, …).
+    #[serde(default)]
+    storage_options: BTreeMap<String, String>,
+}
+
+fn default_window() -> String {
+    "1d".into()
+}
+fn default_lookback() -> String {
+    "6h".into()
+}
+fn default_settle() -> String {
+    "15m".into()
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: String,
+    name: String,
+    base_url: String,
+    #[serde(default)]
+    token_url: Option<String>,
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    channel_types: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    audio: bool,
+    #[serde(default = "default_true")]
+    segments: bool,
+    #[serde(default)]
+    discovery: Option<String>,
+    #[serde(default)]
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    page_size: Option<u32>,
+    /// Longest time range one tasks request may cover; windows are split to fit.
+    #[serde(default)]
+    max_range: Option<String>,
+    #[serde(default)]
+    url_expiration_minutes: Option<u32>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    allow_insecure_http: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub path: PathBuf,
+    pub name: String,
+    /// Warehouse URL, normalised (`file:///abs/path` for local directories).
+    pub warehouse: String,
+    pub storage_options: BTreeMap<String, String>,
+    /// State DB path, `{source}` not yet substituted.
+    pub state: PathBuf,
+    pub window: Duration,
+    pub lookback: Duration,
+    pub settle: Duration,
+    pub concurrency: usize,
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Webex(WebexConfig),
+}
+
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Webex(w) => &w.name,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Webex(_) => "webex",
+        }
+    }
+}
+
+/// The v1 Webex Contact Center API.
+#[derive(Debug, Clone)]
+pub struct WebexConfig {
+    pub name: String,
+    pub base_url: url::Url,
+    pub token_url: url::Url,
+    pub org_id: Option<String>,
+    pub client_id: Secret,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    pub channel_types: Vec<String>,
+    pub audio: bool,
+    pub segments: bool,
+    pub page_size: u32,
+    pub max_range: Duration,
+    pub url_expiration_minutes: u32,
+    pub concurrency: usize,
+}
+
+/// Parses a duration such as `15m`, `6h`, `1d`, `30s`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("'{s}' has no unit; write e.g. 30s, 15m, 6h or 1d"))?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' does not start with a whole number; write e.g. 15m"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "'{s}' has unknown unit '{unit}'; use ms, s, m, h or d"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Replaces every `${NAME}` with the environment variable's value.
+fn expand_env(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unterminated ${…}; write ${NAME}".to_string())?;
+        let name = &after[..end];
+        let val = lookup(name).ok_or_else(|| {
+            format!(
+                "environment variable {name} is not set; export it or put the value in the file"
+            )
+        })?;
+        out.push_str(&val);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl PipelineConfig {
+    /// Reads and validates a pipeline file, resolving secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses pipeline text; `path` anchors relative paths and names the file in errors.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" at byte {}", s.start))
+                    .unwrap_or_default(),
+        })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let p = raw.pipeline;
+        if p.name.trim().is_empty() {
+            return Err(invalid("pipeline.name", "must not be empty".into()));
+        }
+        let dur = |key: &str, v: &str| parse_duration(v).map_err(|m| invalid(key, m));
+        let window = dur("pipeline.window", &p.window)?;
+        let ws = window.as_secs();
+        if ws < 60 || !(86_400 % ws == 0 || ws % 86_400 == 0) {
+            return Err(invalid(
+                "pipeline.window",
+                "must divide a day (e.g. 1h, 6h, 1d) or be whole days".into(),
+            ));
+        }
+        let lookback = dur("pipeline.lookback", &p.lookback)?;
+        let settle = dur("pipeline.settle", &p.settle)?;
+        if p.concurrency == 0 || p.concurrency > 256 {
+            return Err(invalid(
+                "pipeline.concurrency",
+                "must be between 1 and 256".into(),
+            ));
+        }
+        let warehouse = normalise_warehouse(&p.warehouse, base_dir)
+            .map_err(|m| invalid("pipeline.warehouse", m))?;
+        let state = base_dir.join(&p.state);
+        let start = p
+            .start
+            .as_deref()
+            .map(|s| parse_time(s).map_err(|m| invalid("pipeline.start", m)))
+            .transpose()?;
+
+        let mut sources = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let at = |k: &str| format!("source[{i}].{k}");
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    &at("name"),
+                    format!(
+                        "'{}' must be non-empty and use only letters, digits, '-' and '_'",
+                        s.name
+                    ),
+                ));
+            }
+            if !names.insert(s.name.clone()) {
+                return Err(invalid(
+                    &at("name"),
+                    format!("'{}' is used by two sources; names must be unique", s.name),
+                ));
+            }
+            let secret = |k: &str, v: Option<String>| -> Result<Secret, ConfigError> {
+                let v =
+                    v.ok_or_else(|| invalid(&at(k), "is required for this source kind".into()))?;
+                expand_env(&v, env)
+                    .map(Secret::new)
+                    .map_err(|m| invalid(&at(k), m))
+            };
+            let url = |k: &str, v: &str| -> Result<url::Url, ConfigError> {
+                let v = expand_env(v, env).map_err(|m| invalid(&at(k), m))?;
+                let u = url::Url::parse(&v)
+                    .map_err(|e| invalid(&at(k), format!("'{v}' is not a URL: {e}")))?;
+                check_scheme(&u, s.allow_insecure_http).map_err(|m| invalid(&at(k), m))?;
+                Ok(u)
+            };
+            match s.kind.as_str() {
+                "webex" => {
+                    let base_url = url("base_url", &s.base_url)?;
+                    let token_url = url(
+                        "token_url",
+                        s.token_url
+                            .as_deref()
+                            .unwrap_or("https://webexapis.com/v1/access_token"),
+                    )?;
+                    let max_range = match &s.max_range {
+                        Some(v) => dur(&at("max_range"), v)?,
+                        None => Duration::from_secs(86_400),
+                    };
+                    let page_size = s.page_size.unwrap_or(1000);
+                    if !(1..=1000).contains(&page_size) {
+                        return Err(invalid(
+                            &at("page_size"),
+                            "must be between 1 and 1000".into(),
+                        ));
+                    }
+                    let url_expiration_minutes = s.url_expiration_minutes.unwrap_or(30);
+                    if url_expiration_minutes == 0 {
+                        return Err(invalid(
+                            &at("url_expiration_minutes"),
+                            "must be greater than 0".into(),
+                        ));
+                    }
+                    if let Some(d) = &s.discovery {
+                        if d != "tasks" {
+                            return Err(invalid(
+                                &at("discovery"),
+                                format!("'{d}' is not supported yet; use \"tasks\""),
+                            ));
+                        }
+                    }
+                    let _ = &s.webhook_secret;
+                    sources.push(SourceConfig::Webex(WebexConfig {
+                        name: s.name.clone(),
+                        base_url,
+                        token_url,
+                        org_id: s
+                            .org_id
+                            .as_deref()
+                            .map(|v| expand_env(v, env).map_err(|m| invalid(&at("org_id"), m)))
+                            .transpose()?,
+                        client_id: secret("client_id", s.client_id.clone())?,
+                        client_secret: secret("client_secret", s.client_secret.clone())?,
+                        refresh_token: secret("refresh_token", s.refresh_token.clone())?,
+                        channel_types: s
+                            .channel_types
+                            .clone()
+                            .unwrap_or_else(|| vec!["telephony".into()]),
+                        audio: s.audio,
+                        segments: s.segments,
+                        page_size,
+                        max_range,
+                        url_expiration_minutes,
+                        concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
+                    }));
+                }
+                other => {
+                    return Err(invalid(
+                        &at("kind"),
+                        format!("'{other}' is not a known source kind; use \"webex\""),
+                    ))
+                }
+            }
+        }
+        if sources.is_empty() {
+            return Err(invalid(
+                "source",
+                "no [[source]] is configured; add at least one".into(),
+            ));
+        }
+        Ok(PipelineConfig {
+            path: path.to_path_buf(),
+            name: p.name,
+            warehouse,
+            storage_options: p.storage_options,
+            state,
+            window,
+            lookback,
+            settle,
+            concurrency: p.concurrency,
+            start,
+            sources,
+        })
+    }
+
+    /// The state file for one source (`{source}` in `state` gives each source its own file).
+    pub fn state_path(&self, source: Option<&str>) -> PathBuf {
+        let s = self.state.to_string_lossy();
+        match source {
+            Some(name) if s.contains("{source}") => PathBuf::from(s.replace("{source}", name)),
+            _ => self.state.clone(),
+        }
+    }
+}
+
+/// Only https, or http on a loopback host (the simulator, a local proxy).
+fn check_scheme(u: &url::Url, allow_insecure: bool) -> Result<(), String> {
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if loopback || allow_insecure {
+                Ok(())
+            } else {
+                Err(format!("'{u}' uses plain http to a non-loopback host; use https or set allow_insecure_http = true"))
+            }
+        }
+        s => Err(format!("scheme '{s}' is not supported; use https")),
+    }
+}
+
+/// Turns a warehouse setting into a URL; bare paths become `file://` relative to the pipeline file.
+fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, String> {
+    if let Some((scheme, _)) = value.split_once("://") {
+        return match scheme {
+            "file" | "s3" | "gs" | "az" | "abfs" | "abfss" => {
+                Ok(value.trim_end_matches('/').to_string())
+            }
+            other => Err(format!(
+                "scheme '{other}' is not supported; use file://, s3://, gs:// or az://"
+            )),
+        };
+    }
+    let dir = base_dir.join(value);
+    let abs = std::path::absolute(&dir).map_err(|e| format!("cannot resolve '{value}': {e}"))?;
+    let u = url::Url::from_directory_path(&abs)
+        .map_err(|_| format!("'{}' is not a usable directory path", abs.display()))?;
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
+/// Parses RFC 3339 or a plain UTC date.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    Err(format!(
+        "'{s}' is not a time; write 2026-01-31 or 2026-01-31T00:00:00Z"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[pipeline]
+name = "t"
+warehouse = "wh"
+state = "state.duckdb"
+[[source]]
+kind = "webex"
+name = "wx"
+base_url = "http://127.0.0.1:9"
+token_url = "http://127.0.0.1:9/v1/access_token"
+client_id = "${CID}"
+client_secret = "s"
+refresh_token = "r"
+"#;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "CID").then(|| "client-1".to_string())
+    }
+
+    #[test]
+    fn parses_and_expands_env() {
+        let c = PipelineConfig::parse(Path::new("/p/x.toml"), GOOD, &env).unwrap();
+        assert_eq!(c.warehouse, "file:///p/wh");
+        assert_eq!(c.window, Duration::from_secs(86_400));
+        let SourceConfig::Webex(w) = &c.sources[0];
+        assert_eq!(w.client_id.expose(), "client-1");
+    }
+
+    #[test]
+    fn missing_env_names_variable() {
+        let e = PipelineConfig::parse(Path::new("x.toml"), GOOD, &|_| None).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("source[0].client_id") && msg.contains("CID"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn refuses_plain_http_off_loopback() {
+        let text = GOOD.replace("http://127.0.0.1:9\"\ntoken", "http://example.com\"\ntoken");
+        let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
+        assert!(e.to_string().contains("allow_insecure_http"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let text = GOOD.replace("state = ", "stat = \"x\"\nstate = ");
+        let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
+        assert!(e.to_string().contains("stat"), "{e}");
+    }
+}

@@ -1,0 +1,259 @@
+//! One HTTP client for every source: retries with backoff, `Retry-After`, request counters
+//! and errors that name the endpoint without leaking credentials or signed query strings.
+//!
+//! Sources build each attempt's request in a closure, so anything that can go stale during a
+//! long back-off (an access token) is fetched again per attempt (Airbyte #13660).
+
+pub mod backoff;
+pub mod retry;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Serialize;
+
+use backoff::Backoff;
+pub use retry::RetryConfig;
+
+/// A failed request, after retries where the failure was transient.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{endpoint}: HTTP {status}: {message}")]
+    Status {
+        endpoint: String,
+        status: StatusCode,
+        message: String,
+        /// Seconds the server asked us to wait, when it said so.
+        retry_after: Option<Duration>,
+    },
+    #[error("{endpoint}: {source} (after {attempts} attempts)")]
+    Transport {
+        endpoint: String,
+        attempts: u32,
+        source: reqwest::Error,
+    },
+    #[error("{endpoint}: cannot build request: {message}")]
+    Request { endpoint: String, message: String },
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Request counters for the run report, one set per source.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub transport_errors: AtomicU64,
+    pub bytes_in: AtomicU64,
+}
+
+/// A point-in-time copy of [`HttpStats`].
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct HttpCounts {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled_429: u64,
+    pub server_errors_5xx: u64,
+    pub transport_errors: u64,
+    pub bytes_in: u64,
+}
+
+impl HttpStats {
+    pub fn snapshot(&self) -> HttpCounts {
+        HttpCounts {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            throttled_429: self.throttled.load(Ordering::Relaxed),
+            server_errors_5xx: self.server_errors.load(Ordering::Relaxed),
+            transport_errors: self.transport_errors.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+        }
+    }
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The shared client: one connection pool, one retry policy, one set of counters.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    retry: RetryConfig,
+    stats: Arc<HttpStats>,
+}
+
+impl HttpClient {
+    pub fn new(retry: RetryConfig) -> Result<Self, HttpError> {
+        let inner = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("ccetl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Request {
+                endpoint: "client".into(),
+                message: e.without_url().to_string(),
+            })?;
+        Ok(HttpClient {
+            inner,
+            retry,
+            stats: Arc::new(HttpStats::default()),
+        })
+    }
+
+    /// The raw client, to build requests with.
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
+    pub fn stats(&self) -> &Arc<HttpStats> {
+        &self.stats
+    }
+
+    /// Sends the request `make` builds, retrying transient failures. `endpoint` names the call
+    /// in errors and logs (method and path, never a query string).
+    pub async fn send<F, Fut, E>(&self, endpoint: &str, mut make: F) -> Result<Response, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, E>>,
+        E: From<HttpError>,
+    {
+        let started = Instant::now();
+        let mut backoff = Backoff::new(self.retry.backoff);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let request = make().await?;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = request.send().await;
+            let (wait_hint, failure) = match outcome {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    } else if status.is_server_error() {
+                        self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let body = resp.text().await.unwrap_or_default();
+                    let err = HttpError::Status {
+                        endpoint: endpoint.to_string(),
+                        status,
+                        message: api_message(&body),
+                        retry_after,
+                    };
+                    if !retry::is_transient(status) {
+                        return Err(err.into());
+                    }
+                    (retry_after, err)
+                }
+                Err(e) => {
+                    self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                    if e.is_builder() {
+                        return Err(HttpError::Request {
+                            endpoint: endpoint.to_string(),
+                            message: e.without_url().to_string(),
+                        }
+                        .into());
+                    }
+                    (
+                        None,
+                        HttpError::Transport {
+                            endpoint: endpoint.to_string(),
+                            attempts: attempt,
+                            source: e.without_url(),
+                        },
+                    )
+                }
+            };
+            let delay = match wait_hint {
+                Some(hint) if hint > self.retry.max_retry_after => return Err(failure.into()),
+                Some(hint) => hint,
+                None => backoff.next_delay(),
+            };
+            if attempt > self.retry.max_retries
+                || started.elapsed() + delay > self.retry.retry_timeout
+            {
+                return Err(failure.into());
+            }
+            tracing::debug!(endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "Retrying request.");
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Finds the human message in an API error body (WxCC `ApiErrorResponse`, Webex `Error`,
+/// OAuth `error_description`), or a short prefix of the raw body.
+pub fn api_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        let candidates = [
+            v.pointer("/error/message/0/description"),
+            v.pointer("/error_description"),
+            v.pointer("/message"),
+            v.pointer("/errors/0/description"),
+            v.pointer("/error/message"),
+            v.pointer("/error"),
+        ];
+        for c in candidates.into_iter().flatten() {
+            if let Some(s) = c.as_str() {
+                return s.to_string();
+            }
+        }
+    }
+    let trimmed: String = body.trim().chars().take(200).collect();
+    if trimmed.is_empty() {
+        "(no message in the response body)".into()
+    } else {
+        trimmed.replace(['\n', '\r'], " ")
+    }
+}
+
+/// `scheme://host/path` of a URL, without query or credentials, for logs and errors.
+pub fn redact_url(u: &url::Url) -> String {
+    format!(
+        "{}://{}{}",
+        u.scheme(),
+        u.host_str().unwrap_or(""),
+        u.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ) + u.path()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_api_messages() {
+        let wxcc = r#"{"trackingId":"t","error":{"key":"400","message":[{"description":"range too long"}]}}"#;
+        assert_eq!(api_message(wxcc), "range too long");
+        assert_eq!(
+            api_message(r#"{"error":"invalid_grant","error_description":"bad refresh"}"#),
+            "bad refresh"
+        );
+        assert_eq!(api_message("plain\ntext"), "plain text");
+        assert_eq!(api_message(""), "(no message in the response body)");
+    }
+
+    #[test]
+    fn redacts_query() {
+        let u = url::Url::parse("https://u:p@h.example:8443/a/b.wav?X-Amz-Signature=abc").unwrap();
+        assert_eq!(redact_url(&u), "https://h.example:8443/a/b.wav");
+    }
+}

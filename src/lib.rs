@@ -1,0 +1,23 @@
+//! ccetl: contact-center call data and recordings into a Parquet warehouse.
+//!
+//! Layers, in the order data flows: `source` (extract, per external system) → `transform`
+//! → `sink` (Parquet, audio, manifests in object storage), with `state` (DuckDB) recording
+//! what is committed, `pipeline` running the stages, and `http`/`auth` shared by all
+//! sources. `sim` is the built-in simulator the demo and the tests run against.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod pipeline;
+pub mod progress;
+pub mod query;
+pub mod schema;
+pub mod secret;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod state;
+pub mod transform;
+pub mod window;

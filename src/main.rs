@@ -1,0 +1,101 @@
+//! The `ccetl` binary: parse the command line, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use ccetl::cli::{Cli, Command, LogFormat};
+use ccetl::commands;
+
+fn init_logs(cli: &Cli) {
+    let default = match cli.verbose {
+        0 => "ccetl=warn",
+        1 => "ccetl=debug",
+        _ => "ccetl=trace",
+    };
+    let filter = EnvFilter::try_from_env("CCETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(&cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo {
+                dir,
+                days,
+                calls_per_day,
+            } => commands::demo(&dir, days, calls_per_day).await,
+            Command::Run {
+                pipeline,
+                since,
+                until,
+                sources,
+                dry_run,
+                report,
+                now,
+            } => {
+                commands::run(commands::RunArgs {
+                    pipeline,
+                    since,
+                    until,
+                    sources,
+                    dry_run,
+                    report,
+                    now,
+                })
+                .await
+            }
+            Command::Check { pipeline } => commands::check(&pipeline).await,
+            Command::State { action } => commands::state(action),
+            Command::Query {
+                pipeline,
+                sql,
+                format,
+            } => commands::query(&pipeline, sql.as_deref(), format),
+            Command::Simulate {
+                port,
+                seed,
+                days,
+                calls_per_day,
+                faults,
+                token_ttl,
+                audio_rate,
+            } => {
+                commands::simulate(
+                    port,
+                    seed,
+                    days,
+                    calls_per_day,
+                    &faults,
+                    token_ttl,
+                    audio_rate,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the whole cause chain, joined with ": ".
+            eprintln!("error: {e:#}");
+            ExitCode::from(commands::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `ccetl query`: DuckDB over the warehouse's Parquet files.
+//!
+//! One view per table (Hive partitions give `source` and `date` columns), and the unified
+//! `calls` and `recordings` views that every source feeds. A table with no files yet gets an
+//! empty view with the documented columns, so queries never fail on a young warehouse.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use duckdb::Connection;
+
+use crate::sink::Warehouse;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("query: {0}")]
+    Db(#[from] duckdb::Error),
+    #[error("query: {0}")]
+    Format(#[from] arrow::error::ArrowError),
+    #[error("query: warehouse {0} is not on local disk; `ccetl query` reads file:// warehouses in this version")]
+    NotLocal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn duck_type(dt: &DataType) -> String {
+    match dt {
+        DataType::Utf8 => "VARCHAR".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int32 => "INTEGER".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "TIMESTAMPTZ".into(),
+        DataType::List(f) => format!("{}[]", duck_type(f.data_type())),
+        _ => "VARCHAR".into(),
+    }
+}
+
+fn empty_view(table: &str, schema: &SchemaRef) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "CAST(NULL AS {}) AS \"{}\"",
+                duck_type(f.data_type()),
+                f.name()
+            )
+        })
+        .chain([
+            "CAST(NULL AS VARCHAR) AS source".into(),
+            "CAST(NULL AS DATE) AS date".into(),
+        ])
+        .collect();
+    format!(
+        "CREATE OR REPLACE VIEW {table} AS SELECT {} WHERE false",
+        cols.join(", ")
+    )
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+const UNIFIED: &str = r#"
+CREATE OR REPLACE VIEW calls AS
+SELECT task_id AS call_id, 'webex' AS system, source, date, created_time AS start_time,
+       last_updated_time AS end_time, channel_type, direction, status, origin AS ani,
+       destination AS dnis, queue_name, owner_name AS agent_name
+FROM webex_tasks;
+CREATE OR REPLACE VIEW recordings AS
+SELECT capture_id AS recording_id, task_id AS call_id, 'webex' AS system, source, date, segment,
+       start_time, stop_time, duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status
+FROM webex_captures;
+"#;
+
+/// An in-memory DuckDB with the warehouse's views.
+pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
+    let root = wh
+        .local_root()
+        .ok_or_else(|| QueryError::NotLocal(wh.url().to_string()))?
+        .to_path_buf();
+    let conn = Connection::open_in_memory()?;
+    for (table, schema) in crate::schema::tables() {
+        let dir = root.join(table);
+        let has_files = dir.is_dir() && walk_has_parquet(&dir);
+        let sql = if has_files {
+            let glob = format!("{}/*/*/*.parquet", dir.display());
+            format!(
+                "CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE (source, date), source, date FROM read_parquet({}, hive_partitioning = true, union_by_name = true)",
+                sql_str(&glob)
+            )
+        } else {
+            empty_view(table, &schema)
+        };
+        conn.execute_batch(&sql)?;
+    }
+    conn.execute_batch(UNIFIED)?;
+    Ok(conn)
+}
+
+fn walk_has_parquet(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            walk_has_parquet(&p)
+        } else {
+            p.extension().is_some_and(|x| x == "parquet")
+        }
+    })
+}
+
+/// Runs `sql` and returns the result batches.
+pub fn run(conn: &Connection, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let mut stmt = conn.prepare(sql)?;
+    let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
+    Ok(batches)
+}
+
+/// Formats batches for the terminal or a pipe.
+pub fn render(batches: &[RecordBatch], format: Format) -> Result<String, QueryError> {
+    match format {
+        Format::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string()),
+        Format::Csv => {
+            let mut buf = Vec::new();
+            {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut buf);
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+        Format::Json => {
+            let mut buf = Vec::new();
+            {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+    }
+}

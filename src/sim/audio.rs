@@ -1,0 +1,101 @@
+//! Deterministic WAV audio (8-bit µ-law, mono), generated in chunks so that even a 50 MB
+//! recording costs the simulator no memory.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 64 * 1024;
+pub const HEADER_LEN: u64 = 44;
+
+/// The byte length of a recording's WAV file.
+pub fn wav_len(duration_secs: u64, rate: u32) -> u64 {
+    HEADER_LEN + duration_secs.max(1) * rate as u64
+}
+
+fn header(data_len: u32, rate: u32) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(36 + data_len).to_le_bytes());
+    h[8..12].copy_from_slice(b"WAVE");
+    h[12..16].copy_from_slice(b"fmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&7u16.to_le_bytes()); // µ-law
+    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[24..28].copy_from_slice(&rate.to_le_bytes());
+    h[28..32].copy_from_slice(&rate.to_le_bytes()); // byte rate: 1 byte per sample
+    h[32..34].copy_from_slice(&1u16.to_le_bytes());
+    h[34..36].copy_from_slice(&8u16.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data_len.to_le_bytes());
+    h
+}
+
+/// The WAV file in chunks.
+pub struct WavChunks {
+    header: Option<[u8; 44]>,
+    remaining: u64,
+    state: u64,
+}
+
+impl WavChunks {
+    pub fn new(seed: u64, duration_secs: u64, rate: u32) -> Self {
+        let data_len = wav_len(duration_secs, rate) - HEADER_LEN;
+        WavChunks {
+            header: Some(header(data_len.min(u32::MAX as u64) as u32, rate)),
+            remaining: data_len,
+            state: seed | 1,
+        }
+    }
+}
+
+impl Iterator for WavChunks {
+    type Item = Bytes;
+    fn next(&mut self) -> Option<Bytes> {
+        if let Some(h) = self.header.take() {
+            return Some(Bytes::copy_from_slice(&h));
+        }
+        if self.remaining == 0 {
+            return None;
+        }
+        let n = (self.remaining as usize).min(CHUNK);
+        let mut buf = Vec::with_capacity(n);
+        while buf.len() < n {
+            // xorshift64*: cheap, deterministic, incompressible enough to be honest audio-sized.
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            let v = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+            let take = (n - buf.len()).min(8);
+            buf.extend_from_slice(&v[..take]);
+        }
+        self.remaining -= n as u64;
+        Some(Bytes::from(buf))
+    }
+}
+
+/// Size and sha256 of a recording's WAV file.
+pub fn wav_digest(seed: u64, duration_secs: u64, rate: u32) -> (u64, String) {
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    for c in WavChunks::new(seed, duration_secs, rate) {
+        n += c.len() as u64;
+        h.update(&c);
+    }
+    (n, hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_and_header() {
+        let chunks: Vec<Bytes> = WavChunks::new(9, 10, 800).collect();
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(all.len() as u64, wav_len(10, 800));
+        assert_eq!(&all[0..4], b"RIFF");
+        assert_eq!(&all[8..12], b"WAVE");
+        assert_eq!(wav_digest(9, 10, 800).0, all.len() as u64);
+        assert_ne!(wav_digest(9, 10, 800).1, wav_digest(10, 10, 800).1);
+    }
+}

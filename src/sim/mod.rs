@@ -1,0 +1,374 @@
+//! The built-in simulator: the Webex Contact Center v1 API (token, tasks, captures and
+//! pre-signed audio storage) over deterministic calls, with fault injection and a truth
+//! endpoint, served by axum on 127.0.0.1.
+//!
+//! It enforces the real API's rules, so the connector is tested against them: bearer tokens
+//! that expire, refresh tokens that rotate (a used one is revoked), at most ten task ids per
+//! captures query, a maximum time range on `/v1/tasks`, pre-signed URLs that expire and
+//! refuse an `Authorization` header, and recordings that only appear some time after a call.
+
+pub mod audio;
+pub mod data;
+pub mod faults;
+mod webex;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use data::{People, SimTask, DAY_MS};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Days of history before today.
+    pub days: u32,
+    pub calls_per_day: u32,
+    pub token_ttl_secs: u64,
+    /// Longest `to - from` that `/v1/tasks` accepts.
+    pub max_range_ms: i64,
+    /// Audio bytes per second of call (8000 = real 8 kHz µ-law).
+    pub audio_rate: u32,
+    pub client_id: String,
+    pub client_secret: String,
+    pub org_id: String,
+    /// The refresh token a new integration starts with (valid once per simulator process;
+    /// the rotated tokens it hands out stay valid across restarts with the same seed).
+    pub initial_refresh_token: String,
+    pub faults: Vec<faults::Fault>,
+    /// Start the clock at this epoch-ms instant instead of now (deterministic tests).
+    pub clock_start_ms: Option<i64>,
+    /// Stop the clock: it then moves only when told (`advance`), so tests are exact.
+    pub clock_frozen: bool,
+    /// Added to every API response (not downloads), to make runs long enough for token expiry.
+    pub latency_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 42,
+            days: 3,
+            calls_per_day: 200,
+            token_ttl_secs: 3600,
+            max_range_ms: 7 * DAY_MS,
+            audio_rate: 8000,
+            client_id: "sim-client-id".into(),
+            client_secret: "sim-client-secret".into(),
+            org_id: "0b6f1d2e-aaaa-4c4c-9999-111122223333".into(),
+            initial_refresh_token: "sim-refresh-token-0".into(),
+            faults: Vec::new(),
+            clock_start_ms: None,
+            clock_frozen: false,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// Shared simulator state.
+pub struct Sim {
+    pub cfg: SimConfig,
+    people: People,
+    first_day: i64,
+    days: Mutex<HashMap<i64, Arc<Vec<SimTask>>>>,
+    offset_ms: AtomicI64,
+    pub faults: faults::Faults,
+    stats: Mutex<BTreeMap<String, u64>>,
+    revoked: Mutex<HashSet<String>>,
+    key: Vec<u8>,
+    base_url: OnceLock<String>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Arc<Self> {
+        let key = {
+            use sha2::Digest;
+            Sha256::digest(format!("ccetl-sim-{}", cfg.seed)).to_vec()
+        };
+        let real = chrono::Utc::now().timestamp_millis();
+        let start = cfg.clock_start_ms.unwrap_or(real);
+        // A frozen clock keeps the absolute time in `offset_ms`; a running one the offset.
+        let offset = if cfg.clock_frozen {
+            start
+        } else {
+            start - real
+        };
+        let today = start.div_euclid(DAY_MS);
+        Arc::new(Sim {
+            people: data::people(cfg.seed),
+            first_day: today - cfg.days as i64,
+            faults: faults::Faults::new(cfg.faults.clone()),
+            cfg,
+            days: Mutex::new(HashMap::new()),
+            offset_ms: AtomicI64::new(offset),
+            stats: Mutex::new(BTreeMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            key,
+            base_url: OnceLock::new(),
+        })
+    }
+
+    /// The simulator's clock: real time plus an offset tests can move.
+    pub fn now_ms(&self) -> i64 {
+        let offset = self.offset_ms.load(Ordering::SeqCst);
+        if self.cfg.clock_frozen {
+            offset
+        } else {
+            chrono::Utc::now().timestamp_millis() + offset
+        }
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    pub(crate) fn sign(&self, msg: &str) -> String {
+        let mut mac = match HmacSha256::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => return String::new(), // HMAC takes keys of any length
+        };
+        mac.update(msg.as_bytes());
+        hex::encode(mac.finalize().into_bytes())[..32].to_string()
+    }
+
+    pub(crate) fn count(&self, key: &str) {
+        *self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_string())
+            .or_default() += 1;
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn revoke(&self, token: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_string())
+    }
+
+    pub(crate) fn base_url(&self) -> String {
+        self.base_url.get().cloned().unwrap_or_default()
+    }
+
+    /// Calls of one day (generated once, then cached).
+    pub fn day(&self, day: i64) -> Arc<Vec<SimTask>> {
+        if day < self.first_day {
+            return Arc::new(Vec::new());
+        }
+        let mut days = self.days.lock().unwrap_or_else(|p| p.into_inner());
+        days.entry(day)
+            .or_insert_with(|| {
+                Arc::new(data::day_tasks(
+                    self.cfg.seed,
+                    day,
+                    self.cfg.calls_per_day,
+                    &self.people,
+                ))
+            })
+            .clone()
+    }
+
+    /// Tasks created in `[from, to)` that exist by now, in creation order.
+    pub fn tasks_between(&self, from: i64, to: i64) -> Vec<SimTask> {
+        let now = self.now_ms();
+        let to = to.min(now + 1);
+        let from = from.max(self.first_day * DAY_MS);
+        if to <= from {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for day in from.div_euclid(DAY_MS)..=(to - 1).div_euclid(DAY_MS) {
+            out.extend(
+                self.day(day)
+                    .iter()
+                    .filter(|t| t.created_ms >= from && t.created_ms < to)
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    pub fn find_task(&self, id: &str) -> Option<SimTask> {
+        let day = data::day_of_task_id(id)?;
+        let t = self.day(day).iter().find(|t| t.id == id).cloned()?;
+        (t.created_ms <= self.now_ms()).then_some(t)
+    }
+
+    /// The ground truth for `[from, to)`.
+    pub fn truth(&self, from: i64, to: i64) -> Truth {
+        let now = self.now_ms();
+        let tasks = self
+            .tasks_between(from, to)
+            .into_iter()
+            .map(|t| TruthTask {
+                recordings: t
+                    .recordings
+                    .iter()
+                    .map(|r| {
+                        let (bytes, sha256) = audio::wav_digest(
+                            data::audio_seed(self.cfg.seed, &r.id),
+                            r.duration_secs(),
+                            self.cfg.audio_rate,
+                        );
+                        TruthRecording {
+                            id: r.id.clone(),
+                            segment: r.segment,
+                            available: r.available_ms <= now,
+                            bytes,
+                            sha256,
+                        }
+                    })
+                    .collect(),
+                id: t.id,
+                created_ms: t.created_ms,
+                channel_type: t.channel_type.to_string(),
+                queue: t.queue.map(|q| q.1),
+                owner: t.owner.map(|o| o.1),
+                direction: t.direction.to_string(),
+                origin: t.origin,
+            })
+            .collect();
+        Truth { now_ms: now, tasks }
+    }
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct Truth {
+    pub now_ms: i64,
+    pub tasks: Vec<TruthTask>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct TruthTask {
+    pub id: String,
+    pub created_ms: i64,
+    pub channel_type: String,
+    pub queue: Option<String>,
+    pub owner: Option<String>,
+    pub direction: String,
+    pub origin: String,
+    pub recordings: Vec<TruthRecording>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct TruthRecording {
+    pub id: String,
+    pub segment: bool,
+    pub available: bool,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+async fn truth(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Truth> {
+    let from = q
+        .get("from")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::MIN / 2);
+    let to = q
+        .get("to")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::MAX / 2);
+    Json(sim.truth(from, to))
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Json<BTreeMap<String, u64>> {
+    Json(sim.stats())
+}
+
+async fn clock(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<serde_json::Value> {
+    if let Some(ms) = q.get("advance_ms").and_then(|v| v.parse().ok()) {
+        sim.advance(ms);
+    }
+    Json(serde_json::json!({ "now_ms": sim.now_ms() }))
+}
+
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/v1/access_token", post(webex::token))
+        .route("/v1/tasks", get(webex::tasks))
+        .route("/v1/contactCenter/tasks", get(webex::tasks))
+        .route("/v1/captures/query", post(webex::captures))
+        .route("/v1/contactCenter/captures/query", post(webex::captures))
+        .route("/_storage/{task_id}/{file}", get(webex::storage))
+        .route("/_sim/truth", get(truth))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/clock", post(clock))
+        .with_state(sim)
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Serves the simulator on `127.0.0.1:port` (0 picks a free port).
+pub async fn start(cfg: SimConfig, port: u16) -> std::io::Result<SimHandle> {
+    let sim = Sim::new(cfg);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let _ = sim.base_url.set(format!("http://{addr}"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(sim.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimHandle {
+        addr,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,407 @@
+//! Simulated WxCC routes: `POST /v1/access_token`, `GET /v1/tasks`,
+//! `POST /v1/captures/query` and the pre-signed storage downloads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use serde_json::{json, Value};
+
+use super::audio::{wav_len, WavChunks};
+use super::data::{self, SimTask};
+use super::faults::FaultKind;
+use super::Sim;
+
+fn api_error(status: StatusCode, msg: &str) -> Response {
+    let body = json!({
+        "trackingId": "sim-0000",
+        "error": { "key": status.as_u16().to_string(), "message": [ { "description": msg } ] }
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Applies a pending fault for `route`, if any.
+async fn fault(sim: &Sim, route: &str) -> Option<Response> {
+    if sim.cfg.latency_ms > 0 && route != "audio" {
+        tokio::time::sleep(Duration::from_millis(sim.cfg.latency_ms)).await;
+    }
+    let kind = sim.faults.take(route)?;
+    sim.count("faults");
+    Some(match kind {
+        FaultKind::Status(429) => {
+            let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
+        FaultKind::ThrottleDate => {
+            let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+            let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            if let Ok(v) = header::HeaderValue::from_str(&at) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        FaultKind::Status(s) => api_error(
+            StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "injected fault",
+        ),
+        FaultKind::Expire => (
+            StatusCode::FORBIDDEN,
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+        )
+            .into_response(),
+    })
+}
+
+/// Checks `Authorization: Bearer sat.{expiry}.{sig}_P0A1_{org}`.
+/// `None` when the request is authorised, else the 401 to send.
+fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
+    let unauthorized = |msg: &str| {
+        sim.count("unauthorized");
+        Some(api_error(StatusCode::UNAUTHORIZED, msg))
+    };
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return unauthorized("missing bearer token");
+    };
+    let head = token.split('_').next().unwrap_or("");
+    let parts: Vec<&str> = head.split('.').collect();
+    let [tag, exp, sig] = parts.as_slice() else {
+        return unauthorized("invalid access token");
+    };
+    if *tag != "sat" || sim.sign(&format!("at|{exp}")) != *sig {
+        return unauthorized("invalid access token");
+    }
+    match exp.parse::<i64>() {
+        Ok(e) if e > sim.now_ms() => None,
+        _ => unauthorized("access token expired"),
+    }
+}
+
+pub async fn token(
+    State(sim): State<Arc<Sim>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    sim.count("token");
+    if let Some(r) = fault(&sim, "token").await {
+        return r;
+    }
+    let oauth_error = |status: StatusCode, code: &str, desc: &str| {
+        (
+            status,
+            Json(json!({ "error": code, "error_description": desc, "trackingId": "sim-0000" })),
+        )
+            .into_response()
+    };
+    if form.get("client_id") != Some(&sim.cfg.client_id)
+        || form.get("client_secret") != Some(&sim.cfg.client_secret)
+    {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed: unknown client_id or wrong client_secret",
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be refresh_token",
+        );
+    }
+    let rt = form.get("refresh_token").cloned().unwrap_or_default();
+    let valid = {
+        let parts: Vec<&str> = rt.split('.').collect();
+        rt == sim.cfg.initial_refresh_token
+            || matches!(parts.as_slice(), ["srt", n, sig] if sim.sign(&format!("rt|{n}")) == *sig)
+    };
+    // Rotation: a refresh token works once.
+    if !valid || !sim.revoke(&rt) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token is invalid, expired or already used",
+        );
+    }
+    sim.count("refreshes");
+    let n: u64 = rand::random();
+    let new_rt = format!("srt.{n}.{}", sim.sign(&format!("rt|{n}")));
+    let exp = sim.now_ms() + sim.cfg.token_ttl_secs as i64 * 1000;
+    let access = format!(
+        "sat.{exp}.{}_P0A1_{}",
+        sim.sign(&format!("at|{exp}")),
+        sim.cfg.org_id
+    );
+    Json(json!({
+        "access_token": access,
+        "expires_in": sim.cfg.token_ttl_secs,
+        "refresh_token": new_rt,
+        "refresh_token_expires_in": 7_776_000,
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+fn task_json(t: &SimTask) -> Value {
+    let named = |p: &Option<(String, String)>| {
+        p.as_ref()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+    };
+    let mut attrs = json!({
+        "channelType": t.channel_type,
+        "status": t.status,
+        "createdTime": t.created_ms,
+        "lastUpdatedTime": t.ended_ms,
+        "captureRequested": t.capture_requested,
+        "origin": t.origin,
+        "destination": t.destination,
+        "direction": t.direction,
+    });
+    if let Some(o) = named(&t.owner) {
+        attrs["owner"] = o;
+    }
+    if let Some(q) = named(&t.queue) {
+        attrs["queue"] = q;
+    }
+    json!({ "id": t.id, "attributes": attrs })
+}
+
+pub async fn tasks(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    sim.count("tasks");
+    if let Some(r) = reject_unauthorized(&sim, &headers) {
+        return r;
+    }
+    if let Some(r) = fault(&sim, "tasks").await {
+        return r;
+    }
+    let num = |k: &str| q.get(k).map(|v| v.parse::<i64>());
+    let from = match num("from") {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => {
+            return api_error(StatusCode::BAD_REQUEST, "from must be epoch milliseconds")
+        }
+        None => return api_error(StatusCode::BAD_REQUEST, "from is required"),
+    };
+    let to = match num("to") {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return api_error(StatusCode::BAD_REQUEST, "to must be epoch milliseconds"),
+        None => sim.now_ms(),
+    };
+    if to < from {
+        return api_error(StatusCode::BAD_REQUEST, "to must not be before from");
+    }
+    if to - from > sim.cfg.max_range_ms {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "time range exceeds the maximum of {} ms",
+                sim.cfg.max_range_ms
+            ),
+        );
+    }
+    let page_size = match num("pageSize") {
+        None => 100,
+        Some(Ok(v)) if (1..=1000).contains(&v) => v as usize,
+        Some(_) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "pageSize must be between 1 and 1000",
+            )
+        }
+    };
+    if let Some(org) = q.get("orgId") {
+        if org != &sim.cfg.org_id {
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "orgId does not match the token's organization",
+            );
+        }
+    }
+    let channels: Option<Vec<&str>> = q.get("channelTypes").map(|c| c.split(',').collect());
+    // `from` is inclusive here; the connector must work whichever way the real API treats it.
+    let data: Vec<Value> = sim
+        .tasks_between(from, to)
+        .iter()
+        .filter(|t| {
+            channels
+                .as_ref()
+                .is_none_or(|c| c.contains(&t.channel_type))
+        })
+        .take(page_size)
+        .map(task_json)
+        .collect();
+    Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": data })).into_response()
+}
+
+pub async fn captures(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    sim.count("captures");
+    if let Some(r) = reject_unauthorized(&sim, &headers) {
+        return r;
+    }
+    if let Some(r) = fault(&sim, "captures").await {
+        return r;
+    }
+    // The current API wraps the fields in "query"; the 2021 form was flat.
+    let q = body.get("query").unwrap_or(&body);
+    let Some(ids) = q.get("taskIds").and_then(Value::as_array) else {
+        return api_error(StatusCode::BAD_REQUEST, "taskIds is required");
+    };
+    if ids.len() > 10 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "taskIds must contain at most 10 ids",
+        );
+    }
+    let expiration = q.get("urlExpiration").and_then(Value::as_i64).unwrap_or(30);
+    if expiration <= 0 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "urlExpiration should be greater than 0",
+        );
+    }
+    if let Some(org) = q.get("orgId").and_then(Value::as_str) {
+        if org != sim.cfg.org_id {
+            return api_error(
+                StatusCode::FORBIDDEN,
+                "orgId does not match the token's organization",
+            );
+        }
+    }
+    let segments = q
+        .get("includeSegments")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let now = sim.now_ms();
+    let issued = now;
+    let data: Vec<Value> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|id| {
+            let recs: Vec<Value> = sim
+                .find_task(id)
+                .map(|t| t.recordings)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.available_ms <= now && (segments || !r.segment))
+                .map(|r| {
+                    let path = format!("/_storage/{}/{}.wav", r.task_id, r.id);
+                    let expires = expiration * 60;
+                    let sig = sim.sign(&format!("{path}|{issued}|{expires}"));
+                    let url = format!(
+                        "{}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={issued}&X-Amz-Expires={expires}&X-Amz-Signature={sig}",
+                        sim.base_url()
+                    );
+                    json!({ "id": r.id, "segment": r.segment, "attributes": {
+                        "fileName": r.file_name, "filePath": url,
+                        "startTime": r.start_ms, "stopTime": r.stop_ms,
+                        "participants": r.participants,
+                        "channel1": "Caller", "channel2": "Agent", "callType": "main",
+                    }})
+                })
+                .collect();
+            json!({ "taskId": id, "recording": recs, "transcription": [] })
+        })
+        .collect();
+    Json(json!({ "meta": { "orgId": sim.cfg.org_id, "urlExpiration": expiration }, "data": data }))
+        .into_response()
+}
+
+fn s3_error(status: StatusCode, code: &str, msg: &str) -> Response {
+    (
+        status,
+        format!("<Error><Code>{code}</Code><Message>{msg}</Message></Error>"),
+    )
+        .into_response()
+}
+
+pub async fn storage(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((task_id, file)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    sim.count("audio");
+    if headers.contains_key(header::AUTHORIZATION) {
+        sim.count("storage_auth_header");
+        return s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Only one auth mechanism allowed",
+        );
+    }
+    let (Some(issued), Some(expires), Some(sig)) = (
+        q.get("X-Amz-Date"),
+        q.get("X-Amz-Expires"),
+        q.get("X-Amz-Signature"),
+    ) else {
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Query-string authentication requires a signature",
+        );
+    };
+    let path = format!("/_storage/{task_id}/{file}");
+    if sim.sign(&format!("{path}|{issued}|{expires}")) != *sig {
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature does not match",
+        );
+    }
+    let (Ok(issued), Ok(expires)) = (issued.parse::<i64>(), expires.parse::<i64>()) else {
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "bad X-Amz-Date or X-Amz-Expires",
+        );
+    };
+    if sim.now_ms() > issued + expires * 1000 {
+        sim.count("expired_urls");
+        return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    if let Some(r) = fault(&sim, "audio").await {
+        return r;
+    }
+    let rec_id = file.trim_end_matches(".wav");
+    let Some(rec) = sim
+        .find_task(&task_id)
+        .and_then(|t| t.recordings.into_iter().find(|r| r.id == rec_id))
+    else {
+        return s3_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
+    };
+    let rate = sim.cfg.audio_rate;
+    let len = wav_len(rec.duration_secs(), rate);
+    let chunks = WavChunks::new(
+        data::audio_seed(sim.cfg.seed, &rec.id),
+        rec.duration_secs(),
+        rate,
+    );
+    let stream = futures::stream::iter(chunks.map(Ok::<_, std::io::Error>));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "audio/wav")
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,142 @@
+//! The audio copier: streams a recording from its pre-signed URL straight into the
+//! warehouse, hashing on the way.
+//!
+//! Memory is bounded by the multipart part size, never by the file (Airbyte PR #52662).
+//! Pre-signed URLs carry their own signature, so no `Authorization` header is ever sent to
+//! them (S3 rejects a second auth mechanism, and a token must not leak to storage hosts).
+
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, WriteMultipart};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+
+use super::store::Warehouse;
+use crate::http::{redact_url, HttpClient, HttpError};
+
+/// Multipart part size: S3's minimum, and the bound on per-download memory.
+const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Parts in flight per download.
+const PARTS_IN_FLIGHT: usize = 2;
+/// Restarts of a download whose body broke off mid-stream.
+const BODY_RETRIES: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The pre-signed URL expired (S3 answers 403): ask the API for a fresh one.
+    #[error("{endpoint}: pre-signed URL refused or expired (HTTP 403)")]
+    Expired { endpoint: String },
+    /// The object is gone.
+    #[error("{endpoint}: recording not found (HTTP 404)")]
+    NotFound { endpoint: String },
+    #[error(transparent)]
+    Http(HttpError),
+    #[error("{endpoint}: download broke off after {attempts} attempts: {message}")]
+    Body {
+        endpoint: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("writing audio object {key}: {source}")]
+    Store {
+        key: String,
+        source: object_store::Error,
+    },
+}
+
+/// A stored object's size and content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Copies `url` to `path` in the warehouse, restarting when the body breaks off.
+pub async fn copy(
+    http: &HttpClient,
+    url: &url::Url,
+    wh: &Warehouse,
+    path: &Path,
+) -> Result<Stored, AudioError> {
+    let endpoint = format!("GET {}", redact_url(url));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match copy_once(http, url, wh, path, &endpoint).await {
+            Err(AudioError::Body { message, .. }) if attempt < BODY_RETRIES => {
+                tracing::debug!(
+                    endpoint,
+                    attempt,
+                    message,
+                    "Audio body broke off; restarting download."
+                );
+            }
+            Err(AudioError::Body { message, .. }) => {
+                return Err(AudioError::Body {
+                    endpoint,
+                    attempts: attempt,
+                    message,
+                })
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn copy_once(
+    http: &HttpClient,
+    url: &url::Url,
+    wh: &Warehouse,
+    path: &Path,
+    endpoint: &str,
+) -> Result<Stored, AudioError> {
+    // No bearer token here, on purpose: the URL is its own credential.
+    let resp = http
+        .send(endpoint, || async {
+            Ok::<_, HttpError>(http.reqwest().get(url.clone()))
+        })
+        .await
+        .map_err(|e| match e.status() {
+            Some(StatusCode::FORBIDDEN) => AudioError::Expired {
+                endpoint: endpoint.to_string(),
+            },
+            Some(StatusCode::NOT_FOUND) => AudioError::NotFound {
+                endpoint: endpoint.to_string(),
+            },
+            _ => AudioError::Http(e),
+        })?;
+    let store_err = |source| AudioError::Store {
+        key: path.to_string(),
+        source,
+    };
+    let upload = wh.store().put_multipart(path).await.map_err(store_err)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut hasher = Sha256::new();
+    let mut total: u64 = 0;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(AudioError::Body {
+                    endpoint: endpoint.to_string(),
+                    attempts: 1,
+                    message: e.without_url().to_string(),
+                });
+            }
+        };
+        hasher.update(&chunk);
+        total += chunk.len() as u64;
+        http.stats().add_bytes(chunk.len() as u64);
+        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            return Err(store_err(e));
+        }
+        writer.put(chunk);
+    }
+    writer.finish().await.map_err(store_err)?;
+    Ok(Stored {
+        bytes: total,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}

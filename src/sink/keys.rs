@@ -1,0 +1,127 @@
+//! Object keys built from API data, made safe.
+//!
+//! Ids come from remote APIs; a key segment built from one must never climb out of its
+//! prefix (`..`), be absolute, or smuggle separators or control characters. Unsafe ids keep
+//! a readable part plus a hash of the original, so two different ids never share a key.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+const MAX_SEGMENT: usize = 128;
+
+/// One key segment for an id: `[A-Za-z0-9._-]`, no leading dot, at most 128 bytes.
+pub fn safe_segment(id: &str) -> String {
+    let cleaned: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed == id && !id.is_empty() && id.len() <= MAX_SEGMENT {
+        return id.to_string();
+    }
+    let digest = hex::encode(Sha256::digest(id.as_bytes()));
+    let head: String = trimmed.chars().take(MAX_SEGMENT - 14).collect();
+    let head = if head.is_empty() {
+        "id".to_string()
+    } else {
+        head
+    };
+    format!("{head}-{}", &digest[..12])
+}
+
+/// `part-20260131T000000Z.parquet`: one file per window, named by the window start.
+pub fn part_file(window_start: DateTime<Utc>) -> String {
+    format!("part-{}.parquet", window_stamp(window_start))
+}
+
+pub fn window_stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// `{table}/source={name}/date={YYYY-MM-DD}/part-{window}.parquet`.
+pub fn table_file(
+    table: &str,
+    source: &str,
+    date: chrono::NaiveDate,
+    window_start: DateTime<Utc>,
+) -> String {
+    format!(
+        "{table}/source={}/date={}/{}",
+        safe_segment(source),
+        date.format("%Y-%m-%d"),
+        part_file(window_start)
+    )
+}
+
+/// `audio/{source}/{YYYY}/{MM}/{DD}/{call}/{recording}.{ext}`, dated by the call's own time.
+pub fn audio_key(
+    source: &str,
+    call_time: DateTime<Utc>,
+    call_id: &str,
+    recording_id: &str,
+    ext: &str,
+) -> String {
+    format!(
+        "audio/{}/{}/{}/{}.{}",
+        safe_segment(source),
+        call_time.format("%Y/%m/%d"),
+        safe_segment(call_id),
+        safe_segment(recording_id),
+        ext
+    )
+}
+
+/// `_ccetl/manifests/{source}/{stream}/{window}.json`.
+pub fn manifest_key(source: &str, stream: &str, window_start: DateTime<Utc>) -> String {
+    format!(
+        "_ccetl/manifests/{}/{}/{}.json",
+        safe_segment(source),
+        safe_segment(stream),
+        window_stamp(window_start)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hostile_ids_stay_inside() {
+        for id in [
+            "../../etc/passwd",
+            "/abs",
+            "a\\b",
+            "a\0b",
+            "..",
+            ".",
+            "",
+            "x\ny",
+            &"z".repeat(500),
+        ] {
+            let s = safe_segment(id);
+            assert!(
+                !s.contains('/') && !s.contains('\\') && !s.starts_with('.'),
+                "{id:?} -> {s}"
+            );
+            assert!(!s.is_empty() && s.len() <= MAX_SEGMENT, "{id:?} -> {s}");
+        }
+        assert_ne!(safe_segment("a/b"), safe_segment("a_b"));
+        assert_eq!(safe_segment("5d1c9a40-1111-4e2b"), "5d1c9a40-1111-4e2b");
+    }
+
+    proptest! {
+        #[test]
+        fn any_id_is_one_safe_segment(id in ".*") {
+            let s = safe_segment(&id);
+            prop_assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+            prop_assert!(!s.starts_with('.') && !s.is_empty() && s.len() <= MAX_SEGMENT);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Window manifests: the warehouse's own record of what each committed window wrote.
+//!
+//! A manifest is written after the window's data files and before the state commit, so the
+//! warehouse alone can tell which windows are complete (`state rebuild` reads them back).
+
+use chrono::{DateTime, Utc};
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::parquet::WrittenFile;
+use super::store::{StoreError, Warehouse};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub source: String,
+    pub stream: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub run_id: i64,
+    pub written_at: DateTime<Utc>,
+    pub files: Vec<ManifestFile>,
+    pub audio_stored: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub table: String,
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl From<&WrittenFile> for ManifestFile {
+    fn from(w: &WrittenFile) -> Self {
+        ManifestFile {
+            table: w.table.clone(),
+            key: w.key.clone(),
+            rows: w.rows,
+            bytes: w.bytes,
+        }
+    }
+}
+
+pub async fn write(wh: &Warehouse, m: &Manifest) -> Result<String, StoreError> {
+    let key = keys::manifest_key(&m.source, &m.stream, m.window_start);
+    let body = serde_json::to_vec_pretty(m).unwrap_or_default();
+    wh.store()
+        .put(&wh.path(&[&key]), PutPayload::from(body))
+        .await
+        .map_err(|source| StoreError::Write {
+            key: key.clone(),
+            source,
+        })?;
+    Ok(key)
+}

@@ -1,0 +1,9 @@
+//! Load: the warehouse (object store), Parquet partition files, audio objects, manifests.
+
+pub mod audio;
+pub mod keys;
+pub mod manifest;
+pub mod parquet;
+pub mod store;
+
+pub use store::{StoreError, Warehouse};

@@ -1,0 +1,114 @@
+//! The partition writer: one Parquet file (zstd) per (table, date partition, window).
+//!
+//! Files are named by the window start, so re-reading a window replaces its files instead of
+//! adding duplicates, and each file is written with one atomic `put`.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::keys;
+use super::store::{StoreError, Warehouse};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("encoding {table} as Parquet: {source}")]
+    Encode {
+        table: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("splitting {table} into partitions: {source}")]
+    Split {
+        table: String,
+        source: arrow::error::ArrowError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A table's rows for one window, with each row's partition date (the call's own date).
+#[derive(Debug, Clone)]
+pub struct TableRows {
+    pub table: &'static str,
+    pub batch: RecordBatch,
+    pub dates: Vec<NaiveDate>,
+}
+
+/// A file the writer put.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenFile {
+    pub table: String,
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
+/// Writes `rows` into its date partitions for the window starting at `window_start`.
+pub async fn write_table(
+    wh: &Warehouse,
+    source: &str,
+    window_start: DateTime<Utc>,
+    rows: &TableRows,
+) -> Result<Vec<WrittenFile>, WriteError> {
+    let mut by_date: BTreeMap<NaiveDate, Vec<u32>> = BTreeMap::new();
+    for (i, d) in rows.dates.iter().enumerate() {
+        by_date.entry(*d).or_default().push(i as u32);
+    }
+    let mut written = Vec::new();
+    for (date, idx) in by_date {
+        let part = if idx.len() == rows.batch.num_rows() {
+            rows.batch.clone()
+        } else {
+            take_record_batch(&rows.batch, &UInt32Array::from(idx)).map_err(|source| {
+                WriteError::Split {
+                    table: rows.table.to_string(),
+                    source,
+                }
+            })?
+        };
+        let bytes = encode(rows.table, &part)?;
+        let key = keys::table_file(rows.table, source, date, window_start);
+        let path = wh.path(&[&key]);
+        let size = bytes.len() as u64;
+        wh.store()
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|source| StoreError::Write {
+                key: key.clone(),
+                source,
+            })?;
+        written.push(WrittenFile {
+            table: rows.table.to_string(),
+            key,
+            rows: part.num_rows() as u64,
+            bytes: size,
+        });
+    }
+    Ok(written)
+}
+
+fn encode(table: &str, batch: &RecordBatch) -> Result<Bytes, WriteError> {
+    let err = |source| WriteError::Encode {
+        table: table.to_string(),
+        source,
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(properties())).map_err(err)?;
+    w.write(batch).map_err(err)?;
+    w.close().map_err(err)?;
+    Ok(Bytes::from(buf))
+}

@@ -1,0 +1,100 @@
+//! The warehouse: one object store (local disk, S3, GCS or Azure) and a root prefix.
+//!
+//! Every write in ccetl goes through here, so moving a warehouse from disk to a bucket is a
+//! config change. Local directories use `LocalFileSystem`, whose writes land in a staging
+//! file (`name#n`) and are renamed into place, so readers never see a partial file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("warehouse '{url}': {message}")]
+    Open { url: String, message: String },
+    #[error("warehouse write {key}: {source}")]
+    Write {
+        key: String,
+        source: object_store::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    store: Arc<dyn ObjectStore>,
+    /// The warehouse URL without a trailing slash, e.g. `file:///data/wh` or `s3://b/wh`.
+    url: String,
+    prefix: Path,
+    local_root: Option<PathBuf>,
+}
+
+impl Warehouse {
+    pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Self, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            url: url.to_string(),
+            message,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| open_err(e.to_string()))?;
+        if parsed.scheme() == "file" {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| open_err("not a local path".into()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| open_err(format!("cannot create directory: {e}")))?;
+            let store =
+                LocalFileSystem::new_with_prefix(&dir).map_err(|e| open_err(e.to_string()))?;
+            return Ok(Warehouse {
+                store: Arc::new(store),
+                url: url.trim_end_matches('/').to_string(),
+                prefix: Path::default(),
+                local_root: Some(dir),
+            });
+        }
+        let (store, prefix) = object_store::parse_url_opts(&parsed, options.iter())
+            .map_err(|e| open_err(format!("{e}; check the URL and storage_options")))?;
+        Ok(Warehouse {
+            store: Arc::from(store),
+            url: url.trim_end_matches('/').to_string(),
+            prefix,
+            local_root: None,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The object path for a warehouse-relative key made of already-safe parts.
+    pub fn path(&self, parts: &[&str]) -> Path {
+        let mut p = self.prefix.clone();
+        for part in parts {
+            for seg in part.split('/').filter(|s| !s.is_empty()) {
+                p = p.join(seg);
+            }
+        }
+        p
+    }
+
+    /// The full URI of an object, as recorded in `audio_uri`.
+    pub fn uri(&self, path: &Path) -> String {
+        let rel = path
+            .as_ref()
+            .strip_prefix(self.prefix.as_ref())
+            .unwrap_or(path.as_ref())
+            .trim_start_matches('/');
+        format!("{}/{}", self.url, rel)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The local directory of a `file://` warehouse.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+}

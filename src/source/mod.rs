@@ -1,0 +1,3 @@
+//! Extract: one module per external system, each turning API pages into rows.
+
+pub mod webex;

@@ -1,0 +1,233 @@
+//! Requests to the v1 API: tasks paged per window, captures in batches of ten.
+//!
+//! Every request fetches its bearer token inside the retry loop, and a 401 invalidates that
+//! token and is retried once with a fresh one (a token revoked or expired mid-run).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::json;
+
+use super::model::{CapturePage, Task, TaskCaptures, TaskPage};
+use super::WebexError;
+use crate::auth::OAuthTokens;
+use crate::config::WebexConfig;
+use crate::http::{HttpClient, HttpError};
+use crate::secret::Secret;
+use crate::window;
+
+/// The most task ids one captures query may carry (the API answers 400 above it).
+pub const MAX_TASK_IDS: usize = 10;
+/// The largest `pageSize` `/v1/tasks` accepts.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct WebexClient {
+    pub(crate) http: HttpClient,
+    tokens: Arc<OAuthTokens>,
+    cfg: WebexConfig,
+    org_id: Arc<Mutex<Option<String>>>,
+}
+
+impl WebexClient {
+    pub fn new(http: HttpClient, tokens: Arc<OAuthTokens>, cfg: WebexConfig) -> Self {
+        let org = cfg.org_id.clone();
+        WebexClient {
+            http,
+            tokens,
+            cfg,
+            org_id: Arc::new(Mutex::new(org)),
+        }
+    }
+
+    pub fn config(&self) -> &WebexConfig {
+        &self.cfg
+    }
+
+    fn url(&self, path: &str) -> url::Url {
+        let mut u = self.cfg.base_url.clone();
+        let base = u.path().trim_end_matches('/').to_string();
+        u.set_path(&format!("{base}{path}"));
+        u
+    }
+
+    /// The org id: configured, else the last `_`-part of the access token.
+    pub async fn org_id(&self) -> Result<Option<String>, WebexError> {
+        if let Some(o) = self
+            .org_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(Some(o));
+        }
+        let token = self.tokens.access_token().await?;
+        let org = crate::auth::oauth::org_from_token(&token);
+        *self.org_id.lock().unwrap_or_else(|p| p.into_inner()) = org.clone();
+        Ok(org)
+    }
+
+    /// Sends an authorised request; a 401 refreshes the token once and tries again.
+    async fn authed(
+        &self,
+        endpoint: &str,
+        build: impl Fn(&Secret) -> RequestBuilder,
+    ) -> Result<reqwest::Response, WebexError> {
+        let used: Mutex<Option<Secret>> = Mutex::new(None);
+        for attempt in 0..2 {
+            let result = self
+                .http
+                .send(endpoint, || async {
+                    let token = self.tokens.access_token().await?;
+                    *used.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                    Ok::<_, WebexError>(build(&token).bearer_auth(token.expose()))
+                })
+                .await;
+            match result {
+                Err(WebexError::Http(HttpError::Status { status, .. }))
+                    if status == StatusCode::UNAUTHORIZED =>
+                {
+                    let token = used.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(t) = token {
+                        self.tokens.invalidate(&t).await;
+                    }
+                    if attempt == 1 {
+                        return Err(crate::auth::AuthError::StillUnauthorized {
+                            source_name: self.cfg.name.clone(),
+                            endpoint: endpoint.to_string(),
+                        }
+                        .into());
+                    }
+                    tracing::info!(source = %self.cfg.name, endpoint, "Access token refused (401); refreshing once.");
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// All tasks created in `[start, end)`, in requests no longer than `max_range`.
+    ///
+    /// `/v1/tasks` has no cursor: each page moves `from` to just before the last `createdTime`
+    /// seen, so tasks sharing that millisecond are read again rather than skipped whichever
+    /// way the API treats `from`, and ids already seen are dropped.
+    pub async fn list_tasks(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Task>, WebexError> {
+        let max =
+            chrono::Duration::from_std(self.cfg.max_range).unwrap_or(chrono::Duration::days(1));
+        let org = self.org_id().await?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let (lo, hi) = (start.timestamp_millis(), end.timestamp_millis());
+        for (s, e) in window::split(start, end, max) {
+            let mut from = s.timestamp_millis() - 1;
+            let to = e.timestamp_millis();
+            let mut size = self.cfg.page_size;
+            loop {
+                let page = self.task_page(from, to, size, org.as_deref()).await?;
+                let n = page.data.len();
+                let mut last = from;
+                for t in page.data {
+                    let c = t.attributes.created_time;
+                    last = last.max(c);
+                    if c >= lo && c < hi && seen.insert(t.id.clone()) {
+                        out.push(t);
+                    }
+                }
+                if n < size as usize {
+                    break;
+                }
+                let next = last - 1;
+                if next > from {
+                    from = next;
+                    size = self.cfg.page_size;
+                } else if size < MAX_PAGE_SIZE {
+                    // A whole page created in one millisecond: widen the page, same `from`.
+                    size = (size * 2).min(MAX_PAGE_SIZE);
+                } else {
+                    return Err(WebexError::PageLoop {
+                        endpoint: "GET /v1/tasks".into(),
+                        detail: format!(
+                            "more than {n} tasks created at {last}, the API's largest page"
+                        ),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.attributes.created_time, &a.id).cmp(&(b.attributes.created_time, &b.id))
+        });
+        Ok(out)
+    }
+
+    async fn task_page(
+        &self,
+        from: i64,
+        to: i64,
+        size: u32,
+        org: Option<&str>,
+    ) -> Result<TaskPage, WebexError> {
+        let url = self.url("/v1/tasks");
+        let endpoint = "GET /v1/tasks";
+        let mut query: Vec<(&str, String)> = vec![
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+            ("pageSize", size.to_string()),
+        ];
+        if !self.cfg.channel_types.is_empty() {
+            query.push(("channelTypes", self.cfg.channel_types.join(",")));
+        }
+        if let Some(o) = org {
+            query.push(("orgId", o.to_string()));
+        }
+        let resp = self
+            .authed(endpoint, |_| {
+                self.http.reqwest().get(url.clone()).query(&query)
+            })
+            .await?;
+        decode(endpoint, resp).await
+    }
+
+    /// Captures for at most ten tasks; unknown task ids come back with no recordings.
+    pub async fn query_captures(
+        &self,
+        task_ids: &[String],
+    ) -> Result<Vec<TaskCaptures>, WebexError> {
+        debug_assert!(task_ids.len() <= MAX_TASK_IDS);
+        let org = self.org_id().await?;
+        let url = self.url("/v1/captures/query");
+        let endpoint = "POST /v1/captures/query";
+        let body = json!({ "query": {
+            "orgId": org,
+            "taskIds": task_ids,
+            "urlExpiration": self.cfg.url_expiration_minutes,
+            "includeSegments": self.cfg.segments,
+        }});
+        let resp = self
+            .authed(endpoint, |_| {
+                self.http.reqwest().post(url.clone()).json(&body)
+            })
+            .await?;
+        let page: CapturePage = decode(endpoint, resp).await?;
+        Ok(page.data)
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    endpoint: &str,
+    resp: reqwest::Response,
+) -> Result<T, WebexError> {
+    let body = resp.bytes().await.map_err(|e| WebexError::Decode {
+        endpoint: endpoint.to_string(),
+        message: format!("reading body: {}", e.without_url()),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| WebexError::Decode {
+        endpoint: endpoint.to_string(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,243 @@
+//! Webex Contact Center, v1 API: tasks → captures (with segments) → audio.
+//!
+//! One window at a time: list the window's tasks, query their captures in batches of ten
+//! (concurrently, bounded by the source's `concurrency`), then copy each recording's audio
+//! into the warehouse. An expired pre-signed URL triggers one re-query of that task's
+//! captures for a fresh URL.
+
+pub mod client;
+pub mod model;
+pub mod tables;
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+
+pub use client::WebexClient;
+use model::{Task, TaskCaptures};
+use tables::{AudioState, RecordingRow};
+
+use crate::auth::AuthError;
+use crate::http::HttpError;
+use crate::sink::audio::{self, AudioError};
+use crate::sink::{keys, Warehouse};
+use crate::state::State;
+use crate::window::Window;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebexError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{endpoint}: unexpected response: {message}")]
+    Decode { endpoint: String, message: String },
+    #[error("{endpoint}: paging cannot advance: {detail}")]
+    PageLoop { endpoint: String, detail: String },
+    #[error("state: {0}")]
+    State(#[from] crate::state::StateError),
+}
+
+/// A window's extracted data, before audio.
+#[derive(Debug)]
+pub struct Extracted {
+    pub tasks: Vec<Task>,
+    pub captures: Vec<TaskCaptures>,
+    pub org_id: Option<String>,
+}
+
+/// Lists the window's tasks and queries their captures.
+pub async fn extract(client: &WebexClient, w: Window) -> Result<Extracted, WebexError> {
+    let tasks = client.list_tasks(w.start, w.end).await?;
+    let org_id = client.org_id().await?;
+    // captureRequested=false means no capture will ever exist: don't ask.
+    let ids: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.attributes.capture_requested != Some(false))
+        .map(|t| t.id.clone())
+        .collect();
+    let batches: Vec<Vec<TaskCaptures>> = futures::stream::iter(ids.chunks(client::MAX_TASK_IDS))
+        .map(|chunk| client.query_captures(chunk))
+        .buffer_unordered(client.config().concurrency)
+        .try_collect()
+        .await?;
+    let mut captures: Vec<TaskCaptures> = batches
+        .into_iter()
+        .flatten()
+        .filter(|c| !c.recording.is_empty())
+        .collect();
+    captures.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    Ok(Extracted {
+        tasks,
+        captures,
+        org_id,
+    })
+}
+
+fn extension(file_name: Option<&str>) -> &str {
+    file_name
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("wav")
+}
+
+/// Copies every recording's audio (unless the ledger already holds it) and returns the rows
+/// for the capture tables.
+pub async fn fetch_audio(
+    client: &WebexClient,
+    wh: &Warehouse,
+    state: &State,
+    ex: &Extracted,
+) -> Result<Vec<RecordingRow>, WebexError> {
+    let created: HashMap<&str, i64> = ex
+        .tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.attributes.created_time))
+        .collect();
+    let source = client.config().name.clone();
+    let jobs: Vec<(String, i64, model::Recording)> = ex
+        .captures
+        .iter()
+        .flat_map(|c| {
+            let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
+            c.recording
+                .iter()
+                .map(move |r| (c.task_id.clone(), at, r.clone()))
+        })
+        .collect();
+    let audio_on = client.config().audio;
+    let rows: Vec<RecordingRow> = futures::stream::iter(jobs)
+        .map(|(task_id, at, rec)| {
+            let source = source.clone();
+            async move {
+                let audio = if audio_on {
+                    copy_one(client, wh, state, &source, &task_id, at, &rec).await?
+                } else {
+                    AudioState {
+                        status: "disabled",
+                        uri: None,
+                        bytes: None,
+                        sha256: None,
+                        error: None,
+                    }
+                };
+                Ok::<_, WebexError>(RecordingRow {
+                    task_id,
+                    task_created_ms: at,
+                    recording: rec,
+                    audio,
+                })
+            }
+        })
+        .buffer_unordered(client.config().concurrency)
+        .try_collect()
+        .await?;
+    Ok(rows)
+}
+
+async fn copy_one(
+    client: &WebexClient,
+    wh: &Warehouse,
+    state: &State,
+    source: &str,
+    task_id: &str,
+    task_created_ms: i64,
+    rec: &model::Recording,
+) -> Result<AudioState, WebexError> {
+    let at = chrono::DateTime::from_timestamp_millis(task_created_ms).unwrap_or_default();
+    let key = keys::audio_key(
+        source,
+        at,
+        task_id,
+        &rec.id,
+        extension(rec.attributes.file_name.as_deref()),
+    );
+    let path: Path = wh.path(&[&key]);
+    let uri = wh.uri(&path);
+    if let Some(prev) = state.audio(source, &rec.id)? {
+        if prev.status == "stored" && prev.uri.as_deref() == Some(uri.as_str()) {
+            return Ok(AudioState {
+                status: "stored",
+                uri: prev.uri,
+                bytes: prev.bytes,
+                sha256: prev.sha256,
+                error: None,
+            });
+        }
+    }
+    let mut url = parse_file_path(&rec.attributes.file_path)?;
+    let mut renewed = false;
+    loop {
+        match audio::copy(&client.http, &url, wh, &path).await {
+            Ok(stored) => {
+                return Ok(AudioState {
+                    status: "stored",
+                    uri: Some(uri),
+                    bytes: Some(stored.bytes),
+                    sha256: Some(stored.sha256),
+                    error: None,
+                })
+            }
+            Err(AudioError::Expired { .. }) if !renewed => {
+                renewed = true;
+                tracing::info!(source, task_id, recording = %rec.id, "Pre-signed URL expired; asking for a fresh one.");
+                let fresh = client.query_captures(&[task_id.to_string()]).await?;
+                let found = fresh
+                    .iter()
+                    .flat_map(|c| c.recording.iter())
+                    .find(|r| r.id == rec.id)
+                    .map(|r| r.attributes.file_path.clone());
+                match found {
+                    Some(p) => url = parse_file_path(&p)?,
+                    None => {
+                        return Ok(missing(
+                            "recording no longer listed by the captures API".into(),
+                        ))
+                    }
+                }
+            }
+            Err(AudioError::NotFound { endpoint }) => {
+                return Ok(missing(format!("{endpoint}: not found (404)")));
+            }
+            Err(e @ AudioError::Expired { .. }) => return Ok(pending(e.to_string())),
+            Err(e @ (AudioError::Http(_) | AudioError::Body { .. })) => {
+                return Ok(pending(e.to_string()))
+            }
+            Err(AudioError::Store { key, source }) => {
+                return Err(WebexError::Decode {
+                    endpoint: format!("audio store {key}"),
+                    message: source.to_string(),
+                })
+            }
+        }
+    }
+}
+
+fn missing(error: String) -> AudioState {
+    AudioState {
+        status: "missing",
+        uri: None,
+        bytes: None,
+        sha256: None,
+        error: Some(error),
+    }
+}
+
+fn pending(error: String) -> AudioState {
+    AudioState {
+        status: "pending",
+        uri: None,
+        bytes: None,
+        sha256: None,
+        error: Some(error),
+    }
+}
+
+fn parse_file_path(p: &str) -> Result<url::Url, WebexError> {
+    url::Url::parse(p).map_err(|e| WebexError::Decode {
+        endpoint: "POST /v1/captures/query".into(),
+        message: format!("recording filePath is not a URL: {e}"),
+    })
+}

@@ -1,0 +1,160 @@
+//! Wire shapes of the v1 API (`GET /v1/tasks`, `POST /v1/captures/query`).
+//!
+//! Deliberately lenient where the real API is (API_NOTES): `owner`/`queue` may be absent,
+//! epoch-ms times may arrive as numbers or strings, transcription keys vary in case, and
+//! attributes the spec does not list are kept for the `extra` column.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct TaskPage {
+    #[serde(default)]
+    pub meta: Option<Meta>,
+    pub data: Vec<Task>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct Meta {
+    #[serde(rename = "orgId", default)]
+    pub org_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Task {
+    pub id: String,
+    pub attributes: TaskAttributes,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAttributes {
+    #[serde(default)]
+    pub owner: Option<Named>,
+    #[serde(default)]
+    pub queue: Option<Named>,
+    #[serde(default)]
+    pub channel_type: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(deserialize_with = "epoch_ms")]
+    pub created_time: i64,
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub last_updated_time: Option<i64>,
+    #[serde(default)]
+    pub capture_requested: Option<bool>,
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub reason_code: Option<String>,
+    /// Attributes this version does not know, kept as JSON in `extra`.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Named {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CapturePage {
+    pub data: Vec<TaskCaptures>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCaptures {
+    pub task_id: String,
+    #[serde(default)]
+    pub recording: Vec<Recording>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Recording {
+    pub id: String,
+    #[serde(default)]
+    pub segment: bool,
+    pub attributes: RecordingAttributes,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingAttributes {
+    #[serde(default)]
+    pub file_name: Option<String>,
+    pub file_path: String,
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub start_time: Option<i64>,
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub stop_time: Option<i64>,
+    #[serde(default)]
+    pub participants: Vec<String>,
+    #[serde(default)]
+    pub channel1: Option<String>,
+    #[serde(default)]
+    pub channel2: Option<String>,
+    #[serde(default)]
+    pub call_type: Option<String>,
+    #[serde(default)]
+    pub sensitive: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn to_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn epoch_ms<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = Value::deserialize(d)?;
+    to_ms(&v)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected epoch milliseconds, got {v}")))
+}
+
+fn opt_epoch_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => to_ms(&v).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected epoch milliseconds, got {v}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_task_and_capture() {
+        let page: TaskPage = serde_json::from_str(
+            r#"{"meta":{"orgId":"o"},"data":[{"id":"t1","attributes":{"channelType":"telephony",
+            "createdTime":1760000000000,"status":"abandoned","newField":7}}]}"#,
+        )
+        .unwrap();
+        let a = &page.data[0].attributes;
+        assert!(a.owner.is_none() && a.queue.is_none());
+        assert_eq!(a.extra.get("newField"), Some(&Value::from(7)));
+
+        let caps: CapturePage = serde_json::from_str(
+            r#"{"data":[{"taskId":"t1","recording":[{"id":"r","segment":false,"attributes":{
+            "filePath":"https://x/y","startTime":"1661785612510","stopTime":1661785712510}}],"transcription":[]}]}"#,
+        )
+        .unwrap();
+        let r = &caps.data[0].recording[0].attributes;
+        assert_eq!(r.start_time, Some(1_661_785_612_510));
+        assert_eq!(r.stop_time, Some(1_661_785_712_510));
+    }
+}

@@ -1,0 +1,318 @@
+//! Webex rows as Arrow: `webex_tasks`, `webex_captures`, `webex_segments`.
+//!
+//! The schemas here are the contract in `schemas/*.json`; a test fails when they drift.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+
+use super::model::{Recording, Task};
+use crate::schema::{day_of_ms, field, list_utf8, ts, utf8};
+
+/// Where a recording's audio ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioState {
+    /// `stored`, `pending`, `missing` or `disabled`.
+    pub status: &'static str,
+    pub uri: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A recording with the task it belongs to, ready for the tables.
+#[derive(Debug, Clone)]
+pub struct RecordingRow {
+    pub task_id: String,
+    pub task_created_ms: i64,
+    pub recording: Recording,
+    pub audio: AudioState,
+}
+
+pub fn tasks_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("task_id", false),
+        utf8("org_id", true),
+        utf8("channel_type", true),
+        utf8("status", true),
+        ts("created_time", false),
+        ts("last_updated_time", true),
+        field("capture_requested", DataType::Boolean, true),
+        utf8("origin", true),
+        utf8("destination", true),
+        utf8("direction", true),
+        utf8("reason_code", true),
+        utf8("owner_id", true),
+        utf8("owner_name", true),
+        utf8("queue_id", true),
+        utf8("queue_name", true),
+        utf8("extra", true),
+    ]))
+}
+
+pub fn captures_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("capture_id", false),
+        utf8("task_id", false),
+        field("segment", DataType::Boolean, false),
+        utf8("call_type", true),
+        utf8("file_name", true),
+        ts("start_time", true),
+        ts("stop_time", true),
+        field("duration_ms", DataType::Int64, true),
+        utf8("channel1", true),
+        utf8("channel2", true),
+        list_utf8("participants"),
+        field("sensitive", DataType::Boolean, true),
+        utf8("audio_uri", true),
+        field("audio_bytes", DataType::Int64, true),
+        utf8("audio_sha256", true),
+        utf8("audio_status", false),
+        utf8("extra", true),
+    ]))
+}
+
+pub fn segments_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("capture_id", false),
+        utf8("task_id", false),
+        field("seq", DataType::Int32, false),
+        ts("start_time", true),
+        ts("stop_time", true),
+        field("duration_ms", DataType::Int64, true),
+        utf8("call_type", true),
+        utf8("channel1", true),
+        utf8("channel2", true),
+        utf8("agent_id", true),
+        utf8("audio_uri", true),
+        utf8("audio_status", false),
+    ]))
+}
+
+fn json_or_null(m: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    (!m.is_empty()).then(|| serde_json::Value::Object(m.clone()).to_string())
+}
+
+fn build(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+    // The builders above produce exactly the schema's columns; a mismatch is a bug caught by tests.
+    RecordBatch::try_new(schema, columns).unwrap_or_else(|e| panic!("webex table shape: {e}"))
+}
+
+fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC")
+}
+
+/// `webex_tasks` rows and their partition dates.
+pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<NaiveDate>) {
+    let n = tasks.len();
+    let mut id = StringBuilder::new();
+    let mut org = StringBuilder::new();
+    let mut channel = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut created = ts_builder(n);
+    let mut updated = ts_builder(n);
+    let mut capture = BooleanBuilder::with_capacity(n);
+    let mut origin = StringBuilder::new();
+    let mut dest = StringBuilder::new();
+    let mut direction = StringBuilder::new();
+    let mut reason = StringBuilder::new();
+    let mut owner_id = StringBuilder::new();
+    let mut owner_name = StringBuilder::new();
+    let mut queue_id = StringBuilder::new();
+    let mut queue_name = StringBuilder::new();
+    let mut extra = StringBuilder::new();
+    let mut dates = Vec::with_capacity(n);
+    for t in tasks {
+        let a = &t.attributes;
+        id.append_value(&t.id);
+        org.append_option(org_id);
+        channel.append_option(a.channel_type.as_deref());
+        status.append_option(a.status.as_deref());
+        created.append_value(a.created_time * 1000);
+        updated.append_option(a.last_updated_time.map(|v| v * 1000));
+        capture.append_option(a.capture_requested);
+        origin.append_option(a.origin.as_deref());
+        dest.append_option(a.destination.as_deref());
+        direction.append_option(a.direction.as_deref());
+        reason.append_option(a.reason_code.as_deref());
+        owner_id.append_option(a.owner.as_ref().and_then(|o| o.id.as_deref()));
+        owner_name.append_option(a.owner.as_ref().and_then(|o| o.name.as_deref()));
+        queue_id.append_option(a.queue.as_ref().and_then(|o| o.id.as_deref()));
+        queue_name.append_option(a.queue.as_ref().and_then(|o| o.name.as_deref()));
+        extra.append_option(json_or_null(&a.extra));
+        dates.push(day_of_ms(a.created_time));
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(org.finish()),
+        Arc::new(channel.finish()),
+        Arc::new(status.finish()),
+        Arc::new(created.finish()),
+        Arc::new(updated.finish()),
+        Arc::new(capture.finish()),
+        Arc::new(origin.finish()),
+        Arc::new(dest.finish()),
+        Arc::new(direction.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(owner_id.finish()),
+        Arc::new(owner_name.finish()),
+        Arc::new(queue_id.finish()),
+        Arc::new(queue_name.finish()),
+        Arc::new(extra.finish()),
+    ];
+    (build(tasks_schema(), cols), dates)
+}
+
+/// `webex_captures` rows (every recording, stitched or segment), partitioned by task date.
+pub fn captures_batch(rows: &[RecordingRow]) -> (RecordBatch, Vec<NaiveDate>) {
+    let n = rows.len();
+    let mut id = StringBuilder::new();
+    let mut task = StringBuilder::new();
+    let mut segment = BooleanBuilder::with_capacity(n);
+    let mut call_type = StringBuilder::new();
+    let mut file_name = StringBuilder::new();
+    let mut start = ts_builder(n);
+    let mut stop = ts_builder(n);
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut ch1 = StringBuilder::new();
+    let mut ch2 = StringBuilder::new();
+    let mut participants = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Utf8,
+        true,
+    )));
+    let mut sensitive = BooleanBuilder::with_capacity(n);
+    let mut uri = StringBuilder::new();
+    let mut bytes = Int64Builder::with_capacity(n);
+    let mut sha = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut extra = StringBuilder::new();
+    let mut dates = Vec::with_capacity(n);
+    for r in rows {
+        let a = &r.recording.attributes;
+        id.append_value(&r.recording.id);
+        task.append_value(&r.task_id);
+        segment.append_value(r.recording.segment);
+        call_type.append_option(a.call_type.as_deref());
+        file_name.append_option(a.file_name.as_deref());
+        start.append_option(a.start_time.map(|v| v * 1000));
+        stop.append_option(a.stop_time.map(|v| v * 1000));
+        duration.append_option(a.start_time.zip(a.stop_time).map(|(s, e)| e - s));
+        ch1.append_option(a.channel1.as_deref());
+        ch2.append_option(a.channel2.as_deref());
+        for p in &a.participants {
+            participants.values().append_value(p);
+        }
+        participants.append(true);
+        sensitive.append_option(a.sensitive);
+        uri.append_option(r.audio.uri.as_deref());
+        bytes.append_option(r.audio.bytes.map(|b| b as i64));
+        sha.append_option(r.audio.sha256.as_deref());
+        status.append_value(r.audio.status);
+        extra.append_option(json_or_null(&a.extra));
+        dates.push(day_of_ms(r.task_created_ms));
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(task.finish()),
+        Arc::new(segment.finish()),
+        Arc::new(call_type.finish()),
+        Arc::new(file_name.finish()),
+        Arc::new(start.finish()),
+        Arc::new(stop.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(ch1.finish()),
+        Arc::new(ch2.finish()),
+        Arc::new(participants.finish()),
+        Arc::new(sensitive.finish()),
+        Arc::new(uri.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(sha.finish()),
+        Arc::new(status.finish()),
+        Arc::new(extra.finish()),
+    ];
+    (build(captures_schema(), cols), dates)
+}
+
+/// The agent of a segment: the participant that is not a phone number or address.
+fn agent_of(participants: &[String]) -> Option<&str> {
+    participants.iter().map(String::as_str).find(|p| {
+        !p.starts_with('+')
+            && !p.contains('@')
+            && !p.chars().all(|c| c.is_ascii_digit() || c == '*')
+    })
+}
+
+/// `webex_segments`: the segment recordings of each task, numbered in time order.
+pub fn segments_batch(rows: &[RecordingRow]) -> (RecordBatch, Vec<NaiveDate>) {
+    let mut segs: Vec<&RecordingRow> = rows.iter().filter(|r| r.recording.segment).collect();
+    segs.sort_by(|a, b| {
+        (
+            &a.task_id,
+            a.recording.attributes.start_time,
+            &a.recording.id,
+        )
+            .cmp(&(
+                &b.task_id,
+                b.recording.attributes.start_time,
+                &b.recording.id,
+            ))
+    });
+    let n = segs.len();
+    let mut id = StringBuilder::new();
+    let mut task = StringBuilder::new();
+    let mut seq = Int32Builder::with_capacity(n);
+    let mut start = ts_builder(n);
+    let mut stop = ts_builder(n);
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut call_type = StringBuilder::new();
+    let mut ch1 = StringBuilder::new();
+    let mut ch2 = StringBuilder::new();
+    let mut agent = StringBuilder::new();
+    let mut uri = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut dates = Vec::with_capacity(n);
+    let mut prev_task: Option<&str> = None;
+    let mut i = 0;
+    for r in segs {
+        if prev_task != Some(r.task_id.as_str()) {
+            i = 0;
+            prev_task = Some(r.task_id.as_str());
+        }
+        i += 1;
+        let a = &r.recording.attributes;
+        id.append_value(&r.recording.id);
+        task.append_value(&r.task_id);
+        seq.append_value(i);
+        start.append_option(a.start_time.map(|v| v * 1000));
+        stop.append_option(a.stop_time.map(|v| v * 1000));
+        duration.append_option(a.start_time.zip(a.stop_time).map(|(s, e)| e - s));
+        call_type.append_option(a.call_type.as_deref());
+        ch1.append_option(a.channel1.as_deref());
+        ch2.append_option(a.channel2.as_deref());
+        agent.append_option(agent_of(&a.participants));
+        uri.append_option(r.audio.uri.as_deref());
+        status.append_value(r.audio.status);
+        dates.push(day_of_ms(r.task_created_ms));
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(task.finish()),
+        Arc::new(seq.finish()),
+        Arc::new(start.finish()),
+        Arc::new(stop.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(call_type.finish()),
+        Arc::new(ch1.finish()),
+        Arc::new(ch2.finish()),
+        Arc::new(agent.finish()),
+        Arc::new(uri.finish()),
+        Arc::new(status.finish()),
+    ];
+    (build(segments_schema(), cols), dates)
+}

@@ -1,0 +1,469 @@
+//! The run state in a DuckDB file: watermarks, committed windows, the run ledger, the audio
+//! ledger and persisted OAuth tokens.
+//!
+//! The state is a cache of what the warehouse holds; it is only written *after* the data it
+//! describes is durable in the warehouse, so replaying a window after a crash is harmless.
+//! Times are stored as epoch milliseconds (BIGINT): exact, and free of time-zone rules.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+use duckdb::{params, Connection, OptionalExt};
+
+use crate::auth::{StoredToken, TokenStore};
+use crate::secret::Secret;
+use crate::window::Window;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state DB {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: duckdb::Error,
+    },
+    #[error("state DB {path} is in use by another ccetl process (one run at a time per state file): {message}")]
+    Busy { path: PathBuf, message: String },
+    #[error("state DB {path}: cannot create its directory: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS watermarks (
+    source VARCHAR NOT NULL, stream VARCHAR NOT NULL,
+    high_water_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (source, stream));
+CREATE TABLE IF NOT EXISTS windows (
+    source VARCHAR NOT NULL, stream VARCHAR NOT NULL,
+    window_start_ms BIGINT NOT NULL, window_end_ms BIGINT NOT NULL,
+    status VARCHAR NOT NULL, rows BIGINT NOT NULL, files BIGINT NOT NULL,
+    run_id BIGINT NOT NULL, committed_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (source, stream, window_start_ms));
+CREATE TABLE IF NOT EXISTS runs (
+    run_id BIGINT PRIMARY KEY, pipeline VARCHAR NOT NULL, pid BIGINT, host VARCHAR,
+    started_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, status VARCHAR NOT NULL,
+    report VARCHAR);
+CREATE TABLE IF NOT EXISTS audio_objects (
+    source VARCHAR NOT NULL, recording_id VARCHAR NOT NULL, call_id VARCHAR NOT NULL,
+    uri VARCHAR, bytes BIGINT, sha256 VARCHAR, status VARCHAR NOT NULL,
+    attempts BIGINT NOT NULL, last_error VARCHAR, updated_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (source, recording_id));
+CREATE TABLE IF NOT EXISTS tokens (
+    source VARCHAR PRIMARY KEY, config_fingerprint VARCHAR NOT NULL,
+    refresh_token VARCHAR NOT NULL, access_token VARCHAR,
+    access_expires_at_ms BIGINT, refresh_expires_at_ms BIGINT, updated_at_ms BIGINT NOT NULL);
+"#;
+
+/// A committed window, as the pipeline records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRecord {
+    pub source: String,
+    pub stream: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub rows: u64,
+    pub files: u64,
+}
+
+/// One recording in the audio ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioRecord {
+    pub recording_id: String,
+    pub call_id: String,
+    pub uri: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub status: String,
+    pub last_error: Option<String>,
+}
+
+/// The state DB. DuckDB takes an exclusive file lock, so a second process fails to open it.
+pub struct State {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("path", &self.path).finish()
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+impl State {
+    /// Opens (creating if needed) the state file; tokens live here, so it is made 0600.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| {
+            let text = source.to_string();
+            if text.contains("lock") {
+                StateError::Busy {
+                    path: path.to_path_buf(),
+                    message: text.lines().next().unwrap_or("").to_string(),
+                }
+            } else {
+                StateError::Db {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        restrict_permissions(path);
+        let state = State {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        state.with(|c| c.execute_batch(SCHEMA))?;
+        restrict_permissions(&path.with_extension("duckdb.wal"));
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> duckdb::Result<T>,
+    ) -> Result<T, StateError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard).map_err(|source| StateError::Db {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub fn high_water(
+        &self,
+        source: &str,
+        stream: &str,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT high_water_ms FROM watermarks WHERE source = ? AND stream = ?",
+                params![source, stream],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .map(|o| o.map(from_ms))
+    }
+
+    /// Windows already committed for a stream, to skip them on a backfill and to compute
+    /// the contiguous watermark.
+    pub fn committed_windows(&self, source: &str, stream: &str) -> Result<Vec<Window>, StateError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT window_start_ms, window_end_ms FROM windows WHERE source = ? AND stream = ? ORDER BY window_start_ms",
+            )?;
+            let rows = st.query_map(params![source, stream], |r| {
+                Ok(Window {
+                    start: from_ms(r.get(0)?),
+                    end: from_ms(r.get(1)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Records a committed window and its audio, and moves the watermark to `high_water`
+    /// (never backwards), all in one transaction.
+    pub fn commit_window(
+        &self,
+        run_id: i64,
+        w: &WindowRecord,
+        audio: &[AudioRecord],
+        high_water: Option<DateTime<Utc>>,
+    ) -> Result<(), StateError> {
+        let now = ms(Utc::now());
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, 'committed', ?, ?, ?, ?)",
+                params![
+                    w.source,
+                    w.stream,
+                    ms(w.start),
+                    ms(w.end),
+                    w.rows as i64,
+                    w.files as i64,
+                    run_id,
+                    now
+                ],
+            )?;
+            for a in audio {
+                tx.execute(
+                    "INSERT INTO audio_objects VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                     ON CONFLICT (source, recording_id) DO UPDATE SET
+                       call_id = excluded.call_id, uri = excluded.uri, bytes = excluded.bytes,
+                       sha256 = excluded.sha256, status = excluded.status,
+                       attempts = audio_objects.attempts + 1, last_error = excluded.last_error,
+                       updated_at_ms = excluded.updated_at_ms",
+                    params![
+                        w.source,
+                        a.recording_id,
+                        a.call_id,
+                        a.uri,
+                        a.bytes.map(|b| b as i64),
+                        a.sha256,
+                        a.status,
+                        a.last_error,
+                        now
+                    ],
+                )?;
+            }
+            if let Some(hw) = high_water {
+                tx.execute(
+                    "INSERT INTO watermarks VALUES (?, ?, ?, ?)
+                     ON CONFLICT (source, stream) DO UPDATE SET
+                       high_water_ms = greatest(watermarks.high_water_ms, excluded.high_water_ms),
+                       updated_at_ms = excluded.updated_at_ms",
+                    params![w.source, w.stream, ms(hw), now],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// The ledger entry for a recording, if any.
+    pub fn audio(
+        &self,
+        source: &str,
+        recording_id: &str,
+    ) -> Result<Option<AudioRecord>, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT recording_id, call_id, uri, bytes, sha256, status, last_error
+                 FROM audio_objects WHERE source = ? AND recording_id = ?",
+                params![source, recording_id],
+                |r| {
+                    Ok(AudioRecord {
+                        recording_id: r.get(0)?,
+                        call_id: r.get(1)?,
+                        uri: r.get(2)?,
+                        bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
+                        sha256: r.get(4)?,
+                        status: r.get(5)?,
+                        last_error: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    pub fn begin_run(&self, pipeline: &str) -> Result<i64, StateError> {
+        let host = hostname();
+        self.with(|c| {
+            let id: i64 =
+                c.query_row("SELECT coalesce(max(run_id), 0) + 1 FROM runs", [], |r| {
+                    r.get(0)
+                })?;
+            c.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)",
+                params![
+                    id,
+                    pipeline,
+                    std::process::id() as i64,
+                    host,
+                    ms(Utc::now())
+                ],
+            )?;
+            Ok(id)
+        })
+    }
+
+    pub fn finish_run(&self, run_id: i64, status: &str, report: &str) -> Result<(), StateError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET finished_at_ms = ?, status = ?, report = ? WHERE run_id = ?",
+                params![ms(Utc::now()), status, report, run_id],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Forgets watermarks and windows (tokens and the audio ledger stay, so a reset neither
+    /// strands a rotated refresh token nor re-downloads stored audio).
+    pub fn reset(&self, source: Option<&str>) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            match source {
+                Some(s) => {
+                    tx.execute("DELETE FROM watermarks WHERE source = ?", params![s])?;
+                    tx.execute("DELETE FROM windows WHERE source = ?", params![s])?;
+                }
+                None => {
+                    tx.execute_batch("DELETE FROM watermarks; DELETE FROM windows;")?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// A human summary: watermarks, window counts, audio ledger and the last runs.
+    pub fn summary(&self) -> Result<String, StateError> {
+        self.with(|c| {
+            let mut out = String::new();
+            out.push_str("watermarks:\n");
+            let mut st = c.prepare("SELECT source, stream, high_water_ms FROM watermarks ORDER BY 1, 2")?;
+            for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+                let (s, t, h) = r?;
+                out.push_str(&format!("  {s}/{t}: {}\n", from_ms(h).to_rfc3339()));
+            }
+            let mut st = c.prepare("SELECT source, stream, count(*), sum(rows) FROM windows GROUP BY 1, 2 ORDER BY 1, 2")?;
+            out.push_str("windows:\n");
+            for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)))? {
+                let (s, t, n, rows) = r?;
+                out.push_str(&format!("  {s}/{t}: {n} committed, {} rows\n", rows.unwrap_or(0)));
+            }
+            let mut st = c.prepare("SELECT source, status, count(*), coalesce(sum(bytes), 0) FROM audio_objects GROUP BY 1, 2 ORDER BY 1, 2")?;
+            out.push_str("audio:\n");
+            for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))? {
+                let (s, status, n, b) = r?;
+                out.push_str(&format!("  {s}: {n} {status} ({b} bytes)\n"));
+            }
+            let mut st = c.prepare("SELECT run_id, status, started_at_ms, finished_at_ms FROM runs ORDER BY run_id DESC LIMIT 5")?;
+            out.push_str("last runs:\n");
+            for r in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)))? {
+                let (id, status, s, f) = r?;
+                let took = f.map(|f| format!(" in {:.1}s", (f - s) as f64 / 1000.0)).unwrap_or_default();
+                out.push_str(&format!("  #{id} {status} at {}{took}\n", from_ms(s).to_rfc3339()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Total rows in a state table, for tests and `state show`.
+    pub fn count(&self, table: &str) -> Result<i64, StateError> {
+        let sql = match table {
+            "watermarks" | "windows" | "runs" | "audio_objects" | "tokens" => {
+                format!("SELECT count(*) FROM {table}")
+            }
+            _ => "SELECT 0".to_string(),
+        };
+        self.with(|c| c.query_row(&sql, [], |r| r.get(0)))
+    }
+}
+
+impl TokenStore for State {
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, String> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT config_fingerprint, refresh_token, access_token, access_expires_at_ms, refresh_expires_at_ms
+                 FROM tokens WHERE source = ?",
+                params![source],
+                |r| {
+                    Ok(StoredToken {
+                        config_fingerprint: r.get(0)?,
+                        refresh_token: Secret::new(r.get::<_, String>(1)?),
+                        access_token: r.get::<_, Option<String>>(2)?.map(Secret::new),
+                        access_expires_at: r.get::<_, Option<i64>>(3)?.map(from_ms),
+                        refresh_expires_at: r.get::<_, Option<i64>>(4)?.map(from_ms),
+                    })
+                },
+            )
+            .optional()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn save(&self, source: &str, t: &StoredToken) -> Result<(), String> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    source,
+                    t.config_fingerprint,
+                    t.refresh_token.expose(),
+                    t.access_token.as_ref().map(|s| s.expose().to_string()),
+                    t.access_expires_at.map(ms),
+                    t.refresh_expires_at.map(ms),
+                    ms(Utc::now())
+                ],
+            )?;
+            // Make the rotated token durable now, not at the next checkpoint.
+            c.execute_batch("CHECKPOINT")
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_never_moves_back_and_tokens_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(&dir.path().join("s.duckdb")).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        let w = WindowRecord {
+            source: "wx".into(),
+            stream: "tasks".into(),
+            start: t0,
+            end: t0 + chrono::Duration::days(1),
+            rows: 3,
+            files: 1,
+        };
+        let run = st.begin_run("p").unwrap();
+        st.commit_window(run, &w, &[], Some(w.end)).unwrap();
+        st.commit_window(run, &w, &[], Some(t0)).unwrap();
+        assert_eq!(st.high_water("wx", "tasks").unwrap(), Some(w.end));
+        assert_eq!(st.committed_windows("wx", "tasks").unwrap().len(), 1);
+
+        let tok = StoredToken {
+            config_fingerprint: "fp".into(),
+            refresh_token: Secret::new("r2"),
+            access_token: Some(Secret::new("a2")),
+            access_expires_at: Some(t0),
+            refresh_expires_at: None,
+        };
+        st.save("wx", &tok).unwrap();
+        let back = st.load("wx").unwrap().unwrap();
+        assert_eq!(back.refresh_token.expose(), "r2");
+        assert_eq!(back.access_expires_at, Some(t0));
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("s.duckdb"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

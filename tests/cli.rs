@@ -1,0 +1,118 @@
+//! The binary as a user runs it: exit codes and one-line errors for bad config and bad
+//! credentials, with the state left as it was.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn ccetl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ccetl"))
+        .args(args)
+        .env("CCETL_LOG", "ccetl=error")
+        .output()
+        .expect("ccetl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0]
+}
+
+#[test]
+fn bad_config_is_exit_2_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[pipeline]\nname = \"x\"\n", "warehouse"),
+        ("not toml [", "TOML"),
+        (
+            "[pipeline]\nname=\"x\"\nwarehouse=\"w\"\nstate=\"s.duckdb\"\nwindow=\"7x\"\n[[source]]\nkind=\"webex\"\nname=\"a\"\nbase_url=\"http://127.0.0.1:1\"\nclient_id=\"a\"\nclient_secret=\"b\"\nrefresh_token=\"c\"\n",
+            "pipeline.window",
+        ),
+        (
+            "[pipeline]\nname=\"x\"\nwarehouse=\"w\"\nstate=\"s.duckdb\"\n[[source]]\nkind=\"webex\"\nname=\"a\"\nbase_url=\"http://127.0.0.1:1\"\nclient_id=\"${CCETL_TEST_UNSET_VAR}\"\nclient_secret=\"b\"\nrefresh_token=\"c\"\n",
+            "CCETL_TEST_UNSET_VAR",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("p{i}.toml"));
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = ccetl(&["run", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "case {i}: {err}");
+        let line = one_error_line(&err);
+        assert!(line.contains(needle), "case {i}: {line}");
+        assert!(
+            !dir.path().join("s.duckdb").exists(),
+            "no state created for a bad config"
+        );
+    }
+    let (code, _, err) = ccetl(&["run", "/nonexistent/pipeline.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(one_error_line(&err).contains("cannot read pipeline file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_exit_3_and_leave_state_untouched() {
+    let env = env(sim_config()).await;
+    env.run_ok().await;
+    let state_path = env.dir.path().join("state.duckdb");
+    let snapshot = || {
+        let st = ccetl::state::State::open(&state_path).unwrap();
+        let s = st.summary().unwrap();
+        // The run ledger grows by one failed run; everything else must be unchanged.
+        let keep: Vec<&str> = s
+            .lines()
+            .take_while(|l| !l.starts_with("last runs"))
+            .collect();
+        (
+            keep.join("\n"),
+            st.count("tokens").unwrap(),
+            st.count("audio_objects").unwrap(),
+        )
+    };
+    let before = snapshot();
+
+    // A refresh token that was revoked (a new one configured, so the stored one is not used).
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, pipeline_toml(&env.sim.base_url(), "srt.1.0000", "")).unwrap();
+    let now = env.now().to_rfc3339();
+    let pipeline_path = bad.to_str().unwrap().to_string();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["run", &pipeline_path, "--now", &now]))
+            .await
+            .unwrap();
+    assert_eq!(code, 3, "{err}");
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("re-authorize") && line.contains("'wx'"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("sim-client-secret") && !line.contains("srt.1.0000"),
+        "no secrets: {line}"
+    );
+    assert_eq!(snapshot(), before, "state untouched");
+
+    // A wrong client secret on a fresh state.
+    let text = pipeline_toml(&env.sim.base_url(), "sim-refresh-token-0", "")
+        .replace("sim-client-secret", "wrong")
+        .replace("state.duckdb", "fresh.duckdb");
+    std::fs::write(&bad, text).unwrap();
+    let pipeline_path = bad.to_str().unwrap().to_string();
+    let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["run", &pipeline_path]))
+        .await
+        .unwrap();
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        one_error_line(&err).contains("client_id and client_secret"),
+        "{err}"
+    );
+}

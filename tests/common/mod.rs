@@ -1,0 +1,274 @@
+//! Test harness: a real simulator on 127.0.0.1, a real pipeline run, and the warehouse
+//! read back through DuckDB. Nothing of ccetl is mocked.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use ccetl::config::PipelineConfig;
+use ccetl::pipeline::{self, RunError, RunOptions, RunReport};
+use ccetl::sim::{self, SimConfig, SimHandle, Truth};
+use ccetl::sink::Warehouse;
+use chrono::{DateTime, TimeZone, Utc};
+
+/// A fixed "now" for the simulator, so every test sees the same calls whatever the date.
+pub const CLOCK_START_MS: i64 = 1_767_967_200_000; // 2026-01-09T14:00:00Z, mid business day
+
+/// 06:00 UTC: calls run 08-20 UTC and recordings appear at most ~5.5 h after a call, so
+/// nothing changes around this time even on a running clock.
+pub const QUIET_START_MS: i64 = 1_767_938_400_000; // 2026-01-09T06:00:00Z
+
+/// Deterministic: a fixed seed and a frozen clock that moves only when a test says so.
+pub fn sim_config() -> SimConfig {
+    SimConfig {
+        seed: 7,
+        days: 2,
+        calls_per_day: 60,
+        audio_rate: 200,
+        clock_start_ms: Some(CLOCK_START_MS),
+        clock_frozen: true,
+        ..SimConfig::default()
+    }
+}
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+    pub pipeline: PathBuf,
+}
+
+pub fn pipeline_toml(base_url: &str, refresh_token: &str, extra_source: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "test"
+warehouse = "warehouse"
+state = "state.duckdb"
+window = "1d"
+lookback = "6h"
+settle = "15m"
+concurrency = 4
+start = "2026-01-06"
+
+[[source]]
+kind = "webex"
+name = "wx"
+base_url = "{base_url}"
+token_url = "{base_url}/v1/access_token"
+client_id = "sim-client-id"
+client_secret = "sim-client-secret"
+refresh_token = "{refresh_token}"
+channel_types = ["telephony"]
+{extra_source}
+"#
+    )
+}
+
+pub async fn env(cfg: SimConfig) -> Env {
+    env_with(cfg, "").await
+}
+
+pub async fn env_with(cfg: SimConfig, extra_source: &str) -> Env {
+    // CCETL_LOG=ccetl=debug cargo test … -- --nocapture shows the pipeline's logs.
+    if let Ok(filter) = std::env::var("CCETL_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+    let sim = sim::start(cfg, 0).await.expect("simulator starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &pipeline,
+        pipeline_toml(
+            &sim.base_url(),
+            &sim.sim.cfg.initial_refresh_token,
+            extra_source,
+        ),
+    )
+    .expect("write pipeline");
+    Env { sim, dir, pipeline }
+}
+
+impl Env {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.sim.sim.now_ms()).unwrap()
+    }
+
+    pub fn config(&self) -> PipelineConfig {
+        PipelineConfig::load(&self.pipeline).expect("pipeline parses")
+    }
+
+    /// Runs the pipeline with the simulator's "now".
+    pub async fn run(&self) -> (RunReport, Result<(), RunError>) {
+        let opts = RunOptions {
+            now: Some(self.now()),
+            ..RunOptions::default()
+        };
+        pipeline::run(&self.config(), &opts).await
+    }
+
+    pub async fn run_ok(&self) -> RunReport {
+        let (report, result) = self.run().await;
+        if let Err(e) = result {
+            panic!("run failed: {e}\n{report:#?}");
+        }
+        report
+    }
+
+    pub fn warehouse_dir(&self) -> PathBuf {
+        self.dir.path().join("warehouse")
+    }
+
+    /// Runs SQL over the warehouse views.
+    pub fn sql(&self, sql: &str) -> Vec<RecordBatch> {
+        let wh = Warehouse::open(&self.config().warehouse, &Default::default()).unwrap();
+        let conn = ccetl::query::connect(&wh).unwrap();
+        ccetl::query::run(&conn, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// One string column of a query, in order.
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        self.sql(sql)
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(0).as_string::<i32>().clone();
+                (0..c.len()).map(move |i| c.value(i).to_string())
+            })
+            .collect()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let b = self.sql(sql);
+        b[0].column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0)
+    }
+
+    /// The simulator's truth for the telephony tasks in the extracted range.
+    pub fn truth(&self) -> Truth {
+        let mut t = self.sim.sim.truth(i64::MIN / 2, i64::MAX / 2);
+        let settled = self.sim.sim.now_ms() - 15 * 60_000;
+        t.tasks
+            .retain(|t| t.channel_type == "telephony" && t.created_ms < settled);
+        t
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        self.sim.sim.stats()
+    }
+
+    /// Every Parquet file in the warehouse with its size.
+    pub fn files(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        walk(&self.warehouse_dir(), &self.warehouse_dir(), &mut out);
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            out.insert(rel, e.metadata().map(|m| m.len()).unwrap_or(0));
+        }
+    }
+}
+
+/// Asserts that the warehouse holds exactly the truth: tasks, captures, segments, audio.
+pub fn assert_matches_truth(env: &Env) {
+    let truth = env.truth();
+    let want_tasks: BTreeSet<String> = truth.tasks.iter().map(|t| t.id.clone()).collect();
+    let got_tasks: Vec<String> = env.strings("SELECT task_id FROM webex_tasks ORDER BY 1");
+    assert_eq!(
+        got_tasks.len(),
+        want_tasks.len(),
+        "no duplicate or missing tasks"
+    );
+    assert_eq!(got_tasks.into_iter().collect::<BTreeSet<_>>(), want_tasks);
+
+    let want_recs: BTreeMap<String, (bool, String, u64)> = truth
+        .tasks
+        .iter()
+        .flat_map(|t| t.recordings.iter())
+        .filter(|r| r.available)
+        .map(|r| (r.id.clone(), (r.segment, r.sha256.clone(), r.bytes)))
+        .collect();
+    assert!(!want_recs.is_empty(), "the truth has recordings");
+    let got = env.sql(
+        "SELECT capture_id, segment, audio_sha256, audio_bytes, audio_status, audio_uri FROM webex_captures ORDER BY 1",
+    );
+    let mut got_recs = BTreeMap::new();
+    for b in &got {
+        let id = b.column(0).as_string::<i32>();
+        let seg = b.column(1).as_boolean();
+        let sha = b.column(2).as_string::<i32>();
+        let bytes = b.column(3).as_primitive::<arrow::datatypes::Int64Type>();
+        let status = b.column(4).as_string::<i32>();
+        let uri = b.column(5).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            assert_eq!(
+                status.value(i),
+                "stored",
+                "recording {} stored",
+                id.value(i)
+            );
+            // The audio object exists with the recorded size and hash.
+            let path = uri.value(i).strip_prefix("file://").expect("file uri");
+            let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(data.len() as i64, bytes.value(i));
+            use sha2::Digest;
+            assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));
+            let prev = got_recs.insert(
+                id.value(i).to_string(),
+                (
+                    seg.value(i),
+                    sha.value(i).to_string(),
+                    bytes.value(i) as u64,
+                ),
+            );
+            assert!(prev.is_none(), "duplicate capture {}", id.value(i));
+        }
+    }
+    assert_eq!(
+        got_recs, want_recs,
+        "captures and audio hashes equal the truth"
+    );
+
+    // Segment join: one task_segments row per segment, with its task's queue and agent.
+    let want_segments: BTreeMap<String, Option<String>> = truth
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            t.recordings
+                .iter()
+                .filter(|r| r.available && r.segment)
+                .map(move |r| (r.id.clone(), t.queue.clone()))
+        })
+        .collect();
+    let rows = env.sql("SELECT capture_id, queue_name FROM task_segments ORDER BY 1");
+    let mut got_segments = BTreeMap::new();
+    for b in &rows {
+        let id = b.column(0).as_string::<i32>();
+        let q = b.column(1).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            got_segments.insert(
+                id.value(i).to_string(),
+                q.is_valid(i).then(|| q.value(i).to_string()),
+            );
+        }
+    }
+    assert_eq!(
+        got_segments, want_segments,
+        "task_segments joins each segment to its task"
+    );
+}

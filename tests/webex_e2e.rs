@@ -1,0 +1,189 @@
+//! End to end against the simulator: full run, incremental rerun, lookback, token refresh,
+//! retries and expired pre-signed URLs, each ending with the warehouse equal to the truth.
+
+mod common;
+
+use ccetl::sim::faults;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_run_equals_truth_and_rerun_adds_nothing() {
+    let env = env(sim_config()).await;
+    let first = env.run_ok().await;
+    assert_matches_truth(&env);
+    let t = first.totals();
+    assert!(t.audio_stored > 0 && t.audio_reused == 0, "{t:?}");
+    assert_eq!(
+        env.stats().get("storage_auth_header"),
+        None,
+        "no Authorization header to storage"
+    );
+
+    // The documented schema is what DuckDB reads (plus the Hive partition columns).
+    for (table, schema) in ccetl::schema::tables() {
+        let cols = env.strings(&format!(
+            "SELECT column_name FROM (DESCRIBE SELECT * FROM {table})"
+        ));
+        let mut want: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        want.extend(["source".to_string(), "date".to_string()]);
+        assert_eq!(cols, want, "{table} columns");
+    }
+
+    // Second run, nothing new: no new files, no audio downloaded, few requests.
+    let files_before = env.files();
+    let audio_requests = env.stats().get("audio").copied().unwrap_or(0);
+    let second = env.run_ok().await;
+    let t2 = second.totals();
+    assert_eq!(t2.audio_stored, 0, "{t2:?}");
+    assert_eq!(
+        env.stats().get("audio").copied().unwrap_or(0),
+        audio_requests,
+        "no audio re-downloaded"
+    );
+    let files_after = env.files();
+    let parquet_before: Vec<_> = files_before
+        .keys()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    let parquet_after: Vec<_> = files_after
+        .keys()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(
+        parquet_before, parquet_after,
+        "a rerun replaces files, never adds"
+    );
+    // Only the lookback window is re-read: one window, far fewer requests than the first run.
+    assert_eq!(
+        second.sources[0].windows.len(),
+        1,
+        "{:?}",
+        second.sources[0].windows
+    );
+    assert!(
+        second.requests() * 3 < first.requests(),
+        "{} vs {}",
+        second.requests(),
+        first.requests()
+    );
+    assert_matches_truth(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookback_picks_up_late_recordings_without_duplicates() {
+    let env = env(ccetl::sim::SimConfig {
+        calls_per_day: 150,
+        ..sim_config()
+    })
+    .await;
+    env.run_ok().await;
+    let before = env.truth();
+    let late: Vec<String> = before
+        .tasks
+        .iter()
+        .flat_map(|t| t.recordings.iter())
+        .filter(|r| !r.available)
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "some recordings are not yet available at the first run"
+    );
+    // Five hours pass: late recordings appear, and new calls arrive.
+    env.sim.sim.advance(5 * 3_600_000);
+    let report = env.run_ok().await;
+    assert!(report.totals().audio_stored > 0);
+    assert_matches_truth(&env);
+    let stored: Vec<String> = env.strings("SELECT capture_id FROM webex_captures");
+    let after = env.truth();
+    let now_available: Vec<&String> = after
+        .tasks
+        .iter()
+        .flat_map(|t| t.recordings.iter())
+        .filter(|r| r.available && late.contains(&r.id))
+        .map(|r| &r.id)
+        .collect();
+    assert!(
+        !now_available.is_empty(),
+        "some late recordings became available"
+    );
+    for id in now_available {
+        assert!(stored.contains(id), "late recording {id} picked up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiring_mid_run_is_refreshed_before_use() {
+    // A running clock (tokens must expire in real time), at a quiet hour.
+    let env = env(ccetl::sim::SimConfig {
+        token_ttl_secs: 1,
+        latency_ms: 400,
+        clock_start_ms: Some(QUIET_START_MS),
+        clock_frozen: false,
+        ..sim_config()
+    })
+    .await;
+    let report = env.run_ok().await;
+    assert!(
+        report.duration_ms > 2_000,
+        "the run outlives several tokens ({} ms)",
+        report.duration_ms
+    );
+    let stats = env.stats();
+    assert!(stats["refreshes"] >= 2, "refreshed mid-run: {stats:?}");
+    assert_eq!(
+        stats.get("unauthorized"),
+        None,
+        "refreshed before expiry, never after: {stats:?}"
+    );
+    assert_matches_truth(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_error_bursts_are_retried() {
+    let env = env(ccetl::sim::SimConfig {
+        faults: faults::parse(
+            "tasks:429x2,tasks:429datex1,captures:503x3,audio:500x2,token:502x1,tasks:401x1",
+        )
+        .unwrap(),
+        ..sim_config()
+    })
+    .await;
+    let report = env.run_ok().await;
+    let http = report.sources[0].http;
+    assert_eq!(env.stats()["faults"], 10, "every fault was injected");
+    assert!(http.retries >= 9, "{http:?}");
+    assert!(http.throttled_429 >= 3, "{http:?}");
+    assert_matches_truth(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_presigned_url_is_renewed() {
+    let env = env(ccetl::sim::SimConfig {
+        faults: faults::parse("audio:expirex2").unwrap(),
+        ..sim_config()
+    })
+    .await;
+    env.run_ok().await;
+    assert_eq!(env.stats()["faults"], 2);
+    assert_matches_truth(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_pages_lose_no_task_sharing_a_timestamp() {
+    let env = env_with(sim_config(), "page_size = 3\nmax_range = \"6h\"").await;
+    let truth = env.truth();
+    let mut times: Vec<i64> = truth.tasks.iter().map(|t| t.created_ms).collect();
+    let n = times.len();
+    times.dedup();
+    assert!(
+        times.len() < n,
+        "the simulator produces tasks sharing a createdTime"
+    );
+    let report = env.run_ok().await;
+    assert!(
+        report.sources[0].http.requests > (n / 3) as u64,
+        "paged in pages of 3"
+    );
+    assert_matches_truth(&env);
+}
