@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::query::Format;
 
@@ -42,26 +42,7 @@ pub enum Command {
         calls_per_day: u32,
     },
     /// Extract, transform and load: incremental by default.
-    Run {
-        pipeline: PathBuf,
-        /// Re-extract from this time (RFC 3339 or YYYY-MM-DD); watermarks never move back.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
-        /// Only this source (repeatable).
-        #[arg(long = "source")]
-        sources: Vec<String>,
-        /// Plan the windows and print them; make no requests.
-        #[arg(long)]
-        dry_run: bool,
-        /// Write the JSON run report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Treat this time as "now" (reproducible backfills, tests).
-        #[arg(long, hide = true)]
-        now: Option<String>,
-    },
+    Run(RunArgs),
     /// Validate the config, resolve secrets, try each source's credentials and the warehouse.
     Check { pipeline: PathBuf },
     /// Inspect or reset the run state.
@@ -109,4 +90,26 @@ pub enum StateAction {
         #[arg(long)]
         source: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    /// Re-extract from this time (RFC 3339 or YYYY-MM-DD); watermarks never move back.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this source (repeatable).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Plan the windows and print them; make no requests.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the JSON run report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Treat this time as "now" (reproducible backfills, tests).
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
 }

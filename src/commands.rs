@@ -4,10 +4,9 @@ use anyhow::Context;
 use object_store::{ObjectStoreExt, PutPayload};
 use std::path::{Path, PathBuf};
 
-use crate::auth::{AuthError, OAuthTokens};
-use crate::cli::StateAction;
+use crate::auth::AuthError;
+use crate::cli::{RunArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
-use crate::http::{HttpClient, RetryConfig};
 use crate::pipeline::{self, RunError, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
@@ -57,16 +56,6 @@ fn parse_time_arg(
         .transpose()
 }
 
-pub struct RunArgs {
-    pub pipeline: PathBuf,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub sources: Vec<String>,
-    pub dry_run: bool,
-    pub report: Option<PathBuf>,
-    pub now: Option<String>,
-}
-
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&args.pipeline)?;
     let opts = RunOptions {
@@ -99,7 +88,7 @@ fn print_summary(r: &RunReport) {
     let t = r.totals();
     let retries: u64 = r.sources.iter().map(|s| s.http.retries).sum();
     println!(
-        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} missing; {} files; {} requests, {} retries",
+        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} missing; {} files written, {} unchanged; {} requests, {} retries",
         r.pipeline,
         r.run_id.unwrap_or(0),
         r.status,
@@ -113,6 +102,7 @@ fn print_summary(r: &RunReport) {
         t.audio_pending,
         t.audio_missing,
         t.files,
+        t.files_unchanged,
         r.requests(),
         retries
     );
@@ -142,17 +132,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     let states = pipeline::open_states(&cfg, &names)?;
     for src in &cfg.sources {
         let SourceConfig::Webex(w) = src;
-        let http = HttpClient::new(RetryConfig::default())?;
-        let tokens = OAuthTokens::new(
-            &w.name,
-            http.clone(),
-            w.token_url.clone(),
-            w.client_id.clone(),
-            w.client_secret.clone(),
-            w.refresh_token.clone(),
-            states[&w.name].clone(),
-        )?;
-        let client = WebexClient::new(http, std::sync::Arc::new(tokens), w.clone());
+        let client = WebexClient::connect(w, states[&w.name].clone())?;
         let now = chrono::Utc::now();
         client
             .list_tasks(now - chrono::Duration::minutes(1), now)

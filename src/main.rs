@@ -10,6 +10,8 @@ use ccetl::commands;
 
 fn init_logs(cli: &Cli) {
     let default = match cli.verbose {
+        // Schedulers read JSON logs: they get the window commits; a terminal gets quiet.
+        0 if cli.log_format == LogFormat::Json => "ccetl=info",
         0 => "ccetl=warn",
         1 => "ccetl=debug",
         _ => "ccetl=trace",
@@ -41,26 +43,7 @@ fn main() -> ExitCode {
                 days,
                 calls_per_day,
             } => commands::demo(&dir, days, calls_per_day).await,
-            Command::Run {
-                pipeline,
-                since,
-                until,
-                sources,
-                dry_run,
-                report,
-                now,
-            } => {
-                commands::run(commands::RunArgs {
-                    pipeline,
-                    since,
-                    until,
-                    sources,
-                    dry_run,
-                    report,
-                    now,
-                })
-                .await
-            }
+            Command::Run(args) => commands::run(args).await,
             Command::Check { pipeline } => commands::check(&pipeline).await,
             Command::State { action } => commands::state(action),
             Command::Query {

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 
-use crate::auth::{AuthError, OAuthTokens};
+use crate::auth::AuthError;
 use crate::config::{PipelineConfig, SourceConfig, WebexConfig};
-use crate::http::{HttpClient, HttpCounts, RetryConfig};
+use crate::http::HttpCounts;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows, WrittenFile};
 use crate::sink::{StoreError, Warehouse};
@@ -45,7 +46,7 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("--source {0}: no source of that name in the pipeline")]
     UnknownSource(String),
-    #[error("source '{source_name}', window {window}: {error}")]
+    #[error("source '{source_name}'{window}: {error}")]
     Source {
         source_name: String,
         window: String,
@@ -73,19 +74,22 @@ pub enum SourceFailure {
     Transform(#[from] arrow::error::ArrowError),
 }
 
+impl SourceFailure {
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            SourceFailure::Webex(WebexError::Auth(
+                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. }
+            ))
+        )
+    }
+}
+
 impl RunError {
     /// True when the cause is rejected credentials (exit code 3).
     pub fn is_auth(&self) -> bool {
         match self {
-            RunError::Source {
-                error: SourceFailure::Webex(WebexError::Auth(a)),
-                ..
-            } => {
-                matches!(
-                    a,
-                    AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. }
-                )
-            }
+            RunError::Source { error, .. } => error.is_auth(),
             RunError::Some { first, .. } => first.is_auth(),
             _ => false,
         }
@@ -104,7 +108,9 @@ pub struct WindowReport {
     pub audio_bytes: u64,
     pub audio_pending: u64,
     pub audio_missing: u64,
+    /// Parquet files written; `files_unchanged` were already in place, identical.
     pub files: u64,
+    pub files_unchanged: u64,
     pub complete: bool,
 }
 
@@ -142,6 +148,7 @@ impl RunReport {
             t.audio_pending += w.audio_pending;
             t.audio_missing += w.audio_missing;
             t.files += w.files;
+            t.files_unchanged += w.files_unchanged;
         }
         t
     }
@@ -311,12 +318,19 @@ async fn run_webex(
     run_id: i64,
     report: &mut SourceReport,
 ) -> Result<(), RunError> {
-    let fail = |w: Option<&Window>, error: SourceFailure| RunError::Source {
-        source_name: wcfg.name.clone(),
-        window: w.map_or("-".into(), |w| {
-            format!("{}..{}", w.start.to_rfc3339(), w.end.to_rfc3339())
-        }),
-        error,
+    let fail = |w: Option<&Window>, error: SourceFailure| {
+        // A window locates a data problem; for credentials it is noise.
+        let window = match (w, &error) {
+            (Some(w), e) if !e.is_auth() => {
+                format!(", window {}..{}", w.start.to_rfc3339(), w.end.to_rfc3339())
+            }
+            _ => String::new(),
+        };
+        RunError::Source {
+            source_name: wcfg.name.clone(),
+            window,
+            error,
+        }
     };
     let hw = state.high_water(&wcfg.name, WEBEX_STREAM)?;
     let windows = plan_windows(cfg, opts, now, hw);
@@ -332,19 +346,8 @@ async fn run_webex(
             .collect();
         return Ok(());
     }
-    let http = HttpClient::new(RetryConfig::default())
-        .map_err(|e| fail(None, WebexError::from(e).into()))?;
-    let tokens = OAuthTokens::new(
-        &wcfg.name,
-        http.clone(),
-        wcfg.token_url.clone(),
-        wcfg.client_id.clone(),
-        wcfg.client_secret.clone(),
-        wcfg.refresh_token.clone(),
-        state.clone(),
-    )
-    .map_err(|e| fail(None, WebexError::from(e).into()))?;
-    let client = WebexClient::new(http.clone(), Arc::new(tokens), wcfg.clone());
+    let client = WebexClient::connect(wcfg, state.clone()).map_err(|e| fail(None, e.into()))?;
+    let http = client.http.clone();
 
     let progress = crate::progress::bar(windows.len() as u64, &wcfg.name);
     // The watermark may only move over windows that follow it without a gap.
@@ -409,9 +412,27 @@ async fn run_window(
             dates: segment_dates,
         },
     ];
+    let previous = manifest::read(wh, &source, WEBEX_STREAM, w.start).await?;
+    let previous_files: HashMap<String, String> = previous
+        .iter()
+        .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
+        .collect();
     let mut files: Vec<WrittenFile> = Vec::new();
     for t in &outputs {
-        files.extend(parquet::write_table(wh, &source, w.start, t).await?);
+        files.extend(parquet::write_table(wh, &source, w.start, t, &previous_files).await?);
+    }
+    // Files an earlier read of this window wrote that this read does not: gone with it.
+    for stale in previous_files
+        .keys()
+        .filter(|k| !files.iter().any(|f| &f.key == *k))
+    {
+        wh.store()
+            .delete(&wh.path(&[stale]))
+            .await
+            .map_err(|source| StoreError::Write {
+                key: stale.clone(),
+                source,
+            })?;
     }
 
     let mut wr = WindowReport {
@@ -420,20 +441,17 @@ async fn run_window(
         tasks: ex.tasks.len() as u64,
         recordings: rows.len() as u64,
         segments: rows.iter().filter(|r| r.recording.segment).count() as u64,
-        files: files.len() as u64,
+        files: files.iter().filter(|f| !f.unchanged).count() as u64,
+        files_unchanged: files.iter().filter(|f| f.unchanged).count() as u64,
         ..Default::default()
     };
     let mut ledger = Vec::with_capacity(rows.len());
     for r in &rows {
         match r.audio.status {
+            "stored" if r.audio.reused => wr.audio_reused += 1,
             "stored" => {
-                let prior = state.audio(&source, &r.recording.id)?;
-                if prior.is_some_and(|p| p.status == "stored" && p.uri == r.audio.uri) {
-                    wr.audio_reused += 1;
-                } else {
-                    wr.audio_stored += 1;
-                    wr.audio_bytes += r.audio.bytes.unwrap_or(0);
-                }
+                wr.audio_stored += 1;
+                wr.audio_bytes += r.audio.bytes.unwrap_or(0);
             }
             "pending" => wr.audio_pending += 1,
             "missing" => wr.audio_missing += 1,
@@ -451,20 +469,24 @@ async fn run_window(
     }
     wr.complete = wr.audio_pending == 0;
 
-    manifest::write(
-        wh,
-        &Manifest {
-            source: source.clone(),
-            stream: WEBEX_STREAM.into(),
-            window_start: w.start,
-            window_end: w.end,
-            run_id,
-            written_at: Utc::now(),
-            files: files.iter().map(Into::into).collect(),
-            audio_stored: wr.audio_stored + wr.audio_reused,
-        },
-    )
-    .await?;
+    let m = Manifest {
+        source: source.clone(),
+        stream: WEBEX_STREAM.into(),
+        window_start: w.start,
+        window_end: w.end,
+        run_id,
+        written_at: Utc::now(),
+        files: files.iter().map(Into::into).collect(),
+        audio_stored: wr.audio_stored + wr.audio_reused,
+    };
+    let same = previous.is_some_and(|p| {
+        p.window_end == m.window_end
+            && p.audio_stored == m.audio_stored
+            && p.files.len() == m.files.len()
+    }) && wr.files == 0;
+    if !same {
+        manifest::write(wh, &m).await?;
+    }
 
     let contiguous = frontier.is_none_or(|f| w.start <= f);
     let advance = (wr.complete && contiguous).then_some(w.end);

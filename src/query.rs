@@ -27,13 +27,14 @@ pub enum Format {
     Json,
 }
 
-fn duck_type(dt: &DataType) -> String {
+/// The DuckDB type an Arrow column reads as.
+pub fn duck_type(dt: &DataType) -> String {
     match dt {
         DataType::Utf8 => "VARCHAR".into(),
         DataType::Boolean => "BOOLEAN".into(),
         DataType::Int32 => "INTEGER".into(),
         DataType::Int64 => "BIGINT".into(),
-        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "TIMESTAMPTZ".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
         DataType::List(f) => format!("{}[]", duck_type(f.data_type())),
         _ => "VARCHAR".into(),
     }

@@ -55,24 +55,36 @@ pub fn tables() -> Vec<(&'static str, SchemaRef)> {
     ]
 }
 
-/// A schema as stable, reviewable JSON: `{"table", "columns": [{"name","type","nullable"}]}`.
+#[derive(serde::Serialize)]
+struct SchemaDoc<'a> {
+    table: &'a str,
+    partitioning: [&'a str; 2],
+    columns: Vec<ColumnDoc>,
+}
+
+#[derive(serde::Serialize)]
+struct ColumnDoc {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    nullable: bool,
+}
+
+/// A schema as stable, reviewable JSON: `{"table", "partitioning", "columns": [{"name","type","nullable"}]}`.
 pub fn to_json(table: &str, schema: &SchemaRef) -> String {
-    let columns: Vec<serde_json::Value> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "name": f.name(),
-                "type": type_name(f.data_type()),
-                "nullable": f.is_nullable(),
+    let doc = SchemaDoc {
+        table,
+        partitioning: ["source", "date"],
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| ColumnDoc {
+                name: f.name().clone(),
+                data_type: type_name(f.data_type()),
+                nullable: f.is_nullable(),
             })
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "table": table,
-        "partitioning": ["source", "date"],
-        "columns": columns,
-    });
+            .collect(),
+    };
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 

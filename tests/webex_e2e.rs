@@ -3,6 +3,7 @@
 
 mod common;
 
+use arrow::array::AsArray;
 use ccetl::sim::faults;
 use common::*;
 
@@ -21,16 +22,31 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
 
     // The documented schema is what DuckDB reads (plus the Hive partition columns).
     for (table, schema) in ccetl::schema::tables() {
-        let cols = env.strings(&format!(
-            "SELECT column_name FROM (DESCRIBE SELECT * FROM {table})"
-        ));
-        let mut want: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        want.extend(["source".to_string(), "date".to_string()]);
-        assert_eq!(cols, want, "{table} columns");
+        let got: Vec<String> = env
+            .sql(&format!(
+                "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {table})"
+            ))
+            .iter()
+            .flat_map(|b| {
+                let (n, t) = (
+                    b.column(0).as_string::<i32>().clone(),
+                    b.column(1).as_string::<i32>().clone(),
+                );
+                (0..b.num_rows()).map(move |i| format!("{} {}", n.value(i), t.value(i)))
+            })
+            .collect();
+        let mut want: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), ccetl::query::duck_type(f.data_type())))
+            .collect();
+        want.extend(["source VARCHAR".to_string(), "date DATE".to_string()]);
+        assert_eq!(got, want, "{table} columns and types");
     }
 
     // Second run, nothing new: no new files, no audio downloaded, few requests.
     let files_before = env.files();
+    let modified_before = env.modified();
     let audio_requests = env.stats().get("audio").copied().unwrap_or(0);
     let second = env.run_ok().await;
     let t2 = second.totals();
@@ -40,19 +56,18 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
         audio_requests,
         "no audio re-downloaded"
     );
-    let files_after = env.files();
-    let parquet_before: Vec<_> = files_before
-        .keys()
-        .filter(|k| k.ends_with(".parquet"))
-        .collect();
-    let parquet_after: Vec<_> = files_after
-        .keys()
-        .filter(|k| k.ends_with(".parquet"))
-        .collect();
     assert_eq!(
-        parquet_before, parquet_after,
-        "a rerun replaces files, never adds"
+        env.files(),
+        files_before,
+        "a rerun with no new data writes nothing"
     );
+    assert_eq!(
+        env.modified(),
+        modified_before,
+        "not even an identical rewrite"
+    );
+    assert_eq!(t2.files, 0, "{t2:?}");
+    assert!(t2.files_unchanged > 0, "{t2:?}");
     // Only the lookback window is re-read: one window, far fewer requests than the first run.
     assert_eq!(
         second.sources[0].windows.len(),

@@ -20,29 +20,29 @@ use crate::secret::Secret;
 /// A credential problem. Exit code 3 when the server said no.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("source '{source_name}': the token endpoint rejected the credentials (HTTP {status}: {message}); {fix}")]
+    #[error("the token endpoint rejected the credentials (HTTP {status}: {message}); {fix}")]
     Rejected {
         source_name: String,
         status: u16,
         message: String,
         fix: &'static str,
     },
-    #[error("source '{source_name}': token refresh failed: {source}")]
+    #[error("token refresh failed: {source}")]
     Http {
         source_name: String,
         source: HttpError,
     },
-    #[error("source '{source_name}': token response is not valid JSON: {message}")]
+    #[error("token response is not valid JSON: {message}")]
     BadResponse {
         source_name: String,
         message: String,
     },
-    #[error("source '{source_name}': cannot persist the rotated refresh token: {message}")]
+    #[error("cannot persist the rotated refresh token: {message}")]
     Persist {
         source_name: String,
         message: String,
     },
-    #[error("source '{source_name}': the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
+    #[error("the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
     StillUnauthorized {
         source_name: String,
         endpoint: String,

@@ -29,7 +29,10 @@ pub enum HttpError {
         /// Seconds the server asked us to wait, when it said so.
         retry_after: Option<Duration>,
     },
-    #[error("{endpoint}: {source} (after {attempts} attempts)")]
+    #[error(
+        "{endpoint}: {} (after {attempts} attempts; check base_url and that the host is reachable)",
+        causes(source)
+    )]
     Transport {
         endpoint: String,
         attempts: u32,
@@ -197,6 +200,20 @@ impl HttpClient {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// An error and its causes on one line: "error sending request: tcp connect error: Connection refused".
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
 }
 
 /// Finds the human message in an API error body (WxCC `ApiErrorResponse`, Webex `Error`,

@@ -29,6 +29,8 @@ pub struct ManifestFile {
     pub key: String,
     pub rows: u64,
     pub bytes: u64,
+    #[serde(default)]
+    pub sha256: String,
 }
 
 impl From<&WrittenFile> for ManifestFile {
@@ -38,8 +40,30 @@ impl From<&WrittenFile> for ManifestFile {
             key: w.key.clone(),
             rows: w.rows,
             bytes: w.bytes,
+            sha256: w.sha256.clone(),
         }
     }
+}
+
+/// The window's last manifest, if there is a readable one.
+pub async fn read(
+    wh: &Warehouse,
+    source: &str,
+    stream: &str,
+    window_start: DateTime<Utc>,
+) -> Result<Option<Manifest>, StoreError> {
+    let key = keys::manifest_key(source, stream, window_start);
+    let got = match wh.store().get(&wh.path(&[&key])).await {
+        Ok(g) => g.bytes().await,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e),
+    };
+    let bytes = got.map_err(|source| StoreError::Read {
+        key: key.clone(),
+        source,
+    })?;
+    // An unreadable manifest only costs a rewrite of the window's files.
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 pub async fn write(wh: &Warehouse, m: &Manifest) -> Result<String, StoreError> {

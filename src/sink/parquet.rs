@@ -3,7 +3,7 @@
 //! Files are named by the window start, so re-reading a window replaces its files instead of
 //! adding duplicates, and each file is written with one atomic `put`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
@@ -13,6 +13,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
 
 use super::keys;
 use super::store::{StoreError, Warehouse};
@@ -48,6 +49,9 @@ pub struct WrittenFile {
     pub key: String,
     pub rows: u64,
     pub bytes: u64,
+    pub sha256: String,
+    /// Identical to the file the window's previous manifest recorded: not written again.
+    pub unchanged: bool,
 }
 
 fn properties() -> WriterProperties {
@@ -58,11 +62,16 @@ fn properties() -> WriterProperties {
 }
 
 /// Writes `rows` into its date partitions for the window starting at `window_start`.
+///
+/// Encoding is deterministic, so a file whose hash equals the one in `previous` (key →
+/// sha256 from the window's last manifest) is already in place and is not written again:
+/// a rerun with no new data leaves the warehouse untouched.
 pub async fn write_table(
     wh: &Warehouse,
     source: &str,
     window_start: DateTime<Utc>,
     rows: &TableRows,
+    previous: &HashMap<String, String>,
 ) -> Result<Vec<WrittenFile>, WriteError> {
     let mut by_date: BTreeMap<NaiveDate, Vec<u32>> = BTreeMap::new();
     for (i, d) in rows.dates.iter().enumerate() {
@@ -82,20 +91,25 @@ pub async fn write_table(
         };
         let bytes = encode(rows.table, &part)?;
         let key = keys::table_file(rows.table, source, date, window_start);
-        let path = wh.path(&[&key]);
         let size = bytes.len() as u64;
-        wh.store()
-            .put(&path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|source| StoreError::Write {
-                key: key.clone(),
-                source,
-            })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let unchanged = previous.get(&key) == Some(&sha256);
+        if !unchanged {
+            wh.store()
+                .put(&wh.path(&[&key]), PutPayload::from_bytes(bytes))
+                .await
+                .map_err(|source| StoreError::Write {
+                    key: key.clone(),
+                    source,
+                })?;
+        }
         written.push(WrittenFile {
             table: rows.table.to_string(),
             key,
             rows: part.num_rows() as u64,
             bytes: size,
+            sha256,
+            unchanged,
         });
     }
     Ok(written)

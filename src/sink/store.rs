@@ -16,6 +16,11 @@ use object_store::ObjectStore;
 pub enum StoreError {
     #[error("warehouse '{url}': {message}")]
     Open { url: String, message: String },
+    #[error("warehouse read {key}: {source}")]
+    Read {
+        key: String,
+        source: object_store::Error,
+    },
     #[error("warehouse write {key}: {source}")]
     Write {
         key: String,

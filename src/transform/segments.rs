@@ -130,6 +130,7 @@ mod tests {
                 bytes: None,
                 sha256: None,
                 error: None,
+                reused: false,
             },
         }
     }

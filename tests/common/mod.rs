@@ -161,25 +161,53 @@ impl Env {
         self.sim.sim.stats()
     }
 
-    /// Every Parquet file in the warehouse with its size.
+    /// Every file in the warehouse with its size.
     pub fn files(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        walk(&self.warehouse_dir(), &self.warehouse_dir(), &mut out);
+        walk(
+            &self.warehouse_dir(),
+            &self.warehouse_dir(),
+            &mut out,
+            &|m| m.len(),
+        );
+        out
+    }
+
+    /// Every file in the warehouse with its modification time (ns).
+    pub fn modified(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let mtime = |m: &std::fs::Metadata| {
+            m.modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as u64)
+        };
+        walk(
+            &self.warehouse_dir(),
+            &self.warehouse_dir(),
+            &mut out,
+            &mtime,
+        );
         out
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, u64>) {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, u64>,
+    value: &dyn Fn(&std::fs::Metadata) -> u64,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            walk(root, &p, out);
+            walk(root, &p, out, value);
         } else {
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-            out.insert(rel, e.metadata().map(|m| m.len()).unwrap_or(0));
+            out.insert(rel, e.metadata().map(|m| value(&m)).unwrap_or(0));
         }
     }
 }

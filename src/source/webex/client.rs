@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::model::{CapturePage, Task, TaskCaptures, TaskPage};
 use super::WebexError;
-use crate::auth::OAuthTokens;
+use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
-use crate::http::{HttpClient, HttpError};
+use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::secret::Secret;
 use crate::window;
 
@@ -40,6 +40,21 @@ impl WebexClient {
             cfg,
             org_id: Arc::new(Mutex::new(org)),
         }
+    }
+
+    /// A client for `cfg`, with its token cache persisting rotated tokens to `store`.
+    pub fn connect(cfg: &WebexConfig, store: Arc<dyn TokenStore>) -> Result<Self, WebexError> {
+        let http = HttpClient::new(RetryConfig::default())?;
+        let tokens = OAuthTokens::new(
+            &cfg.name,
+            http.clone(),
+            cfg.token_url.clone(),
+            cfg.client_id.clone(),
+            cfg.client_secret.clone(),
+            cfg.refresh_token.clone(),
+            store,
+        )?;
+        Ok(Self::new(http, Arc::new(tokens), cfg.clone()))
     }
 
     pub fn config(&self) -> &WebexConfig {

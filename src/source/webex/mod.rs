@@ -108,7 +108,7 @@ pub async fn fetch_audio(
         })
         .collect();
     let audio_on = client.config().audio;
-    let rows: Vec<RecordingRow> = futures::stream::iter(jobs)
+    let mut rows: Vec<RecordingRow> = futures::stream::iter(jobs)
         .map(|(task_id, at, rec)| {
             let source = source.clone();
             async move {
@@ -121,6 +121,7 @@ pub async fn fetch_audio(
                         bytes: None,
                         sha256: None,
                         error: None,
+                        reused: false,
                     }
                 };
                 Ok::<_, WebexError>(RecordingRow {
@@ -134,6 +135,8 @@ pub async fn fetch_audio(
         .buffer_unordered(client.config().concurrency)
         .try_collect()
         .await?;
+    // Downloads finish in any order; files must not depend on it.
+    rows.sort_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
     Ok(rows)
 }
 
@@ -164,6 +167,7 @@ async fn copy_one(
                 bytes: prev.bytes,
                 sha256: prev.sha256,
                 error: None,
+                reused: true,
             });
         }
     }
@@ -178,6 +182,7 @@ async fn copy_one(
                     bytes: Some(stored.bytes),
                     sha256: Some(stored.sha256),
                     error: None,
+                    reused: false,
                 })
             }
             Err(AudioError::Expired { .. }) if !renewed => {
@@ -216,22 +221,21 @@ async fn copy_one(
 }
 
 fn missing(error: String) -> AudioState {
-    AudioState {
-        status: "missing",
-        uri: None,
-        bytes: None,
-        sha256: None,
-        error: Some(error),
-    }
+    failed("missing", error)
 }
 
 fn pending(error: String) -> AudioState {
+    failed("pending", error)
+}
+
+fn failed(status: &'static str, error: String) -> AudioState {
     AudioState {
-        status: "pending",
+        status,
         uri: None,
         bytes: None,
         sha256: None,
         error: Some(error),
+        reused: false,
     }
 }
 

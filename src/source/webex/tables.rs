@@ -23,6 +23,8 @@ pub struct AudioState {
     pub bytes: Option<u64>,
     pub sha256: Option<String>,
     pub error: Option<String>,
+    /// Already stored by an earlier run (the ledger said so): nothing was downloaded.
+    pub reused: bool,
 }
 
 /// A recording with the task it belongs to, ready for the tables.
