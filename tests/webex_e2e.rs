@@ -132,7 +132,7 @@ async fn token_expiring_mid_run_is_refreshed_before_use() {
     // A running clock (tokens must expire in real time), at a quiet hour.
     let env = env(ccetl::sim::SimConfig {
         token_ttl_secs: 1,
-        latency_ms: 400,
+        latency_ms: 300,
         clock_start_ms: Some(QUIET_START_MS),
         clock_frozen: false,
         ..sim_config()

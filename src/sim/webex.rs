@@ -26,10 +26,15 @@ fn api_error(status: StatusCode, msg: &str) -> Response {
 }
 
 /// Applies a pending fault for `route`, if any.
-async fn fault(sim: &Sim, route: &str) -> Option<Response> {
-    if sim.cfg.latency_ms > 0 && route != "audio" {
+/// Simulated transit and queueing time, spent before the request is checked: a token that
+/// expires while its request is on the way is refused, as a real API would.
+async fn latency(sim: &Sim) {
+    if sim.cfg.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(sim.cfg.latency_ms)).await;
     }
+}
+
+async fn fault(sim: &Sim, route: &str) -> Option<Response> {
     let kind = sim.faults.take(route)?;
     sim.count("faults");
     Some(match kind {
@@ -92,6 +97,7 @@ pub async fn token(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     sim.count("token");
+    latency(&sim).await;
     if let Some(r) = fault(&sim, "token").await {
         return r;
     }
@@ -181,6 +187,7 @@ pub async fn tasks(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     sim.count("tasks");
+    latency(&sim).await;
     if let Some(r) = reject_unauthorized(&sim, &headers) {
         return r;
     }
@@ -252,6 +259,7 @@ pub async fn captures(
     Json(body): Json<Value>,
 ) -> Response {
     sim.count("captures");
+    latency(&sim).await;
     if let Some(r) = reject_unauthorized(&sim, &headers) {
         return r;
     }
