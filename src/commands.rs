@@ -1,7 +1,6 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
 use anyhow::Context;
-use object_store::{ObjectStoreExt, PutPayload};
 use std::path::{Path, PathBuf};
 
 use crate::auth::AuthError;
@@ -116,9 +115,8 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         cfg.sources.len()
     );
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
-    let probe = wh.path(&["_ccetl", &format!("probe-{}", std::process::id())]);
-    wh.store()
-        .put(&probe, PutPayload::from_static(b"ccetl write probe"))
+    let probe = format!("_ccetl/probe-{}", std::process::id());
+    wh.put(&probe, bytes::Bytes::from_static(b"ccetl write probe"))
         .await
         .with_context(|| {
             format!(
@@ -126,7 +124,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
                 wh.url()
             )
         })?;
-    let _ = wh.store().delete(&probe).await;
+    let _ = wh.delete(&probe).await;
     println!("ok   warehouse {} is writable", wh.url());
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;

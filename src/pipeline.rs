@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::auth::AuthError;
@@ -426,13 +425,7 @@ async fn run_window(
         .keys()
         .filter(|k| !files.iter().any(|f| &f.key == *k))
     {
-        wh.store()
-            .delete(&wh.path(&[stale]))
-            .await
-            .map_err(|source| StoreError::Write {
-                key: stale.clone(),
-                source,
-            })?;
+        wh.delete(stale).await?;
     }
 
     let mut wr = WindowReport {

@@ -4,7 +4,7 @@
 //! warehouse alone can tell which windows are complete (`state rebuild` reads them back).
 
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::keys;
@@ -69,12 +69,6 @@ pub async fn read(
 pub async fn write(wh: &Warehouse, m: &Manifest) -> Result<String, StoreError> {
     let key = keys::manifest_key(&m.source, &m.stream, m.window_start);
     let body = serde_json::to_vec_pretty(m).unwrap_or_default();
-    wh.store()
-        .put(&wh.path(&[&key]), PutPayload::from(body))
-        .await
-        .map_err(|source| StoreError::Write {
-            key: key.clone(),
-            source,
-        })?;
+    wh.put(&key, body.into()).await?;
     Ok(key)
 }

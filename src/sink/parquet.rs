@@ -9,7 +9,6 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -95,13 +94,7 @@ pub async fn write_table(
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let unchanged = previous.get(&key) == Some(&sha256);
         if !unchanged {
-            wh.store()
-                .put(&wh.path(&[&key]), PutPayload::from_bytes(bytes))
-                .await
-                .map_err(|source| StoreError::Write {
-                    key: key.clone(),
-                    source,
-                })?;
+            wh.put(&key, bytes).await?;
         }
         written.push(WrittenFile {
             table: rows.table.to_string(),

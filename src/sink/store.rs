@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,6 +83,28 @@ impl Warehouse {
             }
         }
         p
+    }
+
+    /// Writes `bytes` at the warehouse-relative `key` in one atomic put.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.store
+            .put(&self.path(&[key]), PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|source| StoreError::Write {
+                key: key.to_string(),
+                source,
+            })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.store
+            .delete(&self.path(&[key]))
+            .await
+            .map_err(|source| StoreError::Write {
+                key: key.to_string(),
+                source,
+            })
     }
 
     /// The full URI of an object, as recorded in `audio_uri`.

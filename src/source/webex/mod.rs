@@ -2,8 +2,8 @@
 //!
 //! One window at a time: list the window's tasks, query their captures in batches of ten
 //! (concurrently, bounded by the source's `concurrency`), then copy each recording's audio
-//! into the warehouse. An expired pre-signed URL triggers one re-query of that task's
-//! captures for a fresh URL.
+//! into the warehouse. An expired pre-signed URL (403) triggers a re-query of that task's
+//! captures for a fresh URL, a bounded number of times.
 
 pub mod client;
 pub mod model;
@@ -24,6 +24,9 @@ use crate::sink::audio::{self, AudioError};
 use crate::sink::{keys, Warehouse};
 use crate::state::State;
 use crate::window::Window;
+
+/// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
+const MAX_URL_RENEWALS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebexError {
@@ -172,7 +175,7 @@ async fn copy_one(
         }
     }
     let mut url = parse_file_path(&rec.attributes.file_path)?;
-    let mut renewed = false;
+    let mut renewals = 0;
     loop {
         match audio::copy(&client.http, &url, wh, &path).await {
             Ok(stored) => {
@@ -185,8 +188,8 @@ async fn copy_one(
                     reused: false,
                 })
             }
-            Err(AudioError::Expired { .. }) if !renewed => {
-                renewed = true;
+            Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
+                renewals += 1;
                 tracing::info!(source, task_id, recording = %rec.id, "Pre-signed URL expired; asking for a fresh one.");
                 let fresh = client.query_captures(&[task_id.to_string()]).await?;
                 let found = fresh
