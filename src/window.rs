@@ -11,13 +11,6 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-impl Window {
-    /// Whether this window covers its whole grid cell (a partial one is re-read next run).
-    pub fn is_full(&self, step: Duration) -> bool {
-        self.end - self.start >= step
-    }
-}
-
 /// The grid line at or before `t`.
 pub fn align_down(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     let step_ms = step.num_milliseconds().max(1);
@@ -81,7 +74,7 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
         );
         assert_eq!(w[2].end, to);
-        assert!(!w[2].is_full(day) && w[0].is_full(day));
+        assert_eq!(w[0].end - w[0].start, day);
     }
 
     proptest! {
