@@ -13,6 +13,7 @@ pub mod http;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
+pub mod report;
 pub mod schema;
 pub mod secret;
 pub mod sim;

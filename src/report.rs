@@ -1,0 +1,69 @@
+//! The run report: what each window of each source read, stored and requested. Written by
+//! `--report FILE` and into the `runs` table, summarised on stdout.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::http::HttpCounts;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct WindowReport {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub tasks: u64,
+    pub recordings: u64,
+    pub segments: u64,
+    pub audio_stored: u64,
+    pub audio_reused: u64,
+    pub audio_bytes: u64,
+    pub audio_pending: u64,
+    pub audio_missing: u64,
+    /// Parquet files written; `files_unchanged` were already in place, identical.
+    pub files: u64,
+    pub files_unchanged: u64,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub kind: String,
+    pub windows: Vec<WindowReport>,
+    pub http: HttpCounts,
+    pub high_water: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run_id: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status: String,
+    pub dry_run: bool,
+    pub sources: Vec<SourceReport>,
+}
+
+impl RunReport {
+    pub fn totals(&self) -> WindowReport {
+        let mut t = WindowReport::default();
+        for w in self.sources.iter().flat_map(|s| &s.windows) {
+            t.tasks += w.tasks;
+            t.recordings += w.recordings;
+            t.segments += w.segments;
+            t.audio_stored += w.audio_stored;
+            t.audio_reused += w.audio_reused;
+            t.audio_bytes += w.audio_bytes;
+            t.audio_pending += w.audio_pending;
+            t.audio_missing += w.audio_missing;
+            t.files += w.files;
+            t.files_unchanged += w.files_unchanged;
+        }
+        t
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.sources.iter().map(|s| s.http.requests).sum()
+    }
+}
