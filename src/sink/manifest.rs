@@ -4,7 +4,6 @@
 //! warehouse alone can tell which windows are complete (`state rebuild` reads them back).
 
 use chrono::{DateTime, Utc};
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::keys;
@@ -53,15 +52,9 @@ pub async fn read(
     window_start: DateTime<Utc>,
 ) -> Result<Option<Manifest>, StoreError> {
     let key = keys::manifest_key(source, stream, window_start);
-    let got = match wh.store().get(&wh.path(&[&key])).await {
-        Ok(g) => g.bytes().await,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => Err(e),
+    let Some(bytes) = wh.get(&key).await? else {
+        return Ok(None);
     };
-    let bytes = got.map_err(|source| StoreError::Read {
-        key: key.clone(),
-        source,
-    })?;
     // An unreadable manifest only costs a rewrite of the window's files.
     Ok(serde_json::from_slice(&bytes).ok())
 }

@@ -97,6 +97,19 @@ impl Warehouse {
             })
     }
 
+    /// Reads the object at `key`; `None` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let read_err = |source| StoreError::Read {
+            key: key.to_string(),
+            source,
+        };
+        match self.store.get(&self.path(&[key])).await {
+            Ok(got) => got.bytes().await.map(Some).map_err(read_err),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(read_err(e)),
+        }
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.store
             .delete(&self.path(&[key]))
