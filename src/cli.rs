@@ -59,25 +59,7 @@ pub enum Command {
         format: Format,
     },
     /// Serve the simulated APIs on 127.0.0.1 until interrupted.
-    Simulate {
-        #[arg(long, default_value_t = 8799)]
-        port: u16,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 3)]
-        days: u32,
-        #[arg(long, default_value_t = 200)]
-        calls_per_day: u32,
-        /// Faults to inject, e.g. "tasks:429x3,captures:503x2,audio:expire".
-        #[arg(long, default_value = "")]
-        faults: String,
-        /// Access-token lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        token_ttl: u64,
-        /// Audio bytes per second of call (8000 = 8 kHz µ-law).
-        #[arg(long, default_value_t = 8000)]
-        audio_rate: u32,
-    },
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,4 +94,28 @@ pub struct RunArgs {
     /// Treat this time as "now" (reproducible backfills, tests).
     #[arg(long, hide = true)]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value_t = 8799)]
+    pub port: u16,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    #[arg(long, default_value_t = 200)]
+    pub calls_per_day: u32,
+    /// Faults to inject, e.g. "tasks:429x3,captures:503x2,audio:expire,cars:badvalue".
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_ttl: u64,
+    /// Audio bytes per second of call (8000 = 8 kHz µ-law).
+    #[arg(long, default_value_t = 8000)]
+    pub audio_rate: u32,
+    /// The most rows one legacy CSR/CAR query returns.
+    #[arg(long, default_value_t = 100_000)]
+    pub legacy_record_cap: usize,
 }

@@ -4,12 +4,13 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use crate::auth::AuthError;
-use crate::cli::{RunArgs, StateAction};
+use crate::cli::{RunArgs, SimulateArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
 use crate::pipeline::{self, RunError, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
+use crate::source::legacy::{LegacyClient, LegacyError, RecordType};
 use crate::source::webex::WebexClient;
 
 /// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
@@ -33,6 +34,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             ) {
                 return 3;
             }
+        }
+        if cause
+            .downcast_ref::<LegacyError>()
+            .is_some_and(LegacyError::is_auth)
+        {
+            return 3;
         }
     }
     1
@@ -105,6 +112,12 @@ fn print_summary(r: &RunReport) {
         r.requests(),
         retries
     );
+    if t.sessions > 0 || r.sources.iter().any(|s| s.kind == "webex_legacy") {
+        println!(
+            "  legacy: {} sessions, {} activities, {} chain rows flagged",
+            t.sessions, t.activities, t.chain_anomalies
+        );
+    }
 }
 
 pub async fn check(path: &Path) -> anyhow::Result<()> {
@@ -129,14 +142,29 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
     for src in &cfg.sources {
-        let SourceConfig::Webex(w) = src;
-        let client = WebexClient::connect(w, states[&w.name].clone())?;
-        let now = chrono::Utc::now();
-        client
-            .list_tasks(now - chrono::Duration::minutes(1), now)
-            .await
-            .with_context(|| format!("source '{}' (webex)", w.name))?;
-        println!("ok   source {} (webex): token and tasks API work", w.name);
+        match src {
+            SourceConfig::Webex(w) => {
+                let client = WebexClient::connect(w, states[&w.name].clone())?;
+                let now = chrono::Utc::now();
+                client
+                    .list_tasks(now - chrono::Duration::minutes(1), now)
+                    .await
+                    .with_context(|| format!("source '{}' (webex)", w.name))?;
+                println!("ok   source {} (webex): token and tasks API work", w.name);
+            }
+            SourceConfig::Legacy(l) => {
+                // A record that cannot exist: 404 proves the signature was accepted.
+                let client = LegacyClient::connect(l)?;
+                client
+                    .get(RecordType::Csr, "ccetl-credential-probe")
+                    .await
+                    .with_context(|| format!("source '{}' (webex_legacy)", l.name))?;
+                println!(
+                    "ok   source {} (webex_legacy): signature accepted for {}",
+                    l.name, l.user_id
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -247,16 +275,8 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn simulate(
-    port: u16,
-    seed: u64,
-    days: u32,
-    calls_per_day: u32,
-    faults: &str,
-    token_ttl: u64,
-    audio_rate: u32,
-) -> anyhow::Result<()> {
-    let faults = sim::faults::parse(faults).map_err(|m| {
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let faults = sim::faults::parse(&args.faults).map_err(|m| {
         anyhow::Error::new(ConfigError::Invalid {
             path: PathBuf::from("(command line)"),
             key: "--faults".into(),
@@ -264,25 +284,30 @@ pub async fn simulate(
         })
     })?;
     let cfg = SimConfig {
-        seed,
-        days,
-        calls_per_day,
+        seed: args.seed,
+        days: args.days,
+        calls_per_day: args.calls_per_day,
         faults,
-        token_ttl_secs: token_ttl,
-        audio_rate,
+        token_ttl_secs: args.token_ttl,
+        audio_rate: args.audio_rate,
+        legacy_record_cap: args.legacy_record_cap,
         ..SimConfig::default()
     };
+    let port = args.port;
     let handle = sim::start(cfg, port)
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let c = &handle.sim.cfg;
     println!(
-        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
+        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\nlegacy: {}/aws/api\n  user_id = \"{}\"\n  api_key = \"{}\"\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
         handle.base_url(),
         c.client_id,
         c.client_secret,
         c.initial_refresh_token,
         c.org_id,
+        handle.base_url(),
+        c.legacy_user_id,
+        c.legacy_api_key,
         handle.base_url()
     );
     tokio::signal::ctrl_c()

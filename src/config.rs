@@ -113,6 +113,21 @@ struct RawSource {
     concurrency: Option<usize>,
     #[serde(default)]
     allow_insecure_http: bool,
+    // webex_legacy
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    record_cap: Option<u64>,
+    #[serde(default)]
+    anchor_id: Option<String>,
+    #[serde(default)]
+    max_session: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -140,19 +155,40 @@ pub struct PipelineConfig {
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
     Webex(WebexConfig),
+    Legacy(LegacyConfig),
 }
 
 impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Webex(w) => &w.name,
+            SourceConfig::Legacy(l) => &l.name,
         }
     }
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Webex(_) => "webex",
+            SourceConfig::Legacy(_) => "webex_legacy",
         }
     }
+}
+
+/// The legacy 1.0 reporting API (CSR/CAR, HMAC-SHA1, CSV).
+#[derive(Debug, Clone)]
+pub struct LegacyConfig {
+    pub name: String,
+    pub base_url: url::Url,
+    /// The portal user the API key belongs to (sent as `From`).
+    pub user_id: String,
+    pub api_key: Secret,
+    /// Appended as `;tenantId=` to the signature when set (newer tenants).
+    pub tenant_id: Option<String>,
+    pub timezone: String,
+    /// `numberOfRecords` per query; a response that reaches it is split and asked again.
+    pub record_cap: u64,
+    pub anchor_id: String,
+    /// Longest a session can run; bounds how far past a window its activities are read.
+    pub max_session: Duration,
 }
 
 /// The v1 Webex Contact Center API.
@@ -379,10 +415,37 @@ impl PipelineConfig {
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
                     }));
                 }
+                "webex_legacy" => {
+                    let record_cap = s.record_cap.unwrap_or(50_000);
+                    if record_cap < 2 {
+                        return Err(invalid(&at("record_cap"), "must be at least 2".into()));
+                    }
+                    let user_id = s
+                        .user_id
+                        .as_deref()
+                        .ok_or_else(|| invalid(&at("user_id"), "is required for webex_legacy: the portal user the API key belongs to".into()))
+                        .and_then(|v| expand_env(v, env).map_err(|m| invalid(&at("user_id"), m)))?;
+                    sources.push(SourceConfig::Legacy(LegacyConfig {
+                        name: s.name.clone(),
+                        base_url: url("base_url", &s.base_url)?,
+                        user_id,
+                        api_key: secret("api_key", s.api_key.clone())?,
+                        tenant_id: s.tenant_id.clone(),
+                        timezone: s.timezone.clone().unwrap_or_else(|| "UTC".into()),
+                        record_cap,
+                        anchor_id: s.anchor_id.clone().unwrap_or_default(),
+                        max_session: match &s.max_session {
+                            Some(v) => dur(&at("max_session"), v)?,
+                            None => Duration::from_secs(86_400),
+                        },
+                    }));
+                }
                 other => {
                     return Err(invalid(
                         &at("kind"),
-                        format!("'{other}' is not a known source kind; use \"webex\""),
+                        format!(
+                        "'{other}' is not a known source kind; use \"webex\" or \"webex_legacy\""
+                    ),
                     ))
                 }
             }
@@ -499,7 +562,9 @@ refresh_token = "r"
         let c = PipelineConfig::parse(Path::new("/p/x.toml"), GOOD, &env).unwrap();
         assert_eq!(c.warehouse, "file:///p/wh");
         assert_eq!(c.window, Duration::from_secs(86_400));
-        let SourceConfig::Webex(w) = &c.sources[0];
+        let SourceConfig::Webex(w) = &c.sources[0] else {
+            panic!("webex source expected")
+        };
         assert_eq!(w.client_id.expose(), "client-1");
     }
 
@@ -518,6 +583,23 @@ refresh_token = "r"
         let text = GOOD.replace("http://127.0.0.1:9\"\ntoken", "http://example.com\"\ntoken");
         let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
         assert!(e.to_string().contains("allow_insecure_http"), "{e}");
+    }
+
+    #[test]
+    fn legacy_source_parses_and_needs_its_user() {
+        let legacy = "[[source]]\nkind = \"webex_legacy\"\nname = \"lg\"\nbase_url = \"https://rest.example/aws/api\"\nuser_id = \"r@x.example\"\napi_key = \"${CID}\"\nrecord_cap = 500\n";
+        let c =
+            PipelineConfig::parse(Path::new("x.toml"), &format!("{GOOD}{legacy}"), &env).unwrap();
+        let SourceConfig::Legacy(l) = &c.sources[1] else {
+            panic!("legacy source expected")
+        };
+        assert_eq!(
+            (l.api_key.expose(), l.record_cap, l.timezone.as_str()),
+            ("client-1", 500, "UTC")
+        );
+        let text = format!("{GOOD}{}", legacy.replace("user_id", "# user_id"));
+        let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
+        assert!(e.to_string().contains("source[1].user_id"), "{e}");
     }
 
     #[test]

@@ -51,26 +51,7 @@ fn main() -> ExitCode {
                 sql,
                 format,
             } => commands::query(&pipeline, sql.as_deref(), format),
-            Command::Simulate {
-                port,
-                seed,
-                days,
-                calls_per_day,
-                faults,
-                token_ttl,
-                audio_rate,
-            } => {
-                commands::simulate(
-                    port,
-                    seed,
-                    days,
-                    calls_per_day,
-                    &faults,
-                    token_ttl,
-                    audio_rate,
-                )
-                .await
-            }
+            Command::Simulate(args) => commands::simulate(args).await,
         }
     });
     match result {

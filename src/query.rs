@@ -66,12 +66,39 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// One row per call whichever sources saw it: a v1 task and a legacy session with the same
+/// id are one call (`systems` says which saw it). Activity chains join on `call_id =
+/// activity_chains.session_id`, recordings on `recordings.call_id`.
 const UNIFIED: &str = r#"
 CREATE OR REPLACE VIEW calls AS
-SELECT task_id AS call_id, 'webex' AS system, source, date, created_time AS start_time,
-       last_updated_time AS end_time, channel_type, direction, status, origin AS ani,
-       destination AS dnis, queue_name, owner_name AS agent_name
-FROM webex_tasks;
+WITH w AS (
+  SELECT task_id AS call_id, source, date, created_time AS start_time,
+         last_updated_time AS end_time, channel_type, direction, status, origin AS ani,
+         destination AS dnis, queue_name, owner_name AS agent_name
+  FROM webex_tasks
+), l AS (
+  SELECT sid AS call_id, source, date, cstts AS start_time, cetts AS end_time, channel_type,
+         direction, termination_type AS status, ani, dnis, queue_name, agent_name, team_name,
+         entrypoint_name
+  FROM legacy_csr
+)
+SELECT coalesce(w.call_id, l.call_id) AS call_id,
+       CASE WHEN w.call_id IS NOT NULL AND l.call_id IS NOT NULL THEN 'webex+webex_legacy'
+            WHEN w.call_id IS NOT NULL THEN 'webex' ELSE 'webex_legacy' END AS systems,
+       coalesce(w.source, l.source) AS source,
+       w.source AS webex_source, l.source AS legacy_source,
+       coalesce(w.date, l.date) AS date,
+       coalesce(w.start_time, l.start_time) AS start_time,
+       coalesce(l.end_time, w.end_time) AS end_time,
+       coalesce(w.channel_type, l.channel_type) AS channel_type,
+       coalesce(w.direction, l.direction) AS direction,
+       coalesce(w.status, l.status) AS status,
+       coalesce(w.ani, l.ani) AS ani,
+       coalesce(w.dnis, l.dnis) AS dnis,
+       coalesce(w.queue_name, l.queue_name) AS queue_name,
+       coalesce(w.agent_name, l.agent_name) AS agent_name,
+       l.team_name, l.entrypoint_name
+FROM w FULL OUTER JOIN l ON w.call_id = l.call_id;
 CREATE OR REPLACE VIEW recordings AS
 SELECT capture_id AS recording_id, task_id AS call_id, 'webex' AS system, source, date, segment,
        start_time, stop_time, duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status

@@ -18,6 +18,10 @@ pub struct WindowReport {
     pub audio_bytes: u64,
     pub audio_pending: u64,
     pub audio_missing: u64,
+    /// Legacy sources: sessions (CSRs), activities (CARs) and chain rows flagged as anomalous.
+    pub sessions: u64,
+    pub activities: u64,
+    pub chain_anomalies: u64,
     /// Parquet files written; `files_unchanged` were already in place, identical.
     pub files: u64,
     pub files_unchanged: u64,
@@ -57,6 +61,9 @@ impl RunReport {
             t.audio_bytes += w.audio_bytes;
             t.audio_pending += w.audio_pending;
             t.audio_missing += w.audio_missing;
+            t.sessions += w.sessions;
+            t.activities += w.activities;
+            t.chain_anomalies += w.chain_anomalies;
             t.files += w.files;
             t.files_unchanged += w.files_unchanged;
         }

@@ -43,6 +43,7 @@ pub fn day_of_ms(ms: i64) -> NaiveDate {
 
 /// Every table ccetl writes, with its schema.
 pub fn tables() -> Vec<(&'static str, SchemaRef)> {
+    use crate::source::legacy::tables as legacy;
     use crate::source::webex::tables as wx;
     vec![
         ("webex_tasks", wx::tasks_schema()),
@@ -51,6 +52,12 @@ pub fn tables() -> Vec<(&'static str, SchemaRef)> {
         (
             "task_segments",
             crate::transform::segments::task_segments_schema(),
+        ),
+        ("legacy_csr", legacy::CSR.schema()),
+        ("legacy_car", legacy::CAR.schema()),
+        (
+            "activity_chains",
+            crate::transform::chains::activity_chains_schema(),
         ),
     ]
 }

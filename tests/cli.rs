@@ -116,3 +116,47 @@ async fn bad_credentials_are_exit_3_and_leave_state_untouched() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_legacy_api_key_is_exit_3_and_check_says_so() {
+    let good = env_with(sim_config(), LEGACY_SOURCE).await;
+    let path = good.pipeline.to_str().unwrap().to_string();
+    let (code, out, err) = tokio::task::spawn_blocking(move || ccetl(&["check", &path]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("legacy (webex_legacy): signature accepted"),
+        "{out}"
+    );
+
+    let bad = env_with(
+        sim_config(),
+        &LEGACY_SOURCE.replace("sim-legacy-api-key", "wrong-key-123"),
+    )
+    .await;
+    let path = bad.pipeline.to_str().unwrap().to_string();
+    let now = bad.now().to_rfc3339();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        let run = ccetl(&["run", &path, "--source", "legacy", "--now", &now]);
+        let check = ccetl(&["check", &path]);
+        assert_eq!(check.0, 3, "check: {}", check.2);
+        run
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 3, "{err}");
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("source 'legacy'")
+            && line.contains("api_key does not belong to user 'reports@sim.example'"),
+        "{line}"
+    );
+    assert!(!line.contains("wrong-key-123"), "no secrets: {line}");
+    let st = ccetl::state::State::open(&bad.dir.path().join("state.duckdb")).unwrap();
+    assert_eq!(st.count("windows").unwrap(), 0, "nothing committed");
+    assert!(
+        !bad.warehouse_dir().join("legacy_csr").exists(),
+        "nothing written"
+    );
+}

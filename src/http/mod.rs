@@ -124,6 +124,11 @@ impl HttpClient {
         &self.stats
     }
 
+    /// The retry policy, for callers that retry a body read that failed after the headers.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
     /// Sends the request `make` builds, retrying transient failures. `endpoint` names the call
     /// in errors and logs (method and path, never a query string).
     pub async fn send<F, Fut, E>(&self, endpoint: &str, mut make: F) -> Result<Response, E>
@@ -240,6 +245,14 @@ pub fn api_message(body: &str) -> String {
     } else {
         trimmed.replace(['\n', '\r'], " ")
     }
+}
+
+/// `base` with `path` appended to its path (a base URL may carry a prefix such as `/aws/api`).
+pub fn join_path(base: &url::Url, path: &str) -> url::Url {
+    let mut u = base.clone();
+    let prefix = u.path().trim_end_matches('/').to_string();
+    u.set_path(&format!("{prefix}/{}", path.trim_start_matches('/')));
+    u
 }
 
 /// `scheme://host/path` of a URL, without query or credentials, for logs and errors.

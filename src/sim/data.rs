@@ -28,6 +28,11 @@ pub struct SimTask {
     pub queue: Option<(String, String)>,
     pub capture_requested: bool,
     pub recordings: Vec<SimRecording>,
+    /// When an agent first answered (`None`: abandoned or IVR only).
+    pub answered_ms: Option<i64>,
+    /// The agents who handled the call, one per leg, in order.
+    pub agents: Vec<(String, String)>,
+    pub entrypoint: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +90,14 @@ const FIRST: [&str; 12] = [
 ];
 const LAST: [&str; 6] = ["Agent", "Rivera", "Chen", "Okafor", "Novak", "Silva"];
 const QUEUES: [&str; 4] = ["Support_Q", "Sales_Q", "Billing_Q", "Retention_Q"];
+/// Entry point names, with the characters CSV must quote (a comma, quotes, a line break).
+const ENTRYPOINTS: [&str; 3] = ["Main line, \"Press 1\"", "After hours\nOverflow", "Sales"];
+const TEAMS: [&str; 3] = ["Team Red", "Team Blue", "Team Green"];
+
+/// The team an agent belongs to.
+pub fn team_of(agent_id: &str) -> &'static str {
+    TEAMS[agent_id.bytes().map(usize::from).sum::<usize>() % TEAMS.len()]
+}
 
 pub fn people(seed: u64) -> People {
     let mut rng = rng_for(seed, "people", 0);
@@ -186,7 +199,12 @@ pub fn day_tasks(seed: u64, day: i64, calls_per_day: u32, people: &People) -> Ve
                 });
             }
         }
+        let entrypoint =
+            ENTRYPOINTS[id.bytes().map(usize::from).sum::<usize>() % ENTRYPOINTS.len()];
         out.push(SimTask {
+            answered_ms: handled.then_some(created_ms + pre_ms),
+            agents: agents.clone(),
+            entrypoint,
             id,
             day,
             created_ms,
@@ -211,6 +229,7 @@ pub fn day_tasks(seed: u64, day: i64, calls_per_day: u32, people: &People) -> Ve
             let t = &mut out[i];
             t.created_ms -= shift;
             t.ended_ms -= shift;
+            t.answered_ms = t.answered_ms.map(|a| a - shift);
             for r in &mut t.recordings {
                 r.start_ms -= shift;
                 r.stop_ms -= shift;

@@ -1,8 +1,10 @@
-//! Fault injection: `--faults "tasks:429x3,captures:503x2,audio:expire,tasks:401"`.
+//! Fault injection: `--faults "tasks:429x3,captures:503x2,audio:expire,tasks:401,cars:badvalue"`.
 //!
-//! Each entry names a route (`token`, `tasks`, `captures`, `audio`), a fault (an HTTP
-//! status, `429date` for a 429 whose Retry-After is an HTTP-date, or `expire` for a
-//! pre-signed URL refused as expired) and how many consecutive requests it hits (default 1).
+//! Each entry names a route (`token`, `tasks`, `captures`, `audio`, `csrs`, `cars`), a fault
+//! (an HTTP status, `429date` for a 429 whose Retry-After is an HTTP-date, `expire` for a
+//! pre-signed URL refused as expired, or for the legacy CSV routes one of the awkward bodies
+//! `bom`, `newcol`, `dropcol`, `badvalue`, `truncate`, `badutf8`) and how many consecutive
+//! requests it hits (default 1).
 
 use std::sync::Mutex;
 
@@ -13,6 +15,33 @@ pub enum FaultKind {
     ThrottleDate,
     /// 403 "Request has expired" on a pre-signed download.
     Expire,
+    /// CSV that starts with a UTF-8 byte-order mark.
+    Bom,
+    /// CSV with a column the connector does not know.
+    NewColumn,
+    /// CSV without the `teamName` column.
+    DropColumn,
+    /// CSV with a `cstts` that is not a number.
+    BadValue,
+    /// CSV cut off in the middle of its last row.
+    Truncate,
+    /// CSV with a byte that is not UTF-8.
+    BadUtf8,
+}
+
+impl FaultKind {
+    /// Faults that change a CSV body rather than the response status.
+    pub fn is_csv_quirk(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Bom
+                | FaultKind::NewColumn
+                | FaultKind::DropColumn
+                | FaultKind::BadValue
+                | FaultKind::Truncate
+                | FaultKind::BadUtf8
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +51,7 @@ pub struct Fault {
     pub remaining: u32,
 }
 
-pub const ROUTES: [&str; 4] = ["token", "tasks", "captures", "audio"];
+pub const ROUTES: [&str; 6] = ["token", "tasks", "captures", "audio", "csrs", "cars"];
 
 pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
@@ -48,12 +77,18 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
         let kind = match kind {
             "expire" => FaultKind::Expire,
             "429date" => FaultKind::ThrottleDate,
+            "bom" => FaultKind::Bom,
+            "newcol" => FaultKind::NewColumn,
+            "dropcol" => FaultKind::DropColumn,
+            "badvalue" => FaultKind::BadValue,
+            "truncate" => FaultKind::Truncate,
+            "badutf8" => FaultKind::BadUtf8,
             k => FaultKind::Status(
                 k.parse::<u16>()
                     .ok()
                     .filter(|s| (400..600).contains(s))
                     .ok_or_else(|| {
-                        format!("fault kind '{k}' is not an HTTP error status, 429date or expire")
+                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, bom, newcol, dropcol, badvalue, truncate or badutf8")
                     })?,
             ),
         };

@@ -1,6 +1,6 @@
 //! The built-in simulator: the Webex Contact Center v1 API (token, tasks, captures and
-//! pre-signed audio storage) over deterministic calls, with fault injection and a truth
-//! endpoint, served by axum on 127.0.0.1.
+//! pre-signed audio storage) and its legacy 1.0 reporting API (CSR/CAR in CSV) over the same
+//! deterministic calls, with fault injection and a truth endpoint, served by axum on 127.0.0.1.
 //!
 //! It enforces the real API's rules, so the connector is tested against them: bearer tokens
 //! that expire, refresh tokens that rotate (a used one is revoked), at most ten task ids per
@@ -10,6 +10,7 @@
 pub mod audio;
 pub mod data;
 pub mod faults;
+pub mod legacy;
 mod webex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,6 +52,11 @@ pub struct SimConfig {
     pub clock_frozen: bool,
     /// Added to every API response (not downloads), to make runs long enough for token expiry.
     pub latency_ms: u64,
+    /// The legacy API's user (`From`) and the API key its signature is made with.
+    pub legacy_user_id: String,
+    pub legacy_api_key: String,
+    /// The most rows one legacy query returns, whatever `numberOfRecords` asks.
+    pub legacy_record_cap: usize,
 }
 
 impl Default for SimConfig {
@@ -70,6 +76,9 @@ impl Default for SimConfig {
             clock_start_ms: None,
             clock_frozen: false,
             latency_ms: 0,
+            legacy_user_id: "reports@sim.example".into(),
+            legacy_api_key: "sim-legacy-api-key".into(),
+            legacy_record_cap: 100_000,
         }
     }
 }
@@ -243,6 +252,9 @@ impl Sim {
                         }
                     })
                     .collect(),
+                ended_ms: (t.ended_ms <= now).then_some(t.ended_ms),
+                entrypoint: t.entrypoint.to_string(),
+                chain: legacy::cars(&t, now),
                 id: t.id,
                 created_ms: t.created_ms,
                 channel_type: t.channel_type.to_string(),
@@ -272,6 +284,11 @@ pub struct TruthTask {
     pub direction: String,
     pub origin: String,
     pub recordings: Vec<TruthRecording>,
+    /// `None` while the call is still running.
+    pub ended_ms: Option<i64>,
+    pub entrypoint: String,
+    /// The legacy API's activities (CARs) of this call, in order.
+    pub chain: Vec<legacy::SimCar>,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
@@ -320,6 +337,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/captures/query", post(webex::captures))
         .route("/v1/contactCenter/captures/query", post(webex::captures))
         .route("/_storage/{task_id}/{file}", get(webex::storage))
+        .route("/aws/api/{record}", get(legacy::query))
+        .route("/aws/api/{record}/{id}", get(legacy::record))
         .route("/_sim/truth", get(truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/clock", post(clock))

@@ -25,19 +25,24 @@ fn api_error(status: StatusCode, msg: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Applies a pending fault for `route`, if any.
 /// Simulated transit and queueing time, spent before the request is checked: a token that
 /// expires while its request is on the way is refused, as a real API would.
-async fn latency(sim: &Sim) {
+pub(super) async fn latency(sim: &Sim) {
     if sim.cfg.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(sim.cfg.latency_ms)).await;
     }
 }
 
+/// Applies a pending fault for `route`, if any.
 async fn fault(sim: &Sim, route: &str) -> Option<Response> {
     let kind = sim.faults.take(route)?;
+    Some(fault_response(sim, kind))
+}
+
+/// The response an injected fault gives.
+pub(super) fn fault_response(sim: &Sim, kind: FaultKind) -> Response {
     sim.count("faults");
-    Some(match kind {
+    match kind {
         FaultKind::Status(429) => {
             let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             r.headers_mut()
@@ -61,7 +66,9 @@ async fn fault(sim: &Sim, route: &str) -> Option<Response> {
             "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
         )
             .into_response(),
-    })
+        // CSV quirks only mean something on the legacy routes.
+        _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "injected fault"),
+    }
 }
 
 /// Checks `Authorization: Bearer sat.{expiry}.{sig}_P0A1_{org}`.

@@ -1,3 +1,4 @@
 //! Extract: one module per external system, each turning API pages into rows.
 
+pub mod legacy;
 pub mod webex;

@@ -1,3 +1,4 @@
-//! Transforms over Arrow batches: the segment ↔ task join (and, later, activity chains).
+//! Transforms over Arrow batches: the segment ↔ task join and the activity chains.
 
+pub mod chains;
 pub mod segments;

@@ -62,9 +62,20 @@ client_secret = "sim-client-secret"
 refresh_token = "{refresh_token}"
 channel_types = ["telephony"]
 {extra_source}
-"#
+"#,
+        extra_source = extra_source.replace("{BASE}", base_url)
     )
 }
+
+/// The legacy reporting source of the same simulated tenant (`{BASE}` is the simulator).
+pub const LEGACY_SOURCE: &str = r#"
+[[source]]
+kind = "webex_legacy"
+name = "legacy"
+base_url = "{BASE}/aws/api"
+user_id = "reports@sim.example"
+api_key = "sim-legacy-api-key"
+"#;
 
 pub async fn env(cfg: SimConfig) -> Env {
     env_with(cfg, "").await
@@ -106,6 +117,16 @@ impl Env {
     pub async fn run(&self) -> (RunReport, Result<(), RunError>) {
         let opts = RunOptions {
             now: Some(self.now()),
+            ..RunOptions::default()
+        };
+        pipeline::run(&self.config(), &opts).await
+    }
+
+    /// Runs only the named sources.
+    pub async fn run_sources(&self, sources: &[&str]) -> (RunReport, Result<(), RunError>) {
+        let opts = RunOptions {
+            now: Some(self.now()),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
             ..RunOptions::default()
         };
         pipeline::run(&self.config(), &opts).await
@@ -154,6 +175,14 @@ impl Env {
         let settled = self.sim.sim.now_ms() - 15 * 60_000;
         t.tasks
             .retain(|t| t.channel_type == "telephony" && t.created_ms < settled);
+        t
+    }
+
+    /// The truth for the legacy API: every call (all channels) started before now - settle.
+    pub fn legacy_truth(&self) -> Truth {
+        let mut t = self.sim.sim.truth(i64::MIN / 2, i64::MAX / 2);
+        let settled = self.sim.sim.now_ms() - 15 * 60_000;
+        t.tasks.retain(|t| t.created_ms < settled);
         t
     }
 

@@ -62,10 +62,7 @@ impl WebexClient {
     }
 
     fn url(&self, path: &str) -> url::Url {
-        let mut u = self.cfg.base_url.clone();
-        let base = u.path().trim_end_matches('/').to_string();
-        u.set_path(&format!("{base}{path}"));
-        u
+        crate::http::join_path(&self.cfg.base_url, path)
     }
 
     /// The org id: configured, else the last `_`-part of the access token.

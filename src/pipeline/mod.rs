@@ -1,12 +1,19 @@
 //! Window planning and the run loop: the only place that knows the order of stages.
 //!
 //! For each source: read the watermark → plan grid windows from `high_water - lookback` to
-//! `now - settle` → per window: extract → audio → tables → Parquet files → manifest →
-//! state commit. Data is durable before the state that points at it, so a crash anywhere
-//! replays the window harmlessly (its files are replaced, not duplicated). The watermark
-//! advances only over contiguous complete windows.
+//! `now - settle` → per window: the source extracts its tables (and audio) → [`commit`]
+//! writes Parquet files → manifest → state. Data is durable before the state that points at
+//! it, so a crash anywhere replays the window harmlessly (its files are replaced, not
+//! duplicated). The watermark advances only over contiguous complete windows.
+
+mod commit;
+mod legacy;
+mod webex;
+
+pub use commit::WindowOutput;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,15 +21,14 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::AuthError;
-use crate::config::{PipelineConfig, SourceConfig, WebexConfig};
+use crate::config::{PipelineConfig, SourceConfig};
 use crate::http::HttpCounts;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
-use crate::sink::manifest::{self, Manifest};
-use crate::sink::parquet::{self, TableRows, WrittenFile};
+use crate::sink::parquet;
 use crate::sink::{StoreError, Warehouse};
-use crate::source::webex::{self, tables, WebexClient, WebexError};
-use crate::state::{AudioRecord, State, StateError, WindowRecord};
-use crate::transform;
+use crate::source::legacy::LegacyError;
+use crate::source::webex::WebexError;
+use crate::state::{State, StateError};
 use crate::window::{self, Window};
 
 /// Options of one `ccetl run`.
@@ -49,7 +55,7 @@ pub enum RunError {
     Source {
         source_name: String,
         window: String,
-        error: SourceFailure,
+        error: Box<SourceFailure>,
     },
     #[error("{failed} of {total} sources failed; first: {first}")]
     Some {
@@ -64,6 +70,8 @@ pub enum SourceFailure {
     #[error(transparent)]
     Webex(#[from] WebexError),
     #[error(transparent)]
+    Legacy(#[from] LegacyError),
+    #[error(transparent)]
     Write(#[from] parquet::WriteError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,12 +83,13 @@ pub enum SourceFailure {
 
 impl SourceFailure {
     pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
+        match self {
             SourceFailure::Webex(WebexError::Auth(
-                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. }
-            ))
-        )
+                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. },
+            )) => true,
+            SourceFailure::Legacy(e) => e.is_auth(),
+            _ => false,
+        }
     }
 }
 
@@ -97,6 +106,8 @@ impl RunError {
 
 /// The stream name of the Webex tasks pipeline in state and manifests.
 pub const WEBEX_STREAM: &str = "tasks";
+/// The stream name of the legacy sessions pipeline (CSRs, CARs and chains together).
+pub const LEGACY_STREAM: &str = "sessions";
 
 /// Opens each state file once (sources may share one, or have their own via `{source}`).
 pub fn open_states(
@@ -180,20 +191,35 @@ async fn run_inner(
             }
         };
         report.run_id.get_or_insert(run_id);
-        let SourceConfig::Webex(wcfg) = src;
         let mut sr = SourceReport {
-            name: wcfg.name.clone(),
+            name: src.name().to_string(),
             kind: src.kind().into(),
             windows: Vec::new(),
             http: HttpCounts::default(),
             high_water: None,
             error: None,
         };
-        let outcome = run_webex(cfg, opts, now, wcfg, &state, &wh, run_id, &mut sr).await;
-        sr.high_water = state.high_water(&wcfg.name, WEBEX_STREAM)?;
+        let ctx = SourceRun {
+            cfg,
+            opts,
+            now,
+            name: src.name(),
+            stream: match src {
+                SourceConfig::Webex(_) => WEBEX_STREAM,
+                SourceConfig::Legacy(_) => LEGACY_STREAM,
+            },
+            state: &state,
+            wh: &wh,
+            run_id,
+        };
+        let outcome = match src {
+            SourceConfig::Webex(c) => webex::run(&ctx, c, &mut sr).await,
+            SourceConfig::Legacy(c) => legacy::run(&ctx, c, &mut sr).await,
+        };
+        sr.high_water = state.high_water(ctx.name, ctx.stream)?;
         if let Err(e) = outcome {
             // main prints the error once; the log keeps it for -v and JSON logs.
-            tracing::info!(source = %wcfg.name, error = %e, "Source failed.");
+            tracing::info!(source = %ctx.name, error = %e, "Source failed.");
             sr.error = Some(e.to_string());
             failures.push(e);
         }
@@ -244,35 +270,42 @@ pub fn plan_windows(
     window::plan(from, to, step)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_webex(
-    cfg: &PipelineConfig,
-    opts: &RunOptions,
+/// One source's part of a run: what every window of it needs to know.
+pub(crate) struct SourceRun<'a> {
+    cfg: &'a PipelineConfig,
+    opts: &'a RunOptions,
     now: DateTime<Utc>,
-    wcfg: &WebexConfig,
-    state: &Arc<State>,
-    wh: &Warehouse,
+    name: &'a str,
+    stream: &'static str,
+    state: &'a Arc<State>,
+    wh: &'a Warehouse,
     run_id: i64,
-    report: &mut SourceReport,
-) -> Result<(), RunError> {
-    let fail = |w: Option<&Window>, error: SourceFailure| {
-        // A window locates a data problem; for credentials it is noise.
-        let window = match (w, &error) {
-            (Some(w), e) if !e.is_auth() => {
+}
+
+impl SourceRun<'_> {
+    /// The error for a failure, located in its window (not for credentials: there it is noise).
+    fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
+        let window = match w {
+            Some(w) if !error.is_auth() => {
                 format!(", window {}..{}", w.start.to_rfc3339(), w.end.to_rfc3339())
             }
             _ => String::new(),
         };
         RunError::Source {
-            source_name: wcfg.name.clone(),
+            source_name: self.name.to_string(),
             window,
-            error,
+            error: Box::new(error),
         }
-    };
-    let hw = state.high_water(&wcfg.name, WEBEX_STREAM)?;
-    let windows = plan_windows(cfg, opts, now, hw);
-    tracing::info!(source = %wcfg.name, windows = windows.len(), high_water = ?hw, "Planned windows.");
-    if opts.dry_run {
+    }
+
+    /// The windows to read; `None` on a dry run, whose report then lists them.
+    fn plan(&self, report: &mut SourceReport) -> Result<Option<Vec<Window>>, RunError> {
+        let hw = self.state.high_water(self.name, self.stream)?;
+        let windows = plan_windows(self.cfg, self.opts, self.now, hw);
+        tracing::info!(source = %self.name, windows = windows.len(), high_water = ?hw, "Planned windows.");
+        if !self.opts.dry_run {
+            return Ok(Some(windows));
+        }
         report.windows = windows
             .iter()
             .map(|w| WindowReport {
@@ -281,162 +314,44 @@ async fn run_webex(
                 ..Default::default()
             })
             .collect();
-        return Ok(());
+        Ok(None)
     }
-    let client = WebexClient::connect(wcfg, state.clone()).map_err(|e| fail(None, e.into()))?;
-    let http = client.http.clone();
 
-    let progress = crate::progress::bar(windows.len() as u64, &wcfg.name);
-    // The watermark may only move over windows that follow it without a gap.
-    let mut frontier = hw;
-    let mut result = Ok(());
-    for w in &windows {
-        match run_window(&client, wh, state, run_id, *w, frontier).await {
-            Ok((wr, advanced)) => {
-                if let Some(a) = advanced {
-                    frontier = Some(a);
-                }
-                report.windows.push(wr);
-            }
-            Err(error) => {
-                result = Err(fail(Some(w), error));
-                break;
-            }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    report.http = http.stats().snapshot();
-    result
-}
-
-/// Extracts, loads and commits one window. Returns the new watermark when it advanced.
-async fn run_window(
-    client: &WebexClient,
-    wh: &Warehouse,
-    state: &State,
-    run_id: i64,
-    w: Window,
-    frontier: Option<DateTime<Utc>>,
-) -> Result<(WindowReport, Option<DateTime<Utc>>), SourceFailure> {
-    let source = client.config().name.clone();
-    let ex = webex::extract(client, w).await?;
-    let rows = webex::fetch_audio(client, wh, state, &ex).await?;
-
-    let (tasks, task_dates) = tables::tasks_batch(&ex.tasks, ex.org_id.as_deref());
-    let (captures, capture_dates) = tables::captures_batch(&rows);
-    let (segments, segment_dates) = tables::segments_batch(&rows);
-    let joined = transform::segments::join(&segments, &tasks)?;
-    let outputs = [
-        TableRows {
-            table: "webex_tasks",
-            batch: tasks,
-            dates: task_dates,
-        },
-        TableRows {
-            table: "webex_captures",
-            batch: captures,
-            dates: capture_dates,
-        },
-        TableRows {
-            table: "task_segments",
-            batch: joined,
-            dates: segment_dates.clone(),
-        },
-        TableRows {
-            table: "webex_segments",
-            batch: segments,
-            dates: segment_dates,
-        },
-    ];
-    let previous = manifest::read(wh, &source, WEBEX_STREAM, w.start).await?;
-    let previous_files: HashMap<String, String> = previous
-        .iter()
-        .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
-        .collect();
-    let mut files: Vec<WrittenFile> = Vec::new();
-    for t in &outputs {
-        files.extend(parquet::write_table(wh, &source, w.start, t, &previous_files).await?);
-    }
-    // Files an earlier read of this window wrote that this read does not: gone with it.
-    for stale in previous_files
-        .keys()
-        .filter(|k| !files.iter().any(|f| &f.key == *k))
+    /// Extracts and commits each window in order, stopping at the first failure. The
+    /// watermark may only move over windows that follow it without a gap.
+    async fn drive<F, Fut>(
+        &self,
+        windows: &[Window],
+        report: &mut SourceReport,
+        mut extract: F,
+    ) -> Result<(), RunError>
+    where
+        F: FnMut(Window) -> Fut,
+        Fut: Future<Output = Result<WindowOutput, SourceFailure>>,
     {
-        wh.delete(stale).await?;
-    }
-
-    let mut wr = WindowReport {
-        start: w.start,
-        end: w.end,
-        tasks: ex.tasks.len() as u64,
-        recordings: rows.len() as u64,
-        segments: rows.iter().filter(|r| r.recording.segment).count() as u64,
-        files: files.iter().filter(|f| !f.unchanged).count() as u64,
-        files_unchanged: files.iter().filter(|f| f.unchanged).count() as u64,
-        ..Default::default()
-    };
-    let mut ledger = Vec::with_capacity(rows.len());
-    for r in &rows {
-        match r.audio.status {
-            "stored" if r.audio.reused => wr.audio_reused += 1,
-            "stored" => {
-                wr.audio_stored += 1;
-                wr.audio_bytes += r.audio.bytes.unwrap_or(0);
+        let progress = crate::progress::bar(windows.len() as u64, self.name);
+        let mut frontier = self.state.high_water(self.name, self.stream)?;
+        let mut result = Ok(());
+        for w in windows {
+            let loaded = match extract(*w).await {
+                Ok(out) => commit::load(self, *w, frontier, out).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok((wr, advanced)) => {
+                    if let Some(a) = advanced {
+                        frontier = Some(frontier.map_or(a, |f| f.max(a)));
+                    }
+                    report.windows.push(wr);
+                }
+                Err(error) => {
+                    result = Err(self.fail(Some(w), error));
+                    break;
+                }
             }
-            "pending" => wr.audio_pending += 1,
-            "missing" => wr.audio_missing += 1,
-            _ => {}
+            progress.inc(1);
         }
-        ledger.push(AudioRecord {
-            recording_id: r.recording.id.clone(),
-            call_id: r.task_id.clone(),
-            uri: r.audio.uri.clone(),
-            bytes: r.audio.bytes,
-            sha256: r.audio.sha256.clone(),
-            status: r.audio.status.to_string(),
-            last_error: r.audio.error.clone(),
-        });
+        progress.finish_and_clear();
+        result
     }
-    wr.complete = wr.audio_pending == 0;
-
-    let m = Manifest {
-        source: source.clone(),
-        stream: WEBEX_STREAM.into(),
-        window_start: w.start,
-        window_end: w.end,
-        run_id,
-        written_at: Utc::now(),
-        files: files.iter().map(Into::into).collect(),
-        audio_stored: wr.audio_stored + wr.audio_reused,
-    };
-    let same = previous.is_some_and(|p| {
-        p.window_end == m.window_end
-            && p.audio_stored == m.audio_stored
-            && p.files.len() == m.files.len()
-    }) && wr.files == 0;
-    if !same {
-        manifest::write(wh, &m).await?;
-    }
-
-    let contiguous = frontier.is_none_or(|f| w.start <= f);
-    let advance = (wr.complete && contiguous).then_some(w.end);
-    state.commit_window(
-        run_id,
-        &WindowRecord {
-            source: source.clone(),
-            stream: WEBEX_STREAM.into(),
-            start: w.start,
-            end: w.end,
-            rows: wr.tasks,
-            files: wr.files,
-        },
-        &ledger,
-        advance,
-    )?;
-    tracing::info!(
-        source = %source, window = %w.start.to_rfc3339(), tasks = wr.tasks, recordings = wr.recordings,
-        audio_stored = wr.audio_stored, audio_pending = wr.audio_pending, "Committed window."
-    );
-    Ok((wr, advance.map(|a| frontier.map_or(a, |f| f.max(a)))))
 }

@@ -1,0 +1,98 @@
+//! Loading one window, the same for every source: Parquet files, then the manifest, then the
+//! state row. Files are named by window, so a replayed window replaces its files; files an
+//! earlier read of the window wrote and this one does not are deleted; identical files are
+//! not rewritten, so a rerun with no new data writes nothing.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{SourceFailure, SourceRun, WindowReport};
+use crate::sink::manifest::{self, Manifest};
+use crate::sink::parquet::{self, TableRows, WrittenFile};
+use crate::state::{AudioRecord, WindowRecord};
+use crate::window::Window;
+
+/// What a source produced for one window, ready to load.
+#[derive(Debug)]
+pub struct WindowOutput {
+    pub tables: Vec<TableRows>,
+    /// Audio ledger rows to record with the window (empty for sources without audio).
+    pub ledger: Vec<AudioRecord>,
+    /// The source's counts; `files`, `files_unchanged` and `start`/`end` are filled here.
+    pub report: WindowReport,
+    /// Rows the state's window record counts (tasks, sessions, …).
+    pub rows: u64,
+}
+
+/// Writes and commits a window. Returns its report and the new watermark if it advanced.
+pub(super) async fn load(
+    run: &SourceRun<'_>,
+    w: Window,
+    frontier: Option<DateTime<Utc>>,
+    out: WindowOutput,
+) -> Result<(WindowReport, Option<DateTime<Utc>>), SourceFailure> {
+    let (wh, source, stream) = (run.wh, run.name, run.stream);
+    let previous = manifest::read(wh, source, stream, w.start).await?;
+    let previous_files: HashMap<String, String> = previous
+        .iter()
+        .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
+        .collect();
+    let mut files: Vec<WrittenFile> = Vec::new();
+    for t in &out.tables {
+        files.extend(parquet::write_table(wh, source, w.start, t, &previous_files).await?);
+    }
+    for stale in previous_files
+        .keys()
+        .filter(|k| !files.iter().any(|f| &f.key == *k))
+    {
+        wh.delete(stale).await?;
+    }
+
+    let mut wr = out.report;
+    wr.start = w.start;
+    wr.end = w.end;
+    wr.files = files.iter().filter(|f| !f.unchanged).count() as u64;
+    wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
+    wr.complete = wr.audio_pending == 0;
+
+    let m = Manifest {
+        source: source.to_string(),
+        stream: stream.into(),
+        window_start: w.start,
+        window_end: w.end,
+        run_id: run.run_id,
+        written_at: Utc::now(),
+        files: files.iter().map(Into::into).collect(),
+        audio_stored: wr.audio_stored + wr.audio_reused,
+    };
+    let same = previous.is_some_and(|p| {
+        p.window_end == m.window_end
+            && p.audio_stored == m.audio_stored
+            && p.files.len() == m.files.len()
+    }) && wr.files == 0;
+    if !same {
+        manifest::write(wh, &m).await?;
+    }
+
+    let contiguous = frontier.is_none_or(|f| w.start <= f);
+    let advance = (wr.complete && contiguous).then_some(w.end);
+    run.state.commit_window(
+        run.run_id,
+        &WindowRecord {
+            source: source.to_string(),
+            stream: stream.into(),
+            start: w.start,
+            end: w.end,
+            rows: out.rows,
+            files: wr.files,
+        },
+        &out.ledger,
+        advance,
+    )?;
+    tracing::info!(
+        source = %source, window = %w.start.to_rfc3339(), rows = out.rows, recordings = wr.recordings,
+        audio_stored = wr.audio_stored, audio_pending = wr.audio_pending, "Committed window."
+    );
+    Ok((wr, advance))
+}

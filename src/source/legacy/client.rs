@@ -1,0 +1,267 @@
+//! Requests to the legacy 1.0 reporting API: signed, CSV, split until nothing is truncated.
+//!
+//! A query returns at most `numberOfRecords` rows and says nothing when it stops there, so a
+//! response that reaches the cap is treated as truncated: its range is halved (with the one
+//! window splitter) and each half asked again, until every piece is below the cap.
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::csv::{CsvDecoder, TableSpec};
+use super::{tables, LegacyError};
+use crate::auth::LegacyAuth;
+use crate::config::LegacyConfig;
+use crate::http::backoff::Backoff;
+use crate::http::{HttpClient, HttpError, RetryConfig};
+use crate::window;
+
+/// The two record types a pipeline reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordType {
+    Csr,
+    Car,
+}
+
+impl RecordType {
+    pub fn path(self) -> &'static str {
+        match self {
+            RecordType::Csr => "csrs",
+            RecordType::Car => "cars",
+        }
+    }
+    pub fn spec(self) -> &'static TableSpec {
+        match self {
+            RecordType::Csr => &tables::CSR,
+            RecordType::Car => &tables::CAR,
+        }
+    }
+    fn activity_type(self) -> &'static str {
+        match self {
+            RecordType::Csr => "INTERACTION",
+            RecordType::Car => "ACTIVITY",
+        }
+    }
+    fn id_column(self) -> &'static str {
+        match self {
+            RecordType::Csr => "sid",
+            RecordType::Car => "id",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LegacyClient {
+    pub(crate) http: HttpClient,
+    auth: LegacyAuth,
+    cfg: LegacyConfig,
+}
+
+impl LegacyClient {
+    pub fn connect(cfg: &LegacyConfig) -> Result<Self, LegacyError> {
+        let http = HttpClient::new(RetryConfig::default())?;
+        Ok(LegacyClient {
+            http,
+            auth: LegacyAuth::new(&cfg.user_id, &cfg.api_key, cfg.tenant_id.as_deref()),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &LegacyConfig {
+        &self.cfg
+    }
+
+    fn url(&self, path: &str) -> url::Url {
+        crate::http::join_path(&self.cfg.base_url, path)
+    }
+
+    /// The Analyzer query for `[from, to)` (epoch ms), as the portal sends it.
+    pub fn query_json(&self, kind: RecordType, from: i64, to: i64) -> serde_json::Value {
+        json!({
+            "anchorId": self.cfg.anchor_id,
+            "dateBegin": [from],
+            "dateEnd": [to],
+            "timezone": self.cfg.timezone,
+            "numberOfRecords": self.cfg.record_cap,
+            "lastNRecords": false,
+            "activityType": kind.activity_type(),
+            "aggregateQueryProperties": {
+                "computeInterval": 0, "computeIntervalUnit": "NONE", "lookbackCount": 0,
+                "frequency": 0, "movingWindow": false, "cumulative": false,
+                "rowSegmentSet": [], "columnSegmentSet": [], "queryType": "TEMPORAL",
+                "requestType": "PROFILE", "intervalAxis": "ROW", "computeSummaries": true
+            },
+            "aggregations": [{
+                "id": 0,
+                "filterGroups": [{"operator": "AND", "valueFilters": []}],
+                "aggregationType": "VALUE",
+                "computeColumnName": kind.id_column()
+            }]
+        })
+    }
+
+    /// Every record of `kind` starting in `[start, end)`, one batch per request, in time order.
+    pub async fn query(
+        &self,
+        kind: RecordType,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<RecordBatch>, LegacyError> {
+        let cap = self.cfg.record_cap;
+        let mut out = Vec::new();
+        // A stack of ranges still to read, the earliest on top.
+        let mut todo = vec![(start, end)];
+        while let Some((s, e)) = todo.pop() {
+            let endpoint = format!("GET /{}?q=", kind.path());
+            let q = self
+                .query_json(kind, s.timestamp_millis(), e.timestamp_millis())
+                .to_string();
+            let url = self.url(kind.path());
+            let (batch, rows) = self
+                .fetch_csv(&endpoint, kind.spec(), || {
+                    self.http.reqwest().get(url.clone()).query(&[("q", &q)])
+                })
+                .await?;
+            if rows < cap {
+                out.push(batch);
+                continue;
+            }
+            if e - s <= Duration::milliseconds(1) {
+                return Err(LegacyError::TooDense {
+                    endpoint,
+                    at: s.to_rfc3339(),
+                    cap,
+                });
+            }
+            tracing::debug!(record = kind.path(), from = %s, to = %e, rows, "Response reached record_cap; splitting.");
+            // Whole milliseconds: the API's range is in epoch ms.
+            let half = Duration::milliseconds(((e - s).num_milliseconds() + 1) / 2);
+            let mut parts = window::split(s, e, half);
+            parts.reverse();
+            todo.extend(parts);
+        }
+        Ok(out)
+    }
+
+    /// One record by id (`GET /csrs/{sid}`, `GET /cars/{sid}-{cstts}-{event}`); `None` if unknown.
+    pub async fn get(
+        &self,
+        kind: RecordType,
+        id: &str,
+    ) -> Result<Option<RecordBatch>, LegacyError> {
+        let mut url = self.url(kind.path());
+        url.path_segments_mut()
+            .map_err(|_| LegacyError::Decode {
+                endpoint: kind.path().into(),
+                message: "base_url cannot take a path".into(),
+            })?
+            .push(id);
+        let endpoint = format!("GET /{}/{{id}}", kind.path());
+        match self
+            .fetch_csv(&endpoint, kind.spec(), || {
+                self.http.reqwest().get(url.clone())
+            })
+            .await
+        {
+            Ok((batch, _)) => Ok(Some(batch)),
+            Err(LegacyError::Http(HttpError::Status { status, .. }))
+                if status == StatusCode::NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a signed CSV request and decodes the body as it streams in. A body that breaks
+    /// off mid-stream is asked for again (a new decoder each time), under the retry policy.
+    async fn fetch_csv(
+        &self,
+        endpoint: &str,
+        spec: &TableSpec,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(RecordBatch, u64), LegacyError> {
+        let retry = self.http.retry().clone();
+        let mut backoff = Backoff::new(retry.backoff);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self
+                .http
+                .send(endpoint, || async {
+                    Ok::<_, LegacyError>(
+                        build()
+                            .header(reqwest::header::ACCEPT, "text/csv")
+                            .header(reqwest::header::FROM, &self.auth.from)
+                            .header(
+                                reqwest::header::AUTHORIZATION,
+                                self.auth.authorization.expose(),
+                            ),
+                    )
+                })
+                .await
+                .map_err(|e| self.auth_error(e))?;
+            let mut decoder = CsvDecoder::new(spec);
+            let mut body = resp.bytes_stream();
+            let mut broken = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        self.http.stats().add_bytes(bytes.len() as u64);
+                        decoder.feed(&bytes).map_err(|source| LegacyError::Csv {
+                            endpoint: endpoint.to_string(),
+                            source,
+                        })?;
+                    }
+                    Err(e) => {
+                        broken = Some(e.without_url());
+                        break;
+                    }
+                }
+            }
+            match broken {
+                None => {
+                    let rows = decoder.rows();
+                    let batch = decoder.finish().map_err(|source| LegacyError::Csv {
+                        endpoint: endpoint.to_string(),
+                        source,
+                    })?;
+                    return Ok((batch, rows));
+                }
+                Some(e) if attempt <= retry.max_retries => {
+                    let delay = backoff.next_delay();
+                    tracing::debug!(endpoint, attempt, error = %e, "Response body broke off; asking again.");
+                    self.http
+                        .stats()
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                }
+                Some(source) => {
+                    return Err(LegacyError::Http(HttpError::Transport {
+                        endpoint: endpoint.to_string(),
+                        attempts: attempt,
+                        source,
+                    }))
+                }
+            }
+        }
+    }
+
+    fn auth_error(&self, e: LegacyError) -> LegacyError {
+        match e {
+            LegacyError::Http(HttpError::Status {
+                status, message, ..
+            }) if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN => {
+                LegacyError::Auth {
+                    status: status.as_u16(),
+                    message,
+                    diagnosis: self.auth.diagnose(status.as_u16(), &self.cfg.api_key),
+                }
+            }
+            other => other,
+        }
+    }
+}

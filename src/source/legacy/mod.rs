@@ -1,0 +1,162 @@
+//! Webex Contact Center's legacy 1.0 reporting API: contact session records (CSRs) and
+//! contact activity records (CARs), signed with HMAC-SHA1, read as CSV.
+//!
+//! A window's sessions are the CSRs that *start* in it. Their activities are read from the
+//! window start to the end of the window's last session, and kept only when they belong to
+//! one of the window's sessions, so a session that crosses a window boundary keeps its whole
+//! chain in one window, and no activity is stored twice.
+
+pub mod client;
+pub mod csv;
+pub mod tables;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+pub use client::{LegacyClient, RecordType};
+
+use crate::http::HttpError;
+use crate::schema::day_of_ms;
+use crate::window::Window;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(
+        "the legacy reporting API refused the credentials (HTTP {status}: {message}); {diagnosis}"
+    )]
+    Auth {
+        status: u16,
+        message: String,
+        diagnosis: String,
+    },
+    #[error(
+        "{endpoint}: {source}; the window is not committed, fix the data or report it and rerun"
+    )]
+    Csv {
+        endpoint: String,
+        source: csv::CsvError,
+    },
+    #[error("{endpoint}: unexpected response: {message}")]
+    Decode { endpoint: String, message: String },
+    #[error("{endpoint}: {cap} or more records start at {at}, in one millisecond; raise record_cap to the API's limit")]
+    TooDense {
+        endpoint: String,
+        at: String,
+        cap: u64,
+    },
+    #[error("arranging rows: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+impl LegacyError {
+    pub fn is_auth(&self) -> bool {
+        matches!(self, LegacyError::Auth { .. })
+    }
+}
+
+/// A window's sessions and their activities.
+#[derive(Debug)]
+pub struct Extracted {
+    pub csr: RecordBatch,
+    pub car: RecordBatch,
+    /// The partition date of each session (its start date), by session id.
+    pub session_dates: HashMap<String, NaiveDate>,
+}
+
+/// Reads the window's CSRs, then the CARs of exactly those sessions.
+pub async fn extract(client: &LegacyClient, w: Window) -> Result<Extracted, LegacyError> {
+    let csr_schema = tables::CSR.schema();
+    let batches = client.query(RecordType::Csr, w.start, w.end).await?;
+    let csr = concat_batches(&csr_schema, &batches)?;
+    // The API's `dateEnd` may be inclusive: keep exactly [start, end).
+    let (lo, hi) = (w.start.timestamp_micros(), w.end.timestamp_micros());
+    let csr = keep(&csr, |_, cstts| cstts >= lo && cstts < hi)?;
+    let csr = dedupe(&csr, "sid")?;
+
+    let sids = csr.column(0).as_string::<i32>();
+    let starts = csr.column(1).as_primitive::<TimestampMicrosecondType>();
+    let ends = csr.column(2).as_primitive::<TimestampMicrosecondType>();
+    let max_session = Duration::from_std(client.config().max_session).unwrap_or(Duration::days(1));
+    let mut session_dates = HashMap::with_capacity(csr.num_rows());
+    let mut car_end: Option<DateTime<Utc>> = None;
+    for i in 0..csr.num_rows() {
+        let start_ms = starts.value(i) / 1000;
+        session_dates.insert(sids.value(i).to_string(), day_of_ms(start_ms));
+        // A session still running may gain activities until it ends; read up to its limit.
+        let end_ms = if ends.is_null(i) {
+            start_ms + max_session.num_milliseconds()
+        } else {
+            ends.value(i) / 1000 + 1
+        };
+        let end = DateTime::from_timestamp_millis(end_ms).unwrap_or(w.end);
+        car_end = Some(car_end.map_or(end, |c| c.max(end)));
+    }
+
+    let car_schema = tables::CAR.schema();
+    let car = match car_end {
+        None => RecordBatch::new_empty(car_schema),
+        Some(end) => {
+            let batches = client
+                .query(RecordType::Car, w.start, end.max(w.end))
+                .await?;
+            let all = concat_batches(&car_schema, &batches)?;
+            let session_col = tables::CAR.index_of("session_id").unwrap_or(1);
+            let sessions = all.column(session_col).as_string::<i32>().clone();
+            let car = keep(&all, |i, _| session_dates.contains_key(sessions.value(i)))?;
+            dedupe(&car, "car_id")?
+        }
+    };
+    Ok(Extracted {
+        csr,
+        car,
+        session_dates,
+    })
+}
+
+/// Rows for which `pred(row, cstts in µs)` holds.
+fn keep(
+    batch: &RecordBatch,
+    pred: impl Fn(usize, i64) -> bool,
+) -> Result<RecordBatch, LegacyError> {
+    let idx = batch.schema().index_of("cstts")?;
+    let cstts = batch.column(idx).as_primitive::<TimestampMicrosecondType>();
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| Some(pred(i, cstts.value(i))))
+        .collect();
+    Ok(filter_record_batch(batch, &mask)?)
+}
+
+/// The first row of each id (adjacent split ranges may both return a boundary record).
+fn dedupe(batch: &RecordBatch, id: &str) -> Result<RecordBatch, LegacyError> {
+    let idx = batch.schema().index_of(id)?;
+    let ids = Arc::clone(batch.column(idx));
+    let ids = ids.as_string::<i32>();
+    let mut seen = HashSet::with_capacity(batch.num_rows());
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| Some(seen.insert(ids.value(i))))
+        .collect();
+    if mask.true_count() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    Ok(filter_record_batch(batch, &mask)?)
+}
+
+/// The partition date of each row of a batch with a session id column.
+pub fn dates_by_session(
+    batch: &RecordBatch,
+    column: &str,
+    session_dates: &HashMap<String, NaiveDate>,
+) -> Result<Vec<NaiveDate>, LegacyError> {
+    let idx = batch.schema().index_of(column)?;
+    let ids = batch.column(idx).as_string::<i32>();
+    Ok((0..batch.num_rows())
+        .map(|i| session_dates.get(ids.value(i)).copied().unwrap_or_default())
+        .collect())
+}
