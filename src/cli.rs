@@ -60,6 +60,9 @@ pub enum Command {
     },
     /// Serve the simulated APIs on 127.0.0.1 until interrupted.
     Simulate(SimulateArgs),
+    /// Obtain, import and inspect a Webex source's OAuth tokens.
+    #[command(subcommand)]
+    Auth(AuthAction),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,4 +121,30 @@ pub struct SimulateArgs {
     /// The most rows one legacy CSR/CAR query returns.
     #[arg(long, default_value_t = 100_000)]
     pub legacy_record_cap: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthAction {
+    /// OAuth authorization-code login for a Webex Integration: prints the authorize URL,
+    /// receives the redirect on 127.0.0.1 (or takes it pasted with --no-listen) and stores
+    /// the tokens in the state DB.
+    Login {
+        pipeline: PathBuf,
+        #[arg(long)]
+        source: String,
+        /// Don't listen for the redirect: paste the URL the browser was sent to.
+        #[arg(long)]
+        no_listen: bool,
+        /// How long to wait for the redirect.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+    },
+    /// Store a Service App's tokens read from stdin (its JSON, or just the refresh token).
+    Import {
+        pipeline: PathBuf,
+        #[arg(long)]
+        source: String,
+    },
+    /// Token age, expiry, org and scopes per source, with a warning when renewal is due.
+    Status { pipeline: PathBuf },
 }

@@ -113,6 +113,12 @@ struct RawSource {
     concurrency: Option<usize>,
     #[serde(default)]
     allow_insecure_http: bool,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    authorize_url: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
     // webex_legacy
     #[serde(default)]
     user_id: Option<String>,
@@ -154,8 +160,8 @@ pub struct PipelineConfig {
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
-    Webex(WebexConfig),
-    Legacy(LegacyConfig),
+    Webex(Box<WebexConfig>),
+    Legacy(Box<LegacyConfig>),
 }
 
 impl SourceConfig {
@@ -200,7 +206,14 @@ pub struct WebexConfig {
     pub org_id: Option<String>,
     pub client_id: Secret,
     pub client_secret: Secret,
-    pub refresh_token: Secret,
+    /// Optional: `ccetl auth login`/`import` keep tokens in the state DB instead.
+    pub refresh_token: Option<Secret>,
+    /// OAuth scopes asked for by `ccetl auth login`.
+    pub scopes: Vec<String>,
+    pub authorize_url: url::Url,
+    /// Where the browser is sent after consent; a loopback `http://` URI is received by
+    /// `ccetl auth login` itself. Must equal a redirect URI registered for the integration.
+    pub redirect_uri: url::Url,
     pub channel_types: Vec<String>,
     pub audio: bool,
     pub segments: bool,
@@ -391,7 +404,7 @@ impl PipelineConfig {
                         }
                     }
                     let _ = &s.webhook_secret;
-                    sources.push(SourceConfig::Webex(WebexConfig {
+                    sources.push(SourceConfig::Webex(Box::new(WebexConfig {
                         name: s.name.clone(),
                         base_url,
                         token_url,
@@ -402,7 +415,30 @@ impl PipelineConfig {
                             .transpose()?,
                         client_id: secret("client_id", s.client_id.clone())?,
                         client_secret: secret("client_secret", s.client_secret.clone())?,
-                        refresh_token: secret("refresh_token", s.refresh_token.clone())?,
+                        refresh_token: s
+                            .refresh_token
+                            .clone()
+                            .map(|v| secret("refresh_token", Some(v)))
+                            .transpose()?,
+                        scopes: s
+                            .scopes
+                            .clone()
+                            .unwrap_or_else(|| vec!["cjp:config_read".into()]),
+                        authorize_url: url(
+                            "authorize_url",
+                            s.authorize_url
+                                .as_deref()
+                                .unwrap_or("https://webexapis.com/v1/authorize"),
+                        )?,
+                        redirect_uri: {
+                            let v = s
+                                .redirect_uri
+                                .as_deref()
+                                .unwrap_or("http://127.0.0.1:8765/callback");
+                            url::Url::parse(v).map_err(|e| {
+                                invalid(&at("redirect_uri"), format!("'{v}' is not a URL: {e}"))
+                            })?
+                        },
                         channel_types: s
                             .channel_types
                             .clone()
@@ -413,7 +449,7 @@ impl PipelineConfig {
                         max_range,
                         url_expiration_minutes,
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
-                    }));
+                    })));
                 }
                 "webex_legacy" => {
                     let record_cap = s.record_cap.unwrap_or(50_000);
@@ -425,7 +461,7 @@ impl PipelineConfig {
                         .as_deref()
                         .ok_or_else(|| invalid(&at("user_id"), "is required for webex_legacy: the portal user the API key belongs to".into()))
                         .and_then(|v| expand_env(v, env).map_err(|m| invalid(&at("user_id"), m)))?;
-                    sources.push(SourceConfig::Legacy(LegacyConfig {
+                    sources.push(SourceConfig::Legacy(Box::new(LegacyConfig {
                         name: s.name.clone(),
                         base_url: url("base_url", &s.base_url)?,
                         user_id,
@@ -438,7 +474,7 @@ impl PipelineConfig {
                             Some(v) => dur(&at("max_session"), v)?,
                             None => Duration::from_secs(86_400),
                         },
-                    }));
+                    })));
                 }
                 other => {
                     return Err(invalid(

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
                 format,
             } => commands::query(&pipeline, sql.as_deref(), format),
             Command::Simulate(args) => commands::simulate(args).await,
+            Command::Auth(action) => commands::auth::run(action).await,
         }
     });
     match result {

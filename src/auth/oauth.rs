@@ -42,11 +42,28 @@ pub enum AuthError {
         source_name: String,
         message: String,
     },
+    #[error("no refresh token: run `ccetl auth login PIPELINE.toml --source {source_name}` (Integration) or `ccetl auth import PIPELINE.toml --source {source_name}` (Service App), or set refresh_token")]
+    NotAuthorized { source_name: String },
+    #[error("{advice}")]
+    RenewalNeeded { source_name: String, advice: String },
     #[error("the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
     StillUnauthorized {
         source_name: String,
         endpoint: String,
     },
+}
+
+impl AuthError {
+    /// The server (or the absence of any credential) said no: exit code 3.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Rejected { .. }
+                | AuthError::StillUnauthorized { .. }
+                | AuthError::NotAuthorized { .. }
+                | AuthError::RenewalNeeded { .. }
+        )
+    }
 }
 
 /// Tokens as they are kept in the state DB.
@@ -120,6 +137,22 @@ pub fn fingerprint(secret: &Secret) -> String {
     hex::encode(Sha256::digest(secret.expose().as_bytes()))
 }
 
+/// What stored tokens are tied to: the configured refresh token, or its absence (tokens
+/// from `ccetl auth login`/`import`). Configuring a different one means re-authorization.
+pub fn config_fingerprint(configured: Option<&Secret>) -> String {
+    configured.map_or_else(|| "unconfigured".to_string(), fingerprint)
+}
+
+/// The tokens a source would use now: stored ones tied to the current config, else none.
+pub fn current_token(
+    store: &dyn TokenStore,
+    source: &str,
+    configured: Option<&Secret>,
+) -> Result<Option<StoredToken>, String> {
+    let fp = config_fingerprint(configured);
+    Ok(store.load(source)?.filter(|t| t.config_fingerprint == fp))
+}
+
 impl OAuthTokens {
     /// Loads the newest refresh token: the persisted (rotated) one unless the configured one
     /// changed since it was written.
@@ -129,16 +162,18 @@ impl OAuthTokens {
         token_url: url::Url,
         client_id: Secret,
         client_secret: Secret,
-        configured_refresh: Secret,
+        configured_refresh: Option<Secret>,
         store: Arc<dyn TokenStore>,
     ) -> Result<Self, AuthError> {
-        let fp = fingerprint(&configured_refresh);
-        let stored = store.load(source).map_err(|message| AuthError::Persist {
-            source_name: source.to_string(),
-            message,
-        })?;
-        let (cached, refresh_token, refresh_expires_at) = match stored {
-            Some(t) if t.config_fingerprint == fp => {
+        let fp = config_fingerprint(configured_refresh.as_ref());
+        let stored = current_token(store.as_ref(), source, configured_refresh.as_ref()).map_err(
+            |message| AuthError::Persist {
+                source_name: source.to_string(),
+                message,
+            },
+        )?;
+        let (cached, refresh_token, refresh_expires_at) = match (stored, configured_refresh) {
+            (Some(t), _) => {
                 let cached = match (t.access_token, t.access_expires_at) {
                     (Some(access), Some(expires_at)) => Some(Cached {
                         access,
@@ -150,7 +185,12 @@ impl OAuthTokens {
                 };
                 (cached, t.refresh_token, t.refresh_expires_at)
             }
-            _ => (None, configured_refresh, None),
+            (None, Some(configured)) => (None, configured, None),
+            (None, None) => {
+                return Err(AuthError::NotAuthorized {
+                    source_name: source.to_string(),
+                })
+            }
         };
         Ok(OAuthTokens {
             source: source.to_string(),

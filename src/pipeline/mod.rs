@@ -20,7 +20,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::AuthError;
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::http::HttpCounts;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
@@ -84,9 +83,7 @@ pub enum SourceFailure {
 impl SourceFailure {
     pub fn is_auth(&self) -> bool {
         match self {
-            SourceFailure::Webex(WebexError::Auth(
-                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. },
-            )) => true,
+            SourceFailure::Webex(WebexError::Auth(a)) => a.is_rejection(),
             SourceFailure::Legacy(e) => e.is_auth(),
             _ => false,
         }

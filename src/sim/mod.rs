@@ -11,6 +11,7 @@ pub mod audio;
 pub mod data;
 pub mod faults;
 pub mod legacy;
+mod oauth;
 mod webex;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +36,8 @@ pub struct SimConfig {
     pub days: u32,
     pub calls_per_day: u32,
     pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (`refresh_token_expires_in`; Webex: 90 days).
+    pub refresh_ttl_secs: u64,
     /// Longest `to - from` that `/v1/tasks` accepts.
     pub max_range_ms: i64,
     /// Audio bytes per second of call (8000 = real 8 kHz µ-law).
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             days: 3,
             calls_per_day: 200,
             token_ttl_secs: 3600,
+            refresh_ttl_secs: 7_776_000,
             max_range_ms: 7 * DAY_MS,
             audio_rate: 8000,
             client_id: "sim-client-id".into(),
@@ -93,6 +97,8 @@ pub struct Sim {
     pub faults: faults::Faults,
     stats: Mutex<BTreeMap<String, u64>>,
     revoked: Mutex<HashSet<String>>,
+    /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
+    codes: Mutex<HashMap<String, String>>,
     key: Vec<u8>,
     base_url: OnceLock<String>,
 }
@@ -131,6 +137,7 @@ impl Sim {
             offset_ms: AtomicI64::new(offset),
             stats: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(HashSet::new()),
+            codes: Mutex::new(HashMap::new()),
             key,
             base_url: OnceLock::new(),
         })
@@ -331,7 +338,8 @@ async fn clock(
 
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
-        .route("/v1/access_token", post(webex::token))
+        .route("/v1/authorize", get(oauth::authorize))
+        .route("/v1/access_token", post(oauth::token))
         .route("/v1/tasks", get(webex::tasks))
         .route("/v1/contactCenter/tasks", get(webex::tasks))
         .route("/v1/captures/query", post(webex::captures))

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::audio::{wav_len, WavChunks};
@@ -34,7 +34,7 @@ pub(super) async fn latency(sim: &Sim) {
 }
 
 /// Applies a pending fault for `route`, if any.
-async fn fault(sim: &Sim, route: &str) -> Option<Response> {
+pub(super) async fn fault(sim: &Sim, route: &str) -> Option<Response> {
     let kind = sim.faults.take(route)?;
     Some(fault_response(sim, kind))
 }
@@ -97,71 +97,6 @@ fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
         Ok(e) if e > sim.now_ms() => None,
         _ => unauthorized("access token expired"),
     }
-}
-
-pub async fn token(
-    State(sim): State<Arc<Sim>>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    sim.count("token");
-    latency(&sim).await;
-    if let Some(r) = fault(&sim, "token").await {
-        return r;
-    }
-    let oauth_error = |status: StatusCode, code: &str, desc: &str| {
-        (
-            status,
-            Json(json!({ "error": code, "error_description": desc, "trackingId": "sim-0000" })),
-        )
-            .into_response()
-    };
-    if form.get("client_id") != Some(&sim.cfg.client_id)
-        || form.get("client_secret") != Some(&sim.cfg.client_secret)
-    {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed: unknown client_id or wrong client_secret",
-        );
-    }
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be refresh_token",
-        );
-    }
-    let rt = form.get("refresh_token").cloned().unwrap_or_default();
-    let valid = {
-        let parts: Vec<&str> = rt.split('.').collect();
-        rt == sim.cfg.initial_refresh_token
-            || matches!(parts.as_slice(), ["srt", n, sig] if sim.sign(&format!("rt|{n}")) == *sig)
-    };
-    // Rotation: a refresh token works once.
-    if !valid || !sim.revoke(&rt) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "refresh token is invalid, expired or already used",
-        );
-    }
-    sim.count("refreshes");
-    let n: u64 = rand::random();
-    let new_rt = format!("srt.{n}.{}", sim.sign(&format!("rt|{n}")));
-    let exp = sim.now_ms() + sim.cfg.token_ttl_secs as i64 * 1000;
-    let access = format!(
-        "sat.{exp}.{}_P0A1_{}",
-        sim.sign(&format!("at|{exp}")),
-        sim.cfg.org_id
-    );
-    Json(json!({
-        "access_token": access,
-        "expires_in": sim.cfg.token_ttl_secs,
-        "refresh_token": new_rt,
-        "refresh_token_expires_in": 7_776_000,
-        "token_type": "Bearer",
-    }))
-    .into_response()
 }
 
 fn task_json(t: &SimTask) -> Value {

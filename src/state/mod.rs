@@ -332,6 +332,20 @@ impl State {
     }
 
     /// Total rows in a state table, for tests and `state show`.
+    /// When a source's tokens were last written (by a refresh, a login or an import).
+    pub fn token_saved_at(&self, source: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        Ok(self
+            .with(|c| {
+                c.query_row(
+                    "SELECT updated_at_ms FROM tokens WHERE source = ?",
+                    params![source],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+            })?
+            .map(from_ms))
+    }
+
     pub fn count(&self, table: &str) -> Result<i64, StateError> {
         let sql = match table {
             "watermarks" | "windows" | "runs" | "audio_objects" | "tokens" => {

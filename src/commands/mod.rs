@@ -1,5 +1,7 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
+pub mod auth;
+
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -27,19 +29,25 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 return 3;
             }
         }
-        if let Some(a) = cause.downcast_ref::<AuthError>() {
-            if matches!(
-                a,
-                AuthError::Rejected { .. } | AuthError::StillUnauthorized { .. }
-            ) {
-                return 3;
-            }
+        if cause
+            .downcast_ref::<AuthError>()
+            .is_some_and(AuthError::is_rejection)
+        {
+            return 3;
         }
         if cause
             .downcast_ref::<LegacyError>()
             .is_some_and(LegacyError::is_auth)
         {
             return 3;
+        }
+        if let Some(l) = cause.downcast_ref::<crate::auth::login::LoginError>() {
+            use crate::auth::login::LoginError as L;
+            return match l {
+                L::StateMismatch | L::Denied { .. } | L::NoCode | L::Exchange { .. } => 3,
+                L::Config(_) => 2,
+                _ => 1,
+            };
         }
     }
     1
@@ -144,6 +152,8 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     for src in &cfg.sources {
         match src {
             SourceConfig::Webex(w) => {
+                auth::check_tokens(path, w, &states[&w.name])
+                    .with_context(|| format!("source '{}' (webex)", w.name))?;
                 let client = WebexClient::connect(w, states[&w.name].clone())?;
                 let now = chrono::Utc::now();
                 client
@@ -218,7 +228,7 @@ pub fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<(
 
 /// The pipeline the demo runs, pointed at the in-process simulator.
 pub fn demo_pipeline(base_url: &str, refresh_token: &str) -> String {
-    include_str!("../pipelines/demo.toml")
+    include_str!("../../pipelines/demo.toml")
         .replace("http://127.0.0.1:8799", base_url)
         .replace("sim-refresh-token-0", refresh_token)
 }

@@ -1,0 +1,213 @@
+//! `ccetl auth login|import|status`: from a client id and secret to stored tokens without
+//! leaving the terminal. Tokens go to the state DB only; nothing here prints one.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::auth::login::{self, LoginError};
+use crate::auth::status::{self, Health};
+use crate::auth::TokenStore;
+use crate::cli::AuthAction;
+use crate::config::{ConfigError, PipelineConfig, SourceConfig, WebexConfig};
+use crate::pipeline;
+use crate::state::State;
+
+pub async fn run(action: AuthAction) -> anyhow::Result<()> {
+    match action {
+        AuthAction::Login {
+            pipeline,
+            source,
+            no_listen,
+            timeout,
+        } => login(&pipeline, &source, no_listen, &timeout).await,
+        AuthAction::Import { pipeline, source } => import(&pipeline, &source),
+        AuthAction::Status { pipeline } => status(&pipeline),
+    }
+}
+
+/// The pipeline, the named Webex source and its state.
+fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<State>)> {
+    let cfg = PipelineConfig::load(path)?;
+    let found = cfg.sources.iter().find(|s| s.name() == name);
+    let Some(SourceConfig::Webex(w)) = found else {
+        let message = match found {
+            Some(s) => format!(
+                "source '{name}' is a {} source; OAuth login is for webex sources",
+                s.kind()
+            ),
+            None => format!("no source named '{name}' in the pipeline"),
+        };
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "--source".into(),
+            message,
+        }
+        .into());
+    };
+    let states = pipeline::open_states(&cfg, &[name])?;
+    Ok((w.as_ref().clone(), states[name].clone()))
+}
+
+fn usage(key: &str, message: String) -> anyhow::Error {
+    ConfigError::Invalid {
+        path: PathBuf::from("(command line)"),
+        key: key.into(),
+        message,
+    }
+    .into()
+}
+
+async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {
+    let timeout = crate::config::parse_duration(timeout).map_err(|m| usage("--timeout", m))?;
+    let (cfg, state) = webex_source(path, name)?;
+    // Bind before printing the URL, so a fast browser cannot beat the listener.
+    let listener = if no_listen {
+        None
+    } else {
+        let addr = loopback_addr(&cfg.redirect_uri).ok_or_else(|| {
+            usage(
+                "redirect_uri",
+                format!(
+                    "{} is not a loopback http:// URI that ccetl can receive; use --no-listen and paste the redirect",
+                    cfg.redirect_uri
+                ),
+            )
+        })?;
+        Some(
+            tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("listening on {addr} for the redirect (is another login running? or use --no-listen)"))?,
+        )
+    };
+    let auth = login::authorize_url(&cfg);
+    println!(
+        "Open this URL in a browser, sign in and approve access:\n\n  {}\n",
+        auth.url
+    );
+    open_browser(auth.url.as_str());
+    let redirect = match listener {
+        Some(l) => {
+            println!("Waiting for the redirect to {} …", cfg.redirect_uri);
+            login::receive_redirect(l, cfg.redirect_uri.path(), timeout).await?
+        }
+        None => {
+            println!("Paste the URL the browser was redirected to, then Enter:");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the redirect URL from stdin")?;
+            line
+        }
+    };
+    let code = login::code_from_redirect(&redirect, &auth.state)?;
+    let token = login::exchange_and_store(&cfg, &code, state.as_ref()).await?;
+    println!(
+        "ok   tokens for source '{name}' stored in {} (refresh token valid until {})",
+        state.path().display(),
+        token
+            .refresh_expires_at
+            .map_or("unknown".into(), |t| t.to_rfc3339())
+    );
+    Ok(())
+}
+
+/// `host:port` of a redirect URI this process can listen on.
+fn loopback_addr(u: &url::Url) -> Option<String> {
+    let loopback = match u.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(d) => d == "localhost",
+    };
+    (u.scheme() == "http" && loopback).then(|| {
+        format!(
+            "{}:{}",
+            u.host_str().unwrap_or("127.0.0.1"),
+            u.port().unwrap_or(80)
+        )
+    })
+}
+
+/// Opens the URL in a desktop browser when there is one; on a server this does nothing.
+fn open_browser(url: &str) {
+    let has_display = std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || cfg!(target_os = "macos");
+    if !has_display || std::env::var_os("CCETL_NO_BROWSER").is_some() {
+        return;
+    }
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+fn import(path: &Path, name: &str) -> anyhow::Result<()> {
+    let (cfg, state) = webex_source(path, name)?;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .context("reading the tokens from stdin")?;
+    let token = login::parse_import(&cfg, &text)?;
+    state.save(name, &token).map_err(LoginError::Store)?;
+    println!(
+        "ok   tokens for source '{name}' stored in {}",
+        state.path().display()
+    );
+    Ok(())
+}
+
+fn status(path: &Path) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(path)?;
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+    let states = pipeline::open_states(&cfg, &names)?;
+    let now = chrono::Utc::now();
+    for src in &cfg.sources {
+        match src {
+            SourceConfig::Webex(w) => {
+                let st = status::webex(w, &states[&w.name], now)
+                    .map_err(|m| anyhow::anyhow!("reading the tokens of '{}': {m}", w.name))?;
+                println!("{}", st.describe(now));
+                if let Some(advice) = st.advice(&path.display().to_string()) {
+                    println!("  {advice}");
+                }
+            }
+            SourceConfig::Legacy(l) => println!(
+                "{} (webex_legacy)\n  HMAC-SHA1 API key for {} (keys do not expire; `ccetl check` tests it)",
+                l.name, l.user_id
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// For `ccetl check`: prints a renewal warning, and fails once the refresh token expired.
+pub fn check_tokens(path: &Path, cfg: &WebexConfig, state: &State) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let st = status::webex(cfg, state, now)
+        .map_err(|m| anyhow::anyhow!("reading the tokens of '{}': {m}", cfg.name))?;
+    let advice = st.advice(&path.display().to_string());
+    match (st.health, advice) {
+        (Health::Expired | Health::Missing, Some(advice)) => {
+            Err(crate::auth::AuthError::RenewalNeeded {
+                source_name: cfg.name.clone(),
+                advice,
+            }
+            .into())
+        }
+        (_, Some(a)) => {
+            println!("{a}");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
