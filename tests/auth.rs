@@ -354,3 +354,22 @@ fn with_state(url: &str, state: &str) -> String {
     u.query_pairs_mut().clear().extend_pairs(pairs);
     u.to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_the_fix_for_a_token_without_access() {
+    let env = env(sim_config()).await;
+    // The API answers 403 to a valid token (missing scope, or no access to the org).
+    env.sim
+        .sim
+        .faults
+        .add(ccetl::sim::faults::parse("tasks:403").unwrap());
+    let p = env.pipeline.to_str().unwrap().to_string();
+    let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["check", &p], ""))
+        .await
+        .unwrap();
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("HTTP 403") && err.contains("cjp:config_read") && err.contains("source 'wx'"),
+        "{err}"
+    );
+}

@@ -46,6 +46,12 @@ pub enum AuthError {
     NotAuthorized { source_name: String },
     #[error("{advice}")]
     RenewalNeeded { source_name: String, advice: String },
+    #[error("{endpoint}: HTTP 403 ({message}): the token is valid but not allowed here; log in again (`ccetl auth login`) with the cjp:config_read scope, as a user with access to the org")]
+    Forbidden {
+        source_name: String,
+        endpoint: String,
+        message: String,
+    },
     #[error("the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
     StillUnauthorized {
         source_name: String,
@@ -62,6 +68,7 @@ impl AuthError {
                 | AuthError::StillUnauthorized { .. }
                 | AuthError::NotAuthorized { .. }
                 | AuthError::RenewalNeeded { .. }
+                | AuthError::Forbidden { .. }
         )
     }
 }

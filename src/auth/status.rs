@@ -92,9 +92,13 @@ impl TokenStatus {
             Some(t) if t > now => format!(
                 "{what} valid for {} (until {})",
                 human(t - now),
-                t.to_rfc3339()
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
-            Some(t) => format!("{what} EXPIRED {} ({})", human(t - now), t.to_rfc3339()),
+            Some(t) => format!(
+                "{what} EXPIRED {} ({})",
+                human(t - now),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             None => format!("{what} expiry unknown"),
         };
         let mut lines = vec![format!("{} (webex)", self.source)];
@@ -129,7 +133,7 @@ impl TokenStatus {
         let renew = format!("ccetl auth login {pipeline} --source {}", self.source);
         let until = self
             .refresh_expires_at
-            .map(|t| t.to_rfc3339())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();
         match self.health {
             Health::ExpiresSoon => Some(format!(

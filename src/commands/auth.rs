@@ -107,9 +107,8 @@ async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyho
     println!(
         "ok   tokens for source '{name}' stored in {} (refresh token valid until {})",
         state.path().display(),
-        token
-            .refresh_expires_at
-            .map_or("unknown".into(), |t| t.to_rfc3339())
+        token.refresh_expires_at.map_or("unknown".into(), |t| t
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     );
     Ok(())
 }

@@ -35,6 +35,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         {
             return 3;
         }
+        // `WebexError::Auth` is transparent: its AuthError is not a separate link of the chain.
+        if let Some(crate::source::webex::WebexError::Auth(a)) = cause.downcast_ref() {
+            if a.is_rejection() {
+                return 3;
+            }
+        }
         if cause
             .downcast_ref::<LegacyError>()
             .is_some_and(LegacyError::is_auth)

@@ -114,6 +114,16 @@ impl WebexClient {
                     }
                     tracing::info!(source = %self.cfg.name, endpoint, "Access token refused (401); refreshing once.");
                 }
+                Err(WebexError::Http(HttpError::Status {
+                    status, message, ..
+                })) if status == StatusCode::FORBIDDEN => {
+                    return Err(crate::auth::AuthError::Forbidden {
+                        source_name: self.cfg.name.clone(),
+                        endpoint: endpoint.to_string(),
+                        message,
+                    }
+                    .into())
+                }
                 other => return other,
             }
         }
