@@ -121,6 +121,16 @@ pub struct SimulateArgs {
     /// The most rows one legacy CSR/CAR query returns.
     #[arg(long, default_value_t = 100_000)]
     pub legacy_record_cap: usize,
+    /// Xima tenants, comma-separated (each has its own calls; key: sim-xima-key-<tenant>).
+    #[arg(long, default_value = "acme-main")]
+    pub xima_tenants: String,
+    /// Xima's pace: one request per interval, 3 per (interval × 10/3). Xima's own is 3s;
+    /// the default is scaled down so the demo pipeline runs in seconds.
+    #[arg(long, default_value = "30ms")]
+    pub xima_min_interval: String,
+    /// Audio bytes a Xima tenant may download in a rolling five days before 509, e.g. 20MB.
+    #[arg(long)]
+    pub xima_bandwidth_cap: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

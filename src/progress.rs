@@ -2,13 +2,19 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::OnceLock;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// One bar per source; sources run at the same time, so their bars share the terminal.
 pub fn bar(len: u64, label: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::new(len);
+    static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+    let pb = MULTI
+        .get_or_init(MultiProgress::new)
+        .add(ProgressBar::new(len));
     if let Ok(style) =
         ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} windows {elapsed}")
     {

@@ -98,11 +98,23 @@ SELECT coalesce(w.call_id, l.call_id) AS call_id,
        coalesce(w.queue_name, l.queue_name) AS queue_name,
        coalesce(w.agent_name, l.agent_name) AS agent_name,
        l.team_name, l.entrypoint_name
-FROM w FULL OUTER JOIN l ON w.call_id = l.call_id;
+FROM w FULL OUTER JOIN l ON w.call_id = l.call_id
+UNION ALL
+SELECT x.call_key, 'xima', x.source, NULL, NULL, x.date, x.start_time, x.end_time,
+       'telephony', lower(x.direction), x.drop_event_type, x.caller_id, x.dialed_party_number,
+       r.skill, r.agent, NULL, NULL
+FROM xima_calls x
+LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
+                  last(agent ORDER BY start_time) AS agent
+           FROM xima_recordings GROUP BY call_key) r ON r.call_key = x.call_key;
 CREATE OR REPLACE VIEW recordings AS
 SELECT capture_id AS recording_id, task_id AS call_id, 'webex' AS system, source, date, segment,
        start_time, stop_time, duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status
-FROM webex_captures;
+FROM webex_captures
+UNION ALL
+SELECT recording_key, call_key, 'xima', source, date, false, start_time, stop_time,
+       duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status
+FROM xima_recordings;
 "#;
 
 /// An in-memory DuckDB with the warehouse's views.

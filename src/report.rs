@@ -17,6 +17,8 @@ pub struct WindowReport {
     pub audio_reused: u64,
     pub audio_bytes: u64,
     pub audio_pending: u64,
+    /// Not downloaded because a quota (Xima's bandwidth cap) was reached; next run.
+    pub audio_deferred: u64,
     pub audio_missing: u64,
     /// Legacy sources: sessions (CSRs), activities (CARs) and chain rows flagged as anomalous.
     pub sessions: u64,
@@ -36,6 +38,19 @@ pub struct SourceReport {
     pub http: HttpCounts,
     pub high_water: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// Wall time of this source's part of the run (sources run at the same time).
+    pub duration_ms: u64,
+    /// Sources with an egress quota (Xima): audio bytes downloaded in the rolling period,
+    /// this run included, and the configured budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressReport {
+    pub period_days: u32,
+    pub used_bytes: u64,
+    pub budget_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +62,23 @@ pub struct RunReport {
     pub status: String,
     pub dry_run: bool,
     pub sources: Vec<SourceReport>,
+}
+
+impl WindowReport {
+    /// Counts one recording's audio outcome.
+    pub fn count_audio(&mut self, a: &crate::sink::audio::AudioState) {
+        match a.status {
+            "stored" if a.reused => self.audio_reused += 1,
+            "stored" => {
+                self.audio_stored += 1;
+                self.audio_bytes += a.bytes.unwrap_or(0);
+            }
+            "pending" => self.audio_pending += 1,
+            "deferred" => self.audio_deferred += 1,
+            "missing" => self.audio_missing += 1,
+            _ => {}
+        }
+    }
 }
 
 impl RunReport {
@@ -61,6 +93,7 @@ impl RunReport {
             t.audio_bytes += w.audio_bytes;
             t.audio_pending += w.audio_pending;
             t.audio_missing += w.audio_missing;
+            t.audio_deferred += w.audio_deferred;
             t.sessions += w.sessions;
             t.activities += w.activities;
             t.chain_anomalies += w.chain_anomalies;

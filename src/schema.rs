@@ -45,6 +45,7 @@ pub fn day_of_ms(ms: i64) -> NaiveDate {
 pub fn tables() -> Vec<(&'static str, SchemaRef)> {
     use crate::source::legacy::tables as legacy;
     use crate::source::webex::tables as wx;
+    use crate::source::xima::tables as xima;
     vec![
         ("webex_tasks", wx::tasks_schema()),
         ("webex_captures", wx::captures_schema()),
@@ -59,6 +60,8 @@ pub fn tables() -> Vec<(&'static str, SchemaRef)> {
             "activity_chains",
             crate::transform::chains::activity_chains_schema(),
         ),
+        ("xima_calls", xima::calls_schema()),
+        ("xima_recordings", xima::recordings_schema()),
     ]
 }
 

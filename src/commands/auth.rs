@@ -2,11 +2,12 @@
 //! leaving the terminal. Tokens go to the state DB only; nothing here prints one.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::usage;
 use crate::auth::login::{self, LoginError};
 use crate::auth::status::{self, Health};
 use crate::auth::TokenStore;
@@ -49,15 +50,6 @@ fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<Sta
     };
     let states = pipeline::open_states(&cfg, &[name])?;
     Ok((w.as_ref().clone(), states[name].clone()))
-}
-
-fn usage(key: &str, message: String) -> anyhow::Error {
-    ConfigError::Invalid {
-        path: PathBuf::from("(command line)"),
-        key: key.into(),
-        message,
-    }
-    .into()
 }
 
 async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {
@@ -180,6 +172,10 @@ fn status(path: &Path) -> anyhow::Result<()> {
                     println!("  {advice}");
                 }
             }
+            SourceConfig::Xima(x) => println!(
+                "{} (xima)\n  service user key for tenant {} (`ccetl check` tests it)",
+                x.name, x.tenant
+            ),
             SourceConfig::Legacy(l) => println!(
                 "{} (webex_legacy)\n  HMAC-SHA1 API key for {} (keys do not expire; `ccetl check` tests it)",
                 l.name, l.user_id

@@ -25,6 +25,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             if matches!(r, RunError::UnknownSource(_)) {
                 return 2;
             }
+            if r.is_partial() {
+                return 4;
+            }
             if r.is_auth() {
                 return 3;
             }
@@ -44,6 +47,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause
             .downcast_ref::<LegacyError>()
             .is_some_and(LegacyError::is_auth)
+        {
+            return 3;
+        }
+        if cause
+            .downcast_ref::<crate::source::xima::XimaError>()
+            .is_some_and(crate::source::xima::XimaError::is_auth)
         {
             return 3;
         }
@@ -108,7 +117,7 @@ fn print_summary(r: &RunReport) {
     let t = r.totals();
     let retries: u64 = r.sources.iter().map(|s| s.http.retries).sum();
     println!(
-        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} missing; {} files written, {} unchanged; {} requests, {} retries",
+        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} deferred, {} missing; {} files written, {} unchanged; {} requests, {} retries",
         r.pipeline,
         r.run_id.unwrap_or(0),
         r.status,
@@ -120,6 +129,7 @@ fn print_summary(r: &RunReport) {
         t.audio_bytes as f64 / 1e6,
         t.audio_reused,
         t.audio_pending,
+        t.audio_deferred,
         t.audio_missing,
         t.files,
         t.files_unchanged,
@@ -131,6 +141,21 @@ fn print_summary(r: &RunReport) {
             "  legacy: {} sessions, {} activities, {} chain rows flagged",
             t.sessions, t.activities, t.chain_anomalies
         );
+    }
+    for s in &r.sources {
+        if let Some(e) = &s.egress {
+            let budget = e.budget_bytes.map_or("no budget set".to_string(), |b| {
+                format!("budget {:.1} MB", b as f64 / 1e6)
+            });
+            println!(
+                "  {}: audio egress {:.1} MB in the last {} days ({budget}); {} requests, {} throttled (429)",
+                s.name,
+                e.used_bytes as f64 / 1e6,
+                e.period_days,
+                s.http.requests,
+                s.http.throttled_429
+            );
+        }
     }
 }
 
@@ -167,6 +192,19 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("source '{}' (webex)", w.name))?;
                 println!("ok   source {} (webex): token and tasks API work", w.name);
+            }
+            SourceConfig::Xima(x) => {
+                // One paced request for the last minute's calls proves the key works.
+                let client = crate::source::xima::XimaClient::connect(x)?;
+                let now = chrono::Utc::now();
+                client
+                    .calls(now - chrono::Duration::minutes(1), now)
+                    .await
+                    .with_context(|| format!("source '{}' (xima)", x.name))?;
+                println!(
+                    "ok   source {} (xima): key accepted for tenant {}",
+                    x.name, x.tenant
+                );
             }
             SourceConfig::Legacy(l) => {
                 // A record that cannot exist: 404 proves the signature was accepted.
@@ -247,6 +285,8 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
             calls_per_day,
             // 1/10 of real 8 kHz audio keeps the demo small; lengths still follow call durations.
             audio_rate: 800,
+            // Xima's pace scaled 1:100 (pipelines/demo.toml says the same), so the demo is quick.
+            xima_min_interval_ms: 30,
             ..SimConfig::default()
         },
         0,
@@ -290,15 +330,18 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A bad command-line value, reported like a config error (exit 2).
+pub(crate) fn usage(key: &str, message: String) -> anyhow::Error {
+    ConfigError::Invalid {
+        path: PathBuf::from("(command line)"),
+        key: key.into(),
+        message,
+    }
+    .into()
+}
+
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let faults = sim::faults::parse(&args.faults).map_err(|m| {
-        anyhow::Error::new(ConfigError::Invalid {
-            path: PathBuf::from("(command line)"),
-            key: "--faults".into(),
-            message: m,
-        })
-    })?;
+    let faults = sim::faults::parse(&args.faults).map_err(|m| usage("--faults", m))?;
     let cfg = SimConfig {
         seed: args.seed,
         days: args.days,
@@ -307,6 +350,23 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         token_ttl_secs: args.token_ttl,
         audio_rate: args.audio_rate,
         legacy_record_cap: args.legacy_record_cap,
+        xima_tenants: args
+            .xima_tenants
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        xima_min_interval_ms: crate::config::parse_duration(&args.xima_min_interval)
+            .map_err(|m| usage("--xima-min-interval", m))?
+            .as_millis()
+            .max(1) as u64,
+        xima_bandwidth_cap: match &args.xima_bandwidth_cap {
+            Some(v) => {
+                crate::config::parse_bytes(v).map_err(|m| usage("--xima-bandwidth-cap", m))?
+            }
+            None => u64::MAX,
+        },
         ..SimConfig::default()
     };
     let port = args.port;
@@ -315,7 +375,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let c = &handle.sim.cfg;
     println!(
-        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\nlegacy: {}/aws/api\n  user_id = \"{}\"\n  api_key = \"{}\"\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
+        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\nlegacy: {}/aws/api\n  user_id = \"{}\"\n  api_key = \"{}\"\nxima: {}  tenants {} (api_key = \"sim-xima-key-<tenant>\", min_interval = \"{}ms\")\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
         handle.base_url(),
         c.client_id,
         c.client_secret,
@@ -324,6 +384,9 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         handle.base_url(),
         c.legacy_user_id,
         c.legacy_api_key,
+        handle.base_url(),
+        c.xima_tenants.join(", "),
+        c.xima_min_interval_ms,
         handle.base_url()
     );
     tokio::signal::ctrl_c()

@@ -5,6 +5,7 @@
 //! long back-off (an access token) is fetched again per attempt (Airbyte #13660).
 
 pub mod backoff;
+pub mod pacer;
 pub mod retry;
 
 use std::future::Future;

@@ -54,7 +54,7 @@ pub(super) async fn load(
     wr.end = w.end;
     wr.files = files.iter().filter(|f| !f.unchanged).count() as u64;
     wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
-    wr.complete = wr.audio_pending == 0;
+    wr.complete = wr.audio_pending == 0 && wr.audio_deferred == 0;
 
     let m = Manifest {
         source: source.to_string(),

@@ -9,6 +9,7 @@
 mod commit;
 mod legacy;
 mod webex;
+mod xima;
 
 pub use commit::WindowOutput;
 
@@ -50,17 +51,27 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("--source {0}: no source of that name in the pipeline")]
     UnknownSource(String),
+    #[error("a source's task ended abnormally: {0}")]
+    Task(String),
     #[error("source '{source_name}'{window}: {error}")]
     Source {
         source_name: String,
         window: String,
         error: Box<SourceFailure>,
     },
+    /// A quota stopped part of the work; what was done is committed and a rerun resumes.
+    #[error("source '{source_name}': partial: {message}")]
+    Partial {
+        source_name: String,
+        message: String,
+    },
     #[error("{failed} of {total} sources failed; first: {first}")]
     Some {
         failed: usize,
         total: usize,
         first: Box<RunError>,
+        /// Every failure was a quota (exit 4, not 1).
+        all_partial: bool,
     },
 }
 
@@ -70,6 +81,8 @@ pub enum SourceFailure {
     Webex(#[from] WebexError),
     #[error(transparent)]
     Legacy(#[from] LegacyError),
+    #[error(transparent)]
+    Xima(#[from] crate::source::xima::XimaError),
     #[error(transparent)]
     Write(#[from] parquet::WriteError),
     #[error(transparent)]
@@ -85,6 +98,7 @@ impl SourceFailure {
         match self {
             SourceFailure::Webex(WebexError::Auth(a)) => a.is_rejection(),
             SourceFailure::Legacy(e) => e.is_auth(),
+            SourceFailure::Xima(e) => e.is_auth(),
             _ => false,
         }
     }
@@ -92,6 +106,15 @@ impl SourceFailure {
 
 impl RunError {
     /// True when the cause is rejected credentials (exit code 3).
+    /// True when only a quota stopped the run (exit code 4): everything else succeeded.
+    pub fn is_partial(&self) -> bool {
+        match self {
+            RunError::Partial { .. } => true,
+            RunError::Some { all_partial, .. } => *all_partial,
+            _ => false,
+        }
+    }
+
     pub fn is_auth(&self) -> bool {
         match self {
             RunError::Source { error, .. } => error.is_auth(),
@@ -105,6 +128,8 @@ impl RunError {
 pub const WEBEX_STREAM: &str = "tasks";
 /// The stream name of the legacy sessions pipeline (CSRs, CARs and chains together).
 pub const LEGACY_STREAM: &str = "sessions";
+/// The stream name of a Xima tenant's calls and recordings.
+pub const XIMA_STREAM: &str = "calls";
 
 /// Opens each state file once (sources may share one, or have their own via `{source}`).
 pub fn open_states(
@@ -145,6 +170,7 @@ pub async fn run(cfg: &PipelineConfig, opts: &RunOptions) -> (RunReport, Result<
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.status = match &result {
         Ok(()) => "succeeded".into(),
+        Err(e) if e.is_partial() => "partial".into(),
         Err(_) => "failed".into(),
     };
     (report, result)
@@ -171,7 +197,7 @@ async fn run_inner(
     let now = opts.now.unwrap_or_else(Utc::now);
 
     let mut run_ids: HashMap<*const State, i64> = HashMap::new();
-    let mut failures = Vec::new();
+    let mut runs = Vec::with_capacity(selected.len());
     for src in &selected {
         let state = states[src.name()].clone();
         let key = Arc::as_ptr(&state);
@@ -188,42 +214,36 @@ async fn run_inner(
             }
         };
         report.run_id.get_or_insert(run_id);
-        let mut sr = SourceReport {
-            name: src.name().to_string(),
-            kind: src.kind().into(),
-            windows: Vec::new(),
-            http: HttpCounts::default(),
-            high_water: None,
-            error: None,
-        };
-        let ctx = SourceRun {
-            cfg,
-            opts,
-            now,
-            name: src.name(),
-            stream: match src {
-                SourceConfig::Webex(_) => WEBEX_STREAM,
-                SourceConfig::Legacy(_) => LEGACY_STREAM,
-            },
-            state: &state,
-            wh: &wh,
-            run_id,
-        };
-        let outcome = match src {
-            SourceConfig::Webex(c) => webex::run(&ctx, c, &mut sr).await,
-            SourceConfig::Legacy(c) => legacy::run(&ctx, c, &mut sr).await,
-        };
-        sr.high_water = state.high_water(ctx.name, ctx.stream)?;
+        runs.push((*src, state, run_id));
+    }
+    // Sources are independent (own API, own quota, own watermark): they run at the same
+    // time, each on its own task so that one source's CPU work (Parquet, hashing, state
+    // commits) does not delay another's paced requests.
+    let shared = Arc::new((cfg.clone(), opts.clone(), wh.clone()));
+    let tasks: Vec<_> = runs
+        .iter()
+        .map(|(src, state, run_id)| {
+            let (shared, src, state, run_id) =
+                (shared.clone(), (*src).clone(), state.clone(), *run_id);
+            tokio::spawn(async move {
+                let (cfg, opts, wh) = &*shared;
+                run_source(cfg, opts, now, &src, &state, wh, run_id).await
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for task in tasks {
+        let (sr, outcome) = task.await.map_err(|e| RunError::Task(e.to_string()))?;
+        let sr = sr?;
         if let Err(e) = outcome {
-            // main prints the error once; the log keeps it for -v and JSON logs.
-            tracing::info!(source = %ctx.name, error = %e, "Source failed.");
-            sr.error = Some(e.to_string());
             failures.push(e);
         }
         report.sources.push(sr);
     }
     let status = if failures.is_empty() {
         "succeeded"
+    } else if failures.iter().all(RunError::is_partial) {
+        "partial"
     } else {
         "failed"
     };
@@ -242,9 +262,63 @@ async fn run_inner(
         n => Err(RunError::Some {
             failed: n,
             total,
+            all_partial: failures.iter().all(RunError::is_partial),
             first: Box::new(failures.remove(0)),
         }),
     }
+}
+
+/// Runs one source; its report, and its outcome.
+async fn run_source(
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+    now: DateTime<Utc>,
+    src: &SourceConfig,
+    state: &Arc<State>,
+    wh: &Warehouse,
+    run_id: i64,
+) -> (Result<SourceReport, RunError>, Result<(), RunError>) {
+    let mut sr = SourceReport {
+        name: src.name().to_string(),
+        kind: src.kind().into(),
+        windows: Vec::new(),
+        http: HttpCounts::default(),
+        high_water: None,
+        egress: None,
+        error: None,
+        duration_ms: 0,
+    };
+    let started = Instant::now();
+    let ctx = SourceRun {
+        cfg,
+        opts,
+        now,
+        name: src.name(),
+        stream: match src {
+            SourceConfig::Webex(_) => WEBEX_STREAM,
+            SourceConfig::Legacy(_) => LEGACY_STREAM,
+            SourceConfig::Xima(_) => XIMA_STREAM,
+        },
+        state,
+        wh,
+        run_id,
+    };
+    let outcome = match src {
+        SourceConfig::Webex(c) => webex::run(&ctx, c, &mut sr).await,
+        SourceConfig::Legacy(c) => legacy::run(&ctx, c, &mut sr).await,
+        SourceConfig::Xima(c) => xima::run(&ctx, c, &mut sr).await,
+    };
+    sr.duration_ms = started.elapsed().as_millis() as u64;
+    match state.high_water(ctx.name, ctx.stream) {
+        Ok(hw) => sr.high_water = hw,
+        Err(e) => return (Err(e.into()), outcome),
+    }
+    if let Err(e) = &outcome {
+        // main prints the error once; the log keeps it for -v and JSON logs.
+        tracing::info!(source = %ctx.name, error = %e, "Source failed.");
+        sr.error = Some(e.to_string());
+    }
+    (Ok(sr), outcome)
 }
 
 /// The windows a run reads for one stream.

@@ -4,7 +4,6 @@ use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, Wind
 use crate::config::WebexConfig;
 use crate::sink::parquet::TableRows;
 use crate::source::webex::{self, tables, WebexClient};
-use crate::state::AudioRecord;
 use crate::transform;
 use crate::window::Window;
 
@@ -69,25 +68,8 @@ async fn extract(
     };
     let mut ledger = Vec::with_capacity(rows.len());
     for r in &rows {
-        match r.audio.status {
-            "stored" if r.audio.reused => wr.audio_reused += 1,
-            "stored" => {
-                wr.audio_stored += 1;
-                wr.audio_bytes += r.audio.bytes.unwrap_or(0);
-            }
-            "pending" => wr.audio_pending += 1,
-            "missing" => wr.audio_missing += 1,
-            _ => {}
-        }
-        ledger.push(AudioRecord {
-            recording_id: r.recording.id.clone(),
-            call_id: r.task_id.clone(),
-            uri: r.audio.uri.clone(),
-            bytes: r.audio.bytes,
-            sha256: r.audio.sha256.clone(),
-            status: r.audio.status.to_string(),
-            last_error: r.audio.error.clone(),
-        });
+        wr.count_audio(&r.audio);
+        ledger.push(r.audio.ledger(&r.recording.id, &r.task_id));
     }
     Ok(WindowOutput {
         tables,

@@ -1,5 +1,5 @@
-//! Deterministic WAV audio (8-bit µ-law, mono), generated in chunks so that even a 50 MB
-//! recording costs the simulator no memory.
+//! Deterministic audio files (WAV µ-law for Webex, OPUS in Ogg for Xima), generated in chunks
+//! so that even a 50 MB recording costs the simulator no memory.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -30,29 +30,50 @@ fn header(data_len: u32, rate: u32) -> [u8; 44] {
     h
 }
 
-/// The WAV file in chunks.
-pub struct WavChunks {
-    header: Option<[u8; 44]>,
+/// An audio file in chunks: a format header, then deterministic noise.
+pub struct AudioChunks {
+    header: Option<Vec<u8>>,
     remaining: u64,
     state: u64,
 }
 
-impl WavChunks {
+impl AudioChunks {
     pub fn new(seed: u64, duration_secs: u64, rate: u32) -> Self {
         let data_len = wav_len(duration_secs, rate) - HEADER_LEN;
-        WavChunks {
-            header: Some(header(data_len.min(u32::MAX as u64) as u32, rate)),
+        AudioChunks {
+            header: Some(header(data_len.min(u32::MAX as u64) as u32, rate).to_vec()),
             remaining: data_len,
+            state: seed | 1,
+        }
+    }
+
+    /// An OPUS recording in an Ogg container, `rate` bytes per second (Xima's format).
+    pub fn opus(seed: u64, duration_secs: u64, rate: u32) -> Self {
+        AudioChunks {
+            header: Some(OPUS_HEADER.to_vec()),
+            remaining: opus_len(duration_secs, rate) - OPUS_HEADER.len() as u64,
             state: seed | 1,
         }
     }
 }
 
-impl Iterator for WavChunks {
+/// An Ogg page carrying an `OpusHead` packet: enough for `file` to say "Ogg data, Opus audio".
+const OPUS_HEADER: [u8; 47] = [
+    b'O', b'g', b'g', b'S', 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x53, 0x49, 0x4d, 0x58, 0, 0, 0, 0, 0, 0,
+    0, 0, 1, 19, b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 1, 0x38, 1, 0x80, 0xbb, 0, 0,
+    0, 0, 0,
+];
+
+/// The byte length of an OPUS recording.
+pub fn opus_len(duration_secs: u64, rate: u32) -> u64 {
+    OPUS_HEADER.len() as u64 + duration_secs.max(1) * rate as u64
+}
+
+impl Iterator for AudioChunks {
     type Item = Bytes;
     fn next(&mut self) -> Option<Bytes> {
         if let Some(h) = self.header.take() {
-            return Some(Bytes::copy_from_slice(&h));
+            return Some(Bytes::from(h));
         }
         if self.remaining == 0 {
             return None;
@@ -75,9 +96,14 @@ impl Iterator for WavChunks {
 
 /// Size and sha256 of a recording's WAV file.
 pub fn wav_digest(seed: u64, duration_secs: u64, rate: u32) -> (u64, String) {
+    digest(AudioChunks::new(seed, duration_secs, rate))
+}
+
+/// Size and sha256 of a generated file.
+pub fn digest(chunks: AudioChunks) -> (u64, String) {
     let mut h = Sha256::new();
     let mut n = 0u64;
-    for c in WavChunks::new(seed, duration_secs, rate) {
+    for c in chunks {
         n += c.len() as u64;
         h.update(&c);
     }
@@ -90,7 +116,7 @@ mod tests {
 
     #[test]
     fn length_and_header() {
-        let chunks: Vec<Bytes> = WavChunks::new(9, 10, 800).collect();
+        let chunks: Vec<Bytes> = AudioChunks::new(9, 10, 800).collect();
         let all: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         assert_eq!(all.len() as u64, wav_len(10, 800));
         assert_eq!(&all[0..4], b"RIFF");

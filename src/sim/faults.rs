@@ -1,6 +1,7 @@
 //! Fault injection: `--faults "tasks:429x3,captures:503x2,audio:expire,tasks:401,cars:badvalue"`.
 //!
-//! Each entry names a route (`token`, `tasks`, `captures`, `audio`, `csrs`, `cars`), a fault
+//! Each entry names a route (`token`, `tasks`, `captures`, `audio`, `csrs`, `cars`, `xima`
+//! for Xima's metadata, `xima_audio`), a fault
 //! (an HTTP status, `429date` for a 429 whose Retry-After is an HTTP-date, `expire` for a
 //! pre-signed URL refused as expired, or for the legacy CSV routes one of the awkward bodies
 //! `bom`, `newcol`, `dropcol`, `badvalue`, `truncate`, `badutf8`) and how many consecutive
@@ -51,7 +52,16 @@ pub struct Fault {
     pub remaining: u32,
 }
 
-pub const ROUTES: [&str; 6] = ["token", "tasks", "captures", "audio", "csrs", "cars"];
+pub const ROUTES: [&str; 8] = [
+    "token",
+    "tasks",
+    "captures",
+    "audio",
+    "csrs",
+    "cars",
+    "xima",
+    "xima_audio",
+];
 
 pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();

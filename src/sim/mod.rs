@@ -1,6 +1,7 @@
 //! The built-in simulator: the Webex Contact Center v1 API (token, tasks, captures and
 //! pre-signed audio storage) and its legacy 1.0 reporting API (CSR/CAR in CSV) over the same
-//! deterministic calls, with fault injection and a truth endpoint, served by axum on 127.0.0.1.
+//! deterministic calls, plus Xima CCaaS tenants with calls of their own, with fault injection
+//! and truth endpoints, served by axum on 127.0.0.1.
 //!
 //! It enforces the real API's rules, so the connector is tested against them: bearer tokens
 //! that expire, refresh tokens that rotate (a used one is revoked), at most ten task ids per
@@ -13,6 +14,7 @@ pub mod faults;
 pub mod legacy;
 mod oauth;
 mod webex;
+pub mod xima;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -60,6 +62,14 @@ pub struct SimConfig {
     pub legacy_api_key: String,
     /// The most rows one legacy query returns, whatever `numberOfRecords` asks.
     pub legacy_record_cap: usize,
+    /// Xima tenants (each with its own calls and key, see [`xima::key_for`]).
+    pub xima_tenants: Vec<String>,
+    /// Xima's documented pace (3000 ms); its 3-requests burst window scales with it.
+    pub xima_min_interval_ms: u64,
+    /// Audio bytes a Xima tenant may download in a rolling five days before 509.
+    pub xima_bandwidth_cap: u64,
+    /// OPUS bytes per second of call (2000 ≈ 16 kbit/s voice).
+    pub xima_audio_rate: u32,
 }
 
 impl Default for SimConfig {
@@ -83,6 +93,10 @@ impl Default for SimConfig {
             legacy_user_id: "reports@sim.example".into(),
             legacy_api_key: "sim-legacy-api-key".into(),
             legacy_record_cap: 100_000,
+            xima_tenants: vec!["acme-main".into()],
+            xima_min_interval_ms: 3000,
+            xima_bandwidth_cap: u64::MAX,
+            xima_audio_rate: 2000,
         }
     }
 }
@@ -92,7 +106,8 @@ pub struct Sim {
     pub cfg: SimConfig,
     people: People,
     first_day: i64,
-    days: Mutex<HashMap<i64, Arc<Vec<SimTask>>>>,
+    /// Generated days by (seed, day): the Webex org's calls and each Xima tenant's.
+    days: Mutex<DayCache>,
     offset_ms: AtomicI64,
     pub faults: faults::Faults,
     stats: Mutex<BTreeMap<String, u64>>,
@@ -101,6 +116,7 @@ pub struct Sim {
     codes: Mutex<HashMap<String, String>>,
     key: Vec<u8>,
     base_url: OnceLock<String>,
+    xima: xima::XimaState,
 }
 
 impl std::fmt::Debug for Sim {
@@ -112,6 +128,7 @@ impl std::fmt::Debug for Sim {
 }
 
 type HmacSha256 = Hmac<Sha256>;
+type DayCache = HashMap<(u64, i64), Arc<Vec<SimTask>>>;
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Arc<Self> {
@@ -132,7 +149,6 @@ impl Sim {
             people: data::people(cfg.seed),
             first_day: today - cfg.days as i64,
             faults: faults::Faults::new(cfg.faults.clone()),
-            cfg,
             days: Mutex::new(HashMap::new()),
             offset_ms: AtomicI64::new(offset),
             stats: Mutex::new(BTreeMap::new()),
@@ -140,6 +156,8 @@ impl Sim {
             codes: Mutex::new(HashMap::new()),
             key,
             base_url: OnceLock::new(),
+            xima: xima::XimaState::new(cfg.xima_bandwidth_cap),
+            cfg,
         })
     }
 
@@ -192,14 +210,19 @@ impl Sim {
 
     /// Calls of one day (generated once, then cached).
     pub fn day(&self, day: i64) -> Arc<Vec<SimTask>> {
+        self.day_of(self.cfg.seed, day)
+    }
+
+    /// Calls of one day of the call stream that `seed` generates.
+    fn day_of(&self, seed: u64, day: i64) -> Arc<Vec<SimTask>> {
         if day < self.first_day {
             return Arc::new(Vec::new());
         }
         let mut days = self.days.lock().unwrap_or_else(|p| p.into_inner());
-        days.entry(day)
+        days.entry((seed, day))
             .or_insert_with(|| {
                 Arc::new(data::day_tasks(
-                    self.cfg.seed,
+                    seed,
                     day,
                     self.cfg.calls_per_day,
                     &self.people,
@@ -210,6 +233,10 @@ impl Sim {
 
     /// Tasks created in `[from, to)` that exist by now, in creation order.
     pub fn tasks_between(&self, from: i64, to: i64) -> Vec<SimTask> {
+        self.calls_between(self.cfg.seed, from, to)
+    }
+
+    fn calls_between(&self, seed: u64, from: i64, to: i64) -> Vec<SimTask> {
         let now = self.now_ms();
         let to = to.min(now + 1);
         let from = from.max(self.first_day * DAY_MS);
@@ -219,7 +246,7 @@ impl Sim {
         let mut out = Vec::new();
         for day in from.div_euclid(DAY_MS)..=(to - 1).div_euclid(DAY_MS) {
             out.extend(
-                self.day(day)
+                self.day_of(seed, day)
                     .iter()
                     .filter(|t| t.created_ms >= from && t.created_ms < to)
                     .cloned(),
@@ -347,6 +374,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_storage/{task_id}/{file}", get(webex::storage))
         .route("/aws/api/{record}", get(legacy::query))
         .route("/aws/api/{record}/{id}", get(legacy::record))
+        .route("/rest/api/v2/recordings", get(xima::recordings))
+        .route("/rest/api/v2/call-recording-info", get(xima::call_info))
+        .route(
+            "/rest/api/v2/recordings/{tenant}/{key}/audio",
+            get(xima::audio),
+        )
+        .route("/_sim/xima/truth", get(xima::truth))
+        .route("/_sim/xima/cap", post(xima::set_cap))
         .route("/_sim/truth", get(truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/clock", post(clock))

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::audio::{wav_len, WavChunks};
+use super::audio::{wav_len, AudioChunks};
 use super::data::{self, SimTask};
 use super::faults::FaultKind;
 use super::Sim;
@@ -342,7 +342,7 @@ pub async fn storage(
     };
     let rate = sim.cfg.audio_rate;
     let len = wav_len(rec.duration_secs(), rate);
-    let chunks = WavChunks::new(
+    let chunks = AudioChunks::new(
         data::audio_seed(sim.cfg.seed, &rec.id),
         rec.duration_secs(),
         rate,

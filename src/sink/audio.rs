@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::store::Warehouse;
 use crate::http::{redact_url, HttpClient, HttpError};
+use crate::state::AudioRecord;
 
 /// Multipart part size: S3's minimum, and the bound on per-download memory.
 const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -44,6 +45,71 @@ pub enum AudioError {
     },
 }
 
+/// Where a recording's audio ended up, whichever source it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioState {
+    /// `stored`, `pending`, `deferred`, `missing` or `disabled`.
+    pub status: &'static str,
+    pub uri: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub error: Option<String>,
+    /// Already stored by an earlier run (the ledger said so): nothing was downloaded.
+    pub reused: bool,
+}
+
+impl AudioState {
+    /// Audio this run stored at `uri`.
+    pub fn stored(uri: String, s: Stored) -> Self {
+        AudioState {
+            status: "stored",
+            uri: Some(uri),
+            bytes: Some(s.bytes),
+            sha256: Some(s.sha256),
+            error: None,
+            reused: false,
+        }
+    }
+
+    /// No audio (`pending`, `deferred`, `missing`, `disabled`), and why.
+    pub fn none(status: &'static str, error: Option<String>) -> Self {
+        AudioState {
+            status,
+            uri: None,
+            bytes: None,
+            sha256: None,
+            error,
+            reused: false,
+        }
+    }
+
+    /// The ledger's entry, when it already holds this recording's audio at `uri`.
+    pub fn already_stored(prev: Option<AudioRecord>, uri: &str) -> Option<Self> {
+        let prev = prev.filter(|p| p.status == "stored" && p.uri.as_deref() == Some(uri))?;
+        Some(AudioState {
+            status: "stored",
+            uri: prev.uri,
+            bytes: prev.bytes,
+            sha256: prev.sha256,
+            error: None,
+            reused: true,
+        })
+    }
+
+    /// The audio ledger row recording this state.
+    pub fn ledger(&self, recording_id: &str, call_id: &str) -> AudioRecord {
+        AudioRecord {
+            recording_id: recording_id.to_string(),
+            call_id: call_id.to_string(),
+            uri: self.uri.clone(),
+            bytes: self.bytes,
+            sha256: self.sha256.clone(),
+            status: self.status.to_string(),
+            last_error: self.error.clone(),
+        }
+    }
+}
+
 /// A stored object's size and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -51,7 +117,7 @@ pub struct Stored {
     pub sha256: String,
 }
 
-/// Copies `url` to `path` in the warehouse, restarting when the body breaks off.
+/// Copies a pre-signed `url` to `path` in the warehouse, restarting when the body breaks off.
 pub async fn copy(
     http: &HttpClient,
     url: &url::Url,
@@ -59,10 +125,35 @@ pub async fn copy(
     path: &Path,
 ) -> Result<Stored, AudioError> {
     let endpoint = format!("GET {}", redact_url(url));
+    // No bearer token here, on purpose: the URL is its own credential.
+    copy_from(
+        http,
+        &endpoint,
+        || async { Ok(http.reqwest().get(url.clone())) },
+        wh,
+        path,
+    )
+    .await
+}
+
+/// Copies what the request `make` builds (for each attempt) to `path` in the warehouse, for
+/// APIs that serve audio themselves (with their own auth and pacing in `make`).
+pub async fn copy_from<F, Fut>(
+    http: &HttpClient,
+    endpoint: &str,
+    make: F,
+    wh: &Warehouse,
+    path: &Path,
+) -> Result<Stored, AudioError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<reqwest::RequestBuilder, HttpError>>,
+{
+    let endpoint = endpoint.to_string();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match copy_once(http, url, wh, path, &endpoint).await {
+        match copy_once(http, &make, wh, path, &endpoint).await {
             Err(AudioError::Body { message, .. }) if attempt < BODY_RETRIES => {
                 tracing::debug!(
                     endpoint,
@@ -83,18 +174,19 @@ pub async fn copy(
     }
 }
 
-async fn copy_once(
+async fn copy_once<F, Fut>(
     http: &HttpClient,
-    url: &url::Url,
+    make: &F,
     wh: &Warehouse,
     path: &Path,
     endpoint: &str,
-) -> Result<Stored, AudioError> {
-    // No bearer token here, on purpose: the URL is its own credential.
+) -> Result<Stored, AudioError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<reqwest::RequestBuilder, HttpError>>,
+{
     let resp = http
-        .send(endpoint, || async {
-            Ok::<_, HttpError>(http.reqwest().get(url.clone()))
-        })
+        .send(endpoint, make)
         .await
         .map_err(|e| match e.status() {
             Some(StatusCode::FORBIDDEN) => AudioError::Expired {

@@ -1,5 +1,5 @@
 //! The run state in a DuckDB file: watermarks, committed windows, the run ledger, the audio
-//! ledger and persisted OAuth tokens.
+//! ledger, audio egress per source and persisted OAuth tokens.
 //!
 //! The state is a cache of what the warehouse holds; it is only written *after* the data it
 //! describes is durable in the warehouse, so replaying a window after a crash is harmless.
@@ -10,6 +10,8 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
 use duckdb::{params, Connection, OptionalExt};
+
+mod egress;
 
 use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
@@ -50,6 +52,8 @@ CREATE TABLE IF NOT EXISTS audio_objects (
     uri VARCHAR, bytes BIGINT, sha256 VARCHAR, status VARCHAR NOT NULL,
     attempts BIGINT NOT NULL, last_error VARCHAR, updated_at_ms BIGINT NOT NULL,
     PRIMARY KEY (source, recording_id));
+CREATE TABLE IF NOT EXISTS egress (
+    source VARCHAR NOT NULL, at_ms BIGINT NOT NULL, bytes BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     source VARCHAR PRIMARY KEY, config_fingerprint VARCHAR NOT NULL,
     refresh_token VARCHAR NOT NULL, access_token VARCHAR,
@@ -140,8 +144,21 @@ impl State {
         &self,
         f: impl FnOnce(&mut Connection) -> duckdb::Result<T>,
     ) -> Result<T, StateError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard).map_err(|source| StateError::Db {
+        let run = || {
+            let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        };
+        // DuckDB calls block, and sources share the state: on a multi-threaded runtime the
+        // worker hands its other tasks on first, so one source's commit (or its wait for the
+        // lock) never stalls another's paced requests.
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let result = match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        };
+        result.map_err(|source| StateError::Db {
             path: self.path.clone(),
             source,
         })

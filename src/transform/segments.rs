@@ -94,8 +94,9 @@ pub fn join(segments: &RecordBatch, tasks: &RecordBatch) -> Result<RecordBatch, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::audio::AudioState;
     use crate::source::webex::model::{Recording, RecordingAttributes, Task};
-    use crate::source::webex::tables::{segments_batch, tasks_batch, AudioState, RecordingRow};
+    use crate::source::webex::tables::{segments_batch, tasks_batch, RecordingRow};
 
     fn task(id: &str, queue: &str) -> Task {
         serde_json::from_value(serde_json::json!({"id": id, "attributes": {

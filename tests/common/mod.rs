@@ -329,3 +329,31 @@ pub fn assert_matches_truth(env: &Env) {
         "task_segments joins each segment to its task"
     );
 }
+
+/// A Xima tenant of the simulator (`{BASE}`), paced at the simulator's scaled 30 ms.
+pub const XIMA_SOURCE: &str = r#"
+[[source]]
+kind = "xima"
+name = "xima"
+base_url = "{BASE}"
+tenant = "acme-main"
+api_key = "sim-xima-key-acme-main"
+min_interval = "30ms"
+"#;
+
+/// The simulator with Xima's pace scaled 1:100 (30 ms, 3 per 100 ms).
+pub fn xima_sim_config() -> SimConfig {
+    SimConfig {
+        xima_min_interval_ms: 30,
+        xima_audio_rate: 200,
+        ..sim_config()
+    }
+}
+
+impl Env {
+    /// A tenant's truth for the calls a run reads (started before now - settle).
+    pub fn xima_truth(&self, tenant: &str) -> ccetl::sim::xima::XimaTruth {
+        let settled = self.sim.sim.now_ms() - 15 * 60_000;
+        self.sim.sim.xima_truth(tenant, i64::MIN / 2, settled)
+    }
+}

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
+use crate::sink::audio::AudioState;
 pub use client::WebexClient;
 use model::{Task, TaskCaptures};
-use tables::{AudioState, RecordingRow};
+use tables::RecordingRow;
 
 use crate::auth::AuthError;
 use crate::http::HttpError;
@@ -60,8 +61,14 @@ pub async fn extract(client: &WebexClient, w: Window) -> Result<Extracted, Webex
         .filter(|t| t.attributes.capture_requested != Some(false))
         .map(|t| t.id.clone())
         .collect();
-    let batches: Vec<Vec<TaskCaptures>> = futures::stream::iter(ids.chunks(client::MAX_TASK_IDS))
-        .map(|chunk| client.query_captures(chunk))
+    // Owned chunks: a future borrowing a slice from a closure argument is not `Send` for
+    // every lifetime, and runs are spawned on the runtime.
+    let chunks: Vec<Vec<String>> = ids
+        .chunks(client::MAX_TASK_IDS)
+        .map(<[String]>::to_vec)
+        .collect();
+    let batches: Vec<Vec<TaskCaptures>> = futures::stream::iter(chunks)
+        .map(|chunk| async move { client.query_captures(&chunk).await })
         .buffer_unordered(client.config().concurrency)
         .try_collect()
         .await?;
@@ -118,14 +125,7 @@ pub async fn fetch_audio(
                 let audio = if audio_on {
                     copy_one(client, wh, state, &source, &task_id, at, &rec).await?
                 } else {
-                    AudioState {
-                        status: "disabled",
-                        uri: None,
-                        bytes: None,
-                        sha256: None,
-                        error: None,
-                        reused: false,
-                    }
+                    AudioState::none("disabled", None)
                 };
                 Ok::<_, WebexError>(RecordingRow {
                     task_id,
@@ -162,32 +162,14 @@ async fn copy_one(
     );
     let path: Path = wh.path(&[&key]);
     let uri = wh.uri(&path);
-    if let Some(prev) = state.audio(source, &rec.id)? {
-        if prev.status == "stored" && prev.uri.as_deref() == Some(uri.as_str()) {
-            return Ok(AudioState {
-                status: "stored",
-                uri: prev.uri,
-                bytes: prev.bytes,
-                sha256: prev.sha256,
-                error: None,
-                reused: true,
-            });
-        }
+    if let Some(done) = AudioState::already_stored(state.audio(source, &rec.id)?, &uri) {
+        return Ok(done);
     }
     let mut url = parse_file_path(&rec.attributes.file_path)?;
     let mut renewals = 0;
     loop {
         match audio::copy(&client.http, &url, wh, &path).await {
-            Ok(stored) => {
-                return Ok(AudioState {
-                    status: "stored",
-                    uri: Some(uri),
-                    bytes: Some(stored.bytes),
-                    sha256: Some(stored.sha256),
-                    error: None,
-                    reused: false,
-                })
-            }
+            Ok(stored) => return Ok(AudioState::stored(uri, stored)),
             Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
                 renewals += 1;
                 tracing::info!(source, task_id, recording = %rec.id, "Pre-signed URL expired; asking for a fresh one.");
@@ -224,22 +206,11 @@ async fn copy_one(
 }
 
 fn missing(error: String) -> AudioState {
-    failed("missing", error)
+    AudioState::none("missing", Some(error))
 }
 
 fn pending(error: String) -> AudioState {
-    failed("pending", error)
-}
-
-fn failed(status: &'static str, error: String) -> AudioState {
-    AudioState {
-        status,
-        uri: None,
-        bytes: None,
-        sha256: None,
-        error: Some(error),
-        reused: false,
-    }
+    AudioState::none("pending", Some(error))
 }
 
 fn parse_file_path(p: &str) -> Result<url::Url, WebexError> {

@@ -2,6 +2,7 @@
 //!
 //! The schemas here are the contract in `schemas/*.json`; a test fails when they drift.
 
+use crate::sink::audio::AudioState;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,19 +14,6 @@ use chrono::NaiveDate;
 
 use super::model::{Recording, Task};
 use crate::schema::{day_of_ms, field, list_utf8, ts, utf8};
-
-/// Where a recording's audio ended up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioState {
-    /// `stored`, `pending`, `missing` or `disabled`.
-    pub status: &'static str,
-    pub uri: Option<String>,
-    pub bytes: Option<u64>,
-    pub sha256: Option<String>,
-    pub error: Option<String>,
-    /// Already stored by an earlier run (the ledger said so): nothing was downloaded.
-    pub reused: bool,
-}
 
 /// A recording with the task it belongs to, ready for the tables.
 #[derive(Debug, Clone)]

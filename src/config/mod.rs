@@ -13,6 +13,9 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod units;
+pub use units::{parse_bytes, parse_duration};
+
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -134,6 +137,17 @@ struct RawSource {
     anchor_id: Option<String>,
     #[serde(default)]
     max_session: Option<String>,
+    // xima
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    min_interval: Option<String>,
+    #[serde(default)]
+    burst_max: Option<usize>,
+    #[serde(default)]
+    burst_window: Option<String>,
+    #[serde(default)]
+    egress_budget: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -162,6 +176,7 @@ pub struct PipelineConfig {
 pub enum SourceConfig {
     Webex(Box<WebexConfig>),
     Legacy(Box<LegacyConfig>),
+    Xima(Box<XimaConfig>),
 }
 
 impl SourceConfig {
@@ -169,14 +184,31 @@ impl SourceConfig {
         match self {
             SourceConfig::Webex(w) => &w.name,
             SourceConfig::Legacy(l) => &l.name,
+            SourceConfig::Xima(x) => &x.name,
         }
     }
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Webex(_) => "webex",
             SourceConfig::Legacy(_) => "webex_legacy",
+            SourceConfig::Xima(_) => "xima",
         }
     }
+}
+
+/// Xima CCaaS: recordings with their calls, OPUS audio, a strict per-tenant pace.
+#[derive(Debug, Clone)]
+pub struct XimaConfig {
+    pub name: String,
+    pub base_url: url::Url,
+    /// The tenant name in audio paths (`/recordings/{tenant}/{key}/audio`) and the pacer's key.
+    pub tenant: String,
+    /// The service user's key (`Authorization: Bearer …`).
+    pub api_key: Secret,
+    pub pace: crate::http::pacer::PaceRule,
+    pub audio: bool,
+    /// Audio bytes to download in a rolling five days at most: stop before Xima's cap (509).
+    pub egress_budget: Option<u64>,
 }
 
 /// The legacy 1.0 reporting API (CSR/CAR, HMAC-SHA1, CSV).
@@ -221,31 +253,6 @@ pub struct WebexConfig {
     pub max_range: Duration,
     pub url_expiration_minutes: u32,
     pub concurrency: usize,
-}
-
-/// Parses a duration such as `15m`, `6h`, `1d`, `30s`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("'{s}' has no unit; write e.g. 30s, 15m, 6h or 1d"))?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' does not start with a whole number; write e.g. 15m"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => {
-            return Err(format!(
-                "'{s}' has unknown unit '{unit}'; use ms, s, m, h or d"
-            ))
-        }
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 /// Replaces every `${NAME}` with the environment variable's value.
@@ -476,12 +483,51 @@ impl PipelineConfig {
                         },
                     })));
                 }
+                "xima" => {
+                    let tenant = s
+                        .tenant
+                        .clone()
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            invalid(
+                                &at("tenant"),
+                                "is required for xima: the tenant name in its audio paths".into(),
+                            )
+                        })?;
+                    let min_interval = match &s.min_interval {
+                        Some(v) => dur(&at("min_interval"), v)?,
+                        None => Duration::from_secs(3),
+                    };
+                    // Xima's ratio: one per 3 s and three per 10 s, so a scaled interval
+                    // scales the window with it.
+                    let burst_window = match &s.burst_window {
+                        Some(v) => dur(&at("burst_window"), v)?,
+                        None => min_interval * 10 / 3,
+                    };
+                    let burst_max = s.burst_max.unwrap_or(3).max(1);
+                    let egress_budget = s
+                        .egress_budget
+                        .as_deref()
+                        .map(|v| parse_bytes(v).map_err(|m| invalid(&at("egress_budget"), m)))
+                        .transpose()?;
+                    sources.push(SourceConfig::Xima(Box::new(XimaConfig {
+                        name: s.name.clone(),
+                        base_url: url("base_url", &s.base_url)?,
+                        tenant,
+                        api_key: secret("api_key", s.api_key.clone())?,
+                        pace: crate::http::pacer::PaceRule {
+                            min_interval,
+                            burst_max,
+                            burst_window,
+                        },
+                        audio: s.audio,
+                        egress_budget,
+                    })));
+                }
                 other => {
                     return Err(invalid(
                         &at("kind"),
-                        format!(
-                        "'{other}' is not a known source kind; use \"webex\" or \"webex_legacy\""
-                    ),
+                        format!("'{other}' is not a known source kind; use \"webex\", \"webex_legacy\" or \"xima\""),
                     ))
                 }
             }
@@ -636,14 +682,6 @@ refresh_token = "r"
         let text = format!("{GOOD}{}", legacy.replace("user_id", "# user_id"));
         let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
         assert!(e.to_string().contains("source[1].user_id"), "{e}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("3w").is_err());
     }
 
     #[test]
