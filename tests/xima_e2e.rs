@@ -296,3 +296,23 @@ async fn a_wrong_key_is_an_auth_error_and_commits_nothing() {
     );
     assert!(env.files().is_empty(), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_anyway_is_honoured_and_counted() {
+    let cfg = ccetl::sim::SimConfig {
+        faults: ccetl::sim::faults::parse("xima:429x1,xima_audio:429x1").unwrap(),
+        ..xima_sim_config()
+    };
+    let env = env_with(cfg, XIMA_SOURCE).await;
+    let (report, result) = env.run_sources(&["xima"]).await;
+    result.expect("retried to completion");
+    let src = xima(&report);
+    assert_eq!(src.http.throttled_429, 2, "{:?}", src.http);
+    assert_eq!(src.http.retries, 2);
+    assert_xima_matches_truth(&env, false);
+    assert_eq!(
+        env.stats().get("xima_429"),
+        None,
+        "the pacer itself provoked none"
+    );
+}

@@ -33,6 +33,8 @@ pub const ROLLING_MS: i64 = 5 * DAY_MS;
 #[derive(Debug)]
 pub struct XimaState {
     requests: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// First and last request and the count, per tenant: the rate the server saw.
+    spans: Mutex<HashMap<String, (Instant, Instant, u64)>>,
     /// (simulator time, bytes) of every audio download, per tenant.
     egress: Mutex<HashMap<String, Vec<(i64, u64)>>>,
     cap: AtomicU64,
@@ -42,6 +44,7 @@ impl XimaState {
     pub fn new(cap: u64) -> Self {
         XimaState {
             requests: Mutex::new(HashMap::new()),
+            spans: Mutex::new(HashMap::new()),
             egress: Mutex::new(HashMap::new()),
             cap: AtomicU64::new(cap),
         }
@@ -129,12 +132,24 @@ impl Sim {
         }
         // Refused requests count too: hammering a limited API keeps it limited.
         q.push_back(now);
+        let mut spans = self.xima.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let span = spans.entry(tenant.to_string()).or_insert((now, now, 0));
+        span.1 = now;
+        span.2 += 1;
         q.len() <= BURST_MAX
     }
 
     /// Sets every tenant's five-day cap (tests lift it to let a deferred run finish).
     pub fn set_xima_cap(&self, bytes: u64) {
         self.xima.cap.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Requests `tenant` made and the time from its first to its last.
+    pub fn xima_request_span(&self, tenant: &str) -> Option<(u64, Duration)> {
+        let spans = self.xima.spans.lock().unwrap_or_else(|p| p.into_inner());
+        spans
+            .get(tenant)
+            .map(|(first, last, n)| (*n, *last - *first))
     }
 
     /// Bytes served to `tenant` in the last five (simulated) days.
