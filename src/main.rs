@@ -50,7 +50,7 @@ fn main() -> ExitCode {
                 pipeline,
                 sql,
                 format,
-            } => commands::query(&pipeline, sql.as_deref(), format),
+            } => commands::query(&pipeline, sql.as_deref(), format).await,
             Command::Simulate(args) => commands::simulate(args).await,
             Command::Auth(action) => commands::auth::run(action).await,
         }

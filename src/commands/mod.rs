@@ -258,10 +258,10 @@ FROM calls c JOIN recordings r ON r.call_id = c.call_id AND NOT r.segment
 WHERE r.audio_status = 'stored'
 ORDER BY c.start_time DESC LIMIT 10";
 
-pub fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
+pub async fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
-    let conn = query::connect(&wh)?;
+    let conn = query::open(&wh).await?;
     let batches = query::run(&conn, sql.unwrap_or(SAMPLE_SQL))?;
     print!("{}", query::render(&batches, format)?);
     if format == Format::Table {
@@ -321,7 +321,7 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
         "\ncalls with audio ({}):",
         SAMPLE_SQL.lines().next().unwrap_or("")
     );
-    query(&path, None, Format::Table)?;
+    query(&path, None, Format::Table).await?;
     println!(
         "warehouse: {}\nnext: ccetl query {} \"SELECT queue_name, count(*) FROM calls GROUP BY 1\"",
         dir.join("warehouse").display(),

@@ -1,6 +1,7 @@
 //! Load: the warehouse (object store), Parquet partition files, audio objects, manifests.
 
 pub mod audio;
+pub mod backends;
 pub mod keys;
 pub mod manifest;
 pub mod parquet;

@@ -60,10 +60,9 @@ impl Warehouse {
                 local_root: Some(dir),
             });
         }
-        let (store, prefix) = object_store::parse_url_opts(&parsed, options.iter())
-            .map_err(|e| open_err(format!("{e}; check the URL and storage_options")))?;
+        let (store, prefix) = super::backends::open(&parsed, options).map_err(open_err)?;
         Ok(Warehouse {
-            store: Arc::from(store),
+            store,
             url: url.trim_end_matches('/').to_string(),
             prefix,
             local_root: None,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -144,10 +146,49 @@ impl Env {
         self.dir.path().join("warehouse")
     }
 
-    /// Runs SQL over the warehouse views.
+    /// Points the pipeline at another warehouse (`warehouse = …` and `storage_options` lines).
+    pub fn set_warehouse(&self, lines: &str) {
+        let text = std::fs::read_to_string(&self.pipeline).unwrap();
+        let text = text.replacen("warehouse = \"warehouse\"\n", lines, 1);
+        std::fs::write(&self.pipeline, text).unwrap();
+    }
+
+    pub fn open_warehouse(&self) -> Warehouse {
+        let cfg = self.config();
+        Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap()
+    }
+
+    /// Blocks on `f` from sync test helpers (object-store warehouses need async reads).
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    }
+
+    /// The bytes of an object by its recorded URI (`file://…` or in the object store).
+    pub fn read_uri(&self, uri: &str) -> Vec<u8> {
+        if let Some(path) = uri.strip_prefix("file://") {
+            return std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        let wh = self.open_warehouse();
+        let key = uri
+            .strip_prefix(wh.url())
+            .unwrap_or_else(|| panic!("{uri} is outside the warehouse {}", wh.url()));
+        Self::block_on(wh.get(key))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{uri}: no such object"))
+            .to_vec()
+    }
+
+    /// Runs SQL over the warehouse views (an object-store warehouse through its mirror).
     pub fn sql(&self, sql: &str) -> Vec<RecordBatch> {
-        let wh = Warehouse::open(&self.config().warehouse, &Default::default()).unwrap();
-        let conn = ccetl::query::connect(&wh).unwrap();
+        let wh = self.open_warehouse();
+        let conn = match wh.local_root() {
+            Some(_) => ccetl::query::connect(&wh).unwrap(),
+            None => {
+                let mirror = self.dir.path().join("mirror");
+                Self::block_on(ccetl::query::mirror::sync(&wh, &mirror)).unwrap();
+                ccetl::query::connect_dir(&mirror).unwrap()
+            }
+        };
         ccetl::query::run(&conn, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
@@ -280,8 +321,7 @@ pub fn assert_matches_truth(env: &Env) {
                 id.value(i)
             );
             // The audio object exists with the recorded size and hash.
-            let path = uri.value(i).strip_prefix("file://").expect("file uri");
-            let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let data = env.read_uri(uri.value(i));
             assert_eq!(data.len() as i64, bytes.value(i));
             use sha2::Digest;
             assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));

@@ -10,14 +10,16 @@ use duckdb::Connection;
 
 use crate::sink::Warehouse;
 
+pub mod mirror;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("query: {0}")]
     Db(#[from] duckdb::Error),
     #[error("query: {0}")]
     Format(#[from] arrow::error::ArrowError),
-    #[error("query: warehouse {0} is not on local disk; `ccetl query` reads file:// warehouses in this version")]
-    NotLocal(String),
+    #[error("query: mirroring the warehouse: {0}")]
+    Mirror(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,12 +119,31 @@ SELECT recording_key, call_key, 'xima', source, date, false, start_time, stop_ti
 FROM xima_recordings;
 "#;
 
-/// An in-memory DuckDB with the warehouse's views.
+/// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
+/// in object storage through its local mirror (brought up to date first).
+pub async fn open(wh: &Warehouse) -> Result<Connection, QueryError> {
+    if wh.local_root().is_some() {
+        return connect(wh);
+    }
+    let dir = mirror::cache_dir(wh.url());
+    let fetched = mirror::sync(wh, &dir).await?;
+    tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
+    connect_dir(&dir)
+}
+
+/// An in-memory DuckDB with the views of a local warehouse.
 pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
-    let root = wh
-        .local_root()
-        .ok_or_else(|| QueryError::NotLocal(wh.url().to_string()))?
-        .to_path_buf();
+    match wh.local_root() {
+        Some(root) => connect_dir(root),
+        None => Err(QueryError::Mirror(format!(
+            "{} is not local: use query::open",
+            wh.url()
+        ))),
+    }
+}
+
+/// DuckDB views over the tables under `root`.
+pub fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
     for (table, schema) in crate::schema::tables() {
         let dir = root.join(table);

@@ -1,0 +1,83 @@
+//! Opening a warehouse's object store: one arm per backend.
+//!
+//! Each starts from its cloud's usual environment (`AWS_*` with the web-identity and instance
+//! chains, `GOOGLE_*`, `AZURE_*`), as users of those clouds expect, and the pipeline's
+//! `storage_options` override it (an S3-compatible endpoint, region, path-style, plain http).
+//! An option the backend does not know is an error naming it, never silently ignored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreScheme};
+
+/// The store for `url` and the path of the warehouse root inside it.
+pub fn open(
+    url: &url::Url,
+    options: &BTreeMap<String, String>,
+) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
+    let prefix = Path::parse(path).map_err(|e| e.to_string())?;
+    let unknown = |k: &str, backend: &str| {
+        format!(
+            "storage_options.{k} is not an option of the {backend} store (see the README's list)"
+        )
+    };
+    let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::AmazonS3 => {
+            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k, "S3"))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        ObjectStoreScheme::GoogleCloudStorage => {
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k, "GCS"))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        ObjectStoreScheme::MicrosoftAzure => {
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (k, v) in options {
+                let key: AzureConfigKey = k.parse().map_err(|_| unknown(k, "Azure"))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        other => {
+            return Err(format!(
+                "{other:?} URLs are not a warehouse; use file://, s3://, gs:// or az://"
+            ))
+        }
+    };
+    Ok((store, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        let url = url::Url::parse("s3://bucket/wh").unwrap();
+        let mut opts = BTreeMap::new();
+        opts.insert("aws_endpoint".to_string(), "http://127.0.0.1:9".to_string());
+        opts.insert("aws_region".to_string(), "us-east-1".to_string());
+        let (_, prefix) = open(&url, &opts).unwrap();
+        assert_eq!(prefix.as_ref(), "wh");
+        opts.insert("aws_endpiont".to_string(), "x".to_string());
+        let e = open(&url, &opts).err().unwrap();
+        assert!(e.contains("storage_options.aws_endpiont"), "{e}");
+        let e = open(&url::Url::parse("ftp://x/y").unwrap(), &BTreeMap::new())
+            .err()
+            .unwrap();
+        assert!(e.contains("not a warehouse") || e.contains("ftp"), "{e}");
+    }
+}

@@ -1,0 +1,78 @@
+//! A real S3-compatible server for tests: moto's server mode on 127.0.0.1.
+//!
+//! `.ci/run` starts one and sets `CCETL_TEST_S3_ENDPOINT`; without it, each test starts its
+//! own `python3 -m moto.server` (from `pip install 'moto[server]'`) and stops it when done. A missing
+//! server fails the test: object storage is not optional.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    child: Option<Child>,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl S3 {
+    /// A server (shared or our own) and a new empty bucket on it.
+    pub async fn start() -> S3 {
+        let (endpoint, child) = match std::env::var("CCETL_TEST_S3_ENDPOINT") {
+            Ok(e) if !e.is_empty() => (e, None),
+            _ => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port();
+                let child = Command::new("python3")
+                    .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| {
+                        panic!("python3 -m moto.server did not start ({e}): pip install 'moto[server]', or set CCETL_TEST_S3_ENDPOINT")
+                    });
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "python3 -m moto.server never listened: pip install 'moto[server]'"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (format!("http://127.0.0.1:{port}"), Some(child))
+            }
+        };
+        let bucket = format!("ccetl-test-{:016x}", rand::random::<u64>());
+        // moto does not check signatures: a plain PUT creates the bucket.
+        let status = reqwest::Client::new()
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("S3 server reachable")
+            .status();
+        assert!(status.is_success(), "creating bucket: {status}");
+        S3 {
+            endpoint,
+            bucket,
+            child,
+        }
+    }
+
+    /// The `[pipeline]` lines for a warehouse in this bucket.
+    pub fn warehouse_toml(&self, prefix: &str) -> String {
+        format!(
+            "warehouse = \"s3://{}/{prefix}\"\nstorage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_access_key_id = \"test\", aws_secret_access_key = \"test\", aws_region = \"us-east-1\" }}\n",
+            self.bucket, self.endpoint
+        )
+    }
+}
