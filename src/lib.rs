@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod failpoint;
 pub mod http;
 pub mod pipeline;
 pub mod progress;

@@ -6,28 +6,6 @@ mod common;
 
 use common::s3::S3;
 use common::*;
-use futures::TryStreamExt;
-use object_store::ObjectStore;
-
-/// Every object key in the warehouse, relative to its root.
-async fn keys(env: &Env) -> Vec<String> {
-    let wh = env.open_warehouse();
-    let root = wh.path(&[]);
-    let all: Vec<_> = wh.store().list(Some(&root)).try_collect().await.unwrap();
-    let mut out: Vec<String> = all
-        .iter()
-        .map(|m| {
-            m.location
-                .prefix_match(&root)
-                .unwrap()
-                .map(|p| p.as_ref().to_string())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect();
-    out.sort();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_sources_land_in_s3_equal_to_the_truth() {
@@ -49,13 +27,8 @@ async fn all_sources_land_in_s3_equal_to_the_truth() {
     );
 
     // Only what readers should see: Parquet under table folders, audio, manifests.
-    let before = keys(&env).await;
-    for k in &before {
-        let ok = (k.ends_with(".parquet") && !k.starts_with("audio/"))
-            || (k.starts_with("audio/") && (k.ends_with(".wav") || k.ends_with(".opus")))
-            || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"));
-        assert!(ok, "stray object {k}");
-    }
+    let before = env.object_keys().await;
+    assert_no_stray_objects(&before);
     let audio = before.iter().filter(|k| k.starts_with("audio/")).count() as u64;
     assert_eq!(
         audio,
@@ -65,7 +38,7 @@ async fn all_sources_land_in_s3_equal_to_the_truth() {
 
     // A rerun with nothing new changes nothing in the bucket.
     env.run_ok().await;
-    assert_eq!(keys(&env).await, before);
+    assert_eq!(env.object_keys().await, before);
 
     // `ccetl query` on the s3:// pipeline, as a user runs it.
     let pipeline = env.pipeline.to_string_lossy().to_string();

@@ -42,6 +42,7 @@ pub(super) async fn load(
     for t in &out.tables {
         files.extend(parquet::write_table(wh, source, w.start, t, &previous_files).await?);
     }
+    crate::failpoint::hit("files");
     for stale in previous_files
         .keys()
         .filter(|k| !files.iter().any(|f| &f.key == *k))
@@ -74,6 +75,7 @@ pub(super) async fn load(
     if !same {
         manifest::write(wh, &m).await?;
     }
+    crate::failpoint::hit("manifest");
 
     let contiguous = frontier.is_none_or(|f| w.start <= f);
     let advance = (wr.complete && contiguous).then_some(w.end);
@@ -90,6 +92,7 @@ pub(super) async fn load(
         &out.ledger,
         advance,
     )?;
+    crate::failpoint::hit("state");
     tracing::info!(
         source = %source, window = %w.start.to_rfc3339(), rows = out.rows, recordings = wr.recordings,
         audio_stored = wr.audio_stored, audio_pending = wr.audio_pending, "Committed window."

@@ -194,6 +194,12 @@ async fn run_inner(
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
     let states = open_states(cfg, &names)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    if let (Some(root), false) = (wh.local_root(), opts.dry_run) {
+        let removed = crate::sink::sweep::staging_leftovers(root, std::time::SystemTime::now());
+        if removed > 0 {
+            tracing::info!(removed, "Removed staging files left by a killed run.");
+        }
+    }
     let now = opts.now.unwrap_or_else(Utc::now);
 
     let mut run_ids: HashMap<*const State, i64> = HashMap::new();

@@ -184,6 +184,38 @@ pub fn run(conn: &Connection, sql: &str) -> Result<Vec<RecordBatch>, QueryError>
     Ok(batches)
 }
 
+/// CSV has no lists or structs: such columns are written as their display text (`[a, b]`).
+fn nested_as_text(b: &RecordBatch) -> Result<RecordBatch, QueryError> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::sync::Arc;
+    if !b
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, col) in b.schema().fields().iter().zip(b.columns()) {
+        if f.data_type().is_nested() {
+            let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?;
+            let text: StringArray = (0..col.len())
+                .map(|i| col.is_valid(i).then(|| fmt.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            cols.push(Arc::new(text));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(col.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
 /// Formats batches for the terminal or a pipe.
 pub fn render(batches: &[RecordBatch], format: Format) -> Result<String, QueryError> {
     match format {
@@ -195,7 +227,7 @@ pub fn render(batches: &[RecordBatch], format: Format) -> Result<String, QueryEr
                     .with_header(true)
                     .build(&mut buf);
                 for b in batches {
-                    w.write(b)?;
+                    w.write(&nested_as_text(b)?)?;
                 }
             }
             Ok(String::from_utf8_lossy(&buf).into_owned())

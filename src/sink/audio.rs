@@ -225,6 +225,7 @@ where
             return Err(store_err(e));
         }
         writer.put(chunk);
+        crate::failpoint::hit("audio");
     }
     writer.finish().await.map_err(store_err)?;
     Ok(Stored {

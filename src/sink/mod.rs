@@ -6,5 +6,6 @@ pub mod keys;
 pub mod manifest;
 pub mod parquet;
 pub mod store;
+pub mod sweep;
 
 pub use store::{StoreError, Warehouse};

@@ -178,6 +178,29 @@ impl Env {
             .to_vec()
     }
 
+    /// Every object key in the warehouse, relative to its root, sorted.
+    pub async fn object_keys(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        use object_store::ObjectStore;
+        let wh = self.open_warehouse();
+        let root = wh.path(&[]);
+        let all: Vec<_> = wh.store().list(Some(&root)).try_collect().await.unwrap();
+        let mut out: Vec<String> = all
+            .iter()
+            .map(|m| {
+                let parts: Vec<String> = m
+                    .location
+                    .prefix_match(&root)
+                    .unwrap()
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                parts.join("/")
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Runs SQL over the warehouse views (an object-store warehouse through its mirror).
     pub fn sql(&self, sql: &str) -> Vec<RecordBatch> {
         let wh = self.open_warehouse();
@@ -395,5 +418,15 @@ impl Env {
     pub fn xima_truth(&self, tenant: &str) -> ccetl::sim::xima::XimaTruth {
         let settled = self.sim.sim.now_ms() - 15 * 60_000;
         self.sim.sim.xima_truth(tenant, i64::MIN / 2, settled)
+    }
+}
+
+/// Only what readers should see: Parquet under table folders, audio, manifests.
+pub fn assert_no_stray_objects(keys: &[String]) {
+    for k in keys {
+        let ok = (k.ends_with(".parquet") && !k.starts_with("audio/"))
+            || (k.starts_with("audio/") && (k.ends_with(".wav") || k.ends_with(".opus")))
+            || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"));
+        assert!(ok, "stray object {k}");
     }
 }
