@@ -160,3 +160,54 @@ async fn wrong_legacy_api_key_is_exit_3_and_check_says_so() {
         "nothing written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_over() {
+    // Slow API responses keep the first run going long enough to be caught in the act.
+    let env = env(ccetl::sim::SimConfig {
+        latency_ms: 40,
+        ..sim_config()
+    })
+    .await;
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let now = env.now().to_rfc3339();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_ccetl"))
+        .args(["run", &pipeline, "--now", &now])
+        .env("CCETL_LOG", "ccetl=error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = env.dir.path().join("state.duckdb.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run took its lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let (p, n) = (pipeline.clone(), now.clone());
+    let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["run", &p, "--now", &n]))
+        .await
+        .unwrap();
+    let line = one_error_line(&err);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        line.contains("already running") && line.contains(&format!("pid {}", first.id())),
+        "{line}"
+    );
+
+    // SIGKILL leaves the lock behind; the next run sees its holder is gone and takes over.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(lock.exists(), "a killed run cannot release its lock");
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["run", &pipeline, "--now", &now]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(!lock.exists(), "released when the run ends");
+    assert_matches_truth(&env);
+}

@@ -27,25 +27,10 @@ fn crash_sim() -> SimConfig {
     }
 }
 
-const SOURCES: &str = concat!(
-    r#"
-[[source]]
-kind = "webex_legacy"
-name = "legacy"
-base_url = "{BASE}/aws/api"
-user_id = "reports@sim.example"
-api_key = "sim-legacy-api-key"
-"#,
-    r#"
-[[source]]
-kind = "xima"
-name = "xima"
-base_url = "{BASE}"
-tenant = "acme-main"
-api_key = "sim-xima-key-acme-main"
-min_interval = "30ms"
-"#
-);
+/// Webex (always in the test pipeline), legacy and Xima: every source's commit path.
+fn sources() -> String {
+    format!("{LEGACY_SOURCE}{XIMA_SOURCE}")
+}
 
 /// Starts `ccetl run` as a child, as a scheduler would.
 fn spawn_run(env: &Env) -> std::process::Child {
@@ -110,31 +95,34 @@ fn assert_audio_present(env: &Env) -> usize {
     n
 }
 
+async fn wait(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits for a run that must succeed.
+async fn run_to_end(child: std::process::Child) {
+    let out = wait(child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+}
+
 async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
     // The uninterrupted run, for reference and for how long a run takes.
-    let reference = env_with(crash_sim(), SOURCES).await;
+    let reference = env_with(crash_sim(), &sources()).await;
     if let Some(s3) = s3 {
         reference.set_warehouse(&s3.warehouse_toml("reference"));
     }
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let child = spawn_run(&reference);
-        move || child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(spawn_run(&reference)).await;
     let full = started.elapsed();
     let want = snapshot(&reference);
     assert!(want["webex_tasks"].lines().count() > 50, "a sizeable run");
 
     // The same data, killed at random points: early (config, token), mid-window (lists,
     // downloads, Parquet, manifests, state commits) and late.
-    let env = env_with(crash_sim(), SOURCES).await;
+    let env = env_with(crash_sim(), &sources()).await;
     if let Some(s3) = s3 {
         env.set_warehouse(&s3.warehouse_toml("crashed"));
     }
@@ -149,12 +137,7 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
         "files:5",
         "audio:20",
     ] {
-        let out = tokio::task::spawn_blocking({
-            let child = spawn_run_crashing(&env, Some(point));
-            move || child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap();
+        let out = wait(spawn_run_crashing(&env, Some(point))).await;
         let crashed = String::from_utf8_lossy(&out.stderr).contains("crash point");
         assert!(
             crashed || out.status.success(),
@@ -195,17 +178,7 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
         killed_before_done >= kills / 2,
         "most kills hit a run with work to do"
     );
-    let out = tokio::task::spawn_blocking({
-        let child = spawn_run(&env);
-        move || child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(spawn_run(&env)).await;
 
     let got = snapshot(&env);
     for (table, rows) in &want {

@@ -28,6 +28,7 @@ use crate::sink::parquet;
 use crate::sink::{StoreError, Warehouse};
 use crate::source::legacy::LegacyError;
 use crate::source::webex::WebexError;
+use crate::state::lock::RunLock;
 use crate::state::{State, StateError};
 use crate::window::{self, Window};
 
@@ -192,6 +193,19 @@ async fn run_inner(
         .filter(|s| opts.sources.is_empty() || opts.sources.iter().any(|n| n == s.name()))
         .collect();
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
+    // One writer per state file, taken before DuckDB's own lock so a second run is told
+    // who holds it. Held until the run ends.
+    let _locks = if opts.dry_run {
+        Vec::new()
+    } else {
+        let mut paths: Vec<PathBuf> = names.iter().map(|n| cfg.state_path(Some(n))).collect();
+        paths.sort();
+        paths.dedup();
+        paths
+            .iter()
+            .map(|p| RunLock::acquire(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let states = open_states(cfg, &names)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     if let (Some(root), false) = (wh.local_root(), opts.dry_run) {

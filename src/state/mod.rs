@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use duckdb::{params, Connection, OptionalExt};
 
 mod egress;
+pub mod lock;
 
 use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
@@ -25,6 +26,18 @@ pub enum StateError {
     },
     #[error("state DB {path} is in use by another ccetl process (one run at a time per state file): {message}")]
     Busy { path: PathBuf, message: String },
+    #[error("state DB {path}: a run is already running (pid {pid} on {host}, since {since}); wait for it to finish, or stop it (a lock left by a killed run on this host is taken over by itself)")]
+    Running {
+        path: PathBuf,
+        pid: u32,
+        host: String,
+        since: chrono::DateTime<Utc>,
+    },
+    #[error("state lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state DB {path}: cannot create its directory: {source}")]
     Dir {
         path: PathBuf,
