@@ -75,6 +75,13 @@ pub enum StateAction {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Recreate the state from the warehouse: windows and watermarks from its manifests,
+    /// the audio ledger from its recording tables (tokens need `ccetl auth` again).
+    Rebuild {
+        pipeline: PathBuf,
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -101,10 +101,12 @@ async fn bad_credentials_are_exit_3_and_leave_state_untouched() {
     );
     assert_eq!(snapshot(), before, "state untouched");
 
-    // A wrong client secret on a fresh state.
+    // A wrong client secret on a fresh state (and warehouse: a fresh state beside a used
+    // warehouse is refused, pointing at `state rebuild`).
     let text = pipeline_toml(&env.sim.base_url(), "sim-refresh-token-0", "")
         .replace("sim-client-secret", "wrong")
-        .replace("state.duckdb", "fresh.duckdb");
+        .replace("state.duckdb", "fresh.duckdb")
+        .replace("warehouse = \"warehouse\"", "warehouse = \"fresh-warehouse\"");
     std::fs::write(&bad, text).unwrap();
     let pipeline_path = bad.to_str().unwrap().to_string();
     let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["run", &pipeline_path]))

@@ -223,10 +223,13 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn state(action: StateAction) -> anyhow::Result<()> {
+pub async fn state(action: StateAction) -> anyhow::Result<()> {
     let (path, source) = match &action {
         StateAction::Show { pipeline } => (pipeline, None),
         StateAction::Reset { pipeline, source } => (pipeline, source.clone()),
+        StateAction::Rebuild { pipeline, source } => {
+            return rebuild(pipeline, source.as_deref()).await
+        }
     };
     let cfg = PipelineConfig::load(path)?;
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
@@ -246,7 +249,41 @@ pub fn state(action: StateAction) -> anyhow::Result<()> {
                 st.reset(source.as_deref())?;
                 println!("reset watermarks and windows in {}", st.path().display());
             }
+            StateAction::Rebuild { .. } => {}
         }
+    }
+    Ok(())
+}
+
+async fn rebuild(path: &Path, source: Option<&str>) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(path)?;
+    // Rebuilding under a running pipeline would race its commits.
+    let mut paths: Vec<PathBuf> = cfg
+        .sources
+        .iter()
+        .map(|s| cfg.state_path(Some(s.name())))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let _locks = paths
+        .iter()
+        .map(|p| crate::state::lock::RunLock::acquire(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in pipeline::rebuild::rebuild(&cfg, source).await? {
+        println!(
+            "{}: {} windows from manifests, watermark {}, {} stored audio objects in the ledger",
+            r.source,
+            r.windows,
+            r.high_water.map_or("none".to_string(), |h| h.to_rfc3339()),
+            r.audio_objects
+        );
+    }
+    if cfg
+        .sources
+        .iter()
+        .any(|s| matches!(s, SourceConfig::Webex(_)))
+    {
+        println!("tokens are not in the warehouse: if a Webex refresh token lived only in the state, run `ccetl auth login` (or `auth import`) again");
     }
     Ok(())
 }

@@ -66,10 +66,14 @@ pub(super) async fn load(
         written_at: Utc::now(),
         files: files.iter().map(Into::into).collect(),
         audio_stored: wr.audio_stored + wr.audio_reused,
+        rows: out.rows,
+        complete: wr.complete,
     };
     let same = previous.is_some_and(|p| {
         p.window_end == m.window_end
             && p.audio_stored == m.audio_stored
+            && p.complete == m.complete
+            && p.rows == m.rows
             && p.files.len() == m.files.len()
     }) && wr.files == 0;
     if !same {

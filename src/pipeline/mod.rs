@@ -8,6 +8,7 @@
 
 mod commit;
 mod legacy;
+pub mod rebuild;
 mod webex;
 mod xima;
 
@@ -54,6 +55,16 @@ pub enum RunError {
     UnknownSource(String),
     #[error("a source's task ended abnormally: {0}")]
     Task(String),
+    #[error("state rebuild: reading the recording tables: {0}")]
+    Rebuild(String),
+    #[error("state file {path} is missing, but the warehouse holds {windows} committed windows of source '{source_name}': run `ccetl state rebuild {pipeline}` to recreate the state from the warehouse (or remove {warehouse}/_ccetl/manifests to extract everything again)")]
+    StateMissing {
+        path: PathBuf,
+        source_name: String,
+        windows: usize,
+        pipeline: String,
+        warehouse: String,
+    },
     #[error("source '{source_name}'{window}: {error}")]
     Source {
         source_name: String,
@@ -132,6 +143,15 @@ pub const LEGACY_STREAM: &str = "sessions";
 /// The stream name of a Xima tenant's calls and recordings.
 pub const XIMA_STREAM: &str = "calls";
 
+/// The stream name a source's windows, manifests and watermark are kept under.
+pub fn stream_of(src: &SourceConfig) -> &'static str {
+    match src {
+        SourceConfig::Webex(_) => WEBEX_STREAM,
+        SourceConfig::Legacy(_) => LEGACY_STREAM,
+        SourceConfig::Xima(_) => XIMA_STREAM,
+    }
+}
+
 /// Opens each state file once (sources may share one, or have their own via `{source}`).
 pub fn open_states(
     cfg: &PipelineConfig,
@@ -206,8 +226,27 @@ async fn run_inner(
             .map(|p| RunLock::acquire(p))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let states = open_states(cfg, &names)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    // A lost state file must not silently mean "extract everything again".
+    for src in &selected {
+        let path = cfg.state_path(Some(src.name()));
+        if path.exists() {
+            continue;
+        }
+        let windows = crate::sink::manifest::list(&wh, src.name(), stream_of(src))
+            .await?
+            .len();
+        if windows > 0 {
+            return Err(RunError::StateMissing {
+                path,
+                source_name: src.name().to_string(),
+                windows,
+                pipeline: cfg.path.display().to_string(),
+                warehouse: cfg.warehouse.clone(),
+            });
+        }
+    }
+    let states = open_states(cfg, &names)?;
     if let (Some(root), false) = (wh.local_root(), opts.dry_run) {
         let removed = crate::sink::sweep::staging_leftovers(root, std::time::SystemTime::now());
         if removed > 0 {
@@ -314,11 +353,7 @@ async fn run_source(
         opts,
         now,
         name: src.name(),
-        stream: match src {
-            SourceConfig::Webex(_) => WEBEX_STREAM,
-            SourceConfig::Legacy(_) => LEGACY_STREAM,
-            SourceConfig::Xima(_) => XIMA_STREAM,
-        },
+        stream: stream_of(src),
         state,
         wh,
         run_id,

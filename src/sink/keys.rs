@@ -80,10 +80,18 @@ pub fn audio_key(
 /// `_ccetl/manifests/{source}/{stream}/{window}.json`.
 pub fn manifest_key(source: &str, stream: &str, window_start: DateTime<Utc>) -> String {
     format!(
-        "_ccetl/manifests/{}/{}/{}.json",
-        safe_segment(source),
-        safe_segment(stream),
+        "{}/{}.json",
+        manifest_dir(source, stream),
         window_stamp(window_start)
+    )
+}
+
+/// `_ccetl/manifests/{source}/{stream}`: where a stream's manifests are.
+pub fn manifest_dir(source: &str, stream: &str) -> String {
+    format!(
+        "_ccetl/manifests/{}/{}",
+        safe_segment(source),
+        safe_segment(stream)
     )
 }
 

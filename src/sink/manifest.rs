@@ -20,6 +20,13 @@ pub struct Manifest {
     pub written_at: DateTime<Utc>,
     pub files: Vec<ManifestFile>,
     pub audio_stored: u64,
+    /// Rows the state counts for the window (tasks, sessions, calls).
+    #[serde(default)]
+    pub rows: u64,
+    /// All audio settled (none pending or deferred): the watermark may pass this window.
+    /// Absent in an old manifest: not complete, so a rebuilt state re-reads the window.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +64,40 @@ pub async fn read(
     };
     // An unreadable manifest only costs a rewrite of the window's files.
     Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Every readable manifest of a source's stream, in window order.
+pub async fn list(wh: &Warehouse, source: &str, stream: &str) -> Result<Vec<Manifest>, StoreError> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let dir = keys::manifest_dir(source, stream);
+    let prefix = wh.path(&[&dir]);
+    let objects: Vec<_> = wh
+        .store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|source| StoreError::Read {
+            key: dir.clone(),
+            source,
+        })?;
+    let mut out = Vec::new();
+    for meta in objects {
+        if !meta.location.as_ref().ends_with(".json") {
+            continue;
+        }
+        let got = wh.store().get(&meta.location).await;
+        let read_err = |source| StoreError::Read {
+            key: meta.location.to_string(),
+            source,
+        };
+        let bytes = got.map_err(read_err)?.bytes().await.map_err(read_err)?;
+        if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
+            out.push(m);
+        }
+    }
+    out.sort_by_key(|m| m.window_start);
+    Ok(out)
 }
 
 pub async fn write(wh: &Warehouse, m: &Manifest) -> Result<String, StoreError> {
