@@ -7,26 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-fn ccetl(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccetl"))
-        .args(args)
-        .env("CCETL_LOG", "ccetl=error")
-        .output()
-        .expect("ccetl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn one_error_line(stderr: &str) -> &str {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one line on stderr: {stderr:?}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0]
-}
-
 #[test]
 fn bad_config_is_exit_2_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +86,10 @@ async fn bad_credentials_are_exit_3_and_leave_state_untouched() {
     let text = pipeline_toml(&env.sim.base_url(), "sim-refresh-token-0", "")
         .replace("sim-client-secret", "wrong")
         .replace("state.duckdb", "fresh.duckdb")
-        .replace("warehouse = \"warehouse\"", "warehouse = \"fresh-warehouse\"");
+        .replace(
+            "warehouse = \"warehouse\"",
+            "warehouse = \"fresh-warehouse\"",
+        );
     std::fs::write(&bad, text).unwrap();
     let pipeline_path = bad.to_str().unwrap().to_string();
     let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["run", &pipeline_path]))

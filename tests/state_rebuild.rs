@@ -4,22 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-fn ccetl(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccetl"))
-        .args(args)
-        .env("CCETL_LOG", "ccetl=error")
-        .output()
-        .expect("ccetl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The state's watermarks, windows and stored audio, as `state show` prints them.
 fn durable_part(env: &Env) -> String {

@@ -430,3 +430,25 @@ pub fn assert_no_stray_objects(keys: &[String]) {
         assert!(ok, "stray object {k}");
     }
 }
+
+/// The binary as a user runs it: exit code, stdout, stderr (logs at error only).
+pub fn ccetl(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
+        .args(args)
+        .env("CCETL_LOG", "ccetl=error")
+        .output()
+        .expect("ccetl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The one line a failure prints on stderr.
+pub fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0]
+}
