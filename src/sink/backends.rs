@@ -33,7 +33,7 @@ pub fn open(
                 let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k, "S3"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
@@ -41,7 +41,7 @@ pub fn open(
                 let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k, "GCS"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
@@ -49,7 +49,7 @@ pub fn open(
                 let key: AzureConfigKey = k.parse().map_err(|_| unknown(k, "Azure"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
         }
         other => {
             return Err(format!(

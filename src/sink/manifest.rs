@@ -77,9 +77,9 @@ pub async fn list(wh: &Warehouse, source: &str, stream: &str) -> Result<Vec<Mani
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|source| StoreError::Read {
+        .map_err(|cause| StoreError::Read {
             key: dir.clone(),
-            source,
+            cause,
         })?;
     let mut out = Vec::new();
     for meta in objects {
@@ -87,9 +87,9 @@ pub async fn list(wh: &Warehouse, source: &str, stream: &str) -> Result<Vec<Mani
             continue;
         }
         let got = wh.store().get(&meta.location).await;
-        let read_err = |source| StoreError::Read {
+        let read_err = |cause| StoreError::Read {
             key: meta.location.to_string(),
-            source,
+            cause,
         };
         let bytes = got.map_err(read_err)?.bytes().await.map_err(read_err)?;
         if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {

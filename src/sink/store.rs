@@ -17,16 +17,52 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 pub enum StoreError {
     #[error("warehouse '{url}': {message}")]
     Open { url: String, message: String },
-    #[error("warehouse read {key}: {source}")]
+    /// `cause` rather than `source`: its raw text (S3's XML) is summarised by [`describe`],
+    /// and error chains must not print it again.
+    #[error("warehouse read {key}: {}", describe(cause))]
     Read {
         key: String,
-        source: object_store::Error,
+        cause: object_store::Error,
     },
-    #[error("warehouse write {key}: {source}")]
+    #[error("warehouse write {key}: {}", describe(cause))]
     Write {
         key: String,
-        source: object_store::Error,
+        cause: object_store::Error,
     },
+}
+
+/// An object store error in one line with the fix: S3-style XML bodies are reduced to their
+/// code and message, and the usual causes get their remedy.
+pub fn describe(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{t}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    let advice = |code: &str| {
+        match code {
+        "NoSuchBucket" | "ContainerNotFound" => {
+            "; create it, or fix the bucket in the warehouse URL"
+        }
+        "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationFailure"
+        | "AuthenticationFailed" => {
+            "; check the credentials (the cloud's environment variables or storage_options) and that they may write here"
+        }
+        _ => "",
+    }
+    };
+    if let (Some(code), Some(msg)) = (tag("Code"), tag("Message")) {
+        return format!("{code}: {msg}{}", advice(&code));
+    }
+    if text.contains("Missing AccessKeyId")
+        || text.contains("credential") && text.contains("Missing")
+    {
+        return "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run with a role), or storage_options.aws_access_key_id / aws_secret_access_key".into();
+    }
+    let first = text.lines().next().unwrap_or_default();
+    first.chars().take(300).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -90,17 +126,17 @@ impl Warehouse {
             .put(&self.path(&[key]), PutPayload::from_bytes(bytes))
             .await
             .map(|_| ())
-            .map_err(|source| StoreError::Write {
+            .map_err(|cause| StoreError::Write {
                 key: key.to_string(),
-                source,
+                cause,
             })
     }
 
     /// Reads the object at `key`; `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let read_err = |source| StoreError::Read {
+        let read_err = |cause| StoreError::Read {
             key: key.to_string(),
-            source,
+            cause,
         };
         match self.store.get(&self.path(&[key])).await {
             Ok(got) => got.bytes().await.map(Some).map_err(read_err),
@@ -113,9 +149,9 @@ impl Warehouse {
         self.store
             .delete(&self.path(&[key]))
             .await
-            .map_err(|source| StoreError::Write {
+            .map_err(|cause| StoreError::Write {
                 key: key.to_string(),
-                source,
+                cause,
             })
     }
 
@@ -136,5 +172,29 @@ impl Warehouse {
     /// The local directory of a `file://` warehouse.
     pub fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_read_in_one_line_with_the_fix() {
+        let xml = "Error performing PUT http://h/b/k in 11ms - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: xml.into(),
+        };
+        let d = describe(&e);
+        assert_eq!(
+            d,
+            "NoSuchBucket: The specified bucket does not exist; create it, or fix the bucket in the warehouse URL"
+        );
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Missing AccessKeyId".into(),
+        };
+        assert!(describe(&e).starts_with("no credentials found"));
     }
 }
