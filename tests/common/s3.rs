@@ -1,8 +1,8 @@
 //! A real S3-compatible server for tests: moto's server mode on 127.0.0.1.
 //!
 //! `.ci/run` starts one and sets `CCETL_TEST_S3_ENDPOINT`; without it, each test starts its
-//! own `python3 -m moto.server` (from `pip install 'moto[server]'`) and stops it when done. A missing
-//! server fails the test: object storage is not optional.
+//! own `python3 -m moto.server` (installing moto from PyPI first if needed) and stops it when
+//! done. A server that cannot start fails the test: object storage is not optional.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,32 @@ impl Drop for S3 {
     }
 }
 
+/// Installs moto from PyPI once if it is missing, so `cargo test --release` works on a fresh
+/// machine as the README says (`.ci/run` does the same before starting its server).
+fn ensure_moto() {
+    static ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
+    let present = Command::new("python3")
+        .args(["-c", "import moto.server, flask_cors"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let ok = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "moto[server]"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "pip install 'moto[server]' failed: the S3 tests need it"
+        );
+    }
+    *done = true;
+}
+
 impl S3 {
     /// A server (shared or our own) and a new empty bucket on it.
     pub async fn start() -> S3 {
@@ -33,6 +59,7 @@ impl S3 {
                     .and_then(|l| l.local_addr())
                     .expect("a free port")
                     .port();
+                ensure_moto();
                 let child = Command::new("python3")
                     .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
                     .stdout(Stdio::null())
