@@ -258,17 +258,8 @@ pub async fn state(action: StateAction) -> anyhow::Result<()> {
 async fn rebuild(path: &Path, source: Option<&str>) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     // Rebuilding under a running pipeline would race its commits.
-    let mut paths: Vec<PathBuf> = cfg
-        .sources
-        .iter()
-        .map(|s| cfg.state_path(Some(s.name())))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    let _locks = paths
-        .iter()
-        .map(|p| crate::state::lock::RunLock::acquire(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+    let _locks = pipeline::lock_states(&cfg, &names)?;
     for r in pipeline::rebuild::rebuild(&cfg, source).await? {
         println!(
             "{}: {} windows from manifests, watermark {}, {} stored audio objects in the ledger",

@@ -22,13 +22,6 @@ pub struct PaceRule {
 }
 
 impl PaceRule {
-    /// The highest request rate the rule allows, per second.
-    pub fn allowed_rate(&self) -> f64 {
-        let by_interval = 1.0 / self.min_interval.as_secs_f64().max(1e-9);
-        let by_window = self.burst_max as f64 / self.burst_window.as_secs_f64().max(1e-9);
-        by_interval.min(by_window)
-    }
-
     /// Slack added to the window: requests arrive a little later than they leave, and not
     /// always by the same delay (2%, at least 10 ms for scaled-down test limits).
     fn margin(&self) -> Duration {
@@ -60,10 +53,6 @@ impl Pacer {
         all.entry(key.to_string())
             .or_insert_with(|| Arc::new(Pacer::new(rule)))
             .clone()
-    }
-
-    pub fn rule(&self) -> PaceRule {
-        self.rule
     }
 
     /// Waits for this request's slot. Holding the lock while sleeping queues callers in order.

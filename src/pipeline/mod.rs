@@ -152,6 +152,14 @@ pub fn stream_of(src: &SourceConfig) -> &'static str {
     }
 }
 
+/// Takes the run lock of each state file the named sources use (once per file).
+pub fn lock_states(cfg: &PipelineConfig, names: &[&str]) -> Result<Vec<RunLock>, StateError> {
+    let mut paths: Vec<PathBuf> = names.iter().map(|n| cfg.state_path(Some(n))).collect();
+    paths.sort();
+    paths.dedup();
+    paths.iter().map(|p| RunLock::acquire(p)).collect()
+}
+
 /// Opens each state file once (sources may share one, or have their own via `{source}`).
 pub fn open_states(
     cfg: &PipelineConfig,
@@ -218,13 +226,7 @@ async fn run_inner(
     let _locks = if opts.dry_run {
         Vec::new()
     } else {
-        let mut paths: Vec<PathBuf> = names.iter().map(|n| cfg.state_path(Some(n))).collect();
-        paths.sort();
-        paths.dedup();
-        paths
-            .iter()
-            .map(|p| RunLock::acquire(p))
-            .collect::<Result<Vec<_>, _>>()?
+        lock_states(cfg, &names)?
     };
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     // A lost state file must not silently mean "extract everything again".
@@ -299,9 +301,11 @@ async fn run_inner(
         }
         report.sources.push(sr);
     }
+    // Only quotas stopped work: the run is partial (exit 4), not failed.
+    let all_partial = failures.iter().all(RunError::is_partial);
     let status = if failures.is_empty() {
         "succeeded"
-    } else if failures.iter().all(RunError::is_partial) {
+    } else if all_partial {
         "partial"
     } else {
         "failed"
@@ -321,7 +325,7 @@ async fn run_inner(
         n => Err(RunError::Some {
             failed: n,
             total,
-            all_partial: failures.iter().all(RunError::is_partial),
+            all_partial,
             first: Box::new(failures.remove(0)),
         }),
     }

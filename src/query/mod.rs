@@ -122,13 +122,20 @@ FROM xima_recordings;
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
 /// in object storage through its local mirror (brought up to date first).
 pub async fn open(wh: &Warehouse) -> Result<Connection, QueryError> {
+    open_mirrored_in(wh, &mirror::cache_dir(wh.url())).await
+}
+
+/// [`open`], with an object-store warehouse mirrored into `dir`.
+pub async fn open_mirrored_in(
+    wh: &Warehouse,
+    dir: &std::path::Path,
+) -> Result<Connection, QueryError> {
     if wh.local_root().is_some() {
         return connect(wh);
     }
-    let dir = mirror::cache_dir(wh.url());
-    let fetched = mirror::sync(wh, &dir).await?;
+    let fetched = mirror::sync(wh, dir).await?;
     tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
-    connect_dir(&dir)
+    connect_dir(dir)
 }
 
 /// An in-memory DuckDB with the views of a local warehouse.
@@ -143,7 +150,7 @@ pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
 }
 
 /// DuckDB views over the tables under `root`.
-pub fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
+fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
     for (table, schema) in crate::schema::tables() {
         let dir = root.join(table);

@@ -208,8 +208,7 @@ impl Env {
             Some(_) => ccetl::query::connect(&wh).unwrap(),
             None => {
                 let mirror = self.dir.path().join("mirror");
-                Self::block_on(ccetl::query::mirror::sync(&wh, &mirror)).unwrap();
-                ccetl::query::connect_dir(&mirror).unwrap()
+                Self::block_on(ccetl::query::open_mirrored_in(&wh, &mirror)).unwrap()
             }
         };
         ccetl::query::run(&conn, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
