@@ -3,9 +3,10 @@
 //! SIGKILL would. Random kills rarely land between two writes a few microseconds apart;
 //! these make every boundary of the commit protocol a tested crash point.
 //!
-//! Stages: `audio` (mid-download, parts uploaded, object not finished), `files` (a window's
-//! Parquet written, manifest not), `manifest` (manifest written, state not), `state` (window
-//! committed, next not started). Unset, a check is one relaxed atomic load.
+//! Stages: `audio` (mid-download, object not finished), `part` (a multipart upload's part
+//! confirmed, object not finished), `files` (a window's Parquet written, manifest not),
+//! `manifest` (manifest written, state not), `state` (window committed, next not started).
+//! Unset, a check is one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;

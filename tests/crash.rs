@@ -221,3 +221,53 @@ async fn sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run_on_s3()
     let s3 = S3::start().await;
     crash_and_rerun(Some(&s3), 10).await;
 }
+
+/// A run killed after the first part of a big recording went up leaves an incomplete
+/// multipart upload (billed, invisible) and its marker; the next run aborts the upload,
+/// drops the marker, and finishes the work. One download at a time, so the kill never lands
+/// between another upload's creation and its marker (see src/sink/upload.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_multipart_upload_leaves_no_incomplete_upload_on_s3() {
+    let s3 = S3::start().await;
+    let env = env_with(
+        SimConfig {
+            days: 1,
+            calls_per_day: 6,
+            audio_rate: 48_000,
+            ..sim_config()
+        },
+        "",
+    )
+    .await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    std::fs::write(
+        &env.pipeline,
+        text.replace("concurrency = 4", "concurrency = 1"),
+    )
+    .unwrap();
+
+    let out = wait(spawn_run_crashing(&env, Some("part:1"))).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("crash point"), "{stderr}");
+    assert!(
+        s3.incomplete_uploads().await >= 1,
+        "the kill left an upload"
+    );
+    let markers = env.object_keys().await;
+    assert!(
+        markers.iter().any(|k| k.starts_with("_ccetl/uploads/")),
+        "{markers:?}"
+    );
+
+    run_to_end(spawn_run(&env)).await;
+    assert_eq!(s3.incomplete_uploads().await, 0, "aborted by the next run");
+    assert_no_stray_objects(&env.object_keys().await);
+    assert_matches_truth(&env);
+    assert!(assert_audio_present(&env) > 0);
+    let multipart = env.count(&format!(
+        "SELECT count(*) FROM recordings WHERE audio_bytes > {}",
+        ccetl::sink::upload::PART_SIZE
+    ));
+    assert!(multipart > 0, "some recordings went up in parts");
+}

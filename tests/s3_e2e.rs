@@ -76,3 +76,37 @@ async fn an_unknown_storage_option_is_a_clear_config_error() {
     let e = result.expect_err("refused");
     assert!(e.to_string().contains("storage_options.aws_regoin"), "{e}");
 }
+
+/// Objects above one part (big Parquet files, long recordings) go up as multipart uploads
+/// that leave neither a marker nor an incomplete upload behind; small ones are one PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_objects_go_up_in_parts_and_leave_nothing_behind() {
+    let s3 = S3::start().await;
+    let env = env(sim_config()).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let wh = env.open_warehouse();
+    let part = ccetl::sink::upload::PART_SIZE;
+    let big: Vec<u8> = (0..part * 2 + 12345).map(|i| (i % 251) as u8).collect();
+    wh.put("webex_tasks/big.parquet", big.clone().into())
+        .await
+        .unwrap();
+    wh.put("webex_tasks/small.parquet", vec![7u8; 10].into())
+        .await
+        .unwrap();
+    let got = wh.get("webex_tasks/big.parquet").await.unwrap().unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "read back byte for byte");
+    // S3 gives a multipart object the ETag `<md5 of the part md5s>-<parts>`.
+    use object_store::ObjectStoreExt;
+    for (key, parts) in [("big", "-3"), ("small", "")] {
+        let path = wh.path(&[&format!("webex_tasks/{key}.parquet")]);
+        let etag = wh.store().head(&path).await.unwrap().e_tag.unwrap();
+        let suffix = etag.trim_matches('"').rsplit_once('-').map(|(_, n)| n);
+        assert_eq!(suffix, parts.strip_prefix('-'), "{key}: {etag}");
+    }
+    assert_eq!(s3.incomplete_uploads().await, 0);
+    assert_eq!(
+        env.object_keys().await,
+        vec!["webex_tasks/big.parquet", "webex_tasks/small.parquet"]
+    );
+}

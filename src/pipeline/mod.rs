@@ -249,10 +249,10 @@ async fn run_inner(
         }
     }
     let states = open_states(cfg, &names)?;
-    if let (Some(root), false) = (wh.local_root(), opts.dry_run) {
-        let removed = crate::sink::sweep::staging_leftovers(root, std::time::SystemTime::now());
+    if !opts.dry_run {
+        let removed = crate::sink::sweep::leftovers(&wh).await?;
         if removed > 0 {
-            tracing::info!(removed, "Removed staging files left by a killed run.");
+            tracing::info!(removed, "Removed what a killed run left unfinished.");
         }
     }
     let now = opts.now.unwrap_or_else(Utc::now);

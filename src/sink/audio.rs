@@ -1,24 +1,20 @@
 //! The audio copier: streams a recording from its pre-signed URL straight into the
 //! warehouse, hashing on the way.
 //!
-//! Memory is bounded by the multipart part size, never by the file (Airbyte PR #52662).
+//! Memory is bounded by the upload's parts in flight, never by the file (Airbyte PR #52662).
 //! Pre-signed URLs carry their own signature, so no `Authorization` header is ever sent to
 //! them (S3 rejects a second auth mechanism, and a token must not leak to storage hosts).
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, WriteMultipart};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::store::Warehouse;
+use super::upload::Upload;
 use crate::http::{redact_url, HttpClient, HttpError};
 use crate::state::AudioRecord;
 
-/// Multipart part size: S3's minimum, and the bound on per-download memory.
-const PART_SIZE: usize = 5 * 1024 * 1024;
-/// Parts in flight per download.
-const PARTS_IN_FLIGHT: usize = 2;
 /// Restarts of a download whose body broke off mid-stream.
 const BODY_RETRIES: u32 = 3;
 
@@ -201,8 +197,7 @@ where
         key: path.to_string(),
         source,
     };
-    let upload = wh.store().put_multipart(path).await.map_err(store_err)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut upload = Upload::start(wh, path.clone()).await.map_err(store_err)?;
     let mut hasher = Sha256::new();
     let mut total: u64 = 0;
     let mut body = resp.bytes_stream();
@@ -210,7 +205,7 @@ where
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let _ = writer.abort().await;
+                upload.abort().await;
                 return Err(AudioError::Body {
                     endpoint: endpoint.to_string(),
                     attempts: 1,
@@ -221,13 +216,13 @@ where
         hasher.update(&chunk);
         total += chunk.len() as u64;
         http.stats().add_bytes(chunk.len() as u64);
-        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+        if let Err(e) = upload.write(chunk).await {
+            upload.abort().await;
             return Err(store_err(e));
         }
-        writer.put(chunk);
         crate::failpoint::hit("audio");
     }
-    writer.finish().await.map_err(store_err)?;
+    upload.finish().await.map_err(store_err)?;
     Ok(Stored {
         bytes: total,
         sha256: hex::encode(hasher.finalize()),

@@ -11,14 +11,19 @@ use std::sync::Arc;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreScheme};
+
+/// A bucket store: objects, and multipart uploads whose ids we can record (see `upload`).
+pub trait CloudStore: ObjectStore + MultipartStore {}
+impl<T: ObjectStore + MultipartStore> CloudStore for T {}
 
 /// The store for `url` and the path of the warehouse root inside it.
 pub fn open(
     url: &url::Url,
     options: &BTreeMap<String, String>,
-) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+) -> Result<(Arc<dyn CloudStore>, Path), String> {
     let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
     let prefix = Path::parse(path).map_err(|e| e.to_string())?;
     let unknown = |k: &str, backend: &str| {
@@ -26,7 +31,7 @@ pub fn open(
             "storage_options.{k} is not an option of the {backend} store (see the README's list)"
         )
     };
-    let store: Arc<dyn ObjectStore> = match scheme {
+    let store: Arc<dyn CloudStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
             for (k, v) in options {

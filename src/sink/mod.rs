@@ -7,5 +7,6 @@ pub mod manifest;
 pub mod parquet;
 pub mod store;
 pub mod sweep;
+pub mod upload;
 
 pub use store::{StoreError, Warehouse};

@@ -13,6 +13,9 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::backends::CloudStore;
+use super::upload::{Upload, PART_SIZE};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("warehouse '{url}': {message}")]
@@ -68,6 +71,8 @@ pub fn describe(e: &object_store::Error) -> String {
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     store: Arc<dyn ObjectStore>,
+    /// The same store's multipart API, on buckets (local disk stages and renames instead).
+    multipart: Option<Arc<dyn CloudStore>>,
     /// The warehouse URL without a trailing slash, e.g. `file:///data/wh` or `s3://b/wh`.
     url: String,
     prefix: Path,
@@ -91,14 +96,17 @@ impl Warehouse {
                 LocalFileSystem::new_with_prefix(&dir).map_err(|e| open_err(e.to_string()))?;
             return Ok(Warehouse {
                 store: Arc::new(store),
+                multipart: None,
                 url: url.trim_end_matches('/').to_string(),
                 prefix: Path::default(),
                 local_root: Some(dir),
             });
         }
-        let (store, prefix) = super::backends::open(&parsed, options).map_err(open_err)?;
+        let (cloud, prefix) = super::backends::open(&parsed, options).map_err(open_err)?;
+        let store: Arc<dyn ObjectStore> = cloud.clone();
         Ok(Warehouse {
             store,
+            multipart: Some(cloud),
             url: url.trim_end_matches('/').to_string(),
             prefix,
             local_root: None,
@@ -107,6 +115,10 @@ impl Warehouse {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    pub fn multipart(&self) -> Option<&Arc<dyn CloudStore>> {
+        self.multipart.as_ref()
     }
 
     /// The object path for a warehouse-relative key made of already-safe parts.
@@ -120,16 +132,36 @@ impl Warehouse {
         p
     }
 
-    /// Writes `bytes` at the warehouse-relative `key` in one atomic put.
+    /// Writes `bytes` at the warehouse-relative `key`, atomically: one PUT, or on a bucket
+    /// and above one part, a multipart upload that only becomes visible when complete.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
-        self.store
-            .put(&self.path(&[key]), PutPayload::from_bytes(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|cause| StoreError::Write {
-                key: key.to_string(),
-                cause,
-            })
+        let path = self.path(&[key]);
+        let result = if self.multipart.is_none() || bytes.len() <= PART_SIZE {
+            self.store
+                .put(&path, PutPayload::from_bytes(bytes))
+                .await
+                .map(|_| ())
+        } else {
+            self.put_in_parts(path, bytes).await
+        };
+        result.map_err(|cause| StoreError::Write {
+            key: key.to_string(),
+            cause,
+        })
+    }
+
+    async fn put_in_parts(&self, path: Path, bytes: Bytes) -> object_store::Result<()> {
+        let mut upload = Upload::start(self, path).await?;
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let end = (offset + PART_SIZE).min(bytes.len());
+            if let Err(e) = upload.write(bytes.slice(offset..end)).await {
+                upload.abort().await;
+                return Err(e);
+            }
+            offset = end;
+        }
+        upload.finish().await
     }
 
     /// Reads the object at `key`; `None` when there is none.

@@ -1,14 +1,80 @@
-//! Leftovers of killed runs in a local warehouse.
+//! Leftovers of killed runs, removed by the next run.
 //!
-//! `object_store`'s local backend writes each file to a staging name (`part.parquet#3`) and
+//! On local disk, `object_store` writes each file to a staging name (`part.parquet#3`) and
 //! renames it into place, so a killed run can leave staging files behind. Readers never
 //! see them (no table glob matches `#n`), but they take space: the next run deletes those
 //! no one has written to for a while. The wait keeps a concurrent run's files in flight safe.
-//! (On S3, incomplete multipart uploads are invisible; a bucket lifecycle rule
-//! `AbortIncompleteMultipartUpload` removes them.)
+//! On a bucket, a killed run can leave an unfinished multipart upload: invisible to readers
+//! but billed. Its marker (see `upload`) lets the next run abort it.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::store::{StoreError, Warehouse};
+use super::upload::{Marker, MARKERS};
+
+/// Removes what killed runs left in `wh`; returns how many leftovers.
+pub async fn leftovers(wh: &Warehouse) -> Result<usize, StoreError> {
+    match wh.local_root() {
+        Some(root) => Ok(staging_leftovers(root, SystemTime::now())),
+        None => abandoned_uploads(wh, Utc::now()).await,
+    }
+}
+
+/// Aborts the multipart uploads whose markers say their writer is gone, and drops the
+/// markers. An upload that is already gone (completed or aborted) just loses its marker.
+pub async fn abandoned_uploads(wh: &Warehouse, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let Some(multipart) = wh.multipart() else {
+        return Ok(0);
+    };
+    let read_err = |key: &str| {
+        let key = key.to_string();
+        move |cause| StoreError::Read { key, cause }
+    };
+    let markers: Vec<_> = wh
+        .store()
+        .list(Some(&wh.path(&[MARKERS])))
+        .try_collect()
+        .await
+        .map_err(read_err(MARKERS))?;
+    let mut aborted = 0;
+    for meta in markers {
+        let key = meta.location.to_string();
+        let got = wh
+            .store()
+            .get(&meta.location)
+            .await
+            .map_err(read_err(&key))?;
+        let bytes = got.bytes().await.map_err(read_err(&key))?;
+        let Ok(marker) = serde_json::from_slice::<Marker>(&bytes) else {
+            tracing::warn!(key, "Unreadable upload marker left alone.");
+            continue;
+        };
+        if !marker.abandoned(now) {
+            continue;
+        }
+        let path = object_store::path::Path::from(marker.path.as_str());
+        match multipart.abort_multipart(&path, &marker.upload_id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(cause) => {
+                return Err(StoreError::Write {
+                    key: marker.path,
+                    cause,
+                })
+            }
+        }
+        wh.store()
+            .delete(&meta.location)
+            .await
+            .map_err(|cause| StoreError::Write { key, cause })?;
+        aborted += 1;
+    }
+    Ok(aborted)
+}
 
 /// Staging files untouched this long belong to a dead run.
 pub const STALE_AFTER: Duration = Duration::from_secs(600);

@@ -1,32 +1,67 @@
 //! One writer per state file: `ccetl run` holds `<state>.lock` (pid, host, start time) while
 //! it runs, so a second run fails at once saying who holds it, instead of waiting on or
 //! corrupting the first. A lock whose process is gone (killed, OOM, pre-empted on this host)
-//! is stale: the next run takes it over and says so.
+//! is stale: the next run takes it over and says so. A process on another host (a state file
+//! on a shared disk) cannot be checked, so the holder rewrites the lock every `BEAT`; one
+//! whose heartbeat is older than `STALE_AFTER` is gone, wherever it ran.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{hostname, StateError};
 
+/// How often a running holder refreshes its heartbeat.
+const BEAT: Duration = Duration::from_secs(30);
+/// A heartbeat this old means the holder is gone (ten missed beats: NFS and a busy host
+/// delay writes, never by minutes).
+const STALE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
     pub pid: u32,
     pub host: String,
     pub since: DateTime<Utc>,
+    /// Last heartbeat (locks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beat: Option<DateTime<Utc>>,
 }
 
-/// The held lock; dropping it releases it.
+/// The held lock; dropping it stops the heartbeat and releases it.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    stop: Option<mpsc::Sender<()>>,
+    heart: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.heart.take() {
+            let _ = h.join();
+        }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Rewrites the lock with a fresh heartbeat until `stop` is dropped. The new text goes to a
+/// side file renamed over the lock, so a reader never sees it half-written.
+fn heartbeat(path: PathBuf, mut me: Holder, stop: mpsc::Receiver<()>, every: Duration) {
+    let side = path.with_extension("lock.beat");
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        me.beat = Some(Utc::now());
+        let text = serde_json::to_string(&me).unwrap_or_default();
+        if std::fs::write(&side, text)
+            .and_then(|_| std::fs::rename(&side, &path))
+            .is_err()
+        {
+            tracing::warn!(lock = %path.display(), "Could not refresh the run lock's heartbeat.");
+        }
     }
 }
 
@@ -37,10 +72,30 @@ pub fn lock_path(state: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Whether the holder still runs. Only processes on this host can be checked; one on another
-/// host (a shared disk) is presumed alive.
-fn alive(h: &Holder) -> bool {
-    h.host != hostname() || Path::new(&format!("/proc/{}", h.pid)).exists()
+impl Holder {
+    /// This process, now.
+    pub fn me() -> Holder {
+        let now = Utc::now();
+        Holder {
+            pid: std::process::id(),
+            host: hostname(),
+            since: now,
+            beat: None,
+        }
+    }
+
+    /// Whether the holder still runs: its process, on this host; elsewhere, a recent
+    /// heartbeat (a holder without one, such as an upload's writer, is presumed alive).
+    pub fn alive(&self) -> bool {
+        self.alive_at(Utc::now())
+    }
+
+    fn alive_at(&self, now: DateTime<Utc>) -> bool {
+        if self.host == hostname() {
+            return Path::new(&format!("/proc/{}", self.pid)).exists();
+        }
+        self.beat.is_none_or(|b| now - b < STALE_AFTER)
+    }
 }
 
 impl RunLock {
@@ -53,9 +108,8 @@ impl RunLock {
             })?;
         }
         let me = Holder {
-            pid: std::process::id(),
-            host: hostname(),
-            since: Utc::now(),
+            beat: Some(Utc::now()),
+            ..Holder::me()
         };
         let io = |source: std::io::Error| StateError::Lock {
             path: path.clone(),
@@ -70,14 +124,24 @@ impl RunLock {
                 Ok(mut f) => {
                     let text = serde_json::to_string(&me).unwrap_or_default();
                     f.write_all(text.as_bytes()).map_err(io)?;
-                    return Ok(RunLock { path });
+                    let (stop, beats) = mpsc::channel();
+                    let beating = path.clone();
+                    let heart = std::thread::Builder::new()
+                        .name("ccetl-lock-heartbeat".into())
+                        .spawn(move || heartbeat(beating, me, beats, BEAT))
+                        .map_err(io)?;
+                    return Ok(RunLock {
+                        path,
+                        stop: Some(stop),
+                        heart: Some(heart),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let held = std::fs::read_to_string(&path)
                         .ok()
                         .and_then(|t| serde_json::from_str::<Holder>(&t).ok());
                     match held {
-                        Some(h) if alive(&h) => {
+                        Some(h) if h.alive() => {
                             return Err(StateError::Running {
                                 path: state.to_path_buf(),
                                 pid: h.pid,
@@ -119,13 +183,71 @@ mod tests {
         // A lock left by a process that no longer exists.
         let dead = Holder {
             pid: u32::MAX - 1,
-            host: hostname(),
-            since: Utc::now(),
+            ..Holder::me()
         };
         std::fs::write(lock_path(&state), serde_json::to_string(&dead).unwrap()).unwrap();
         let _taken = RunLock::acquire(&state).unwrap();
         let now: Holder =
             serde_json::from_str(&std::fs::read_to_string(lock_path(&state)).unwrap()).unwrap();
         assert_eq!(now.pid, std::process::id());
+    }
+
+    #[test]
+    fn the_heartbeat_rewrites_the_lock_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.duckdb.lock");
+        let me = Holder::me();
+        std::fs::write(&path, serde_json::to_string(&me).unwrap()).unwrap();
+        let (stop, beats) = mpsc::channel();
+        let p = path.clone();
+        let heart = std::thread::spawn(move || heartbeat(p, me, beats, Duration::from_millis(5)));
+        let read = || serde_json::from_str::<Holder>(&std::fs::read_to_string(&path).unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while read().unwrap().beat.is_none() {
+            assert!(std::time::Instant::now() < deadline, "no heartbeat written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(stop);
+        heart.join().unwrap();
+        let last = read().unwrap().beat;
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(read().unwrap().beat, last, "stopped");
+    }
+
+    #[test]
+    fn a_holder_on_another_host_lives_as_long_as_its_heartbeat() {
+        let now = Utc::now();
+        let elsewhere = |beat| Holder {
+            host: "worker-9".into(),
+            beat,
+            ..Holder::me()
+        };
+        assert!(elsewhere(Some(now - chrono::Duration::seconds(40))).alive_at(now));
+        assert!(!elsewhere(Some(now - chrono::Duration::minutes(6))).alive_at(now));
+        assert!(
+            elsewhere(None).alive_at(now),
+            "no heartbeat: presumed alive"
+        );
+    }
+
+    #[test]
+    fn the_lock_of_a_host_that_stopped_beating_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.duckdb");
+        let gone = Holder {
+            host: "worker-9".into(),
+            beat: Some(Utc::now() - chrono::Duration::minutes(10)),
+            ..Holder::me()
+        };
+        std::fs::write(lock_path(&state), serde_json::to_string(&gone).unwrap()).unwrap();
+        let _taken = RunLock::acquire(&state).unwrap();
+        let beating = Holder {
+            beat: Some(Utc::now()),
+            ..gone
+        };
+        drop(_taken);
+        std::fs::write(lock_path(&state), serde_json::to_string(&beating).unwrap()).unwrap();
+        let e = RunLock::acquire(&state).unwrap_err();
+        assert!(e.to_string().contains("worker-9"), "{e}");
     }
 }

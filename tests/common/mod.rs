@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,9 +4,9 @@
 //! own `python3 -m moto.server` (installing moto from PyPI first if needed) and stops it when
 //! done. A server that cannot start fails the test: object storage is not optional.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use super::cloud::{free_port, spawn_listening};
 
 pub struct S3 {
     pub endpoint: String,
@@ -55,27 +55,18 @@ impl S3 {
         let (endpoint, child) = match std::env::var("CCETL_TEST_S3_ENDPOINT") {
             Ok(e) if !e.is_empty() => (e, None),
             _ => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .expect("a free port")
-                    .port();
                 ensure_moto();
-                let child = Command::new("python3")
-                    .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| {
-                        panic!("python3 -m moto.server did not start ({e}): pip install 'moto[server]', or set CCETL_TEST_S3_ENDPOINT")
-                    });
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    assert!(
-                        Instant::now() < deadline,
-                        "python3 -m moto.server never listened: pip install 'moto[server]'"
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                let port = free_port();
+                let mut cmd = Command::new("python3");
+                cmd.args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ]);
+                let child = spawn_listening(cmd, port, "python3 -m moto.server (pip install 'moto[server]', or set CCETL_TEST_S3_ENDPOINT)");
                 (format!("http://127.0.0.1:{port}"), Some(child))
             }
         };
@@ -101,5 +92,17 @@ impl S3 {
             "warehouse = \"s3://{}/{prefix}\"\nstorage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_access_key_id = \"test\", aws_secret_access_key = \"test\", aws_region = \"us-east-1\" }}\n",
             self.bucket, self.endpoint
         )
+    }
+
+    /// Multipart uploads started and neither completed nor aborted, as `aws s3api
+    /// list-multipart-uploads` shows them.
+    pub async fn incomplete_uploads(&self) -> usize {
+        let xml = reqwest::get(format!("{}/{}?uploads", self.endpoint, self.bucket))
+            .await
+            .expect("S3 server reachable")
+            .text()
+            .await
+            .expect("a listing");
+        xml.matches("<UploadId>").count()
     }
 }
