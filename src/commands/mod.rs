@@ -166,6 +166,9 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         path.display(),
         cfg.sources.len()
     );
+    if let Some(w) = crate::config::exposure::warning(path) {
+        println!("warn {w}");
+    }
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     let probe = format!("_ccetl/probe-{}", std::process::id());
     wh.put(&probe, bytes::Bytes::from_static(b"ccetl write probe"))

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+pub mod exposure;
 mod units;
 pub use units::{parse_bytes, parse_duration};
 
