@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::AsArray;
 use ccetl::sim::SimConfig;
 use common::s3::S3;
 use common::*;
@@ -74,25 +73,6 @@ fn snapshot(env: &Env) -> BTreeMap<String, String> {
         out.insert(table.to_string(), csv);
     }
     out
-}
-
-/// Every stored recording's object exists with its recorded hash.
-fn assert_audio_present(env: &Env) -> usize {
-    let mut n = 0;
-    for b in env.sql("SELECT audio_uri, audio_sha256 FROM recordings WHERE audio_status = 'stored'")
-    {
-        let (uri, sha) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            use sha2::Digest;
-            let data = env.read_uri(uri.value(i));
-            assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));
-            n += 1;
-        }
-    }
-    n
 }
 
 async fn wait(child: std::process::Child) -> std::process::Output {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -34,19 +33,8 @@ fn assert_no_secret(what: &str, text: &str) {
 /// Runs the binary with every crate at trace level; (exit code, stdout + stderr). The
 /// worker thread is handed over while it waits: the simulator runs on this runtime.
 fn ccetl_traced(args: &[&str]) -> (i32, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_ccetl"))
-            .args(args)
-            .env("CCETL_LOG", "trace")
-            .output()
-            .expect("ccetl runs")
-    });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, out, err) = tokio::task::block_in_place(|| ccetl_logging(args, "trace"));
+    (code, out + &err)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,34 +68,13 @@ pub async fn read(
 
 /// Every readable manifest of a source's stream, in window order.
 pub async fn list(wh: &Warehouse, source: &str, stream: &str) -> Result<Vec<Manifest>, StoreError> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
     let dir = keys::manifest_dir(source, stream);
-    let prefix = wh.path(&[&dir]);
-    let objects: Vec<_> = wh
-        .store()
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|cause| StoreError::Read {
-            key: dir.clone(),
-            cause,
-        })?;
-    let mut out = Vec::new();
-    for meta in objects {
-        if !meta.location.as_ref().ends_with(".json") {
-            continue;
-        }
-        let got = wh.store().get(&meta.location).await;
-        let read_err = |cause| StoreError::Read {
-            key: meta.location.to_string(),
-            cause,
-        };
-        let bytes = got.map_err(read_err)?.bytes().await.map_err(read_err)?;
-        if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
-            out.push(m);
-        }
-    }
+    let mut out: Vec<Manifest> = wh
+        .read_json_under(&dir)
+        .await?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     out.sort_by_key(|m| m.window_start);
     Ok(out)
 }

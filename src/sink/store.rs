@@ -152,14 +152,9 @@ impl Warehouse {
 
     async fn put_in_parts(&self, path: Path, bytes: Bytes) -> object_store::Result<()> {
         let mut upload = Upload::start(self, path).await?;
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let end = (offset + PART_SIZE).min(bytes.len());
-            if let Err(e) = upload.write(bytes.slice(offset..end)).await {
-                upload.abort().await;
-                return Err(e);
-            }
-            offset = end;
+        if let Err(e) = upload.write(bytes).await {
+            upload.abort().await;
+            return Err(e);
         }
         upload.finish().await
     }
@@ -175,6 +170,40 @@ impl Warehouse {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(read_err(e)),
         }
+    }
+
+    /// Every `.json` object under the warehouse-relative `dir` that parses as `T`, with its
+    /// path; the others are skipped (and logged).
+    pub async fn read_json_under<T: serde::de::DeserializeOwned>(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<(Path, T)>, StoreError> {
+        use futures::TryStreamExt;
+        let read_err = |key: String| move |cause| StoreError::Read { key, cause };
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.path(&[dir])))
+            .try_collect()
+            .await
+            .map_err(read_err(dir.to_string()))?;
+        let mut out = Vec::new();
+        for meta in objects {
+            if !meta.location.as_ref().ends_with(".json") {
+                continue;
+            }
+            let key = meta.location.to_string();
+            let got = self.store.get(&meta.location).await;
+            let bytes = got
+                .map_err(read_err(key.clone()))?
+                .bytes()
+                .await
+                .map_err(read_err(key.clone()))?;
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => out.push((meta.location, v)),
+                Err(e) => tracing::warn!(key, error = %e, "Unreadable ccetl object skipped."),
+            }
+        }
+        Ok(out)
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

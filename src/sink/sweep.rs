@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::store::{StoreError, Warehouse};
@@ -31,29 +30,8 @@ pub async fn abandoned_uploads(wh: &Warehouse, now: DateTime<Utc>) -> Result<usi
     let Some(multipart) = wh.multipart() else {
         return Ok(0);
     };
-    let read_err = |key: &str| {
-        let key = key.to_string();
-        move |cause| StoreError::Read { key, cause }
-    };
-    let markers: Vec<_> = wh
-        .store()
-        .list(Some(&wh.path(&[MARKERS])))
-        .try_collect()
-        .await
-        .map_err(read_err(MARKERS))?;
     let mut aborted = 0;
-    for meta in markers {
-        let key = meta.location.to_string();
-        let got = wh
-            .store()
-            .get(&meta.location)
-            .await
-            .map_err(read_err(&key))?;
-        let bytes = got.bytes().await.map_err(read_err(&key))?;
-        let Ok(marker) = serde_json::from_slice::<Marker>(&bytes) else {
-            tracing::warn!(key, "Unreadable upload marker left alone.");
-            continue;
-        };
+    for (location, marker) in wh.read_json_under::<Marker>(MARKERS).await? {
         if !marker.abandoned(now) {
             continue;
         }
@@ -68,9 +46,12 @@ pub async fn abandoned_uploads(wh: &Warehouse, now: DateTime<Utc>) -> Result<usi
             }
         }
         wh.store()
-            .delete(&meta.location)
+            .delete(&location)
             .await
-            .map_err(|cause| StoreError::Write { key, cause })?;
+            .map_err(|cause| StoreError::Write {
+                key: location.to_string(),
+                cause,
+            })?;
         aborted += 1;
     }
     Ok(aborted)

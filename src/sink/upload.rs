@@ -64,10 +64,9 @@ enum Mode {
 }
 
 struct Parts {
-    wh: Warehouse,
     store: Arc<dyn CloudStore>,
     id: MultipartId,
-    marker: String,
+    marker: Path,
     buf: BytesMut,
     next: usize,
     done: Vec<Option<PartId>>,
@@ -98,7 +97,7 @@ impl Upload {
             Mode::First { wh, buf } => {
                 buf.extend_from_slice(&chunk);
                 if buf.len() > PART_SIZE {
-                    let mut parts = Parts::begin(wh.clone(), &self.path).await?;
+                    let mut parts = Parts::begin(wh, &self.path).await?;
                     parts.buf = std::mem::take(buf);
                     parts.send_full(&self.path).await?;
                     self.mode = Mode::Parts(parts);
@@ -134,7 +133,7 @@ impl Upload {
             Mode::Parts(mut p) => {
                 p.inflight.shutdown().await;
                 if p.store.abort_multipart(&self.path, &p.id).await.is_ok() {
-                    let _ = p.wh.store().delete(&p.wh.path(&[&p.marker])).await;
+                    let _ = p.store.delete(&p.marker).await;
                 }
             }
         }
@@ -143,7 +142,7 @@ impl Upload {
 
 impl Parts {
     /// Creates the multipart upload and records its marker before any part is sent.
-    async fn begin(wh: Warehouse, path: &Path) -> object_store::Result<Parts> {
+    async fn begin(wh: &Warehouse, path: &Path) -> object_store::Result<Parts> {
         let store = wh
             .multipart()
             .cloned()
@@ -157,19 +156,16 @@ impl Parts {
             writer: Holder::me(),
         };
         let name = hex::encode(&Sha256::digest(format!("{path}\n{id}"))[..12]);
-        let key = format!("{MARKERS}/{name}.json");
+        let marker_path = wh.path(&[MARKERS, &format!("{name}.json")]);
         let json = serde_json::to_vec(&marker).map_err(|e| object_store::Error::Generic {
             store: "ccetl",
             source: Box::new(e),
         })?;
-        wh.store()
-            .put(&wh.path(&[&key]), PutPayload::from(json))
-            .await?;
+        store.put(&marker_path, PutPayload::from(json)).await?;
         Ok(Parts {
-            wh,
             store,
             id,
-            marker: key,
+            marker: marker_path,
             buf: BytesMut::new(),
             next: 0,
             done: Vec::new(),
@@ -224,7 +220,7 @@ impl Parts {
         }
         let parts: Vec<PartId> = self.done.drain(..).flatten().collect();
         self.store.complete_multipart(path, &self.id, parts).await?;
-        self.wh.store().delete(&self.wh.path(&[&self.marker])).await
+        self.store.delete(&self.marker).await
     }
 }
 

@@ -75,11 +75,10 @@ pub fn lock_path(state: &Path) -> PathBuf {
 impl Holder {
     /// This process, now.
     pub fn me() -> Holder {
-        let now = Utc::now();
         Holder {
             pid: std::process::id(),
             host: hostname(),
-            since: now,
+            since: Utc::now(),
             beat: None,
         }
     }

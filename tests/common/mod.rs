@@ -431,11 +431,35 @@ pub fn assert_no_stray_objects(keys: &[String]) {
     }
 }
 
+/// Every stored recording's object exists with its recorded hash.
+pub fn assert_audio_present(env: &Env) -> usize {
+    let mut n = 0;
+    for b in env.sql("SELECT audio_uri, audio_sha256 FROM recordings WHERE audio_status = 'stored'")
+    {
+        let (uri, sha) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            use sha2::Digest;
+            let data = env.read_uri(uri.value(i));
+            assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The binary as a user runs it: exit code, stdout, stderr (logs at error only).
 pub fn ccetl(args: &[&str]) -> (i32, String, String) {
+    ccetl_logging(args, "ccetl=error")
+}
+
+/// …with the `CCETL_LOG` filter `log`.
+pub fn ccetl_logging(args: &[&str], log: &str) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
         .args(args)
-        .env("CCETL_LOG", "ccetl=error")
+        .env("CCETL_LOG", log)
         .output()
         .expect("ccetl runs");
     (
