@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -55,26 +54,6 @@ fn spawn_run_crashing(env: &Env, crash_at: Option<&str>) -> std::process::Child 
     .expect("ccetl starts")
 }
 
-/// Every table's rows as sorted CSV, without `audio_uri` (it names the warehouse itself).
-fn snapshot(env: &Env) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (table, schema) in ccetl::schema::tables() {
-        let cols: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().to_string())
-            .filter(|n| n != "audio_uri")
-            .map(|n| format!("\"{n}\""))
-            .chain(["source".into(), "date".into()])
-            .collect();
-        let sql = format!("SELECT {} FROM {table} ORDER BY ALL", cols.join(", "));
-        let batches = env.sql(&sql);
-        let csv = ccetl::query::render(&batches, ccetl::query::Format::Csv).unwrap();
-        out.insert(table.to_string(), csv);
-    }
-    out
-}
-
 async fn wait(child: std::process::Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
@@ -97,7 +76,7 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
     let started = Instant::now();
     run_to_end(spawn_run(&reference)).await;
     let full = started.elapsed();
-    let want = snapshot(&reference);
+    let want = table_snapshot(&reference);
     assert!(want["webex_tasks"].lines().count() > 50, "a sizeable run");
 
     // The same data, killed at random points: early (config, token), mid-window (lists,
@@ -160,7 +139,7 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
     );
     run_to_end(spawn_run(&env)).await;
 
-    let got = snapshot(&env);
+    let got = table_snapshot(&env);
     for (table, rows) in &want {
         if &got[table] != rows {
             let (g, w): (Vec<&str>, Vec<&str>) =

@@ -174,7 +174,7 @@ pub async fn exchange_and_store(
     code: &Secret,
     store: &dyn TokenStore,
 ) -> Result<StoredToken, LoginError> {
-    let http = HttpClient::new(crate::http::RetryConfig::default())?;
+    let http = HttpClient::new(crate::http::RetryConfig::default(), cfg.read_timeout)?;
     let form = [
         ("grant_type", "authorization_code"),
         ("client_id", cfg.client_id.expose()),

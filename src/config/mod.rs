@@ -117,6 +117,9 @@ struct RawSource {
     concurrency: Option<usize>,
     #[serde(default)]
     allow_insecure_http: bool,
+    /// How long a read may wait for a byte before the request counts as stalled.
+    #[serde(default)]
+    read_timeout: Option<String>,
     #[serde(default)]
     scopes: Option<Vec<String>>,
     #[serde(default)]
@@ -210,6 +213,7 @@ pub struct XimaConfig {
     pub audio: bool,
     /// Audio bytes to download in a rolling five days at most: stop before Xima's cap (509).
     pub egress_budget: Option<u64>,
+    pub read_timeout: Duration,
 }
 
 /// The legacy 1.0 reporting API (CSR/CAR, HMAC-SHA1, CSV).
@@ -228,6 +232,7 @@ pub struct LegacyConfig {
     pub anchor_id: String,
     /// Longest a session can run; bounds how far past a window its activities are read.
     pub max_session: Duration,
+    pub read_timeout: Duration,
 }
 
 /// The v1 Webex Contact Center API.
@@ -254,6 +259,8 @@ pub struct WebexConfig {
     pub max_range: Duration,
     pub url_expiration_minutes: u32,
     pub concurrency: usize,
+    /// A read that waits longer than this for a byte is a stalled request, retried.
+    pub read_timeout: Duration,
 }
 
 /// Replaces every `${NAME}` with the environment variable's value.
@@ -376,6 +383,16 @@ impl PipelineConfig {
                 check_scheme(&u, s.allow_insecure_http).map_err(|m| invalid(&at(k), m))?;
                 Ok(u)
             };
+            let read_timeout = match &s.read_timeout {
+                Some(v) => dur(&at("read_timeout"), v)?,
+                None => Duration::from_secs(60),
+            };
+            if read_timeout < Duration::from_millis(100) {
+                return Err(invalid(
+                    &at("read_timeout"),
+                    "must be at least 100ms (60s is the default)".into(),
+                ));
+            }
             match s.kind.as_str() {
                 "webex" => {
                     let base_url = url("base_url", &s.base_url)?;
@@ -457,6 +474,7 @@ impl PipelineConfig {
                         max_range,
                         url_expiration_minutes,
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
+                        read_timeout,
                     })));
                 }
                 "webex_legacy" => {
@@ -482,6 +500,7 @@ impl PipelineConfig {
                             Some(v) => dur(&at("max_session"), v)?,
                             None => Duration::from_secs(86_400),
                         },
+                        read_timeout,
                     })));
                 }
                 "xima" => {
@@ -523,6 +542,7 @@ impl PipelineConfig {
                         },
                         audio: s.audio,
                         egress_budget,
+                        read_timeout,
                     })));
                 }
                 other => {

@@ -5,7 +5,9 @@
 //! long back-off (an access token) is fetched again per attempt (Airbyte #13660).
 
 pub mod backoff;
+pub mod fetch;
 pub mod pacer;
+pub mod pagination;
 pub mod retry;
 
 use std::future::Future;
@@ -39,6 +41,12 @@ pub enum HttpError {
         attempts: u32,
         source: reqwest::Error,
     },
+    #[error("{endpoint}: response body broke off {attempts} times: {message} (the connection is unstable or the server stalls; the run can be repeated)")]
+    Body {
+        endpoint: String,
+        attempts: u32,
+        message: String,
+    },
     #[error("{endpoint}: cannot build request: {message}")]
     Request { endpoint: String, message: String },
 }
@@ -60,6 +68,8 @@ pub struct HttpStats {
     pub throttled: AtomicU64,
     pub server_errors: AtomicU64,
     pub transport_errors: AtomicU64,
+    /// Bodies that broke off or arrived malformed and were asked for again.
+    pub body_restarts: AtomicU64,
     pub bytes_in: AtomicU64,
 }
 
@@ -71,6 +81,7 @@ pub struct HttpCounts {
     pub throttled_429: u64,
     pub server_errors_5xx: u64,
     pub transport_errors: u64,
+    pub body_restarts: u64,
     pub bytes_in: u64,
 }
 
@@ -82,6 +93,7 @@ impl HttpStats {
             throttled_429: self.throttled.load(Ordering::Relaxed),
             server_errors_5xx: self.server_errors.load(Ordering::Relaxed),
             transport_errors: self.transport_errors.load(Ordering::Relaxed),
+            body_restarts: self.body_restarts.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
         }
     }
@@ -99,10 +111,12 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(retry: RetryConfig) -> Result<Self, HttpError> {
+    /// A client whose reads give up after `read_timeout` without a byte (a stalled server),
+    /// which the retry policy then treats like any transport error.
+    pub fn new(retry: RetryConfig, read_timeout: Duration) -> Result<Self, HttpError> {
         let inner = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(read_timeout)
             .user_agent(concat!("ccetl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HttpError::Request {

@@ -13,6 +13,11 @@ use crate::sink::parquet::{self, TableRows, WrittenFile};
 use crate::state::{AudioRecord, WindowRecord};
 use crate::window::Window;
 
+/// Runs that find a recording's audio gone (404) before it is `missing` for good: until
+/// then its window stays open, so the next runs ask again (storage can lag the listing),
+/// and after that the watermark moves on.
+pub const MISSING_ATTEMPTS: u64 = 3;
+
 /// What a source produced for one window, ready to load.
 #[derive(Debug)]
 pub struct WindowOutput {
@@ -55,7 +60,8 @@ pub(super) async fn load(
     wr.end = w.end;
     wr.files = files.iter().filter(|f| !f.unchanged).count() as u64;
     wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
-    wr.complete = wr.audio_pending == 0 && wr.audio_deferred == 0;
+    wr.complete =
+        wr.audio_pending == 0 && wr.audio_deferred == 0 && !retry_missing(run, &out.ledger)?;
 
     let m = Manifest {
         source: source.to_string(),
@@ -102,4 +108,14 @@ pub(super) async fn load(
         audio_stored = wr.audio_stored, audio_pending = wr.audio_pending, "Committed window."
     );
     Ok((wr, advance))
+}
+
+/// Whether a recording of the window found missing has runs left to be asked for again.
+fn retry_missing(run: &SourceRun<'_>, ledger: &[AudioRecord]) -> Result<bool, SourceFailure> {
+    for a in ledger.iter().filter(|a| a.status == "missing") {
+        if run.state.audio_attempts(run.name, &a.recording_id)? + 1 < MISSING_ATTEMPTS {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -1,11 +1,17 @@
 //! Fault injection: `--faults "tasks:429x3,captures:503x2,audio:expire,tasks:401,cars:badvalue"`.
 //!
 //! Each entry names a route (`token`, `tasks`, `captures`, `audio`, `csrs`, `cars`, `xima`
-//! for Xima's metadata, `xima_audio`), a fault
-//! (an HTTP status, `429date` for a 429 whose Retry-After is an HTTP-date, `expire` for a
-//! pre-signed URL refused as expired, or for the legacy CSV routes one of the awkward bodies
-//! `bom`, `newcol`, `dropcol`, `badvalue`, `truncate`, `badutf8`) and how many consecutive
-//! requests it hits (default 1).
+//! for Xima's metadata, `xima_audio`), a fault and how many consecutive requests it hits
+//! (default 1). Faults:
+//! - an HTTP status; `429date` (a 429 whose Retry-After is an HTTP-date); `expire` (a
+//!   pre-signed URL refused as expired); `revoked` (the token route refuses the refresh token);
+//! - on the wire, for any route (see [`super::wire`]): `reset` (the connection drops half-way
+//!   through the body), `hang` (the body stops half-way and nothing more comes), `stall` (no
+//!   answer at all for a while), `truncate` (a complete response holding half the body);
+//!   on `tasks`: `repeat` (the previous page again, whatever was asked), `huge` (a page past
+//!   the connector's size limit), `bigfield` (a 10 MB string in a task attribute);
+//! - on the legacy CSV routes, awkward bodies: `bom`, `newcol`, `dropcol`, `badvalue`,
+//!   `truncate` (cut in the middle of the last row), `badutf8`.
 
 use std::sync::Mutex;
 
@@ -28,9 +34,38 @@ pub enum FaultKind {
     Truncate,
     /// CSV with a byte that is not UTF-8.
     BadUtf8,
+    /// 400 `invalid_grant` from the token route: the refresh token is revoked.
+    Revoked,
+    /// The connection is dropped half-way through the body.
+    Reset,
+    /// Half the body, then silence (a read timeout for the client).
+    Hang,
+    /// No response for a while (a read timeout before the headers).
+    Stall,
+    /// The previous page of the route again, whatever the request asked.
+    Repeat,
+    /// A page bigger than any real one (whitespace, then the page).
+    Huge,
+    /// A 10 MB string in the first task's attributes.
+    BigField,
 }
 
 impl FaultKind {
+    /// Faults applied on the wire to a successful answer (by [`super::wire`]), not by the
+    /// route's handler; a `truncate` on a CSV route is the handler's CSV quirk instead.
+    pub fn is_wire(&self, route: &str) -> bool {
+        match self {
+            FaultKind::Reset
+            | FaultKind::Hang
+            | FaultKind::Stall
+            | FaultKind::Repeat
+            | FaultKind::Huge
+            | FaultKind::BigField => true,
+            FaultKind::Truncate => !matches!(route, "csrs" | "cars"),
+            _ => false,
+        }
+    }
+
     /// Faults that change a CSV body rather than the response status.
     pub fn is_csv_quirk(&self) -> bool {
         matches!(
@@ -93,12 +128,19 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
             "badvalue" => FaultKind::BadValue,
             "truncate" => FaultKind::Truncate,
             "badutf8" => FaultKind::BadUtf8,
+            "revoked" => FaultKind::Revoked,
+            "reset" => FaultKind::Reset,
+            "hang" => FaultKind::Hang,
+            "stall" => FaultKind::Stall,
+            "repeat" => FaultKind::Repeat,
+            "huge" => FaultKind::Huge,
+            "bigfield" => FaultKind::BigField,
             k => FaultKind::Status(
                 k.parse::<u16>()
                     .ok()
                     .filter(|s| (400..600).contains(s))
                     .ok_or_else(|| {
-                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, bom, newcol, dropcol, badvalue, truncate or badutf8")
+                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, revoked, reset, hang, stall, truncate, repeat, huge, bigfield, bom, newcol, dropcol, badvalue or badutf8")
                     })?,
             ),
         };
@@ -120,12 +162,28 @@ impl Faults {
         Faults(Mutex::new(list))
     }
 
-    /// Takes one fault for `route`, if any is left.
+    /// Takes one fault for `route`'s handler, if any is left.
     pub fn take(&self, route: &str) -> Option<FaultKind> {
+        self.take_where(route, |k| !k.is_wire(route))
+    }
+
+    /// Takes one wire fault for `route` that `pick` accepts, if any is left.
+    pub fn take_wire(&self, route: &str, pick: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
+        self.take_where(route, |k| k.is_wire(route) && pick(k))
+    }
+
+    /// Whether any wire fault is still to come for `route`.
+    pub fn pending_wire(&self, route: &str) -> bool {
+        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .any(|f| f.route == route && f.remaining > 0 && f.kind.is_wire(route))
+    }
+
+    fn take_where(&self, route: &str, pick: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
         let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let f = list
             .iter_mut()
-            .find(|f| f.route == route && f.remaining > 0)?;
+            .find(|f| f.route == route && f.remaining > 0 && pick(&f.kind))?;
         f.remaining -= 1;
         Some(f.kind.clone())
     }
@@ -153,5 +211,12 @@ mod tests {
         assert!(parse("nope:500").is_err());
         assert!(parse("tasks:200").is_err());
         assert!(parse("tasks").is_err());
+        // Wire faults and handler faults are taken by different hands.
+        let f = Faults::new(parse("tasks:reset,tasks:500,csrs:truncate").unwrap());
+        assert_eq!(f.take("tasks"), Some(FaultKind::Status(500)));
+        assert!(f.pending_wire("tasks") && !f.pending_wire("csrs"));
+        assert_eq!(f.take_wire("tasks", |_| true), Some(FaultKind::Reset));
+        assert_eq!(f.take_wire("csrs", |_| true), None);
+        assert_eq!(f.take("csrs"), Some(FaultKind::Truncate));
     }
 }

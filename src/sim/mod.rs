@@ -14,6 +14,7 @@ pub mod faults;
 pub mod legacy;
 mod oauth;
 mod webex;
+mod wire;
 pub mod xima;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -110,6 +111,8 @@ pub struct Sim {
     days: Mutex<DayCache>,
     offset_ms: AtomicI64,
     pub faults: faults::Faults,
+    /// The last page served on a route with a `repeat` fault to come.
+    last_page: Mutex<Option<bytes::Bytes>>,
     stats: Mutex<BTreeMap<String, u64>>,
     revoked: Mutex<HashSet<String>>,
     /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
@@ -149,6 +152,7 @@ impl Sim {
             people: data::people(cfg.seed),
             first_day: today - cfg.days as i64,
             faults: faults::Faults::new(cfg.faults.clone()),
+            last_page: Mutex::new(None),
             days: Mutex::new(HashMap::new()),
             offset_ms: AtomicI64::new(offset),
             stats: Mutex::new(BTreeMap::new()),
@@ -385,6 +389,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/truth", get(truth))
         .route("/_sim/stats", get(stats))
         .route("/_sim/clock", post(clock))
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            wire::inject,
+        ))
         .with_state(sim)
 }
 

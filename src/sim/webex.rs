@@ -66,6 +66,14 @@ pub(super) fn fault_response(sim: &Sim, kind: FaultKind) -> Response {
             "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
         )
             .into_response(),
+        FaultKind::Revoked => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "invalid_grant",
+                "error_description": "The refresh token has been revoked",
+            })),
+        )
+            .into_response(),
         // CSV quirks only mean something on the legacy routes.
         _ => api_error(StatusCode::INTERNAL_SERVER_ERROR, "injected fault"),
     }

@@ -12,11 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::store::Warehouse;
 use super::upload::Upload;
+use crate::http::fetch::BodyError;
 use crate::http::{redact_url, HttpClient, HttpError};
 use crate::state::AudioRecord;
-
-/// Restarts of a download whose body broke off mid-stream.
-const BODY_RETRIES: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -26,14 +24,9 @@ pub enum AudioError {
     /// The object is gone.
     #[error("{endpoint}: recording not found (HTTP 404)")]
     NotFound { endpoint: String },
+    /// A status the retry policy gave up on, or a body that kept breaking off.
     #[error(transparent)]
-    Http(HttpError),
-    #[error("{endpoint}: download broke off after {attempts} attempts: {message}")]
-    Body {
-        endpoint: String,
-        attempts: u32,
-        message: String,
-    },
+    Http(#[from] HttpError),
     #[error("writing audio object {key}: {source}")]
     Store {
         key: String,
@@ -133,7 +126,9 @@ pub async fn copy(
 }
 
 /// Copies what the request `make` builds (for each attempt) to `path` in the warehouse, for
-/// APIs that serve audio themselves (with their own auth and pacing in `make`).
+/// APIs that serve audio themselves (with their own auth and pacing in `make`). A body that
+/// breaks off starts the download over, from a fresh request (whose URL may have expired
+/// meanwhile: that is reported as [`AudioError::Expired`], for the caller to renew).
 pub async fn copy_from<F, Fut>(
     http: &HttpClient,
     endpoint: &str,
@@ -145,57 +140,36 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<reqwest::RequestBuilder, HttpError>>,
 {
-    let endpoint = endpoint.to_string();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match copy_once(http, &make, wh, path, &endpoint).await {
-            Err(AudioError::Body { message, .. }) if attempt < BODY_RETRIES => {
-                tracing::debug!(
-                    endpoint,
-                    attempt,
-                    message,
-                    "Audio body broke off; restarting download."
-                );
-            }
-            Err(AudioError::Body { message, .. }) => {
-                return Err(AudioError::Body {
-                    endpoint,
-                    attempts: attempt,
-                    message,
-                })
-            }
-            other => return other,
-        }
-    }
+    let send = || async {
+        http.send(endpoint, &make)
+            .await
+            .map_err(|e| match e.status() {
+                Some(StatusCode::FORBIDDEN) => AudioError::Expired {
+                    endpoint: endpoint.to_string(),
+                },
+                Some(StatusCode::NOT_FOUND) => AudioError::NotFound {
+                    endpoint: endpoint.to_string(),
+                },
+                _ => AudioError::Http(e),
+            })
+    };
+    http.fetch(endpoint, send, |resp| copy_body(http, resp, wh, path))
+        .await
 }
 
-async fn copy_once<F, Fut>(
+/// Streams one response body into an upload at `path`, hashing on the way; a body that
+/// breaks off aborts the upload, so nothing partial is ever visible.
+async fn copy_body(
     http: &HttpClient,
-    make: &F,
+    resp: reqwest::Response,
     wh: &Warehouse,
     path: &Path,
-    endpoint: &str,
-) -> Result<Stored, AudioError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<reqwest::RequestBuilder, HttpError>>,
-{
-    let resp = http
-        .send(endpoint, make)
-        .await
-        .map_err(|e| match e.status() {
-            Some(StatusCode::FORBIDDEN) => AudioError::Expired {
-                endpoint: endpoint.to_string(),
-            },
-            Some(StatusCode::NOT_FOUND) => AudioError::NotFound {
-                endpoint: endpoint.to_string(),
-            },
-            _ => AudioError::Http(e),
-        })?;
-    let store_err = |source| AudioError::Store {
-        key: path.to_string(),
-        source,
+) -> Result<Stored, BodyError<AudioError>> {
+    let store_err = |source| {
+        BodyError::Fatal(AudioError::Store {
+            key: path.to_string(),
+            source,
+        })
     };
     let mut upload = Upload::start(wh, path.clone()).await.map_err(store_err)?;
     let mut hasher = Sha256::new();
@@ -206,11 +180,7 @@ where
             Ok(c) => c,
             Err(e) => {
                 upload.abort().await;
-                return Err(AudioError::Body {
-                    endpoint: endpoint.to_string(),
-                    attempts: 1,
-                    message: e.without_url().to_string(),
-                });
+                return Err(BodyError::Broken(e.without_url().to_string()));
             }
         };
         hasher.update(&chunk);

@@ -252,6 +252,19 @@ impl State {
         })
     }
 
+    /// How many window commits have recorded this recording so far (0: none).
+    pub fn audio_attempts(&self, source: &str, recording_id: &str) -> Result<u64, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT coalesce(max(attempts), 0) FROM audio_objects
+                 WHERE source = ? AND recording_id = ?",
+                params![source, recording_id],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n.max(0) as u64)
+    }
+
     /// The ledger entry for a recording, if any.
     pub fn audio(
         &self,

@@ -476,3 +476,23 @@ pub fn one_error_line(stderr: &str) -> &str {
     assert!(lines[0].starts_with("error: "), "{stderr}");
     lines[0]
 }
+
+/// Every table's rows as sorted CSV, without `audio_uri` (it names the warehouse itself).
+pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (table, schema) in ccetl::schema::tables() {
+        let cols: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .filter(|n| n != "audio_uri")
+            .map(|n| format!("\"{n}\""))
+            .chain(["source".into(), "date".into()])
+            .collect();
+        let sql = format!("SELECT {} FROM {table} ORDER BY ALL", cols.join(", "));
+        let batches = env.sql(&sql);
+        let csv = ccetl::query::render(&batches, ccetl::query::Format::Csv).unwrap();
+        out.insert(table.to_string(), csv);
+    }
+    out
+}

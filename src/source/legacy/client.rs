@@ -14,7 +14,7 @@ use super::csv::{CsvDecoder, TableSpec};
 use super::{tables, LegacyError};
 use crate::auth::LegacyAuth;
 use crate::config::LegacyConfig;
-use crate::http::backoff::Backoff;
+use crate::http::fetch::BodyError;
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::window;
 
@@ -61,7 +61,7 @@ pub struct LegacyClient {
 
 impl LegacyClient {
     pub fn connect(cfg: &LegacyConfig) -> Result<Self, LegacyError> {
-        let http = HttpClient::new(RetryConfig::default())?;
+        let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?;
         Ok(LegacyClient {
             http,
             auth: LegacyAuth::new(&cfg.user_id, &cfg.api_key, cfg.tenant_id.as_deref()),
@@ -175,21 +175,22 @@ impl LegacyClient {
         }
     }
 
-    /// Sends a signed CSV request and decodes the body as it streams in. A body that breaks
-    /// off mid-stream is asked for again (a new decoder each time), under the retry policy.
+    /// Sends a signed CSV request and decodes the body as it streams in (a new decoder for
+    /// each attempt, when the body breaks off or does not decode).
     async fn fetch_csv(
         &self,
         endpoint: &str,
         spec: &TableSpec,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(RecordBatch, u64), LegacyError> {
-        let retry = self.http.retry().clone();
-        let mut backoff = Backoff::new(retry.backoff);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let resp = self
-                .http
+        let csv_err = |source| {
+            BodyError::Malformed(LegacyError::Csv {
+                endpoint: endpoint.to_string(),
+                source,
+            })
+        };
+        let send = || async {
+            self.http
                 .send(endpoint, || async {
                     Ok::<_, LegacyError>(
                         build()
@@ -202,52 +203,23 @@ impl LegacyClient {
                     )
                 })
                 .await
-                .map_err(|e| self.auth_error(e))?;
-            let mut decoder = CsvDecoder::new(spec);
-            let mut body = resp.bytes_stream();
-            let mut broken = None;
-            while let Some(chunk) = body.next().await {
-                match chunk {
-                    Ok(bytes) => {
-                        self.http.stats().add_bytes(bytes.len() as u64);
-                        decoder.feed(&bytes).map_err(|source| LegacyError::Csv {
-                            endpoint: endpoint.to_string(),
-                            source,
-                        })?;
-                    }
-                    Err(e) => {
-                        broken = Some(e.without_url());
-                        break;
-                    }
+                .map_err(|e| self.auth_error(e))
+        };
+        self.http
+            .fetch(endpoint, send, |resp| async move {
+                let mut decoder = CsvDecoder::new(spec);
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let bytes =
+                        chunk.map_err(|e| BodyError::Broken(e.without_url().to_string()))?;
+                    self.http.stats().add_bytes(bytes.len() as u64);
+                    decoder.feed(&bytes).map_err(csv_err)?;
                 }
-            }
-            match broken {
-                None => {
-                    let rows = decoder.rows();
-                    let batch = decoder.finish().map_err(|source| LegacyError::Csv {
-                        endpoint: endpoint.to_string(),
-                        source,
-                    })?;
-                    return Ok((batch, rows));
-                }
-                Some(e) if attempt <= retry.max_retries => {
-                    let delay = backoff.next_delay();
-                    tracing::debug!(endpoint, attempt, error = %e, "Response body broke off; asking again.");
-                    self.http
-                        .stats()
-                        .retries
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(delay).await;
-                }
-                Some(source) => {
-                    return Err(LegacyError::Http(HttpError::Transport {
-                        endpoint: endpoint.to_string(),
-                        attempts: attempt,
-                        source,
-                    }))
-                }
-            }
-        }
+                let rows = decoder.rows();
+                let batch = decoder.finish().map_err(csv_err)?;
+                Ok((batch, rows))
+            })
+            .await
     }
 
     fn auth_error(&self, e: LegacyError) -> LegacyError {

@@ -414,7 +414,12 @@ fn parse_value(kind: ColKind, text: &str) -> Result<Option<Value>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    let short: String = text.chars().take(40).collect();
+    // Quoted cells may hold line breaks: shown escaped, so an error stays on one line.
+    let short: String = text
+        .chars()
+        .take(40)
+        .flat_map(char::escape_default)
+        .collect();
     match kind {
         ColKind::Text => Ok(Some(Value::Text(text.to_string()))),
         ColKind::Int => text

@@ -3,7 +3,6 @@
 //! Every request fetches its bearer token inside the retry loop, and a 401 invalidates that
 //! token and is retried once with a fresh one (a token revoked or expired mid-run).
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -14,6 +13,7 @@ use super::model::{CapturePage, Task, TaskCaptures, TaskPage};
 use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
+use crate::http::pagination::{self, PageSizes};
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::secret::Secret;
 use crate::window;
@@ -44,7 +44,7 @@ impl WebexClient {
 
     /// A client for `cfg`, with its token cache persisting rotated tokens to `store`.
     pub fn connect(cfg: &WebexConfig, store: Arc<dyn TokenStore>) -> Result<Self, WebexError> {
-        let http = HttpClient::new(RetryConfig::default())?;
+        let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?;
         let tokens = OAuthTokens::new(
             &cfg.name,
             http.clone(),
@@ -130,11 +130,8 @@ impl WebexClient {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// All tasks created in `[start, end)`, in requests no longer than `max_range`.
-    ///
-    /// `/v1/tasks` has no cursor: each page moves `from` to just before the last `createdTime`
-    /// seen, so tasks sharing that millisecond are read again rather than skipped whichever
-    /// way the API treats `from`, and ids already seen are dropped.
+    /// All tasks created in `[start, end)`, in requests no longer than `max_range`, each
+    /// range paged by time (`/v1/tasks` has no cursor; see [`pagination::by_time`]).
     pub async fn list_tasks(
         &self,
         start: DateTime<Utc>,
@@ -143,43 +140,24 @@ impl WebexClient {
         let max =
             chrono::Duration::from_std(self.cfg.max_range).unwrap_or(chrono::Duration::days(1));
         let org = self.org_id().await?;
-        let mut seen = HashSet::new();
+        let sizes = PageSizes {
+            normal: self.cfg.page_size,
+            max: MAX_PAGE_SIZE,
+        };
         let mut out = Vec::new();
-        let (lo, hi) = (start.timestamp_millis(), end.timestamp_millis());
         for (s, e) in window::split(start, end, max) {
-            let mut from = s.timestamp_millis() - 1;
-            let to = e.timestamp_millis();
-            let mut size = self.cfg.page_size;
-            loop {
-                let page = self.task_page(from, to, size, org.as_deref()).await?;
-                let n = page.data.len();
-                let mut last = from;
-                for t in page.data {
-                    let c = t.attributes.created_time;
-                    last = last.max(c);
-                    if c >= lo && c < hi && seen.insert(t.id.clone()) {
-                        out.push(t);
-                    }
-                }
-                if n < size as usize {
-                    break;
-                }
-                let next = last - 1;
-                if next > from {
-                    from = next;
-                    size = self.cfg.page_size;
-                } else if size < MAX_PAGE_SIZE {
-                    // A whole page created in one millisecond: widen the page, same `from`.
-                    size = (size * 2).min(MAX_PAGE_SIZE);
-                } else {
-                    return Err(WebexError::PageLoop {
-                        endpoint: "GET /v1/tasks".into(),
-                        detail: format!(
-                            "more than {n} tasks created at {last}, the API's largest page"
-                        ),
-                    });
-                }
-            }
+            let range = (s.timestamp_millis(), e.timestamp_millis());
+            let org = org.as_deref();
+            let tasks = pagination::by_time(
+                range,
+                sizes,
+                |from, to, size| async move {
+                    Ok::<_, WebexError>(self.task_page(from, to, size, org).await?.data)
+                },
+                |t: &Task| (t.attributes.created_time, t.id.as_str()),
+            )
+            .await?;
+            out.extend(tasks);
         }
         out.sort_by(|a, b| {
             (a.attributes.created_time, &a.id).cmp(&(b.attributes.created_time, &b.id))
@@ -207,12 +185,12 @@ impl WebexClient {
         if let Some(o) = org {
             query.push(("orgId", o.to_string()));
         }
-        let resp = self
-            .authed(endpoint, |_| {
-                self.http.reqwest().get(url.clone()).query(&query)
-            })
-            .await?;
-        decode(endpoint, resp).await
+        self.json(
+            endpoint,
+            || self.http.reqwest().get(url.clone()).query(&query),
+            |page: &TaskPage| check_range(endpoint, page, from, to),
+        )
+        .await
     }
 
     /// Captures for at most ten tasks; unknown task ids come back with no recordings.
@@ -230,26 +208,64 @@ impl WebexClient {
             "urlExpiration": self.cfg.url_expiration_minutes,
             "includeSegments": self.cfg.segments,
         }});
-        let resp = self
-            .authed(endpoint, |_| {
-                self.http.reqwest().post(url.clone()).json(&body)
-            })
+        let page: CapturePage = self
+            .json(
+                endpoint,
+                || self.http.reqwest().post(url.clone()).json(&body),
+                |_| Ok(()),
+            )
             .await?;
-        let page: CapturePage = decode(endpoint, resp).await?;
         Ok(page.data)
+    }
+
+    /// An authorised request whose JSON answer is decoded and checked; a body that breaks
+    /// off, does not decode or fails `check` is asked for again (see [`HttpClient::fetch`]).
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        build: impl Fn() -> RequestBuilder,
+        check: impl Fn(&T) -> Result<(), WebexError>,
+    ) -> Result<T, WebexError> {
+        self.http
+            .fetch_page(
+                endpoint,
+                || self.authed(endpoint, |_| build()),
+                |body| {
+                    let page: T = serde_json::from_slice(body).map_err(|e| WebexError::Decode {
+                        endpoint: endpoint.to_string(),
+                        message: e.to_string(),
+                    })?;
+                    check(&page)?;
+                    Ok(page)
+                },
+                |limit| WebexError::Decode {
+                    endpoint: endpoint.to_string(),
+                    message: format!(
+                        "response larger than {}; lower page_size",
+                        crate::http::fetch::mib(limit)
+                    ),
+                },
+            )
+            .await
     }
 }
 
-async fn decode<T: serde::de::DeserializeOwned>(
-    endpoint: &str,
-    resp: reqwest::Response,
-) -> Result<T, WebexError> {
-    let body = resp.bytes().await.map_err(|e| WebexError::Decode {
-        endpoint: endpoint.to_string(),
-        message: format!("reading body: {}", e.without_url()),
-    })?;
-    serde_json::from_slice(&body).map_err(|e| WebexError::Decode {
-        endpoint: endpoint.to_string(),
-        message: e.to_string(),
-    })
+/// A page holding a task created before `from` or after `to` did not honour the request:
+/// the API ignored the moved `from` and served an earlier page again. Paging on from it
+/// would loop or skip, so the page counts as malformed and is asked for again.
+fn check_range(endpoint: &str, page: &TaskPage, from: i64, to: i64) -> Result<(), WebexError> {
+    match page
+        .data
+        .iter()
+        .map(|t| t.attributes.created_time)
+        .find(|c| *c < from || *c > to)
+    {
+        Some(c) => Err(WebexError::Decode {
+            endpoint: endpoint.to_string(),
+            message: format!(
+                "the page holds a task created at {c}, outside the requested from={from} to={to}: the API did not honour the range"
+            ),
+        }),
+        None => Ok(()),
+    }
 }

@@ -37,8 +37,8 @@ pub enum WebexError {
     Auth(#[from] AuthError),
     #[error("{endpoint}: unexpected response: {message}")]
     Decode { endpoint: String, message: String },
-    #[error("{endpoint}: paging cannot advance: {detail}")]
-    PageLoop { endpoint: String, detail: String },
+    #[error("GET /v1/tasks: paging cannot advance: {0}; narrow channel_types or ask Cisco why so many tasks share a createdTime")]
+    PageLoop(#[from] crate::http::pagination::PageLoop),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
 }
@@ -192,9 +192,7 @@ async fn copy_one(
                 return Ok(missing(format!("{endpoint}: not found (404)")));
             }
             Err(e @ AudioError::Expired { .. }) => return Ok(pending(e.to_string())),
-            Err(e @ (AudioError::Http(_) | AudioError::Body { .. })) => {
-                return Ok(pending(e.to_string()))
-            }
+            Err(e @ AudioError::Http(_)) => return Ok(pending(e.to_string())),
             Err(AudioError::Store { key, source }) => {
                 return Err(WebexError::Decode {
                     endpoint: format!("audio store {key}"),

@@ -52,7 +52,7 @@ impl XimaClient {
             cfg.tenant
         );
         Ok(XimaClient {
-            http: HttpClient::new(RetryConfig::default())?,
+            http: HttpClient::new(RetryConfig::default(), cfg.read_timeout)?,
             pacer: Pacer::shared(&key, cfg.pace),
             cfg: cfg.clone(),
             stopped: Arc::new(Mutex::new(None)),
@@ -111,32 +111,44 @@ impl XimaClient {
         let url = crate::http::join_path(&self.cfg.base_url, "/rest/api/v2/call-recording-info");
         let endpoint = "GET /rest/api/v2/call-recording-info";
         let query = [("startTime", iso(start)), ("endTime", iso(end))];
-        let resp = self
+        let decode_err = |message: String| XimaError::Decode {
+            endpoint: endpoint.into(),
+            message,
+        };
+        let send = || async {
+            self.http
+                .send(endpoint, || async {
+                    self.pacer.wait().await;
+                    Ok::<_, HttpError>(
+                        self.http
+                            .reqwest()
+                            .get(url.clone())
+                            .query(&query)
+                            .bearer_auth(self.cfg.api_key.expose()),
+                    )
+                })
+                .await
+                .map_err(|e| self.auth_error(e))
+        };
+        let calls: Vec<Call> = self
             .http
-            .send(endpoint, || async {
-                self.pacer.wait().await;
-                Ok::<_, HttpError>(
-                    self.http
-                        .reqwest()
-                        .get(url.clone())
-                        .query(&query)
-                        .bearer_auth(self.cfg.api_key.expose()),
-                )
-            })
-            .await
-            .map_err(|e| self.auth_error(e))?;
-        let body = resp.bytes().await.map_err(|e| XimaError::Decode {
-            endpoint: endpoint.into(),
-            message: format!("reading body: {}", e.without_url()),
-        })?;
-        self.http.stats().add_bytes(body.len() as u64);
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new()); // 204 No Content: no calls
-        }
-        let calls: Vec<Call> = serde_json::from_slice(&body).map_err(|e| XimaError::Decode {
-            endpoint: endpoint.into(),
-            message: e.to_string(),
-        })?;
+            .fetch_page(
+                endpoint,
+                send,
+                |body| {
+                    if body.iter().all(u8::is_ascii_whitespace) {
+                        return Ok(Vec::new()); // 204 No Content: no calls
+                    }
+                    serde_json::from_slice(body).map_err(|e| decode_err(e.to_string()))
+                },
+                |limit| {
+                    decode_err(format!(
+                        "response larger than {}; shorten the pipeline window",
+                        crate::http::fetch::mib(limit)
+                    ))
+                },
+            )
+            .await?;
         let (lo, hi) = (start.timestamp_millis(), end.timestamp_millis());
         Ok(calls
             .into_iter()

@@ -128,7 +128,7 @@ async fn audio_of(
                 })
             }
             // Retried by the next run, like any recording not yet stored.
-            Err(e @ (AudioError::Http(_) | AudioError::Body { .. })) => {
+            Err(e @ AudioError::Http(_)) => {
                 AudioState::none("pending", Some(e.to_string()))
             }
             Err(e @ AudioError::Store { .. }) => return Err(e.into()),

@@ -1,0 +1,140 @@
+//! Reading a response body, and asking again when it breaks off or arrives malformed.
+//!
+//! [`HttpClient::send`] retries what goes wrong before the headers; this is the other half:
+//! a connection reset or a stall in the middle of the body, and a body that is complete as
+//! far as HTTP knows but does not decode (a proxy that cut a page short). Every source reads
+//! through [`HttpClient::fetch`], so one policy covers JSON pages, CSV reports and audio.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use reqwest::Response;
+
+use super::backoff::Backoff;
+use super::{HttpClient, HttpError};
+
+/// Extra attempts for a body that arrives whole but does not decode. A page that is still
+/// malformed the third time is what the API serves: the run fails and says why.
+pub const MALFORMED_RETRIES: u32 = 2;
+
+/// The largest page body read into memory. Real pages are a few MB (1,000 tasks); anything
+/// near this is a misbehaving server, refused before it exhausts memory.
+pub const MAX_PAGE_BYTES: usize = 256 << 20;
+
+/// Why consuming a body failed, which decides whether it is asked for again.
+#[derive(Debug)]
+pub enum BodyError<E> {
+    /// The body broke off or stalled: asked again under the retry policy.
+    Broken(String),
+    /// The body arrived but does not decode: asked again [`MALFORMED_RETRIES`] times.
+    Malformed(E),
+    /// Nothing to gain from asking again (the warehouse refused a write, a quota).
+    Fatal(E),
+}
+
+impl HttpClient {
+    /// Sends with `send` and hands the response to `consume`, starting over when the body
+    /// breaks off or is malformed. `send` errors (statuses, transport) are final here: `send`
+    /// has retried them already.
+    pub async fn fetch<T, E, S, SFut, C, CFut>(
+        &self,
+        endpoint: &str,
+        mut send: S,
+        mut consume: C,
+    ) -> Result<T, E>
+    where
+        S: FnMut() -> SFut,
+        SFut: Future<Output = Result<Response, E>>,
+        C: FnMut(Response) -> CFut,
+        CFut: Future<Output = Result<T, BodyError<E>>>,
+        E: From<HttpError>,
+    {
+        let mut backoff = Backoff::new(self.retry.backoff);
+        let (mut broken, mut malformed) = (0u32, 0u32);
+        loop {
+            let resp = send().await?;
+            let why = match consume(resp).await {
+                Ok(t) => return Ok(t),
+                Err(BodyError::Fatal(e)) => return Err(e),
+                Err(BodyError::Malformed(e)) => {
+                    malformed += 1;
+                    if malformed > MALFORMED_RETRIES {
+                        return Err(e);
+                    }
+                    "malformed body".to_string()
+                }
+                Err(BodyError::Broken(message)) => {
+                    broken += 1;
+                    self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                    if broken > self.retry.max_retries {
+                        return Err(HttpError::Body {
+                            endpoint: endpoint.to_string(),
+                            attempts: broken,
+                            message,
+                        }
+                        .into());
+                    }
+                    message
+                }
+            };
+            let delay = backoff.next_delay();
+            tracing::debug!(
+                endpoint,
+                why,
+                delay_ms = delay.as_millis() as u64,
+                "Response body unusable; asking again."
+            );
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.body_restarts.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The whole body of `resp`, counted in the stats; over `limit` bytes it is refused.
+    pub async fn read_body<E>(
+        &self,
+        resp: Response,
+        limit: usize,
+        too_big: impl FnOnce(usize) -> E,
+    ) -> Result<Bytes, BodyError<E>> {
+        let mut body = BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Broken(e.without_url().to_string()))?;
+            self.stats.add_bytes(chunk.len() as u64);
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::Fatal(too_big(limit)));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// Fetches a page and decodes it with `parse`; a page that fails to parse is malformed.
+    pub async fn fetch_page<T, E, S, SFut>(
+        &self,
+        endpoint: &str,
+        send: S,
+        parse: impl Fn(&[u8]) -> Result<T, E>,
+        too_big: impl Fn(usize) -> E,
+    ) -> Result<T, E>
+    where
+        S: FnMut() -> SFut,
+        SFut: Future<Output = Result<Response, E>>,
+        E: From<HttpError>,
+    {
+        let (parse, too_big) = (&parse, &too_big);
+        self.fetch(endpoint, send, |resp| async move {
+            let body = self.read_body(resp, MAX_PAGE_BYTES, too_big).await?;
+            parse(&body).map_err(BodyError::Malformed)
+        })
+        .await
+    }
+}
+
+/// "256 MiB" for messages.
+pub fn mib(bytes: usize) -> String {
+    format!("{} MiB", bytes >> 20)
+}

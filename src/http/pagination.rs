@@ -1,0 +1,199 @@
+//! Paging a listing that has no cursor, only a time range and a page size (`/v1/tasks`).
+//!
+//! Each full page moves `from` to just before the last time seen, so items sharing that
+//! millisecond are read again rather than skipped whichever way the API treats `from`, and
+//! ids already seen are dropped. Once a page shows that `from` is inclusive (it holds an item
+//! from that very millisecond), `from` moves to the last time itself: re-reading two
+//! milliseconds per page could otherwise stall a listing whose pages are small. A full page
+//! from a single millisecond cannot move `from`: the page is widened instead, and at the
+//! API's largest page the listing stops with [`PageLoop`] rather than asking forever.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+/// Page sizes for [`by_time`].
+#[derive(Debug, Clone, Copy)]
+pub struct PageSizes {
+    /// The size asked for normally.
+    pub normal: u32,
+    /// The largest the API accepts.
+    pub max: u32,
+}
+
+/// More items share one millisecond than the largest page holds.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {count} items created at {at} ms, the API's largest page")]
+pub struct PageLoop {
+    pub count: usize,
+    pub at: i64,
+}
+
+/// Every item with `start <= time < end`, each once, in the API's order. `fetch(from, to,
+/// size)` asks for a page; `key` gives an item's time (epoch ms) and id.
+pub async fn by_time<T, E, F, Fut>(
+    (start, end): (i64, i64),
+    sizes: PageSizes,
+    mut fetch: F,
+    key: impl Fn(&T) -> (i64, &str),
+) -> Result<Vec<T>, E>
+where
+    F: FnMut(i64, i64, u32) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, E>>,
+    E: From<PageLoop>,
+{
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut from = start - 1;
+    let mut size = sizes.normal;
+    let mut inclusive = false;
+    loop {
+        let page = fetch(from, end, size).await?;
+        let n = page.len();
+        let mut last = from;
+        for item in page {
+            let (at, id) = key(&item);
+            last = last.max(at);
+            inclusive |= at == from;
+            if at >= start && at < end && seen.insert(id.to_string()) {
+                out.push(item);
+            }
+        }
+        if n < size as usize {
+            return Ok(out);
+        }
+        let next = if inclusive { last } else { last - 1 };
+        if next > from {
+            from = next;
+            size = sizes.normal;
+        } else if size < sizes.max {
+            size = size.saturating_mul(2).min(sizes.max);
+        } else {
+            return Err(PageLoop { count: n, at: last }.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A listing API over `items` (time, id), sorted by time then id, treating `from` and
+    /// `to` as inclusive or exclusive.
+    fn api(
+        items: &[(i64, String)],
+        from: i64,
+        to: i64,
+        size: u32,
+        from_incl: bool,
+        to_incl: bool,
+    ) -> Vec<(i64, String)> {
+        let mut sorted = items.to_vec();
+        sorted.sort();
+        sorted
+            .into_iter()
+            .filter(|(t, _)| if from_incl { *t >= from } else { *t > from })
+            .filter(|(t, _)| if to_incl { *t <= to } else { *t < to })
+            .take(size as usize)
+            .collect()
+    }
+
+    fn run(
+        items: &[(i64, String)],
+        range: (i64, i64),
+        sizes: PageSizes,
+        incl: (bool, bool),
+    ) -> (Result<Vec<(i64, String)>, PageLoop>, usize) {
+        let mut requests = 0;
+        let result = futures::executor::block_on(by_time(
+            range,
+            sizes,
+            |from, to, size| {
+                requests += 1;
+                assert!(requests < 100_000, "the pager does not terminate");
+                let page = api(items, from, to, size, incl.0, incl.1);
+                async move { Ok::<_, PageLoop>(page) }
+            },
+            |(t, id): &(i64, String)| (*t, id.as_str()),
+        ));
+        (result, requests)
+    }
+
+    proptest! {
+        /// Whatever the page size, the clustering of times and the API's view of its range
+        /// bounds, every item in range comes back exactly once; or, when more items share a
+        /// millisecond than the largest page holds, the pager says so instead of looping.
+        #[test]
+        fn every_item_once_or_a_clear_stop(
+            times in proptest::collection::vec(0i64..40, 0..120),
+            normal in 1u32..12,
+            extra in 0u32..3,
+            lo in 0i64..10,
+            span in 1i64..45,
+            incl in (any::<bool>(), any::<bool>()),
+        ) {
+            let items: Vec<(i64, String)> =
+                times.iter().enumerate().map(|(i, t)| (*t, format!("id{i:03}"))).collect();
+            let sizes = PageSizes { normal, max: normal << extra };
+            let (lo, hi) = (lo, lo + span);
+            let (result, requests) = run(&items, (lo, hi), sizes, incl);
+            let mut want: Vec<(i64, String)> =
+                items.iter().filter(|(t, _)| *t >= lo && *t < hi).cloned().collect();
+            want.sort();
+            let densest = (lo - 1..=hi)
+                .map(|ms| items.iter().filter(|(t, _)| *t == ms).count())
+                .max()
+                .unwrap_or(0);
+            match result {
+                Ok(mut got) => {
+                    got.sort();
+                    prop_assert_eq!(got, want);
+                }
+                Err(e) => prop_assert!(
+                    densest >= sizes.max as usize,
+                    "stopped ({e}) though no millisecond holds {} items", sizes.max
+                ),
+            }
+            // Each request moves `from` past an item or widens the page: bounded.
+            let reachable = items.iter().filter(|(t, _)| *t >= lo - 1 && *t <= hi).count();
+            prop_assert!(requests <= (reachable + 2) * (extra as usize + 2), "{requests} requests");
+        }
+    }
+
+    #[test]
+    fn pages_ending_on_the_range_end_and_an_empty_range() {
+        let items: Vec<(i64, String)> = (0..6).map(|i| (i, format!("id{i}"))).collect();
+        let sizes = PageSizes { normal: 2, max: 2 };
+        // Exclusive `from`: [0,1] [1,2] [2,3] [3,4] [4,5] [5] — the last page is short.
+        let (result, requests) = run(&items, (0, 6), sizes, (false, false));
+        assert_eq!(result.unwrap().len(), 6);
+        assert_eq!(requests, 6);
+        // Inclusive `from` learnt from the second page, then one millisecond re-read per page.
+        let (result, requests) = run(&items, (0, 6), sizes, (true, false));
+        assert_eq!(result.unwrap().len(), 6);
+        assert_eq!(requests, 7);
+        let (result, requests) = run(&items, (7, 9), sizes, (true, true));
+        assert!(result.unwrap().is_empty());
+        assert_eq!(requests, 1);
+    }
+
+    #[test]
+    fn two_busy_milliseconds_in_a_row_do_not_stall_an_inclusive_api() {
+        let items: Vec<(i64, String)> = ["0a", "0b", "1a", "1b", "2a"]
+            .iter()
+            .map(|id| (id[..1].parse().unwrap(), id.to_string()))
+            .collect();
+        let sizes = PageSizes { normal: 2, max: 4 };
+        let (result, _) = run(&items, (0, 3), sizes, (true, false));
+        assert_eq!(result.unwrap().len(), 5);
+    }
+
+    #[test]
+    fn too_many_in_one_millisecond_stops_with_page_loop() {
+        let items: Vec<(i64, String)> = (0..9).map(|i| (5, format!("id{i}"))).collect();
+        let sizes = PageSizes { normal: 2, max: 8 };
+        let (result, _) = run(&items, (0, 10), sizes, (true, false));
+        let e = result.unwrap_err();
+        assert_eq!((e.count, e.at), (8, 5));
+    }
+}

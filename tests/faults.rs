@@ -1,0 +1,286 @@
+//! The fault matrix: each row injects faults into the simulator, runs the pipeline with all
+//! three sources, and checks the outcome against a run without faults: the same warehouse
+//! row for row (and, for failures, a clear error, then the same warehouse after a rerun).
+//! The matrix is printed with what happened: `cargo test --release --test faults -- --nocapture`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use ccetl::sim::{faults, SimConfig};
+use common::*;
+
+/// What a row must end with.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// The run succeeds and the warehouse equals the reference.
+    Survives,
+    /// The run succeeds, equal to the reference but for the 10 MB string kept in `extra`.
+    KeepsBigField,
+    /// The run succeeds with this many recordings `missing`; the next run stores them.
+    MissingThenStored(u64),
+    /// The run fails with an error containing this; the rerun completes everything.
+    Fails(&'static str),
+}
+
+struct Row {
+    faults: &'static str,
+    what: &'static str,
+    expect: Expect,
+}
+
+const fn row(faults: &'static str, what: &'static str, expect: Expect) -> Row {
+    Row {
+        faults,
+        what,
+        expect,
+    }
+}
+
+fn rows() -> Vec<Row> {
+    use Expect::*;
+    vec![
+        row("tasks:429x2", "429, Retry-After in seconds", Survives),
+        row(
+            "tasks:429date",
+            "429, Retry-After as an HTTP-date",
+            Survives,
+        ),
+        row(
+            "captures:500,captures:502,captures:503,captures:504",
+            "5xx burst",
+            Survives,
+        ),
+        row(
+            "tasks:reset",
+            "connection reset mid-body (JSON page)",
+            Survives,
+        ),
+        row(
+            "captures:reset,xima:reset",
+            "reset mid-body (captures, Xima)",
+            Survives,
+        ),
+        row(
+            "csrs:reset,cars:reset",
+            "reset mid-body (legacy CSV)",
+            Survives,
+        ),
+        row("tasks:stall", "no answer: read timeout", Survives),
+        row(
+            "captures:hang",
+            "body stalls half-way: read timeout",
+            Survives,
+        ),
+        row(
+            "tasks:truncate,xima:truncate",
+            "truncated JSON page",
+            Survives,
+        ),
+        row("tasks:repeat", "a page repeats the previous one", Survives),
+        row("tasks:bigfield", "a 10 MB string field", KeepsBigField),
+        row("tasks:401", "access token revoked mid-run", Survives),
+        row(
+            "audio:expire",
+            "pre-signed URL expired before the download",
+            Survives,
+        ),
+        row(
+            "audio:reset,audio:expire",
+            "pre-signed URL expires mid-stream",
+            Survives,
+        ),
+        row(
+            "audio:reset,xima_audio:reset",
+            "audio body breaks off",
+            Survives,
+        ),
+        row("audio:404", "recording gone (404)", MissingThenStored(1)),
+        row(
+            "tasks:401x2",
+            "401 again after a refresh",
+            Fails("still answers 401"),
+        ),
+        row(
+            "token:revoked",
+            "refresh token rejected",
+            Fails("re-authorize"),
+        ),
+        row(
+            "tasks:truncatex3",
+            "a page malformed every time",
+            Fails("EOF while parsing"),
+        ),
+        row(
+            "tasks:huge",
+            "a page past the size limit",
+            Fails("larger than 256 MiB"),
+        ),
+        row(
+            "tasks:repeatx3",
+            "a page that always repeats",
+            Fails("did not honour the range"),
+        ),
+    ]
+}
+
+fn matrix_sim() -> SimConfig {
+    SimConfig {
+        calls_per_day: 40,
+        xima_min_interval_ms: 10,
+        ..xima_sim_config()
+    }
+}
+
+/// All three sources, small pages (so a listing has several) and a short read timeout.
+fn sources() -> String {
+    let t = "read_timeout = \"1s\"\n";
+    let xima = XIMA_SOURCE.replace("\"30ms\"", "\"10ms\"");
+    format!("page_size = 20\nconcurrency = 1\n{t}{LEGACY_SOURCE}{t}{xima}{t}")
+}
+
+fn spec_count(spec: &str) -> u64 {
+    faults::parse(spec)
+        .unwrap()
+        .iter()
+        .map(|f| f.remaining as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix() {
+    let reference = env_with(matrix_sim(), &sources()).await;
+    reference.run_ok().await;
+    let want = table_snapshot(&reference);
+    assert!(want["webex_tasks"].lines().count() > 40, "a sizeable run");
+
+    let mut table = Vec::new();
+    let mut failures = Vec::new();
+    // CCETL_FAULT_ROW=tasks:repeat runs that row alone.
+    let only = std::env::var("CCETL_FAULT_ROW").ok();
+    for r in rows()
+        .into_iter()
+        .filter(|r| only.as_deref().is_none_or(|o| o == r.faults))
+    {
+        let env = env_with(matrix_sim(), &sources()).await;
+        env.sim.sim.faults.add(faults::parse(r.faults).unwrap());
+        let (report, result) = env.run().await;
+        let injected = env.stats().get("faults").copied().unwrap_or(0);
+        let retries: u64 = report.sources.iter().map(|s| s.http.retries).sum();
+        let restarts: u64 = report.sources.iter().map(|s| s.http.body_restarts).sum();
+        let outcome = check(&env, &r, &want, result, &report).await;
+        let line = format!(
+            "{:<52} {:<44} {:>3} {:>7} {:>8}  {}",
+            r.faults,
+            r.what,
+            injected,
+            retries,
+            restarts,
+            outcome
+                .as_ref()
+                .map_or_else(|e| format!("FAILED: {e}"), |o| o.clone())
+        );
+        if outcome.is_err() {
+            failures.push(line.clone());
+        }
+        // Survivable faults are all injected; a failing row stops at the first exhausted one.
+        if matches!(r.expect, Expect::Survives | Expect::KeepsBigField)
+            && injected != spec_count(r.faults)
+        {
+            failures.push(format!("{}: {injected} faults injected", r.faults));
+        }
+        table.push(line);
+    }
+    println!(
+        "\n{:<52} {:<44} {:>3} {:>7} {:>8}  outcome",
+        "faults", "what", "inj", "retries", "restarts"
+    );
+    for l in &table {
+        println!("{l}");
+    }
+    assert!(failures.is_empty(), "rows failed:\n{}", failures.join("\n"));
+}
+
+/// Checks one row; `Ok` describes what happened.
+async fn check(
+    env: &Env,
+    r: &Row,
+    want: &BTreeMap<String, String>,
+    result: Result<(), ccetl::pipeline::RunError>,
+    report: &ccetl::pipeline::RunReport,
+) -> Result<String, String> {
+    let same = |env: &Env| {
+        let got = table_snapshot(env);
+        match got.iter().find(|(t, rows)| want.get(*t) != Some(rows)) {
+            None => Ok(()),
+            Some((t, _)) => Err(format!("table {t} differs from the reference")),
+        }
+    };
+    match r.expect {
+        Expect::Survives => {
+            result.map_err(|e| format!("run failed: {e}"))?;
+            same(env)?;
+            Ok("warehouse equals the reference".into())
+        }
+        Expect::KeepsBigField => {
+            result.map_err(|e| format!("run failed: {e}"))?;
+            let longest = env.count("SELECT max(length(extra)) FROM webex_tasks");
+            if longest < 10 << 20 {
+                return Err(format!("the longest extra is {longest} characters"));
+            }
+            let got = table_snapshot(env);
+            for (t, rows) in want.iter().filter(|(t, _)| *t != "webex_tasks") {
+                if got.get(t) != Some(rows) {
+                    return Err(format!("table {t} differs from the reference"));
+                }
+            }
+            let tasks = env.count("SELECT count(DISTINCT task_id) FROM webex_tasks") as usize;
+            let all = env.count("SELECT count(*) FROM webex_tasks") as usize;
+            if tasks != all || tasks != env.truth().tasks.len() {
+                return Err(format!("{all} task rows, {tasks} distinct"));
+            }
+            Ok(format!(
+                "kept in extra ({longest} chars); rest equals the reference"
+            ))
+        }
+        Expect::MissingThenStored(n) => {
+            result.map_err(|e| format!("run failed: {e}"))?;
+            let missing = report.totals().audio_missing;
+            if missing != n {
+                return Err(format!("{missing} recordings missing, not {n}"));
+            }
+            let (_, again) = env.run().await;
+            again.map_err(|e| format!("rerun failed: {e}"))?;
+            same(env)?;
+            Ok(format!(
+                "{n} missing, stored by the next run; equals the reference"
+            ))
+        }
+        Expect::Fails(needle) => {
+            let msg = match result {
+                Ok(()) => return Err("the run succeeded".into()),
+                Err(e) => e.to_string(),
+            };
+            if !msg.contains(needle) || msg.contains('\n') {
+                return Err(format!("error lacks '{needle}' or spans lines: {msg}"));
+            }
+            let (_, again) = env.run().await;
+            again.map_err(|e| format!("rerun failed: {e}"))?;
+            same(env)?;
+            Ok(format!(
+                "fails: \"…{}…\"; rerun equals the reference",
+                excerpt(&msg, needle)
+            ))
+        }
+    }
+}
+
+/// Up to 40 characters of `msg` around `needle`.
+fn excerpt<'a>(msg: &'a str, needle: &str) -> &'a str {
+    let at = msg.find(needle).unwrap_or(0);
+    let end = (at + 40).min(msg.len());
+    let end = (end..=msg.len())
+        .find(|i| msg.is_char_boundary(*i))
+        .unwrap_or(msg.len());
+    &msg[at..end]
+}
