@@ -284,3 +284,58 @@ fn excerpt<'a>(msg: &'a str, needle: &str) -> &'a str {
         .unwrap_or(msg.len());
     &msg[at..end]
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_fails_its_window_naming_the_field_and_keeps_what_was_committed() {
+    let env = env_with(matrix_sim(), &sources()).await;
+    env.run_ok().await;
+    // A day later there is new data to read.
+    env.sim.sim.advance(24 * 3_600_000);
+    let state_path = env.dir.path().join("state.duckdb");
+    let committed = || {
+        let st = ccetl::state::State::open(&state_path).unwrap();
+        (
+            st.count("windows").unwrap(),
+            st.high_water("wx", "tasks").unwrap(),
+            st.high_water("xima", "calls").unwrap(),
+        )
+    };
+    // Three times each: a malformed page is asked for twice more before the window fails.
+    let cases = [
+        (
+            "tasks:nofieldx3",
+            "wx",
+            "data[0].attributes: missing field `createdTime`",
+        ),
+        ("tasks:badtypex3", "wx", "data[0].attributes.createdTime: "),
+        (
+            "captures:nofieldx3",
+            "wx",
+            "data[0]: missing field `taskId`",
+        ),
+        ("xima:badtypex3", "xima", "[0].callKey: invalid type: map"),
+    ];
+    for (fault, source, needle) in cases {
+        let files = env.modified();
+        let before = committed();
+        env.sim.sim.faults.add(faults::parse(fault).unwrap());
+        let (_, result) = env.run_sources(&[source]).await;
+        let msg = result.expect_err(fault).to_string();
+        println!("{fault}: {msg}");
+        assert!(!msg.contains('\n'), "{fault}: one line: {msg}");
+        assert!(msg.contains(needle), "{fault}: names the field: {msg}");
+        assert!(
+            msg.contains(&format!("source '{source}', window ")),
+            "{fault}: names source and window: {msg}"
+        );
+        assert!(
+            msg.contains("POST /v1/captures/query") || msg.contains("GET /"),
+            "{fault}: names the endpoint: {msg}"
+        );
+        assert_eq!(env.modified(), files, "{fault}: warehouse untouched");
+        assert_eq!(committed(), before, "{fault}: state untouched");
+    }
+    // Without the faults, the rerun completes everything.
+    env.run_ok().await;
+    assert_matches_truth(&env);
+}

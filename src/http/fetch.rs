@@ -134,7 +134,51 @@ impl HttpClient {
     }
 }
 
+/// Decodes a JSON page; an error names the field by its path in the page
+/// (`data[3].attributes.createdTime: invalid type: map, …`), not only a byte offset.
+pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
 /// "256 MiB" for messages.
 pub fn mib(bytes: usize) -> String {
     format!("{} MiB", bytes >> 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Page {
+        data: Vec<Item>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        id: String,
+        n: i64,
+    }
+
+    #[test]
+    fn decode_errors_name_the_field() {
+        let e = decode_json::<Page>(br#"{"data":[{"id":"a","n":1},{"id":"b","n":{}}]}"#);
+        assert!(e.unwrap_err().starts_with("data[1].n: invalid type: map"));
+        let e = decode_json::<Page>(br#"{"data":[{"id":"a"}]}"#).unwrap_err();
+        assert!(e.starts_with("data[0]: missing field `n`"), "{e}");
+        let e = decode_json::<Page>(br#"{"data":[]} trailing"#).unwrap_err();
+        assert!(e.contains("trailing characters"), "{e}");
+        assert!(decode_json::<Page>(br#"{"data":[{"id":"a","n":2}]}"#).is_ok());
+    }
 }

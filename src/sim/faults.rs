@@ -10,6 +10,8 @@
 //!   answer at all for a while), `truncate` (a complete response holding half the body);
 //!   on `tasks`: `repeat` (the previous page again, whatever was asked), `huge` (a page past
 //!   the connector's size limit), `bigfield` (a 10 MB string in a task attribute);
+//!   on `tasks`, `captures` and `xima`: `nofield` (the first item lacks a required field),
+//!   `badtype` (that field is an object);
 //! - on the legacy CSV routes, awkward bodies: `bom`, `newcol`, `dropcol`, `badvalue`,
 //!   `truncate` (cut in the middle of the last row), `badutf8`.
 
@@ -48,6 +50,10 @@ pub enum FaultKind {
     Huge,
     /// A 10 MB string in the first task's attributes.
     BigField,
+    /// The first item without a field the API always sends (`createdTime`, `taskId`, `callKey`).
+    NoField,
+    /// That field with the wrong type (an object).
+    BadType,
 }
 
 impl FaultKind {
@@ -60,7 +66,9 @@ impl FaultKind {
             | FaultKind::Stall
             | FaultKind::Repeat
             | FaultKind::Huge
-            | FaultKind::BigField => true,
+            | FaultKind::BigField
+            | FaultKind::NoField
+            | FaultKind::BadType => true,
             FaultKind::Truncate => !matches!(route, "csrs" | "cars"),
             _ => false,
         }
@@ -135,12 +143,14 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
             "repeat" => FaultKind::Repeat,
             "huge" => FaultKind::Huge,
             "bigfield" => FaultKind::BigField,
+            "nofield" => FaultKind::NoField,
+            "badtype" => FaultKind::BadType,
             k => FaultKind::Status(
                 k.parse::<u16>()
                     .ok()
                     .filter(|s| (400..600).contains(s))
                     .ok_or_else(|| {
-                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, revoked, reset, hang, stall, truncate, repeat, huge, bigfield, bom, newcol, dropcol, badvalue or badutf8")
+                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, revoked, reset, hang, stall, truncate, repeat, huge, bigfield, nofield, badtype, bom, newcol, dropcol, badvalue or badutf8")
                     })?,
             ),
         };

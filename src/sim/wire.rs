@@ -67,7 +67,7 @@ pub async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
     let kind = sim.faults.take_wire(route, |k| match k {
         FaultKind::Stall => false,
         FaultKind::Repeat => last.is_some(),
-        FaultKind::BigField => items,
+        FaultKind::BigField | FaultKind::NoField | FaultKind::BadType => items,
         _ => true,
     });
     let Some(kind) = kind else {
@@ -111,6 +111,9 @@ pub async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
             Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, std::io::Error>)))
         }
         FaultKind::BigField => Body::from(with_big_field(&bytes).unwrap_or(bytes)),
+        FaultKind::NoField | FaultKind::BadType => {
+            Body::from(without_field(route, &bytes, kind == FaultKind::BadType).unwrap_or(bytes))
+        }
         _ => Body::from(bytes),
     };
     Response::from_parts(parts, body)
@@ -121,6 +124,24 @@ fn with_big_field(page: &[u8]) -> Option<Bytes> {
     let mut v: serde_json::Value = serde_json::from_slice(page).ok()?;
     let attrs = v.pointer_mut("/data/0/attributes")?.as_object_mut()?;
     attrs.insert("notes".into(), "x".repeat(10 << 20).into());
+    serde_json::to_vec(&v).ok().map(Bytes::from)
+}
+
+/// The page with its first item's required field removed, or (`bad_type`) made an object.
+fn without_field(route: &str, page: &[u8], bad_type: bool) -> Option<Bytes> {
+    let (item, field) = match route {
+        "tasks" => ("/data/0/attributes", "createdTime"),
+        "captures" => ("/data/0", "taskId"),
+        "xima" => ("/0", "callKey"),
+        _ => return None,
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(page).ok()?;
+    let obj = v.pointer_mut(item)?.as_object_mut()?;
+    if bad_type {
+        obj.insert(field.into(), serde_json::json!({ "unexpected": true }));
+    } else {
+        obj.remove(field);
+    }
     serde_json::to_vec(&v).ok().map(Bytes::from)
 }
 

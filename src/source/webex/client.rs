@@ -13,6 +13,7 @@ use super::model::{CapturePage, Task, TaskCaptures, TaskPage};
 use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
+use crate::http::fetch::decode_json;
 use crate::http::pagination::{self, PageSizes};
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::secret::Secret;
@@ -231,9 +232,9 @@ impl WebexClient {
                 endpoint,
                 || self.authed(endpoint, |_| build()),
                 |body| {
-                    let page: T = serde_json::from_slice(body).map_err(|e| WebexError::Decode {
+                    let page: T = decode_json(body).map_err(|message| WebexError::Decode {
                         endpoint: endpoint.to_string(),
-                        message: e.to_string(),
+                        message,
                     })?;
                     check(&page)?;
                     Ok(page)

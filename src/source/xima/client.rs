@@ -139,7 +139,7 @@ impl XimaClient {
                     if body.iter().all(u8::is_ascii_whitespace) {
                         return Ok(Vec::new()); // 204 No Content: no calls
                     }
-                    serde_json::from_slice(body).map_err(|e| decode_err(e.to_string()))
+                    crate::http::fetch::decode_json(body).map_err(decode_err)
                 },
                 |limit| {
                     decode_err(format!(
