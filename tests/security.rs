@@ -20,10 +20,21 @@ const SECRETS: [&str; 5] = [
     "_P0A1_",
 ];
 
+/// The legacy API's `Authorization` value: an HMAC of the user id, the same on every
+/// request, so as good as the key for anyone who sees it.
+fn legacy_signature() -> String {
+    ccetl::auth::hmac::sign("sim-legacy-api-key", "reports@sim.example")
+}
+
 fn assert_no_secret(what: &str, text: &str) {
     for s in SECRETS {
         assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
     }
+    let sig = legacy_signature();
+    assert!(
+        !text.contains(&sig),
+        "{what} shows the legacy signature {sig:?}:\n{text}"
+    );
     assert!(
         !text.contains("Bearer "),
         "{what} shows a bearer header:\n{text}"
@@ -156,6 +167,7 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
             for s in SECRETS {
                 assert!(!value.contains(s), "{name}: {value}");
             }
+            assert!(!value.contains(&legacy_signature()), "{name}: {value}");
         }
     }
 }
