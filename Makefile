@@ -1,7 +1,7 @@
 # Every target uses the release profile: one build of bundled DuckDB serves all of them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ccetl-target
 
-.PHONY: demo test ci schemas
+.PHONY: demo test ci schemas bench
 
 demo:
 	cargo run --release -- demo
@@ -14,3 +14,7 @@ ci:
 
 schemas:
 	UPDATE_SCHEMAS=1 cargo test --release --test schemas
+
+# Figures as ratios against baselines measured in the same run; writes bench/results.json.
+bench:
+	cargo bench --bench throughput

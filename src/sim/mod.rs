@@ -109,6 +109,8 @@ pub struct Sim {
     first_day: i64,
     /// Generated days by (seed, day): the Webex org's calls and each Xima tenant's.
     days: Mutex<DayCache>,
+    /// Position of each task id in its day, per day (captures queries look tasks up by id).
+    ids: Mutex<HashMap<i64, Arc<HashMap<String, usize>>>>,
     offset_ms: AtomicI64,
     pub faults: faults::Faults,
     /// The last page served on a route with a `repeat` fault to come.
@@ -154,6 +156,7 @@ impl Sim {
             faults: faults::Faults::new(cfg.faults.clone()),
             last_page: Mutex::new(None),
             days: Mutex::new(HashMap::new()),
+            ids: Mutex::new(HashMap::new()),
             offset_ms: AtomicI64::new(offset),
             stats: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(HashSet::new()),
@@ -241,27 +244,70 @@ impl Sim {
     }
 
     fn calls_between(&self, seed: u64, from: i64, to: i64) -> Vec<SimTask> {
-        let now = self.now_ms();
-        let to = to.min(now + 1);
+        let mut out = Vec::new();
+        self.visit(seed, from, to, |t| {
+            out.push(t.clone());
+            true
+        });
+        out
+    }
+
+    /// At most `limit` tasks created in `[from, to)` that exist by now and pass `keep`, in
+    /// creation order: a page of a big day costs the page, not the day.
+    pub fn tasks_page(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+        keep: impl Fn(&SimTask) -> bool,
+    ) -> Vec<SimTask> {
+        let mut out = Vec::new();
+        self.visit(self.cfg.seed, from, to, |t| {
+            if keep(t) {
+                out.push(t.clone());
+            }
+            out.len() < limit
+        });
+        out
+    }
+
+    /// Calls `f` on the calls of `seed` created in `[from, to)` that exist by now, in
+    /// creation order, until it returns false (days are sorted: found by binary search).
+    fn visit(&self, seed: u64, from: i64, to: i64, mut f: impl FnMut(&SimTask) -> bool) {
+        let to = to.min(self.now_ms() + 1);
         let from = from.max(self.first_day * DAY_MS);
         if to <= from {
-            return Vec::new();
+            return;
         }
-        let mut out = Vec::new();
         for day in from.div_euclid(DAY_MS)..=(to - 1).div_euclid(DAY_MS) {
-            out.extend(
-                self.day_of(seed, day)
-                    .iter()
-                    .filter(|t| t.created_ms >= from && t.created_ms < to)
-                    .cloned(),
-            );
+            let tasks = self.day_of(seed, day);
+            let first = tasks.partition_point(|t| t.created_ms < from);
+            for t in tasks[first..].iter().take_while(|t| t.created_ms < to) {
+                if !f(t) {
+                    return;
+                }
+            }
         }
-        out
     }
 
     pub fn find_task(&self, id: &str) -> Option<SimTask> {
         let day = data::day_of_task_id(id)?;
-        let t = self.day(day).iter().find(|t| t.id == id).cloned()?;
+        let tasks = self.day(day);
+        let index = {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.entry(day)
+                .or_insert_with(|| {
+                    Arc::new(
+                        tasks
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| (t.id.clone(), i))
+                            .collect(),
+                    )
+                })
+                .clone()
+        };
+        let t = tasks.get(*index.get(id)?)?.clone();
         (t.created_ms <= self.now_ms()).then_some(t)
     }
 

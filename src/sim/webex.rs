@@ -190,14 +190,12 @@ pub async fn tasks(
     let channels: Option<Vec<&str>> = q.get("channelTypes").map(|c| c.split(',').collect());
     // `from` is inclusive here; the connector must work whichever way the real API treats it.
     let data: Vec<Value> = sim
-        .tasks_between(from, to)
-        .iter()
-        .filter(|t| {
+        .tasks_page(from, to, page_size, |t| {
             channels
                 .as_ref()
                 .is_none_or(|c| c.contains(&t.channel_type))
         })
-        .take(page_size)
+        .iter()
         .map(task_json)
         .collect();
     Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": data })).into_response()

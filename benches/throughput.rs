@@ -1,0 +1,247 @@
+//! Metadata throughput, measured against the limit: a full Webex run (tasks, captures with
+//! segments, the segment join, Parquet, state; audio off) versus a fetch-only baseline that
+//! makes the same HTTP requests with the same concurrency and throws the bodies away.
+//! Both run against the simulator on loopback, each against a fresh one with the same data.
+//!
+//! Prints one line per figure (the ratio, then the absolute numbers) and writes
+//! `bench/results.json`. Goal (issue 8): ccetl ≥ 0.8 of the baseline's tasks/s.
+//!
+//! `cargo bench --bench throughput [-- TASKS]` (default 220000, which lands ~212,000 in the listed range; `make bench`).
+
+use std::time::Instant;
+
+use ccetl::config::PipelineConfig;
+use ccetl::http::pagination::{self, PageSizes};
+use ccetl::pipeline::{self, RunOptions};
+use ccetl::sim::{self, SimConfig, SimHandle};
+use futures::StreamExt;
+use serde::Deserialize;
+
+const DAYS: u32 = 10;
+const CONCURRENCY: usize = 8;
+const PAGE_SIZE: u32 = 1000;
+const DAY_MS: i64 = 86_400_000;
+
+fn sim_config(tasks: u32) -> SimConfig {
+    SimConfig {
+        seed: 5,
+        days: DAYS,
+        calls_per_day: tasks / DAYS,
+        audio_rate: 200,
+        clock_start_ms: Some(1_767_967_200_000), // 2026-01-09T14:00Z
+        clock_frozen: true,
+        ..SimConfig::default()
+    }
+}
+
+/// The first and last window (UTC days) the simulated data spans, as epoch ms.
+fn span(handle: &SimHandle) -> (i64, i64) {
+    let now = handle.sim.now_ms();
+    let first = (now.div_euclid(DAY_MS) - i64::from(DAYS)) * DAY_MS;
+    (first, now - 15 * 60_000)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    data: Vec<Item>,
+}
+#[derive(Deserialize)]
+struct Item {
+    id: String,
+    attributes: Times,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Times {
+    created_time: i64,
+    capture_requested: Option<bool>,
+}
+
+/// The same requests as a run, bodies discarded: per day, the task pages (paged the same
+/// way), then the captures of its tasks in batches of ten, `CONCURRENCY` at a time.
+async fn fetch_only(handle: &SimHandle) -> (u64, u64) {
+    let base = handle.base_url();
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base}/v1/access_token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "sim-client-id"),
+            ("client_secret", "sim-client-secret"),
+            ("refresh_token", "sim-refresh-token-0"),
+        ])
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("token")
+        .json()
+        .await
+        .expect("token body");
+    let token = token["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string();
+    let (first, end) = span(handle);
+    let (mut tasks, mut requests) = (0u64, 0u64);
+    let mut day = first;
+    while day < end {
+        let range = (day, (day + DAY_MS).min(end));
+        let mut pages = 0;
+        let items: Vec<Item> = pagination::by_time(
+            range,
+            PageSizes {
+                normal: PAGE_SIZE,
+                max: PAGE_SIZE,
+            },
+            |from, to, size| {
+                pages += 1;
+                let req = http
+                    .get(format!("{base}/v1/tasks"))
+                    .query(&[
+                        ("from", from.to_string()),
+                        ("to", to.to_string()),
+                        ("pageSize", size.to_string()),
+                        ("channelTypes", "telephony".into()),
+                    ])
+                    .bearer_auth(&token);
+                async move {
+                    let body = req
+                        .send()
+                        .await
+                        .expect("tasks")
+                        .bytes()
+                        .await
+                        .expect("body");
+                    let page: Page = serde_json::from_slice(&body).expect("tasks page");
+                    Ok::<_, pagination::PageLoop>(page.data)
+                }
+            },
+            |i: &Item| (i.attributes.created_time, i.id.as_str()),
+        )
+        .await
+        .expect("paging");
+        requests += pages;
+        tasks += items.len() as u64;
+
+        // As a run does: no captures query for tasks that will never have one.
+        let ids: Vec<String> = items
+            .into_iter()
+            .filter(|i| i.attributes.capture_requested != Some(false))
+            .map(|i| i.id)
+            .collect();
+        let batches: Vec<Vec<String>> = ids.chunks(10).map(<[String]>::to_vec).collect();
+        requests += batches.len() as u64;
+        futures::stream::iter(batches)
+            .map(|batch| {
+                let req = http
+                    .post(format!("{base}/v1/captures/query"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "query": {
+                        "taskIds": batch, "urlExpiration": 30, "includeSegments": true,
+                    }}));
+                async move {
+                    let body = req.send().await.expect("captures").bytes().await;
+                    body.expect("captures body").len()
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .for_each(|_| async {})
+            .await;
+        day += DAY_MS;
+    }
+    (tasks, requests)
+}
+
+/// A full run of the Webex source with audio off into a local warehouse.
+async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> (u64, u64) {
+    let (first, _) = span(handle);
+    let start = chrono::DateTime::from_timestamp_millis(first).expect("start");
+    let text = format!(
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\naudio = false\npage_size = {PAGE_SIZE}\n",
+        start.to_rfc3339(),
+        base = handle.base_url(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).expect("write pipeline");
+    let config = PipelineConfig::load(&path).expect("pipeline parses");
+    let opts = RunOptions {
+        now: chrono::DateTime::from_timestamp_millis(handle.sim.now_ms()),
+        ..RunOptions::default()
+    };
+    let (report, result) = pipeline::run(&config, &opts).await;
+    if let Err(e) = result {
+        panic!("run failed: {e}");
+    }
+    (report.totals().tasks, report.requests())
+}
+
+fn main() {
+    // CCETL_LOG=ccetl=debug shows the run's phases.
+    if let Ok(filter) = std::env::var("CCETL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
+    let tasks: u32 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(220_000);
+    // The simulator on runtimes of its own, as a remote API would be.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    let start_sim = || {
+        let h = server
+            .block_on(sim::start(sim_config(tasks), 0))
+            .expect("simulator starts");
+        // Generate the days up front, so neither side pays for the simulator's data.
+        let (first, end) = span(&h);
+        let _ = h.sim.tasks_between(first, end);
+        h
+    };
+
+    let baseline_sim = start_sim();
+    let started = Instant::now();
+    let (base_tasks, base_requests) = client.block_on(fetch_only(&baseline_sim));
+    let base_s = started.elapsed().as_secs_f64();
+    drop(baseline_sim);
+
+    let ccetl_sim = start_sim();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let (run_tasks, run_requests) = client.block_on(ccetl_run(&ccetl_sim, dir.path()));
+    let run_s = started.elapsed().as_secs_f64();
+    assert_eq!(run_tasks, base_tasks, "both sides read the same tasks");
+    // The token request is the run's one extra.
+    assert_eq!(
+        run_requests,
+        base_requests + 1,
+        "both sides make the same requests"
+    );
+
+    let (base_rate, run_rate) = (base_tasks as f64 / base_s, run_tasks as f64 / run_s);
+    let ratio = run_rate / base_rate;
+    println!(
+        "metadata throughput: {ratio:.2} of the fetch-only baseline (goal >= 0.80): ccetl {run_rate:.0} tasks/s ({run_tasks} tasks, {run_requests} requests, {run_s:.1} s), baseline {base_rate:.0} tasks/s ({base_requests} requests, {base_s:.1} s)"
+    );
+    let results = serde_json::json!({
+        "metadata": {
+            "tasks": run_tasks,
+            "ratio": ratio,
+            "goal": 0.8,
+            "ccetl": { "seconds": run_s, "tasks_per_s": run_rate, "requests": run_requests },
+            "baseline": { "seconds": base_s, "tasks_per_s": base_rate, "requests": base_requests },
+        }
+    });
+    std::fs::create_dir_all("bench").expect("bench dir");
+    std::fs::write(
+        "bench/results.json",
+        serde_json::to_string_pretty(&results).expect("json") + "\n",
+    )
+    .expect("write bench/results.json");
+    println!("wrote bench/results.json");
+}
