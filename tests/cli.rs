@@ -196,3 +196,21 @@ async fn a_second_run_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_
     assert!(!lock.exists(), "released when the run ends");
     assert_matches_truth(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_query_says_why_once() {
+    let env = env(sim_config()).await;
+    env.run_ok().await;
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["query", &pipeline, "SELECT nope FROM calls"]))
+            .await
+            .unwrap();
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.matches("Referenced column \"nope\" not found").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("Unknown error code"), "{err}");
+}

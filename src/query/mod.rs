@@ -14,12 +14,20 @@ pub mod mirror;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// DuckDB's message only: its error source repeats the message and then says "Error
+    /// code 1: Unknown error code", which the CLI's cause chain would print too.
     #[error("query: {0}")]
-    Db(#[from] duckdb::Error),
+    Db(String),
     #[error("query: {0}")]
     Format(#[from] arrow::error::ArrowError),
     #[error("query: mirroring the warehouse: {0}")]
     Mirror(String),
+}
+
+impl From<duckdb::Error> for QueryError {
+    fn from(e: duckdb::Error) -> Self {
+        QueryError::Db(e.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
