@@ -92,7 +92,21 @@ impl HttpClient {
         }
     }
 
-    /// The whole body of `resp`, counted in the stats; over `limit` bytes it is refused.
+    /// The chunks of `resp` as they arrive, counted in the stats; a chunk that fails is the
+    /// body breaking off. Every body reader (pages, CSV, audio) reads through this.
+    pub fn chunks<E>(
+        &self,
+        resp: Response,
+    ) -> impl futures::Stream<Item = Result<Bytes, BodyError<E>>> + use<E> {
+        let stats = self.stats.clone();
+        resp.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(|e| BodyError::Broken(e.without_url().to_string()))?;
+            stats.add_bytes(chunk.len() as u64);
+            Ok(chunk)
+        })
+    }
+
+    /// The whole body of `resp`; over `limit` bytes it is refused.
     pub async fn read_body<E>(
         &self,
         resp: Response,
@@ -100,10 +114,9 @@ impl HttpClient {
         too_big: impl FnOnce(usize) -> E,
     ) -> Result<Bytes, BodyError<E>> {
         let mut body = BytesMut::new();
-        let mut stream = resp.bytes_stream();
+        let mut stream = std::pin::pin!(self.chunks(resp));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| BodyError::Broken(e.without_url().to_string()))?;
-            self.stats.add_bytes(chunk.len() as u64);
+            let chunk = chunk?;
             if body.len() + chunk.len() > limit {
                 return Err(BodyError::Fatal(too_big(limit)));
             }

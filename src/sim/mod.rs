@@ -113,8 +113,8 @@ pub struct Sim {
     ids: Mutex<HashMap<i64, Arc<HashMap<String, usize>>>>,
     offset_ms: AtomicI64,
     pub faults: faults::Faults,
-    /// The last page served on a route with a `repeat` fault to come.
-    last_page: Mutex<Option<bytes::Bytes>>,
+    /// The last page served per route, on routes with a wire fault to come (for `repeat`).
+    last_page: Mutex<HashMap<&'static str, bytes::Bytes>>,
     stats: Mutex<BTreeMap<String, u64>>,
     revoked: Mutex<HashSet<String>>,
     /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
@@ -154,7 +154,7 @@ impl Sim {
             people: data::people(cfg.seed),
             first_day: today - cfg.days as i64,
             faults: faults::Faults::new(cfg.faults.clone()),
-            last_page: Mutex::new(None),
+            last_page: Mutex::new(HashMap::new()),
             days: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
             offset_ms: AtomicI64::new(offset),

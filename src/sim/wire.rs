@@ -63,7 +63,8 @@ pub async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
         .last_page
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clone();
+        .get(route)
+        .cloned();
     let kind = sim.faults.take_wire(route, |k| match k {
         FaultKind::Stall => false,
         FaultKind::Repeat => last.is_some(),
@@ -73,7 +74,10 @@ pub async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
     let Some(kind) = kind else {
         // Remembered as served: a repeated page is not itself "the previous page".
         if items {
-            *sim.last_page.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes.clone());
+            sim.last_page
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(route, bytes.clone());
         }
         return Response::from_parts(parts, Body::from(bytes));
     };

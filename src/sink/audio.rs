@@ -174,18 +174,17 @@ async fn copy_body(
     let mut upload = Upload::start(wh, path.clone()).await.map_err(store_err)?;
     let mut hasher = Sha256::new();
     let mut total: u64 = 0;
-    let mut body = resp.bytes_stream();
+    let mut body = std::pin::pin!(http.chunks(resp));
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => {
+            Err(broken) => {
                 upload.abort().await;
-                return Err(BodyError::Broken(e.without_url().to_string()));
+                return Err(broken);
             }
         };
         hasher.update(&chunk);
         total += chunk.len() as u64;
-        http.stats().add_bytes(chunk.len() as u64);
         if let Err(e) = upload.write(chunk).await {
             upload.abort().await;
             return Err(store_err(e));

@@ -208,12 +208,9 @@ impl LegacyClient {
         self.http
             .fetch(endpoint, send, |resp| async move {
                 let mut decoder = CsvDecoder::new(spec);
-                let mut body = resp.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let bytes =
-                        chunk.map_err(|e| BodyError::Broken(e.without_url().to_string()))?;
-                    self.http.stats().add_bytes(bytes.len() as u64);
-                    decoder.feed(&bytes).map_err(csv_err)?;
+                let mut body = std::pin::pin!(self.http.chunks(resp));
+                while let Some(bytes) = body.next().await {
+                    decoder.feed(&bytes?).map_err(csv_err)?;
                 }
                 let rows = decoder.rows();
                 let batch = decoder.finish().map_err(csv_err)?;
