@@ -203,3 +203,107 @@ async fn tiny_pages_lose_no_task_sharing_a_timestamp() {
     );
     assert_matches_truth(&env);
 }
+
+/// The task ids and stored recordings of one source, read back from the warehouse.
+fn landed(env: &Env, source: &str) -> (Vec<String>, i64) {
+    let tasks = env.strings(&format!(
+        "SELECT task_id FROM webex_tasks WHERE source = '{source}' ORDER BY 1"
+    ));
+    let stored = env.count(&format!(
+        "SELECT count(*) FROM webex_captures WHERE source = '{source}' AND audio_status = 'stored'"
+    ));
+    (tasks, stored)
+}
+
+fn truth_of(truth: &ccetl::sim::Truth, settled: i64) -> (Vec<String>, i64) {
+    let tasks: Vec<&ccetl::sim::TruthTask> = truth
+        .tasks
+        .iter()
+        .filter(|t| t.channel_type == "telephony" && t.created_ms < settled)
+        .collect();
+    let mut ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    ids.sort();
+    let recordings = tasks
+        .iter()
+        .flat_map(|t| &t.recordings)
+        .filter(|r| r.available)
+        .count() as i64;
+    (ids, recordings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_orgs_run_side_by_side_and_one_refused_token_stops_only_its_org() {
+    // A second org: its own simulator (own data, org id, token endpoint and quota).
+    let org_b = ccetl::sim::SimConfig {
+        seed: 8,
+        org_id: "5e5e5e5e-bbbb-4c4c-9999-444455556666".into(),
+        ..sim_config()
+    };
+    let sim_b = ccetl::sim::start(org_b, 0).await.unwrap();
+    let source_b = |token: &str| {
+        format!(
+            "\n[[source]]\nkind = \"webex\"\nname = \"org-b\"\nbase_url = \"{b}\"\n\
+             token_url = \"{b}/v1/access_token\"\nclient_id = \"sim-client-id\"\n\
+             client_secret = \"sim-client-secret\"\nrefresh_token = \"{token}\"\n",
+            b = sim_b.base_url()
+        )
+    };
+    let env = env_with(
+        sim_config(),
+        &source_b("a-refresh-token-org-b-never-issued"),
+    )
+    .await;
+    let (report, result) = env.run().await;
+    let err = result.expect_err("org-b's token is refused");
+    assert!(err.is_auth(), "exit code 3: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("1 of 2 sources failed") && msg.contains("org-b"),
+        "{msg}"
+    );
+    let b = report.sources.iter().find(|s| s.name == "org-b").unwrap();
+    assert!(
+        b.error.as_deref().unwrap_or("").contains("re-authorize"),
+        "{b:?}"
+    );
+    let a = report.sources.iter().find(|s| s.name == "wx").unwrap();
+    assert!(a.error.is_none() && !a.windows.is_empty(), "{a:?}");
+
+    // The healthy org is complete; the refused one wrote nothing.
+    let settled = env.sim.sim.now_ms() - 15 * 60_000;
+    assert_eq!(landed(&env, "wx"), truth_of(&env.truth(), settled));
+    assert_eq!(landed(&env, "org-b"), (vec![], 0));
+
+    // Once org-b is authorised again, the next run completes it and leaves org A as it was.
+    let files_a: Vec<String> = env
+        .files()
+        .into_keys()
+        .filter(|k| k.contains("source=wx") || k.contains("/wx/"))
+        .collect();
+    let text = std::fs::read_to_string(&env.pipeline).unwrap().replace(
+        "a-refresh-token-org-b-never-issued",
+        &sim_b.sim.cfg.initial_refresh_token,
+    );
+    std::fs::write(&env.pipeline, text).unwrap();
+    env.run_ok().await;
+    let truth_b = sim_b.sim.truth(i64::MIN / 2, i64::MAX / 2);
+    let (ids_b, recs_b) = truth_of(&truth_b, settled);
+    assert!(!ids_b.is_empty());
+    assert_eq!(landed(&env, "org-b"), (ids_b.clone(), recs_b));
+    assert_eq!(landed(&env, "wx"), truth_of(&env.truth(), settled));
+    let ids_a = landed(&env, "wx").0;
+    assert!(
+        ids_a.iter().all(|id| !ids_b.contains(id)),
+        "two orgs, two call sets"
+    );
+    let files_a_after: Vec<String> = env
+        .files()
+        .into_keys()
+        .filter(|k| k.contains("source=wx") || k.contains("/wx/"))
+        .collect();
+    assert_eq!(
+        files_a_after, files_a,
+        "org A untouched by org B's catch-up"
+    );
+    sim_b.stop().await;
+}

@@ -190,11 +190,14 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
                     .with_context(|| format!("source '{}' (webex)", w.name))?;
                 let client = WebexClient::connect(w, states[&w.name].clone())?;
                 let now = chrono::Utc::now();
-                client
-                    .list_tasks(now - chrono::Duration::minutes(1), now)
+                crate::source::webex::discover(&client, now - chrono::Duration::minutes(1), now)
                     .await
                     .with_context(|| format!("source '{}' (webex)", w.name))?;
-                println!("ok   source {} (webex): token and tasks API work", w.name);
+                let api = match w.discovery {
+                    crate::config::Discovery::Tasks => "tasks API works",
+                    crate::config::Discovery::Search(_) => "Search API accepts the filters",
+                };
+                println!("ok   source {} (webex): token and {api}", w.name);
             }
             SourceConfig::Xima(x) => {
                 // One paced request for the last minute's calls proves the key works.

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub mod exposure;
+mod search;
 mod units;
+pub use search::{Discovery, SearchConfig};
 pub use units::{parse_bytes, parse_duration};
 
 /// A config problem. Always exit code 2.
@@ -104,6 +106,8 @@ struct RawSource {
     segments: bool,
     #[serde(default)]
     discovery: Option<String>,
+    #[serde(default)]
+    search: Option<search::RawSearch>,
     #[serde(default)]
     webhook_secret: Option<String>,
     #[serde(default)]
@@ -261,6 +265,8 @@ pub struct WebexConfig {
     pub concurrency: usize,
     /// A read that waits longer than this for a byte is a stalled request, retried.
     pub read_timeout: Duration,
+    /// `/v1/tasks`, or the Search API with filters.
+    pub discovery: Discovery,
 }
 
 /// Replaces every `${NAME}` with the environment variable's value.
@@ -420,14 +426,8 @@ impl PipelineConfig {
                             "must be greater than 0".into(),
                         ));
                     }
-                    if let Some(d) = &s.discovery {
-                        if d != "tasks" {
-                            return Err(invalid(
-                                &at("discovery"),
-                                format!("'{d}' is not supported yet; use \"tasks\""),
-                            ));
-                        }
-                    }
+                    let discovery = search::discovery(s.discovery.as_deref(), s.search)
+                        .map_err(|(key, m)| invalid(&at(key), m))?;
                     let _ = &s.webhook_secret;
                     sources.push(SourceConfig::Webex(Box::new(WebexConfig {
                         name: s.name.clone(),
@@ -475,6 +475,7 @@ impl PipelineConfig {
                         url_expiration_minutes,
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
                         read_timeout,
+                        discovery,
                     })));
                 }
                 "webex_legacy" => {
@@ -669,6 +670,69 @@ refresh_token = "r"
             panic!("webex source expected")
         };
         assert_eq!(w.client_id.expose(), "client-1");
+    }
+
+    #[test]
+    fn the_readme_config_reference_parses() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Pipeline config")
+            .nth(1)
+            .expect("README has a Pipeline config section");
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|t| t.split("```").next())
+            .expect("the section opens with a TOML block");
+        let c = PipelineConfig::parse(Path::new("/p/acme.toml"), toml, &|_| Some("x".into()))
+            .unwrap_or_else(|e| panic!("README config: {e}"));
+        assert_eq!(c.sources.len(), 3);
+        let SourceConfig::Webex(w) = &c.sources[0] else {
+            panic!("webex first")
+        };
+        let Discovery::Search(search) = &w.discovery else {
+            panic!("the reference shows Search discovery")
+        };
+        assert_eq!(search.ani.as_deref(), Some("\\+1555.*"));
+    }
+
+    #[test]
+    fn search_discovery_is_checked_with_its_filters() {
+        let parse = |extra: &str| {
+            PipelineConfig::parse(Path::new("x.toml"), &format!("{GOOD}{extra}"), &env)
+                .map(|c| match &c.sources[0] {
+                    SourceConfig::Webex(w) => w.discovery.clone(),
+                    _ => panic!("webex source expected"),
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(""), Ok(Discovery::Tasks));
+        let Ok(Discovery::Search(s)) = parse(
+            "discovery = \"search\"\n[source.search]\nqueues = [\"Support_Q\"]\nmin_duration = \"1m\"\nani = \"\\\\+1555.*\"\n",
+        ) else {
+            panic!("search discovery expected")
+        };
+        assert_eq!(s.queues, ["Support_Q"]);
+        assert_eq!(s.min_duration, Some(Duration::from_secs(60)));
+        assert_eq!(s.ani.as_deref(), Some("\\+1555.*"));
+        let e = parse("discovery = \"graphql\"\n").unwrap_err();
+        assert!(
+            e.contains("source[0].discovery") && e.contains("\"search\""),
+            "{e}"
+        );
+        let e = parse("[source.search]\nteams = [\"Red\"]\n").unwrap_err();
+        assert!(
+            e.contains("source[0].search") && e.contains("discovery = \"search\""),
+            "{e}"
+        );
+        let e = parse("discovery = \"search\"\n[source.search]\nani = \"+(\"\n").unwrap_err();
+        assert!(
+            e.contains("source[0].search.ani") && e.contains("not a valid pattern"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+        let e = parse("discovery = \"search\"\n[source.search]\nqueue = [\"x\"]\n").unwrap_err();
+        assert!(e.contains("unknown field `queue`"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Paging a listing that has no cursor, only a time range and a page size (`/v1/tasks`).
+//! Paging: by time for a listing that has no cursor, only a time range and a page size
+//! (`/v1/tasks`, [`by_time`]); by cursor for one that has ([`by_cursor`], the Search API).
 //!
+//! By time:
 //! Each full page moves `from` to just before the last time seen, so items sharing that
 //! millisecond are read again rather than skipped whichever way the API treats `from`, and
 //! ids already seen are dropped. Once a page shows that `from` is inclusive (it holds an item
@@ -73,10 +75,56 @@ where
     }
 }
 
+/// A cursor-paged listing handed back a cursor it had already given: following it would
+/// read the same pages forever.
+#[derive(Debug, thiserror::Error)]
+#[error("the API handed back cursor '{0}' a second time; following it would loop")]
+pub struct CursorLoop(pub String);
+
+/// Every item of a cursor-paged listing, in the API's order. `fetch(cursor)` asks for a
+/// page and gives its items and the next cursor (`None` after the last page).
+pub async fn by_cursor<T, E, F, Fut>(first: &str, mut fetch: F) -> Result<Vec<T>, E>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
+    E: From<CursorLoop>,
+{
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut cursor = first.to_string();
+    loop {
+        let (items, next) = fetch(cursor).await?;
+        out.extend(items);
+        match next {
+            None => return Ok(out),
+            Some(c) if !seen.insert(c.clone()) => return Err(CursorLoop(c).into()),
+            Some(c) => cursor = c,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn by_cursor_follows_cursors_and_stops_a_loop() {
+        let pages = |c: String| async move {
+            Ok::<_, CursorLoop>(match c.as_str() {
+                "0" => (vec![1, 2], Some("a".to_string())),
+                "a" => (vec![3], Some("b".to_string())),
+                _ => (vec![4], None),
+            })
+        };
+        let all = futures::executor::block_on(by_cursor("0", pages)).unwrap();
+        assert_eq!(all, vec![1, 2, 3, 4]);
+        let looping = |c: String| async move {
+            Ok::<_, CursorLoop>((vec![c.len()], Some(if c == "x" { "y" } else { "x" }.into())))
+        };
+        let e = futures::executor::block_on(by_cursor("0", looping)).unwrap_err();
+        assert_eq!(e.0, "x");
+    }
 
     /// A listing API over `items` (time, id), sorted by time then id, treating `from` and
     /// `to` as inclusive or exclusive.

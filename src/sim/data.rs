@@ -99,6 +99,43 @@ pub fn team_of(agent_id: &str) -> &'static str {
     TEAMS[agent_id.bytes().map(usize::from).sum::<usize>() % TEAMS.len()]
 }
 
+/// The site (business unit) a team sits in.
+pub fn site_of(team: &str) -> &'static str {
+    if team == "Team Blue" {
+        "Dublin"
+    } else {
+        "Austin"
+    }
+}
+
+/// Values the Search API's CSR fields take for a call, derived from the call itself.
+impl SimTask {
+    /// The team of the agent who last handled the call.
+    pub fn team(&self) -> Option<&'static str> {
+        self.owner.as_ref().map(|o| team_of(&o.0))
+    }
+
+    pub fn termination_type(&self) -> &'static str {
+        match (self.status, &self.queue) {
+            ("abandoned", _) => "abandoned",
+            (_, None) => "self-service",
+            _ => "normal",
+        }
+    }
+
+    pub fn wrapup_code(&self) -> Option<&'static str> {
+        const CODES: [&str; 3] = ["Resolved", "Follow-up", "Escalated"];
+        self.answered_ms?;
+        Some(CODES[self.id.bytes().map(usize::from).sum::<usize>() % CODES.len()])
+    }
+
+    /// A call-associated data variable set by the flow (a global variable in the API).
+    pub fn customer_tier(&self) -> &'static str {
+        const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
+        TIERS[self.id.bytes().rev().map(usize::from).sum::<usize>() % TIERS.len()]
+    }
+}
+
 pub fn people(seed: u64) -> People {
     let mut rng = rng_for(seed, "people", 0);
     let agents = (0..12)

@@ -95,10 +95,11 @@ pub struct Fault {
     pub remaining: u32,
 }
 
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 9] = [
     "token",
     "tasks",
     "captures",
+    "search",
     "audio",
     "csrs",
     "cars",

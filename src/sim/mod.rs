@@ -11,8 +11,10 @@
 pub mod audio;
 pub mod data;
 pub mod faults;
+pub mod graphql;
 pub mod legacy;
 mod oauth;
+pub mod search;
 mod webex;
 mod wire;
 pub mod xima;
@@ -337,6 +339,10 @@ impl Sim {
                     })
                     .collect(),
                 ended_ms: (t.ended_ms <= now).then_some(t.ended_ms),
+                team: t.team().map(str::to_string),
+                site: t.team().map(|team| data::site_of(team).to_string()),
+                termination_type: t.termination_type().to_string(),
+                customer_tier: t.customer_tier().to_string(),
                 entrypoint: t.entrypoint.to_string(),
                 chain: legacy::cars(&t, now),
                 id: t.id,
@@ -371,6 +377,12 @@ pub struct TruthTask {
     /// `None` while the call is still running.
     pub ended_ms: Option<i64>,
     pub entrypoint: String,
+    /// The last agent's team and its site (business unit); `None` when no agent took it.
+    pub team: Option<String>,
+    pub site: Option<String>,
+    pub termination_type: String,
+    /// The `CustomerTier` global variable the flow set.
+    pub customer_tier: String,
     /// The legacy API's activities (CARs) of this call, in order.
     pub chain: Vec<legacy::SimCar>,
 }
@@ -421,6 +433,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/contactCenter/tasks", get(webex::tasks))
         .route("/v1/captures/query", post(webex::captures))
         .route("/v1/contactCenter/captures/query", post(webex::captures))
+        .route("/search", post(search::search))
         .route("/_storage/{task_id}/{file}", get(webex::storage))
         .route("/aws/api/{record}", get(legacy::query))
         .route("/aws/api/{record}/{id}", get(legacy::record))

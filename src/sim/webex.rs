@@ -79,9 +79,23 @@ pub(super) fn fault_response(sim: &Sim, kind: FaultKind) -> Response {
     }
 }
 
+pub(super) fn bad_request(msg: &str) -> Response {
+    api_error(StatusCode::BAD_REQUEST, msg)
+}
+
+/// A request naming another org than the token's is refused (403).
+pub(super) fn reject_other_org(sim: &Sim, org: Option<&String>) -> Option<Response> {
+    org.filter(|o| **o != sim.cfg.org_id).map(|_| {
+        api_error(
+            StatusCode::FORBIDDEN,
+            "orgId does not match the token's organization",
+        )
+    })
+}
+
 /// Checks `Authorization: Bearer sat.{expiry}.{sig}_P0A1_{org}`.
 /// `None` when the request is authorised, else the 401 to send.
-fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
     let unauthorized = |msg: &str| {
         sim.count("unauthorized");
         Some(api_error(StatusCode::UNAUTHORIZED, msg))
@@ -179,13 +193,8 @@ pub async fn tasks(
             )
         }
     };
-    if let Some(org) = q.get("orgId") {
-        if org != &sim.cfg.org_id {
-            return api_error(
-                StatusCode::FORBIDDEN,
-                "orgId does not match the token's organization",
-            );
-        }
+    if let Some(r) = reject_other_org(&sim, q.get("orgId")) {
+        return r;
     }
     let channels: Option<Vec<&str>> = q.get("channelTypes").map(|c| c.split(',').collect());
     // `from` is inclusive here; the connector must work whichever way the real API treats it.

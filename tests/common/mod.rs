@@ -307,7 +307,12 @@ fn walk(
 
 /// Asserts that the warehouse holds exactly the truth: tasks, captures, segments, audio.
 pub fn assert_matches_truth(env: &Env) {
-    let truth = env.truth();
+    assert_matches(env, &env.truth());
+}
+
+/// Asserts that the warehouse holds exactly `truth` (a subset of the simulator's, when a
+/// source filters): tasks, captures, segments, audio.
+pub fn assert_matches(env: &Env, truth: &Truth) {
     let want_tasks: BTreeSet<String> = truth.tasks.iter().map(|t| t.id.clone()).collect();
     let got_tasks: Vec<String> = env.strings("SELECT task_id FROM webex_tasks ORDER BY 1");
     assert_eq!(

@@ -62,7 +62,7 @@ impl WebexClient {
         &self.cfg
     }
 
-    fn url(&self, path: &str) -> url::Url {
+    pub(super) fn url(&self, path: &str) -> url::Url {
         crate::http::join_path(&self.cfg.base_url, path)
     }
 
@@ -221,7 +221,7 @@ impl WebexClient {
 
     /// An authorised request whose JSON answer is decoded and checked; a body that breaks
     /// off, does not decode or fails `check` is asked for again (see [`HttpClient::fetch`]).
-    async fn json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn json<T: serde::de::DeserializeOwned>(
         &self,
         endpoint: &str,
         build: impl Fn() -> RequestBuilder,

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod model;
+pub mod search;
 pub mod tables;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use model::{Task, TaskCaptures};
 use tables::RecordingRow;
 
 use crate::auth::AuthError;
+use crate::config::Discovery;
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError};
 use crate::sink::{keys, Warehouse};
@@ -41,6 +43,8 @@ pub enum WebexError {
     PageLoop(#[from] crate::http::pagination::PageLoop),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error("POST /search: {0}")]
+    CursorLoop(#[from] crate::http::pagination::CursorLoop),
 }
 
 /// A window's extracted data, before audio.
@@ -51,9 +55,21 @@ pub struct Extracted {
     pub org_id: Option<String>,
 }
 
+/// The tasks created in `[start, end)`, from `/v1/tasks` or, filtered, from the Search API.
+pub async fn discover(
+    client: &WebexClient,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Task>, WebexError> {
+    match &client.config().discovery {
+        Discovery::Tasks => client.list_tasks(start, end).await,
+        Discovery::Search(filters) => search::list_tasks(client, filters, start, end).await,
+    }
+}
+
 /// Lists the window's tasks and queries their captures.
 pub async fn extract(client: &WebexClient, w: Window) -> Result<Extracted, WebexError> {
-    let tasks = client.list_tasks(w.start, w.end).await?;
+    let tasks = discover(client, w.start, w.end).await?;
     let org_id = client.org_id().await?;
     // captureRequested=false means no capture will ever exist: don't ask.
     let ids: Vec<String> = tasks

@@ -1,0 +1,138 @@
+//! How a Webex source discovers its tasks: `/v1/tasks` (everything in a window), or the
+//! Search API (GraphQL) with filters, so only the calls wanted are listed and have their
+//! captures asked for (`discovery = "search"` plus a `[source.search]` table).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::parse_duration;
+
+/// `[source.search]` as written. Lists match any of their values; the filters combine with
+/// AND.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSearch {
+    /// Queue names or ids (the task's last queue).
+    #[serde(default)]
+    queues: Vec<String>,
+    #[serde(default)]
+    teams: Vec<String>,
+    /// Sites: Webex's business units.
+    #[serde(default)]
+    sites: Vec<String>,
+    /// Agent names or ids (the last agent who handled the task).
+    #[serde(default)]
+    agents: Vec<String>,
+    #[serde(default)]
+    directions: Vec<String>,
+    #[serde(default)]
+    termination_types: Vec<String>,
+    /// Shorter calls (total duration) are left out.
+    #[serde(default)]
+    min_duration: Option<String>,
+    /// Patterns the caller's number (ANI) / the number dialled (DNIS) must match whole.
+    #[serde(default)]
+    ani: Option<String>,
+    #[serde(default)]
+    dnis: Option<String>,
+    /// Global variables (CAD) read into `extra.globalVariables`.
+    #[serde(default)]
+    variables: Vec<String>,
+}
+
+/// Checked filters of the Search API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchConfig {
+    pub queues: Vec<String>,
+    pub teams: Vec<String>,
+    pub sites: Vec<String>,
+    pub agents: Vec<String>,
+    pub directions: Vec<String>,
+    pub termination_types: Vec<String>,
+    pub min_duration: Option<Duration>,
+    pub ani: Option<String>,
+    pub dnis: Option<String>,
+    pub variables: Vec<String>,
+}
+
+/// Where a Webex source's task list comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Discovery {
+    /// `GET /v1/tasks`, paged by time.
+    Tasks,
+    /// `POST /search` (`taskDetails`), filtered, paged by cursor.
+    Search(Box<SearchConfig>),
+}
+
+/// Checks `discovery` and `[source.search]` together; errors are (key, message).
+pub(super) fn discovery(
+    discovery: Option<&str>,
+    search: Option<RawSearch>,
+) -> Result<Discovery, (&'static str, String)> {
+    match (discovery.unwrap_or("tasks"), search) {
+        ("tasks", None) => Ok(Discovery::Tasks),
+        ("tasks", Some(_)) => Err((
+            "search",
+            "filters only apply to Search discovery; add discovery = \"search\"".into(),
+        )),
+        ("search", raw) => check(raw.unwrap_or_default()).map(|s| Discovery::Search(Box::new(s))),
+        (other, _) => Err((
+            "discovery",
+            format!("'{other}' is not a discovery; use \"tasks\" or \"search\""),
+        )),
+    }
+}
+
+fn check(raw: RawSearch) -> Result<SearchConfig, (&'static str, String)> {
+    let pattern = |key: &'static str, p: Option<String>| -> Result<_, (&'static str, String)> {
+        if let Some(p) = &p {
+            regex::Regex::new(p).map_err(|e| {
+                (
+                    key,
+                    format!("'{p}' is not a valid pattern: {}", one_line(&e)),
+                )
+            })?;
+        }
+        Ok(p)
+    };
+    for (key, list) in [
+        ("search.queues", &raw.queues),
+        ("search.teams", &raw.teams),
+        ("search.sites", &raw.sites),
+        ("search.agents", &raw.agents),
+        ("search.directions", &raw.directions),
+        ("search.termination_types", &raw.termination_types),
+        ("search.variables", &raw.variables),
+    ] {
+        if list.iter().any(|v| v.trim().is_empty()) {
+            return Err((key, "holds an empty value; remove it".into()));
+        }
+    }
+    let min_duration = raw
+        .min_duration
+        .as_deref()
+        .map(|v| parse_duration(v).map_err(|m| ("search.min_duration", m)))
+        .transpose()?;
+    Ok(SearchConfig {
+        ani: pattern("search.ani", raw.ani)?,
+        dnis: pattern("search.dnis", raw.dnis)?,
+        queues: raw.queues,
+        teams: raw.teams,
+        sites: raw.sites,
+        agents: raw.agents,
+        directions: raw.directions,
+        termination_types: raw.termination_types,
+        min_duration,
+        variables: raw.variables,
+    })
+}
+
+fn one_line(e: &regex::Error) -> String {
+    e.to_string()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
