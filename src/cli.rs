@@ -63,6 +63,50 @@ pub enum Command {
     /// Obtain, import and inspect a Webex source's OAuth tokens.
     #[command(subcommand)]
     Auth(AuthAction),
+    /// Register (or update) the capture:available subscription that makes Webex push each
+    /// new recording to `ccetl serve` at URL (signed with the source's webhook_secret).
+    Subscribe {
+        pipeline: PathBuf,
+        /// Where Webex posts events: https://…/webhooks/wxcc, reaching `ccetl serve`.
+        #[arg(long)]
+        url: String,
+        /// The Webex source (needed when the pipeline has several).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Receive capture:available webhooks for a Webex source (POST /webhooks/wxcc, GET
+    /// /healthz) and land each announced recording; SIGTERM drains what was acknowledged.
+    Serve {
+        pipeline: PathBuf,
+        /// Where to listen (put a TLS-terminating proxy in front: Webex posts to https://).
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        source: Option<String>,
+        /// Events are gathered this long before a batch is committed.
+        #[arg(long, default_value = "2s")]
+        batch_wait: String,
+    },
+    /// List or delete a Webex org's event subscriptions.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsAction {
+    /// The org's subscriptions; ccetl's own is marked with *.
+    List {
+        pipeline: PathBuf,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Delete a subscription by id.
+    Delete {
+        pipeline: PathBuf,
+        id: String,
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,7 @@ pub mod query;
 pub mod report;
 pub mod schema;
 pub mod secret;
+pub mod serve;
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -53,6 +53,18 @@ fn main() -> ExitCode {
             } => commands::query(&pipeline, sql.as_deref(), format).await,
             Command::Simulate(args) => commands::simulate(args).await,
             Command::Auth(action) => commands::auth::run(action).await,
+            Command::Subscribe {
+                pipeline,
+                url,
+                source,
+            } => commands::webhooks::subscribe(&pipeline, source.as_deref(), &url).await,
+            Command::Subscriptions(action) => commands::webhooks::subscriptions(action).await,
+            Command::Serve {
+                pipeline,
+                listen,
+                source,
+                batch_wait,
+            } => commands::webhooks::serve(&pipeline, source.as_deref(), listen, &batch_wait).await,
         }
     });
     match result {

@@ -12,7 +12,7 @@ use crate::auth::login::{self, LoginError};
 use crate::auth::status::{self, Health};
 use crate::auth::TokenStore;
 use crate::cli::AuthAction;
-use crate::config::{ConfigError, PipelineConfig, SourceConfig, WebexConfig};
+use crate::config::{PipelineConfig, SourceConfig, WebexConfig};
 use crate::pipeline;
 use crate::state::State;
 
@@ -29,27 +29,10 @@ pub async fn run(action: AuthAction) -> anyhow::Result<()> {
     }
 }
 
-/// The pipeline, the named Webex source and its state.
+/// The pipeline's Webex source `name` and its state.
 fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<State>)> {
-    let cfg = PipelineConfig::load(path)?;
-    let found = cfg.sources.iter().find(|s| s.name() == name);
-    let Some(SourceConfig::Webex(w)) = found else {
-        let message = match found {
-            Some(s) => format!(
-                "source '{name}' is a {} source; OAuth login is for webex sources",
-                s.kind()
-            ),
-            None => format!("no source named '{name}' in the pipeline"),
-        };
-        return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key: "--source".into(),
-            message,
-        }
-        .into());
-    };
-    let states = pipeline::open_states(&cfg, &[name])?;
-    Ok((w.as_ref().clone(), states[name].clone()))
+    let (_, w, state) = super::webex_source(path, Some(name), "OAuth login")?;
+    Ok((w, state))
 }
 
 async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {

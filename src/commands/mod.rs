@@ -1,6 +1,7 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
 pub mod auth;
+pub mod webhooks;
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,66 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// The pipeline, its Webex source `name` (or its only one) and that source's state.
+/// `purpose` says what needs a Webex source, for the error.
+pub(crate) fn webex_source(
+    path: &Path,
+    name: Option<&str>,
+    purpose: &str,
+) -> anyhow::Result<(
+    PipelineConfig,
+    crate::config::WebexConfig,
+    std::sync::Arc<crate::state::State>,
+)> {
+    let cfg = PipelineConfig::load(path)?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: "--source".into(),
+        message,
+    };
+    let webex: Vec<&crate::config::WebexConfig> = cfg
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            SourceConfig::Webex(w) => Some(w.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let w = match name {
+        Some(n) => match cfg.sources.iter().find(|s| s.name() == n) {
+            Some(SourceConfig::Webex(w)) => w.as_ref().clone(),
+            Some(s) => {
+                return Err(invalid(format!(
+                    "source '{n}' is a {} source; {purpose} is for webex sources",
+                    s.kind()
+                ))
+                .into())
+            }
+            None => return Err(invalid(format!("no source named '{n}' in the pipeline")).into()),
+        },
+        None => match webex.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(invalid(format!(
+                    "{purpose} needs a webex source; the pipeline has none"
+                ))
+                .into())
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|w| w.name.as_str()).collect();
+                return Err(invalid(format!(
+                    "the pipeline has several webex sources; name one with --source ({})",
+                    names.join(", ")
+                ))
+                .into());
+            }
+        },
+    };
+    let states = pipeline::open_states(&cfg, &[w.name.as_str()])?;
+    let state = states[w.name.as_str()].clone();
+    Ok((cfg, w, state))
 }
 
 fn parse_time_arg(

@@ -6,10 +6,11 @@
 use std::path::Path;
 
 /// Keys whose values are credentials, wherever they appear (sources, storage_options).
-const SECRET_KEYS: [&str; 8] = [
+const SECRET_KEYS: [&str; 9] = [
     "client_secret",
     "refresh_token",
     "api_key",
+    "webhook_secret",
     "aws_secret_access_key",
     "aws_session_token",
     "azure_storage_account_key",

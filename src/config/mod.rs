@@ -267,6 +267,9 @@ pub struct WebexConfig {
     pub read_timeout: Duration,
     /// `/v1/tasks`, or the Search API with filters.
     pub discovery: Discovery,
+    /// Signs `capture:available` events (`ccetl subscribe` registers it, `ccetl serve`
+    /// checks it).
+    pub webhook_secret: Option<Secret>,
 }
 
 /// Replaces every `${NAME}` with the environment variable's value.
@@ -428,7 +431,19 @@ impl PipelineConfig {
                     }
                     let discovery = search::discovery(s.discovery.as_deref(), s.search)
                         .map_err(|(key, m)| invalid(&at(key), m))?;
-                    let _ = &s.webhook_secret;
+                    let webhook_secret = s
+                        .webhook_secret
+                        .clone()
+                        .map(|v| secret("webhook_secret", Some(v)))
+                        .transpose()?;
+                    if let Some(w) = &webhook_secret {
+                        if !(32..=256).contains(&w.expose().chars().count()) {
+                            return Err(invalid(
+                                &at("webhook_secret"),
+                                "must be 32 to 256 characters (Webex's rule for a subscription secret); generate one with `openssl rand -hex 24`".into(),
+                            ));
+                        }
+                    }
                     sources.push(SourceConfig::Webex(Box::new(WebexConfig {
                         name: s.name.clone(),
                         base_url,
@@ -476,6 +491,7 @@ impl PipelineConfig {
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
                         read_timeout,
                         discovery,
+                        webhook_secret,
                     })));
                 }
                 "webex_legacy" => {
@@ -684,7 +700,7 @@ refresh_token = "r"
             .nth(1)
             .and_then(|t| t.split("```").next())
             .expect("the section opens with a TOML block");
-        let c = PipelineConfig::parse(Path::new("/p/acme.toml"), toml, &|_| Some("x".into()))
+        let c = PipelineConfig::parse(Path::new("/p/acme.toml"), toml, &|_| Some("x".repeat(40)))
             .unwrap_or_else(|e| panic!("README config: {e}"));
         assert_eq!(c.sources.len(), 3);
         let SourceConfig::Webex(w) = &c.sources[0] else {

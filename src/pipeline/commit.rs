@@ -28,6 +28,9 @@ pub struct WindowOutput {
     pub report: WindowReport,
     /// Rows the state's window record counts (tasks, sessions, …).
     pub rows: u64,
+    /// Only some of the window's data (tasks events announced, merged into what it held):
+    /// it never completes a window or moves the watermark.
+    pub partial: bool,
 }
 
 /// Writes and commits a window. Returns its report and the new watermark if it advanced.
@@ -62,6 +65,10 @@ pub(super) async fn load(
     wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
     wr.complete =
         wr.audio_pending == 0 && wr.audio_deferred == 0 && !retry_missing(run, &out.ledger)?;
+    if out.partial {
+        // Adding rows keeps a complete window complete; it never completes one.
+        wr.complete &= previous.as_ref().is_some_and(|p| p.complete);
+    }
 
     let m = Manifest {
         source: source.to_string(),
@@ -88,7 +95,7 @@ pub(super) async fn load(
     crate::failpoint::hit("manifest");
 
     let contiguous = frontier.is_none_or(|f| w.start <= f);
-    let advance = (wr.complete && contiguous).then_some(w.end);
+    let advance = (wr.complete && contiguous && !out.partial).then_some(w.end);
     run.state.commit_window(
         run.run_id,
         &WindowRecord {

@@ -58,5 +58,6 @@ async fn extract(client: &LegacyClient, w: Window) -> Result<WindowOutput, Sourc
         ledger: Vec::new(),
         rows: wr.sessions,
         report: wr,
+        partial: false,
     })
 }

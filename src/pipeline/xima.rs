@@ -98,5 +98,6 @@ async fn extract(
         ledger,
         rows: wr.tasks,
         report: wr,
+        partial: false,
     })
 }

@@ -95,11 +95,12 @@ pub struct Fault {
     pub remaining: u32,
 }
 
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 10] = [
     "token",
     "tasks",
     "captures",
     "search",
+    "subscriptions",
     "audio",
     "csrs",
     "cars",

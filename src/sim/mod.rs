@@ -10,6 +10,7 @@
 
 pub mod audio;
 pub mod data;
+pub mod events;
 pub mod faults;
 pub mod graphql;
 pub mod legacy;
@@ -124,6 +125,7 @@ pub struct Sim {
     key: Vec<u8>,
     base_url: OnceLock<String>,
     xima: xima::XimaState,
+    subscriptions: Mutex<Vec<events::SimSubscription>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -166,6 +168,7 @@ impl Sim {
             key,
             base_url: OnceLock::new(),
             xima: xima::XimaState::new(cfg.xima_bandwidth_cap),
+            subscriptions: Mutex::new(Vec::new()),
             cfg,
         })
     }
@@ -204,6 +207,15 @@ impl Sim {
 
     pub fn stats(&self) -> BTreeMap<String, u64> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The registered subscriptions (`/v2/subscriptions`).
+    pub fn subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<events::SimSubscription>> {
+        self.subscriptions_mut()
+    }
+
+    fn subscriptions_mut(&self) -> std::sync::MutexGuard<'_, Vec<events::SimSubscription>> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn revoke(&self, token: &str) -> bool {
@@ -434,6 +446,18 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/captures/query", post(webex::captures))
         .route("/v1/contactCenter/captures/query", post(webex::captures))
         .route("/search", post(search::search))
+        .route("/v2/event-types", get(events::event_types))
+        .route(
+            "/v2/subscriptions",
+            get(events::list).post(events::register),
+        )
+        .route(
+            "/v2/subscriptions/{id}",
+            get(events::get_one)
+                .patch(events::update)
+                .delete(events::delete),
+        )
+        .route("/_sim/webhooks/deliver", post(events::deliver))
         .route("/_storage/{task_id}/{file}", get(webex::storage))
         .route("/aws/api/{record}", get(legacy::query))
         .route("/aws/api/{record}/{id}", get(legacy::record))

@@ -266,13 +266,7 @@ pub async fn captures(
                 .into_iter()
                 .filter(|r| r.available_ms <= now && (segments || !r.segment))
                 .map(|r| {
-                    let path = format!("/_storage/{}/{}.wav", r.task_id, r.id);
-                    let expires = expiration * 60;
-                    let sig = sim.sign(&format!("{path}|{issued}|{expires}"));
-                    let url = format!(
-                        "{}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={issued}&X-Amz-Expires={expires}&X-Amz-Signature={sig}",
-                        sim.base_url()
-                    );
+                    let url = presigned_url(&sim, &r, issued, expiration);
                     json!({ "id": r.id, "segment": r.segment, "attributes": {
                         "fileName": r.file_name, "filePath": url,
                         "startTime": r.start_ms, "stopTime": r.stop_ms,
@@ -286,6 +280,22 @@ pub async fn captures(
         .collect();
     Json(json!({ "meta": { "orgId": sim.cfg.org_id, "urlExpiration": expiration }, "data": data }))
         .into_response()
+}
+
+/// A pre-signed download URL for a recording, valid `minutes` from `issued` (epoch ms).
+pub(super) fn presigned_url(
+    sim: &Sim,
+    r: &data::SimRecording,
+    issued: i64,
+    minutes: i64,
+) -> String {
+    let path = format!("/_storage/{}/{}.wav", r.task_id, r.id);
+    let expires = minutes * 60;
+    let sig = sim.sign(&format!("{path}|{issued}|{expires}"));
+    format!(
+        "{}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={issued}&X-Amz-Expires={expires}&X-Amz-Signature={sig}",
+        sim.base_url()
+    )
 }
 
 fn s3_error(status: StatusCode, code: &str, msg: &str) -> Response {

@@ -24,6 +24,7 @@ fn route_of(path: &str) -> Option<&'static str> {
         "/v1/tasks" | "/v1/contactCenter/tasks" => "tasks",
         "/v1/captures/query" | "/v1/contactCenter/captures/query" => "captures",
         "/search" => "search",
+        p if p.starts_with("/v2/subscriptions") || p == "/v2/event-types" => "subscriptions",
         p if p.starts_with("/_storage/") => "audio",
         p if p.starts_with("/aws/api/csrs") => "csrs",
         p if p.starts_with("/aws/api/cars") => "cars",

@@ -83,7 +83,7 @@ impl WebexClient {
     }
 
     /// Sends an authorised request; a 401 refreshes the token once and tries again.
-    async fn authed(
+    pub(super) async fn authed(
         &self,
         endpoint: &str,
         build: impl Fn(&Secret) -> RequestBuilder,

@@ -6,8 +6,10 @@
 //! captures for a fresh URL, a bounded number of times.
 
 pub mod client;
+pub mod events;
 pub mod model;
 pub mod search;
+pub mod subscriptions;
 pub mod tables;
 
 use std::collections::HashMap;
@@ -70,6 +72,14 @@ pub async fn discover(
 /// Lists the window's tasks and queries their captures.
 pub async fn extract(client: &WebexClient, w: Window) -> Result<Extracted, WebexError> {
     let tasks = discover(client, w.start, w.end).await?;
+    with_captures(client, tasks).await
+}
+
+/// Queries the captures of `tasks`, ten tasks a request, `concurrency` requests at a time.
+pub async fn with_captures(
+    client: &WebexClient,
+    tasks: Vec<Task>,
+) -> Result<Extracted, WebexError> {
     let org_id = client.org_id().await?;
     // captureRequested=false means no capture will ever exist: don't ask.
     let ids: Vec<String> = tasks

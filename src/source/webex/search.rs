@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::model::{Task, TaskAttributes};
 use super::{WebexClient, WebexError};
-use crate::config::SearchConfig;
+use crate::config::{Discovery, SearchConfig};
 use crate::http::pagination;
 use crate::window;
 
@@ -61,20 +61,46 @@ pub async fn list_tasks(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<Task>, WebexError> {
-    let org = client.org_id().await?;
     let filter = filter_literal(&client.config().channel_types, filters);
+    find(client, filter, &filters.variables, start, end).await
+}
+
+/// The tasks among `ids` created in `[start, end)` that pass the source's filters (the
+/// tasks events announced): one query for them all.
+pub async fn tasks_by_id(
+    client: &WebexClient,
+    ids: &[String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<Task>, WebexError> {
+    let none = SearchConfig::default();
+    let filters = match &client.config().discovery {
+        Discovery::Search(f) => f.as_ref(),
+        Discovery::Tasks => &none,
+    };
+    let wanted = filter_literal(&client.config().channel_types, filters);
+    let ids = any_of(
+        ids.iter()
+            .map(|id| format!("{{ id: {{ equals: {} }} }}", lit(id))),
+    );
+    let filter = all_of(wanted.into_iter().chain(ids).collect());
+    find(client, filter, &filters.variables, start, end).await
+}
+
+async fn find(
+    client: &WebexClient,
+    filter: Option<String>,
+    variables: &[String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<Task>, WebexError> {
+    let org = client.org_id().await?;
     let mut out = Vec::new();
     for (s, e) in window::split(start, end, chrono::Duration::days(MAX_RANGE_DAYS)) {
         let (from, to) = (s.timestamp_millis(), e.timestamp_millis());
         let tasks = pagination::by_cursor("0", |cursor| {
-            let query = query(from, to, filter.as_deref(), &cursor, &filters.variables);
-            page(
-                client,
-                org.as_deref(),
-                query,
-                (from, to),
-                &filters.variables,
-            )
+            let query = query(from, to, filter.as_deref(), &cursor, variables);
+            page(client, org.as_deref(), query, (from, to), variables)
         })
         .await?;
         out.extend(tasks);
@@ -246,6 +272,10 @@ pub fn filter_literal(channel_types: &[String], s: &SearchConfig) -> Option<Stri
     .into_iter()
     .flatten()
     .collect();
+    all_of(clauses)
+}
+
+fn all_of(clauses: Vec<String>) -> Option<String> {
     match clauses.len() {
         0 => None,
         1 => clauses.into_iter().next(),

@@ -1,0 +1,312 @@
+//! `ccetl serve`: receives `capture:available` webhooks for one Webex source and lands the
+//! recordings they announce.
+//!
+//! Two halves joined by a durable queue. The receiver (`POST /webhooks/wxcc`) verifies a
+//! delivery, appends it to the queue and syncs it to disk, then answers 200, so an event
+//! acknowledged is never lost, even to a kill the next instant. The worker takes queued
+//! events in batches and commits them through the pipeline's stages ([`pipeline::commit_events`]:
+//! Search API lookup by id, captures, audio, tables merged into the task's window) under
+//! the state's run lock; a batch that fails stays queued and is tried again. On SIGTERM
+//! the receiver stops accepting, the worker drains the queue, and the process exits.
+
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::config::{PipelineConfig, WebexConfig};
+use crate::pipeline;
+use crate::secret::Secret;
+use crate::source::webex::events::{self, Verdict};
+use queue::EventQueue;
+
+/// How long before its capture became available a task may have been created (a call of
+/// up to a day, then hours until the recording is ready): the Search API's lookup range.
+const TASK_AGE_MS: i64 = 2 * 86_400_000;
+/// Batches an id may go unfound in (filtered out, or not searchable yet) before it is
+/// dropped; the next scheduled run reconciles it.
+const LOOKUPS: u32 = 3;
+
+/// Knobs of one `ccetl serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Events are gathered this long before a batch is committed.
+    pub batch_wait: Duration,
+    pub max_batch: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("source '{0}': webhook_secret is required to serve: it checks that events come from Webex; set webhook_secret = \"${{WXCC_WEBHOOK_SECRET}}\", the secret `ccetl subscribe` registered")]
+    NoSecret(String),
+    #[error("cannot listen on {addr}: {source}; pick another --listen address")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("event queue {path}: {source}")]
+    Queue {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Counters for `/healthz` and the final summary.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub committed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub batches_failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn json(&self, queue: &EventQueue) -> serde_json::Value {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        json!({
+            "status": "ok",
+            "pending": queue.len(),
+            "accepted": n(&self.accepted),
+            "duplicates": n(&self.duplicates),
+            "rejected": n(&self.rejected),
+            "committed": n(&self.committed),
+            "dropped": n(&self.dropped),
+            "batches_failed": n(&self.batches_failed),
+            "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        })
+    }
+}
+
+struct Shared {
+    secret: Secret,
+    queue: EventQueue,
+    stats: Arc<Stats>,
+    wake: Notify,
+    source: String,
+}
+
+/// Where a source's event queue lives: beside its state file.
+pub fn queue_path(cfg: &PipelineConfig, source: &str) -> PathBuf {
+    let state = cfg.state_path(Some(source));
+    PathBuf::from(format!("{}.{source}.events", state.display()))
+}
+
+/// Serves until `shutdown` resolves, then drains the queue. `bound` learns the address.
+pub async fn serve(
+    cfg: PipelineConfig,
+    source: WebexConfig,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<Arc<Stats>, ServeError> {
+    let secret = source
+        .webhook_secret
+        .clone()
+        .ok_or_else(|| ServeError::NoSecret(source.name.clone()))?;
+    let path = queue_path(&cfg, &source.name);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let queue = EventQueue::open(&path).map_err(|e| ServeError::Queue {
+        path: path.clone(),
+        source: e,
+    })?;
+    let shared = Arc::new(Shared {
+        secret,
+        queue,
+        stats: Arc::new(Stats::default()),
+        wake: Notify::new(),
+        source: source.name.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServeError::Listen {
+            addr: opts.listen,
+            source: e,
+        })?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Listen {
+        addr: opts.listen,
+        source: e,
+    })?;
+    tracing::info!(%addr, source = %source.name, pending = shared.queue.len(), "Listening for capture:available webhooks.");
+    if let Some(tx) = bound {
+        let _ = tx.send(addr);
+    }
+    let app = Router::new()
+        .route("/webhooks/wxcc", post(receive))
+        .route("/healthz", get(health))
+        .with_state(shared.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(work(cfg, opts.clone(), shared.clone(), stop_rx));
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    if let Err(e) = server.await {
+        tracing::warn!(error = %e, "The webhook listener stopped.");
+    }
+    // Stop accepting first, then let the worker finish what was acknowledged.
+    let _ = stop_tx.send(true);
+    shared.wake.notify_one();
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "The event worker ended abnormally.");
+    }
+    Ok(shared.stats.clone())
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(s.stats.json(&s.queue))
+}
+
+async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = Utc::now().timestamp_millis();
+    let event = match events::verify(&headers, &body, &s.secret, now) {
+        Ok(Verdict::Capture(e)) => e,
+        Ok(Verdict::Ignored(kind)) => {
+            tracing::info!(kind, "Ignored an event that is not capture:available.");
+            return (StatusCode::OK, Json(json!({ "status": "ignored" }))).into_response();
+        }
+        Err(why) => {
+            s.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %s.source, reason = %why, "Rejected a webhook delivery.");
+            let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            return (status, Json(json!({ "error": why.to_string() }))).into_response();
+        }
+    };
+    // Synced to disk before the answer: an acknowledged event survives a crash.
+    let shared = s.clone();
+    let pushed = tokio::task::spawn_blocking(move || shared.queue.push(&event)).await;
+    match pushed {
+        Ok(Ok(true)) => {
+            s.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            s.wake.notify_one();
+            (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response()
+        }
+        Ok(Ok(false)) => {
+            s.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "Cannot record an event; answering 503 so Webex redelivers it.");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Recording an event failed.");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// The worker: batches of queued events, committed one batch at a time.
+async fn work(
+    cfg: PipelineConfig,
+    opts: ServeOptions,
+    s: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut misses: std::collections::HashMap<String, u32> = Default::default();
+    let mut failures = 0u32;
+    loop {
+        let stopping = *stop.borrow();
+        if s.queue.is_empty() {
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = s.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+            // Let a burst of deliveries gather into one batch.
+            if !*stop.borrow() {
+                tokio::time::sleep(opts.batch_wait).await;
+            }
+            continue;
+        }
+        crate::failpoint::hit("serve-batch");
+        let batch = s.queue.peek(opts.max_batch);
+        let ids: Vec<String> = batch.iter().map(|e| e.task_id.clone()).collect();
+        let oldest = batch.iter().map(|e| e.created_ms).min().unwrap_or_default();
+        let range = (
+            Utc.timestamp_millis_opt(oldest - TASK_AGE_MS)
+                .single()
+                .unwrap_or_else(Utc::now),
+            Utc::now(),
+        );
+        let (report, result) = pipeline::commit_events(&cfg, &s.source, &ids, range).await;
+        match result {
+            Ok(committed) => {
+                failures = 0;
+                let mut done = committed.clone();
+                for id in ids.iter().filter(|id| !committed.contains(id)) {
+                    let n = misses.entry(id.clone()).or_default();
+                    *n += 1;
+                    if *n >= LOOKUPS {
+                        tracing::warn!(task = %id, "Task not found by the Search API after {LOOKUPS} tries (filtered out, or not searchable yet); dropped: the next scheduled run reconciles it.");
+                        s.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        misses.remove(id);
+                        done.push(id.clone());
+                    }
+                }
+                s.stats
+                    .committed
+                    .fetch_add(committed.len() as u64, Ordering::Relaxed);
+                tracing::info!(
+                    events = ids.len(),
+                    committed = committed.len(),
+                    windows = report.windows.len(),
+                    "Committed a batch of events."
+                );
+                if let Err(e) = s.queue.done(&done) {
+                    tracing::error!(error = %e, "Cannot mark events done; they will be committed again (harmlessly).");
+                }
+                if done.len() < ids.len() {
+                    if stopping {
+                        // Left queued for the next start rather than looked up in a hurry.
+                        return;
+                    }
+                    // Some tasks are not searchable yet: give the index time.
+                    tokio::time::sleep(opts.batch_wait.max(Duration::from_secs(1))).await;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                s.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                *s.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                tracing::warn!(error = %e, pending = s.queue.len(), "A batch of events failed; it stays queued and is tried again.");
+                if stopping && failures >= 3 {
+                    tracing::warn!(
+                        pending = s.queue.len(),
+                        "Stopping with events queued; the next start commits them."
+                    );
+                    return;
+                }
+                let delay = Duration::from_secs(1 << failures.min(6));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}

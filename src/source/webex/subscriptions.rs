@@ -1,0 +1,231 @@
+//! Subscriptions to Webex Contact Center events (`/v2/subscriptions`). ccetl keeps one per
+//! source for `capture:available`, named after the pipeline and the source, so running
+//! `ccetl subscribe` again updates that subscription instead of adding a second one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{WebexClient, WebexError};
+use crate::secret::Secret;
+
+pub const CAPTURE_AVAILABLE: &str = "capture:available";
+
+/// A subscription as the API lists it (its secret is never returned).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub destination_url: String,
+    #[serde(default)]
+    pub resource_version: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct One {
+    data: Subscription,
+}
+
+#[derive(Debug, Deserialize)]
+struct Many {
+    #[serde(default)]
+    data: Vec<Subscription>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventTypes {
+    #[serde(default)]
+    data: Vec<EventType>,
+    #[serde(default)]
+    meta: EventMeta,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventType {
+    name: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EventMeta {
+    #[serde(default)]
+    resource_version_list: Vec<ResourceVersion>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResourceVersion {
+    resource: String,
+    version: String,
+}
+
+/// Whether `ensure` registered a new subscription or brought an existing one up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+}
+
+/// The name ccetl gives a source's subscription (4 to 64 characters, as the API wants).
+pub fn name_for(pipeline: &str, source: &str) -> String {
+    format!("ccetl {pipeline}/{source}")
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// Refuses a destination Webex would refuse, before asking: HTTPS with a path and no query
+/// or fragment (plain `http://127.0.0.1` is let through for the simulator).
+pub fn check_destination(url: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("--url '{url}' is not a URL: {e}"))?;
+    let loopback = u.scheme() == "http" && u.host_str() == Some("127.0.0.1");
+    if u.scheme() != "https" && !loopback {
+        return Err(format!(
+            "--url '{url}': Webex delivers only to https:// URLs"
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "--url '{url}': Webex refuses a query or fragment; put any routing in the path"
+        ));
+    }
+    Ok(u)
+}
+
+fn org_query(url: &mut url::Url, org: Option<&str>) {
+    if let Some(o) = org {
+        url.query_pairs_mut().append_pair("orgId", o);
+    }
+}
+
+/// `capture:{version}`, the newest version of the capture resource the org offers.
+pub async fn resource_version(client: &WebexClient) -> Result<String, WebexError> {
+    let endpoint = "GET /v2/event-types";
+    let org = client.org_id().await?;
+    let mut url = client.url("/v2/event-types");
+    org_query(&mut url, org.as_deref());
+    let types: EventTypes = client
+        .json(
+            endpoint,
+            || client.http.reqwest().get(url.clone()),
+            |_| Ok(()),
+        )
+        .await?;
+    let decode = |message: String| WebexError::Decode {
+        endpoint: endpoint.to_string(),
+        message,
+    };
+    if !types.data.iter().any(|t| t.name == CAPTURE_AVAILABLE) {
+        return Err(decode(format!(
+            "the org offers no {CAPTURE_AVAILABLE} events (is Contact Center recording enabled?)"
+        )));
+    }
+    let version = types
+        .meta
+        .resource_version_list
+        .iter()
+        .filter(|r| r.resource == "capture")
+        .map(|r| r.version.as_str())
+        .max_by_key(|v| {
+            v.split('.')
+                .map(|p| p.parse::<u64>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
+        .ok_or_else(|| decode("meta.resourceVersionList has no version of 'capture'".into()))?;
+    Ok(format!("capture:{version}"))
+}
+
+/// The org's subscriptions.
+pub async fn list(client: &WebexClient) -> Result<Vec<Subscription>, WebexError> {
+    let org = client.org_id().await?;
+    let mut url = client.url("/v2/subscriptions");
+    org_query(&mut url, org.as_deref());
+    let many: Many = client
+        .json(
+            "GET /v2/subscriptions",
+            || client.http.reqwest().get(url.clone()),
+            |_| Ok(()),
+        )
+        .await?;
+    Ok(many.data)
+}
+
+/// Registers the `capture:available` subscription called `name`, or updates it (URL, secret,
+/// version, active again) when it exists.
+pub async fn ensure(
+    client: &WebexClient,
+    name: &str,
+    destination: &url::Url,
+    secret: &Secret,
+) -> Result<(Subscription, Outcome), WebexError> {
+    let version = resource_version(client).await?;
+    let org = client.org_id().await?;
+    let existing = list(client).await?.into_iter().find(|s| s.name == name);
+    let mut body = json!({
+        "description": "Recordings for ccetl: capture:available events",
+        "eventTypes": [CAPTURE_AVAILABLE],
+        "destinationUrl": destination.as_str(),
+        "secret": secret.expose(),
+        "resourceVersion": version,
+    });
+    if let Some(o) = &org {
+        body["orgId"] = json!(o);
+    }
+    let (endpoint, outcome, method, url) = match &existing {
+        Some(s) => {
+            body["status"] = json!("active");
+            let url = client.url(&format!("/v2/subscriptions/{}", s.id));
+            let endpoint = "PATCH /v2/subscriptions/{id}";
+            (endpoint, Outcome::Updated, reqwest::Method::PATCH, url)
+        }
+        None => {
+            body["name"] = json!(name);
+            let url = client.url("/v2/subscriptions");
+            let endpoint = "POST /v2/subscriptions";
+            (endpoint, Outcome::Created, reqwest::Method::POST, url)
+        }
+    };
+    let build = || {
+        client
+            .http
+            .reqwest()
+            .request(method.clone(), url.clone())
+            .json(&body)
+    };
+    let one: One = client.json(endpoint, build, |_| Ok(())).await?;
+    Ok((one.data, outcome))
+}
+
+/// Deletes a subscription by id.
+pub async fn delete(client: &WebexClient, id: &str) -> Result<(), WebexError> {
+    let org = client.org_id().await?;
+    let mut url = client.url(&format!("/v2/subscriptions/{id}"));
+    org_query(&mut url, org.as_deref());
+    client
+        .authed("DELETE /v2/subscriptions/{id}", |_| {
+            client.http.reqwest().delete(url.clone())
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_destinations() {
+        assert_eq!(name_for("acme", "wxcc-us1"), "ccetl acme/wxcc-us1");
+        assert_eq!(name_for(&"p".repeat(80), "s").chars().count(), 64);
+        assert!(check_destination("https://hooks.acme.example/wxcc").is_ok());
+        assert!(check_destination("http://127.0.0.1:8088/webhooks/wxcc").is_ok());
+        let e = check_destination("http://hooks.acme.example/wxcc").unwrap_err();
+        assert!(e.contains("https://"), "{e}");
+        let e = check_destination("https://hooks.acme.example/wxcc?token=1").unwrap_err();
+        assert!(e.contains("query"), "{e}");
+    }
+}

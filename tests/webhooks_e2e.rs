@@ -1,0 +1,311 @@
+//! Subscriptions and the webhook receiver end to end: `ccetl subscribe` against the
+//! simulated `/v2/subscriptions`, signed `capture:available` deliveries from the simulator
+//! to `ccetl serve` (with duplicates, forged and stale events mixed in), a kill between the
+//! acknowledgement and the commit, and a scheduled run over the same windows afterwards.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ccetl::sim::events::Delivered;
+use ccetl::sim::Truth;
+use common::*;
+
+const SECRET: &str = "sim-webhook-secret-0123456789abcdef";
+const DAY_MS: i64 = 86_400_000;
+
+fn with_secret() -> String {
+    format!("webhook_secret = \"{SECRET}\"\n")
+}
+
+/// The calls of `[from, to)` whose recording is available: what events announce.
+fn announced(env: &Env, from: i64, to: i64) -> Truth {
+    let mut t = env.truth();
+    t.tasks.retain(|t| {
+        t.created_ms >= from
+            && t.created_ms < to
+            && t.recordings.iter().any(|r| !r.segment && r.available)
+    });
+    t
+}
+
+async fn deliver(env: &Env, query: &str) -> Delivered {
+    let url = format!("{}/_sim/webhooks/deliver?{query}", env.sim.base_url());
+    reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn health(addr: SocketAddr) -> serde_json::Value {
+    reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the receiver has nothing pending and has committed `committed` tasks.
+async fn settled(addr: SocketAddr, committed: u64) -> serde_json::Value {
+    for _ in 0..300 {
+        let h = health(addr).await;
+        if h["pending"] == 0 && h["committed"].as_u64() >= Some(committed) {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the receiver did not settle: {}", health(addr).await);
+}
+
+fn yesterday(env: &Env) -> i64 {
+    (env.sim.sim.now_ms() / DAY_MS - 1) * DAY_MS
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_registers_once_and_list_and_delete_work() {
+    let env = env_with(sim_config(), &with_secret()).await;
+    let p = env.pipeline.display().to_string();
+    let url = "http://127.0.0.1:8088/webhooks/wxcc".to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let (code, out, err) = run(vec![
+        "subscribe".into(),
+        p.clone(),
+        "--url".into(),
+        url.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("created") && out.contains("capture:available"),
+        "{out}"
+    );
+    let (code, out, _) = run(vec![
+        "subscribe".into(),
+        p.clone(),
+        "--url".into(),
+        url.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0);
+    assert!(out.contains("updated"), "{out}");
+    let subs: Vec<serde_json::Value> = env
+        .sim
+        .sim
+        .subscriptions()
+        .iter()
+        .map(|s| s.data.clone())
+        .collect();
+    assert_eq!(
+        subs.len(),
+        1,
+        "subscribing again adds no second subscription"
+    );
+    assert_eq!(subs[0]["resourceVersion"], "capture:1.0.0");
+    assert_eq!(subs[0]["destinationUrl"], url);
+    assert_eq!(
+        env.sim.sim.subscriptions()[0].secret.as_deref(),
+        Some(SECRET),
+        "registered with the configured secret"
+    );
+    let id = subs[0]["id"].as_str().unwrap().to_string();
+
+    let (code, out, _) = run(vec!["subscriptions".into(), "list".into(), p.clone()])
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("* {id}")), "ours is marked: {out}");
+    let (code, out, _) = run(vec![
+        "subscriptions".into(),
+        "delete".into(),
+        p.clone(),
+        id.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(env.sim.sim.subscriptions().is_empty());
+
+    // A URL Webex would refuse, and a source without a secret: one line, exit 2.
+    let (code, _, err) = run(vec![
+        "subscribe".into(),
+        p.clone(),
+        "--url".into(),
+        "http://hooks.acme.example/wxcc".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 2);
+    assert!(one_error_line(&err).contains("https://"), "{err}");
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    std::fs::write(&env.pipeline, text.replace(&with_secret(), "")).unwrap();
+    let (code, _, err) = run(vec!["subscribe".into(), p, "--url".into(), url])
+        .await
+        .unwrap();
+    assert_eq!(code, 2);
+    assert!(one_error_line(&err).contains("webhook_secret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
+    let env = env_with(sim_config(), &with_secret()).await;
+    let cfg = env.config();
+    let ccetl::config::SourceConfig::Webex(w) = cfg.sources[0].clone() else {
+        panic!("webex source expected")
+    };
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ccetl::serve::ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        batch_wait: Duration::from_millis(100),
+        max_batch: 100,
+    };
+    let server = tokio::spawn(ccetl::serve::serve(
+        cfg.clone(),
+        *w.clone(),
+        opts,
+        async {
+            let _ = stop_rx.await;
+        },
+        Some(bound_tx),
+    ));
+    let addr = bound_rx.await.unwrap();
+    let client = ccetl::source::webex::WebexClient::connect(
+        &w,
+        ccetl::pipeline::open_states(&cfg, &["wx"]).unwrap()["wx"].clone(),
+    )
+    .unwrap();
+    let url = url::Url::parse(&format!("http://{addr}/webhooks/wxcc")).unwrap();
+    let secret = w.webhook_secret.clone().unwrap();
+    ccetl::source::webex::subscriptions::ensure(&client, "ccetl test/wx", &url, &secret)
+        .await
+        .unwrap();
+    drop(client);
+
+    // Two deliveries into the same day: the second batch is merged into the first's window.
+    let day = yesterday(&env);
+    let half = day + 14 * 3_600_000;
+    let first = deliver(
+        &env,
+        &format!("from={day}&to={half}&duplicate=3&forged=2&stale=2"),
+    )
+    .await;
+    let want_first = announced(&env, day, half);
+    assert_eq!(first.events as usize, want_first.tasks.len());
+    assert!(first.events > 5, "{first:?}");
+    assert_eq!(first.posts, first.events + 3 + 2 + 2);
+    assert_eq!(
+        first.accepted,
+        first.events + 3,
+        "duplicates are answered 2xx: {first:?}"
+    );
+    assert_eq!(
+        first.rejected, 4,
+        "forged and stale are answered 401: {first:?}"
+    );
+    let h = settled(addr, first.events).await;
+    assert_eq!(h["duplicates"], 3, "{h}");
+    assert_eq!(h["rejected"], 4, "{h}");
+
+    let second = deliver(&env, &format!("from={half}&to={}", day + DAY_MS)).await;
+    assert_eq!(second.rejected, 0);
+    settled(addr, first.events + second.events).await;
+    let _ = stop_tx.send(());
+    let stats = server.await.unwrap().unwrap();
+    assert_eq!(stats.last_error(), None);
+
+    eprintln!("first delivery {first:?}\nsecond delivery {second:?}\nreceiver {h}");
+    let want = announced(&env, day, day + DAY_MS);
+    assert_eq!(want.tasks.len() as u64, first.events + second.events);
+    assert_matches(&env, &want);
+    let stats = env.stats();
+    assert_eq!(stats.get("tasks"), None, "events need no /v1/tasks listing");
+
+    // A scheduled run over the same days afterwards: the full truth, no duplicates.
+    env.run_ok().await;
+    assert_matches_truth(&env);
+    let tasks = env.strings("SELECT task_id FROM webex_tasks");
+    assert_eq!(tasks.len(), tasks.iter().collect::<BTreeSet<_>>().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_acknowledging_loses_no_event() {
+    let env = env_with(sim_config(), &with_secret()).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = |crash: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"));
+        cmd.args(["serve", &env.pipeline.display().to_string(), "--listen"])
+            .arg(addr.to_string())
+            // Crashing: wait until every delivery is acknowledged before the first batch.
+            .args(["--batch-wait", if crash { "3s" } else { "100ms" }])
+            .env("CCETL_LOG", "ccetl=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if crash {
+            cmd.env("CCETL_CRASH_AT", "serve-batch");
+        }
+        cmd.spawn().unwrap()
+    };
+    let up = || async {
+        for _ in 0..100 {
+            if reqwest::get(format!("http://{addr}/healthz")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("ccetl serve did not come up");
+    };
+    let mut child = start(true);
+    up().await;
+    let p = env.pipeline.display().to_string();
+    let url = format!("http://{addr}/webhooks/wxcc");
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["subscribe", &p, "--url", &url]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let day = yesterday(&env);
+    let sent = deliver(&env, &format!("from={day}&to={}", day + DAY_MS)).await;
+    assert!(sent.events > 0 && sent.accepted == sent.events, "{sent:?}");
+    // The worker aborts at its first batch: every event was acknowledged, none committed.
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success(), "the crash point aborted serve");
+    assert!(
+        env.files().keys().all(|k| !k.ends_with(".parquet")),
+        "nothing committed before the crash"
+    );
+
+    let mut child = start(false);
+    up().await;
+    settled(addr, sent.events).await;
+    // SIGTERM: drains and exits 0.
+    let pid = child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_matches(&env, &announced(&env, day, day + DAY_MS));
+}
