@@ -66,6 +66,19 @@ pub struct RunReport {
 
 impl WindowReport {
     /// Counts one recording's audio outcome.
+    /// Counts a recording row kept from the window's files (not read again this run).
+    pub fn count_kept(&mut self, status: &str, segment: bool) {
+        self.recordings += 1;
+        self.segments += u64::from(segment);
+        match status {
+            "stored" => self.audio_reused += 1,
+            "pending" => self.audio_pending += 1,
+            "deferred" => self.audio_deferred += 1,
+            "missing" => self.audio_missing += 1,
+            _ => {}
+        }
+    }
+
     pub fn count_audio(&mut self, a: &crate::sink::audio::AudioState) {
         match a.status {
             "stored" if a.reused => self.audio_reused += 1,

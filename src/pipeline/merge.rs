@@ -1,75 +1,137 @@
-//! Adding rows to a window that already holds some: what `ccetl serve` does with the tasks
-//! events announce. A window's files are rewritten whole (their names are the window's), so
-//! the rows already in them are read back and kept, except those the new rows replace.
+//! Keeping rows a window already holds. A window's files are rewritten whole (their names
+//! are the window's), so rows not read again are read back from them and kept: the tasks a
+//! `capture:available` event did not name (`ccetl serve`), and, when a run re-reads a window
+//! for its lookback, the captures of tasks whose recordings are all stored already (they
+//! are not asked for again: that is most of a lookback's requests).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::SourceFailure;
-use crate::sink::manifest;
+use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::TableRows;
 use crate::sink::Warehouse;
 use crate::window::Window;
 
-/// Merges the rows window `w` holds into `tables`: a previous row stays unless its `key`
-/// column value is among the new rows' (those are newer reads of the same thing).
+/// The column rows are kept or replaced by.
+const KEY: &str = "task_id";
+
+/// A table's rows in the window's previous files, each batch with its partition date.
+async fn previous_rows(
+    wh: &Warehouse,
+    m: &Manifest,
+    table: &str,
+) -> Result<Vec<(RecordBatch, NaiveDate)>, SourceFailure> {
+    let mut out = Vec::new();
+    for f in m.files.iter().filter(|f| f.table == table) {
+        let date = date_of(&f.key).ok_or_else(|| corrupt(&f.key, "no date= in its key"))?;
+        let bytes = wh
+            .get(&f.key)
+            .await?
+            .ok_or_else(|| corrupt(&f.key, "the manifest lists it but it is gone"))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| corrupt(&f.key, &e.to_string()))?;
+        for batch in reader {
+            out.push((batch?, date));
+        }
+    }
+    Ok(out)
+}
+
+/// Tasks whose captures the window's `webex_captures` files hold with every recording
+/// `stored` (or audio `disabled`): reading their captures again would change nothing.
+pub async fn settled_tasks(
+    wh: &Warehouse,
+    source: &str,
+    stream: &str,
+    w: Window,
+) -> Result<HashSet<String>, SourceFailure> {
+    let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
+        return Ok(HashSet::new());
+    };
+    let (mut settled, mut open) = (HashSet::new(), HashSet::new());
+    for (batch, _) in previous_rows(wh, &m, "webex_captures").await? {
+        let tasks = strings(&batch, KEY)?;
+        let status = strings(&batch, "audio_status")?;
+        for i in 0..batch.num_rows() {
+            let task = tasks.value(i).to_string();
+            if matches!(status.value(i), "stored" | "disabled") {
+                settled.insert(task);
+            } else {
+                open.insert(task);
+            }
+        }
+    }
+    Ok(settled.difference(&open).cloned().collect())
+}
+
+/// Adds to each of `tables` the rows of the window's previous files whose task `keep`
+/// says to keep, then orders rows by task (stably): the order a fresh read gives the
+/// capture tables, so a merge that changes nothing writes identical files.
 pub async fn with_previous(
     wh: &Warehouse,
     source: &str,
     stream: &str,
     w: Window,
-    key: &str,
+    keep: &(dyn Fn(&str) -> bool + Sync),
     tables: &mut [TableRows],
 ) -> Result<(), SourceFailure> {
-    let Some(previous) = manifest::read(wh, source, stream, w.start).await? else {
+    let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
         return Ok(());
     };
     for t in tables.iter_mut() {
-        let fresh: HashSet<String> = keys(&t.batch, key)?.into_iter().flatten().collect();
         let mut batches = vec![t.batch.clone()];
         let mut dates = t.dates.clone();
-        for f in previous.files.iter().filter(|f| f.table == t.table) {
-            let date = date_of(&f.key).ok_or_else(|| corrupt(&f.key, "no date= in its key"))?;
-            let bytes = wh
-                .get(&f.key)
-                .await?
-                .ok_or_else(|| corrupt(&f.key, "the manifest lists it but it is gone"))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
-                .map_err(|e| corrupt(&f.key, &e.to_string()))?;
-            for batch in reader {
-                let batch = batch?;
-                let keep: BooleanArray = keys(&batch, key)?
-                    .iter()
-                    .map(|k| Some(k.as_ref().is_none_or(|k| !fresh.contains(k))))
-                    .collect();
-                let kept = filter_record_batch(&batch, &keep)?;
-                dates.extend(std::iter::repeat_n(date, kept.num_rows()));
-                batches.push(kept);
-            }
+        for (batch, date) in previous_rows(wh, &m, t.table).await? {
+            let keys = strings(&batch, KEY)?;
+            let mask: BooleanArray = (0..keys.len())
+                .map(|i| Some(keys.is_valid(i) && keep(keys.value(i))))
+                .collect();
+            let kept = filter_record_batch(&batch, &mask)?;
+            dates.extend(std::iter::repeat_n(date, kept.num_rows()));
+            batches.push(kept);
         }
-        let schema: Arc<arrow::datatypes::Schema> = t.batch.schema();
-        t.batch = concat_batches(&schema, &batches)?;
-        t.dates = dates;
+        if dates.len() == t.dates.len() {
+            continue;
+        }
+        let merged = concat_batches(&t.batch.schema(), &batches)?;
+        let keys = strings(&merged, KEY)?;
+        let mut order: Vec<u32> = (0..merged.num_rows() as u32).collect();
+        order.sort_by(|a, b| keys.value(*a as usize).cmp(keys.value(*b as usize)));
+        t.batch = take_record_batch(&merged, &UInt32Array::from(order.clone()))?;
+        t.dates = order.iter().map(|i| dates[*i as usize]).collect();
     }
     Ok(())
 }
 
-fn keys(batch: &RecordBatch, key: &str) -> Result<Vec<Option<String>>, SourceFailure> {
-    let col = batch.column_by_name(key).ok_or_else(|| {
-        arrow::error::ArrowError::SchemaError(format!("no column '{key}' to merge on"))
-    })?;
-    let col = col.as_string_opt::<i32>().ok_or_else(|| {
-        arrow::error::ArrowError::SchemaError(format!("column '{key}' is not text"))
-    })?;
-    Ok((0..col.len())
-        .map(|i| col.is_valid(i).then(|| col.value(i).to_string()))
+/// `(capture_id, audio_status, segment)` of each row of a `webex_captures` batch.
+pub fn recordings(captures: &RecordBatch) -> Result<Vec<(&str, &str, bool)>, SourceFailure> {
+    let ids = strings(captures, "capture_id")?;
+    let status = strings(captures, "audio_status")?;
+    let segment = captures
+        .column_by_name("segment")
+        .and_then(|c| c.as_boolean_opt())
+        .ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError("no boolean column 'segment'".into())
+        })?;
+    Ok((0..captures.num_rows())
+        .map(|i| (ids.value(i), status.value(i), segment.value(i)))
         .collect())
+}
+
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, SourceFailure> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError(format!("no text column '{name}' to merge on"))
+                .into()
+        })
 }
 
 fn date_of(key: &str) -> Option<NaiveDate> {
@@ -79,7 +141,7 @@ fn date_of(key: &str) -> Option<NaiveDate> {
 
 fn corrupt(key: &str, why: &str) -> SourceFailure {
     arrow::error::ArrowError::ParseError(format!(
-        "{key}: cannot read the window's file back to add rows to it: {why}"
+        "{key}: cannot read the window's file back to keep its rows: {why}"
     ))
     .into()
 }

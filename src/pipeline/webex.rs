@@ -1,6 +1,6 @@
 //! The Webex v1 source in the run loop: tasks → captures → audio → four tables per window.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -36,23 +36,40 @@ async fn extract(
     run: &SourceRun<'_>,
     w: Window,
 ) -> Result<WindowOutput, SourceFailure> {
-    let ex = webex::extract(client, w).await?;
-    output(client, run, ex).await
+    let tasks = webex::discover(client, w.start, w.end).await?;
+    // A window read before (the lookback): tasks whose recordings are all stored keep the
+    // capture rows the window holds instead of being asked again. Late recordings are on
+    // the other tasks, which are asked.
+    let mut settled = merge::settled_tasks(run.wh, run.name, run.stream, w).await?;
+    let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    settled.retain(|id| listed.contains(id.as_str()));
+    let ex = webex::with_captures(client, tasks, &settled).await?;
+    output(client, run, w, ex, Keep::Captures(&settled)).await
 }
 
-/// Audio, then the four tables, for extracted tasks and captures.
+/// Which rows of the window's previous files a read keeps (see [`merge`]).
+enum Keep<'a> {
+    /// The captures and segments of these tasks (not asked for again).
+    Captures(&'a HashSet<String>),
+    /// Every row of every task but these (events name only some of a window's tasks).
+    AllBut(&'a HashSet<String>),
+}
+
+/// Audio, then the four tables, for extracted tasks and captures, with the rows `keep`
+/// keeps of what window `w` held.
 async fn output(
     client: &WebexClient,
     run: &SourceRun<'_>,
+    w: Window,
     ex: webex::Extracted,
+    keep: Keep<'_>,
 ) -> Result<WindowOutput, SourceFailure> {
     let rows = webex::fetch_audio(client, run.wh, run.state, &ex).await?;
 
     let (tasks, task_dates) = tables::tasks_batch(&ex.tasks, ex.org_id.as_deref());
     let (captures, capture_dates) = tables::captures_batch(&rows);
     let (segments, segment_dates) = tables::segments_batch(&rows);
-    let joined = transform::segments::join(&segments, &tasks)?;
-    let tables = vec![
+    let mut t = vec![
         TableRows {
             table: "webex_tasks",
             batch: tasks,
@@ -64,19 +81,27 @@ async fn output(
             dates: capture_dates,
         },
         TableRows {
-            table: "task_segments",
-            batch: joined,
-            dates: segment_dates.clone(),
-        },
-        TableRows {
             table: "webex_segments",
             batch: segments,
             dates: segment_dates,
         },
     ];
+    let (from, keep): (usize, &(dyn Fn(&str) -> bool + Sync)) = match &keep {
+        Keep::Captures(ids) => (1, &|id: &str| ids.contains(id)),
+        Keep::AllBut(ids) => (0, &|id: &str| !ids.contains(id)),
+    };
+    merge::with_previous(run.wh, run.name, run.stream, w, keep, &mut t[from..]).await?;
+    // The join runs after the merge, so kept segments get their task's current attributes.
+    let joined = transform::segments::join(&t[2].batch, &t[0].batch)?;
+    let joined = TableRows {
+        table: "task_segments",
+        batch: joined,
+        dates: t[2].dates.clone(),
+    };
+    t.insert(2, joined);
 
     let mut wr = WindowReport {
-        tasks: ex.tasks.len() as u64,
+        tasks: t[0].batch.num_rows() as u64,
         recordings: rows.len() as u64,
         segments: rows.iter().filter(|r| r.recording.segment).count() as u64,
         ..Default::default()
@@ -86,8 +111,15 @@ async fn output(
         wr.count_audio(&r.audio);
         ledger.push(r.audio.ledger(&r.recording.id, &r.task_id));
     }
+    // Recordings kept from the window's files count too: the manifest says what it holds.
+    let read: HashSet<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
+    for (id, status, segment) in merge::recordings(&t[1].batch)? {
+        if !read.contains(id) {
+            wr.count_kept(status, segment);
+        }
+    }
     Ok(WindowOutput {
-        tables,
+        tables: t,
         ledger,
         rows: wr.tasks,
         report: wr,
@@ -129,13 +161,10 @@ pub(super) async fn commit_events(
     }
     let mut committed = Vec::new();
     for (w, tasks) in by_window {
-        let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        let ids: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
         let loaded = async {
-            let ex = webex::with_captures(&client, tasks).await?;
-            let mut out = output(&client, run, ex).await?;
-            merge::with_previous(run.wh, run.name, run.stream, w, "task_id", &mut out.tables)
-                .await?;
-            out.rows = out.tables[0].batch.num_rows() as u64;
+            let ex = webex::with_captures(&client, tasks, &HashSet::new()).await?;
+            let mut out = output(&client, run, w, ex, Keep::AllBut(&ids)).await?;
             out.partial = true;
             commit::load(run, w, None, out).await
         }

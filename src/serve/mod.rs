@@ -237,9 +237,12 @@ async fn work(
                 _ = s.wake.notified() => {}
                 _ = stop.changed() => {}
             }
-            // Let a burst of deliveries gather into one batch.
+            // Let a burst of deliveries gather into one batch (a shutdown cuts the wait short).
             if !*stop.borrow() {
-                tokio::time::sleep(opts.batch_wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(opts.batch_wait) => {}
+                    _ = stop.changed() => {}
+                }
             }
             continue;
         }

@@ -12,7 +12,7 @@ pub mod search;
 pub mod subscriptions;
 pub mod tables;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -28,7 +28,6 @@ use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError};
 use crate::sink::{keys, Warehouse};
 use crate::state::State;
-use crate::window::Window;
 
 /// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
 const MAX_URL_RENEWALS: u32 = 3;
@@ -69,22 +68,18 @@ pub async fn discover(
     }
 }
 
-/// Lists the window's tasks and queries their captures.
-pub async fn extract(client: &WebexClient, w: Window) -> Result<Extracted, WebexError> {
-    let tasks = discover(client, w.start, w.end).await?;
-    with_captures(client, tasks).await
-}
-
-/// Queries the captures of `tasks`, ten tasks a request, `concurrency` requests at a time.
+/// Queries the captures of `tasks` but those in `skip`, ten tasks a request,
+/// `concurrency` requests at a time.
 pub async fn with_captures(
     client: &WebexClient,
     tasks: Vec<Task>,
+    skip: &HashSet<String>,
 ) -> Result<Extracted, WebexError> {
     let org_id = client.org_id().await?;
     // captureRequested=false means no capture will ever exist: don't ask.
     let ids: Vec<String> = tasks
         .iter()
-        .filter(|t| t.attributes.capture_requested != Some(false))
+        .filter(|t| t.attributes.capture_requested != Some(false) && !skip.contains(&t.id))
         .map(|t| t.id.clone())
         .collect();
     // Owned chunks: a future borrowing a slice from a closure argument is not `Send` for

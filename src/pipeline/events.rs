@@ -1,0 +1,79 @@
+//! Committing what `capture:available` events announced (for `ccetl serve`): a run of its
+//! own in the ledger, under the state's run lock, like any run, so a scheduled `ccetl run`
+//! of the same pipeline takes turns with it.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    lock_states, open_states, webex, RunError, RunOptions, SourceReport, SourceRun, WEBEX_STREAM,
+};
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::http::HttpCounts;
+use crate::sink::Warehouse;
+
+/// Commits the tasks that `capture:available` events announced for Webex source `source`
+/// (see [`webex::commit_events`]): a run of its own in the ledger, under the state's run
+/// lock. Returns the report and the ids committed.
+pub async fn commit_events(
+    cfg: &PipelineConfig,
+    source: &str,
+    ids: &[String],
+    range: (DateTime<Utc>, DateTime<Utc>),
+) -> (SourceReport, Result<Vec<String>, RunError>) {
+    let mut sr = SourceReport {
+        name: source.to_string(),
+        kind: "webex".into(),
+        windows: Vec::new(),
+        http: HttpCounts::default(),
+        high_water: None,
+        egress: None,
+        error: None,
+        duration_ms: 0,
+    };
+    let started = Instant::now();
+    let result = commit_events_inner(cfg, source, ids, range, &mut sr).await;
+    sr.duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = &result {
+        sr.error = Some(e.to_string());
+    }
+    (sr, result)
+}
+
+async fn commit_events_inner(
+    cfg: &PipelineConfig,
+    source: &str,
+    ids: &[String],
+    range: (DateTime<Utc>, DateTime<Utc>),
+    report: &mut SourceReport,
+) -> Result<Vec<String>, RunError> {
+    let Some(SourceConfig::Webex(wcfg)) = cfg.sources.iter().find(|s| s.name() == source) else {
+        return Err(RunError::UnknownSource(source.to_string()));
+    };
+    let _lock = lock_states(cfg, &[source])?;
+    let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    let states = open_states(cfg, &[source])?;
+    let state = states[source].clone();
+    let run_id = state.begin_run(&cfg.name)?;
+    let opts = RunOptions::default();
+    let ctx = SourceRun {
+        cfg,
+        opts: &opts,
+        now: Utc::now(),
+        name: source,
+        stream: WEBEX_STREAM,
+        state: &state,
+        wh: &wh,
+        run_id,
+    };
+    let result = webex::commit_events(&ctx, wcfg, ids, range, report).await;
+    let status = if result.is_ok() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    let json = serde_json::json!({ "events": ids.len(), "windows": report.windows.len() });
+    state.finish_run(run_id, status, &json.to_string())?;
+    result
+}
