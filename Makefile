@@ -18,3 +18,4 @@ schemas:
 # Figures as ratios against baselines measured in the same run; writes bench/results.json.
 bench:
 	cargo bench --bench throughput
+	cargo bench --bench audio

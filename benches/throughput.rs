@@ -8,6 +8,8 @@
 //!
 //! `cargo bench --bench throughput [-- TASKS]` (default 220000, which lands ~212,000 in the listed range; `make bench`).
 
+mod common;
+
 use std::time::Instant;
 
 use ccetl::config::PipelineConfig;
@@ -244,27 +246,24 @@ fn main() {
         pages + noop_tasks.div_ceil(10),
         noop.totals().files
     );
-    let results = serde_json::json!({
-        "metadata": {
+    common::record(
+        "metadata",
+        serde_json::json!({
             "tasks": run_tasks,
             "ratio": ratio,
             "goal": 0.8,
             "ccetl": { "seconds": run_s, "tasks_per_s": run_rate, "requests": run_requests },
             "baseline": { "seconds": base_s, "tasks_per_s": base_rate, "requests": base_requests },
-        },
-        "incremental_noop": {
+        }),
+    );
+    common::record(
+        "incremental_noop",
+        serde_json::json!({
             "requests": noop_requests,
             "windows": windows,
             "tasks_reread": noop_tasks,
             "seconds": noop_s,
             "files_written": noop.totals().files,
-        }
-    });
-    std::fs::create_dir_all("bench").expect("bench dir");
-    std::fs::write(
-        "bench/results.json",
-        serde_json::to_string_pretty(&results).expect("json") + "\n",
-    )
-    .expect("write bench/results.json");
-    println!("wrote bench/results.json");
+        }),
+    );
 }

@@ -17,8 +17,11 @@ fn init_logs(cli: &Cli) {
         _ => "ccetl=trace",
     };
     let filter = EnvFilter::try_from_env("CCETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only on a terminal: a log file or a journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

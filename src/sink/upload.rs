@@ -26,6 +26,9 @@ use crate::state::lock::Holder;
 
 /// Part size: S3's minimum, and the unit of upload memory.
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Chunk size when staging on local disk, which has no minimum: memory per download stays
+/// a few MB, so eight large recordings at once fit the 150 MB budget (issue 8).
+const LOCAL_CHUNK_SIZE: usize = 1024 * 1024;
 /// Parts uploading at once per object.
 const PARTS_IN_FLIGHT: usize = 2;
 /// Where the markers of unfinished multipart uploads live.
@@ -78,7 +81,7 @@ impl Upload {
         let mode = match wh.multipart() {
             None => Mode::Staged(WriteMultipart::new_with_chunk_size(
                 wh.store().put_multipart(&path).await?,
-                PART_SIZE,
+                LOCAL_CHUNK_SIZE,
             )),
             Some(_) => Mode::First {
                 wh: wh.clone(),

@@ -1,0 +1,259 @@
+//! Audio throughput and memory (issue 8, figure 2): a Webex run copying every recording into
+//! a `file://` warehouse (with metadata, hashing, the ledger) versus a raw concurrent download
+//! of the same pre-signed URLs straight to disk, with the same concurrency. Each side runs
+//! against its own simulator with the same data; the peak RSS of each phase is read from
+//! `VmHWM`, reset between phases (`/proc/self/clear_refs`).
+//!
+//! `cargo bench --bench audio [-- CALLS]` (default 50 calls of one day: ~2.2 GB of WAV, the
+//! longest calls' files ~50 MB; `make bench`). Goals: ≥ 0.9 of the raw rate, peak RSS ≤ 150 MB.
+
+mod common;
+
+use std::time::Instant;
+
+use ccetl::config::PipelineConfig;
+use ccetl::pipeline::{self, RunOptions};
+use ccetl::sim::{self, SimConfig, SimHandle};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+/// Bytes per second of call: a 15-minute call is a ~50 MB file.
+const RATE: u32 = 56_000;
+const CONCURRENCY: usize = 8;
+/// 2026-01-10T06:00Z: the day before is over and all its recordings are available.
+const NOW_MS: i64 = 1_768_024_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn sim_config(calls: u32) -> SimConfig {
+    SimConfig {
+        seed: 9,
+        days: 1,
+        calls_per_day: calls,
+        audio_rate: RATE,
+        clock_start_ms: Some(NOW_MS),
+        clock_frozen: true,
+        ..SimConfig::default()
+    }
+}
+
+/// Resets the peak RSS, so the next reading is this phase's.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak RSS since the last reset, in MB.
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Every recording's pre-signed URL for the day, as a client of the API would get them.
+async fn urls(base: &str) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base}/v1/access_token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "sim-client-id"),
+            ("client_secret", "sim-client-secret"),
+            ("refresh_token", "sim-refresh-token-0"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token body");
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    let from = (NOW_MS / DAY_MS - 1) * DAY_MS;
+    let page: serde_json::Value = http
+        .get(format!(
+            "{base}/v1/tasks?from={from}&to={}&pageSize=1000",
+            from + DAY_MS
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("tasks")
+        .json()
+        .await
+        .expect("tasks body");
+    let ids: Vec<String> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|t| t["attributes"]["captureRequested"] == true)
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    let mut out = Vec::new();
+    for batch in ids.chunks(10) {
+        let caps: serde_json::Value = http
+            .post(format!("{base}/v1/captures/query"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "query": {
+                "taskIds": batch, "urlExpiration": 60, "includeSegments": true,
+            }}))
+            .send()
+            .await
+            .expect("captures")
+            .json()
+            .await
+            .expect("captures body");
+        for c in caps["data"].as_array().into_iter().flatten() {
+            for r in c["recording"].as_array().into_iter().flatten() {
+                if let Some(u) = r["attributes"]["filePath"].as_str() {
+                    out.push(u.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The baseline: the URLs downloaded to files, `CONCURRENCY` at a time, streamed.
+async fn raw_download(urls: Vec<String>, dir: &std::path::Path) -> u64 {
+    let http = reqwest::Client::new();
+    let sizes: Vec<u64> = futures::stream::iter(urls.into_iter().enumerate())
+        .map(|(i, url)| {
+            let (http, path) = (http.clone(), dir.join(format!("{i}.wav")));
+            async move {
+                let resp = http.get(url).send().await.expect("download");
+                let mut file = tokio::fs::File::create(&path).await.expect("file");
+                let mut body = resp.bytes_stream();
+                let mut n = 0u64;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.expect("chunk");
+                    n += chunk.len() as u64;
+                    file.write_all(&chunk).await.expect("write");
+                }
+                file.flush().await.expect("flush");
+                n
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    sizes.iter().sum()
+}
+
+/// ccetl: the day's tasks, captures and audio into a local warehouse.
+async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> (u64, u64) {
+    let start =
+        chrono::DateTime::from_timestamp_millis((NOW_MS / DAY_MS - 1) * DAY_MS).expect("start");
+    let text = format!(
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\n",
+        start.to_rfc3339(),
+        base = handle.base_url(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).expect("write pipeline");
+    let config = PipelineConfig::load(&path).expect("pipeline parses");
+    let opts = RunOptions {
+        now: chrono::DateTime::from_timestamp_millis(NOW_MS),
+        ..RunOptions::default()
+    };
+    let (report, result) = pipeline::run(&config, &opts).await;
+    if let Err(e) = result {
+        panic!("run failed: {e}");
+    }
+    let t = report.totals();
+    assert_eq!(
+        t.audio_pending + t.audio_missing,
+        0,
+        "every recording stored"
+    );
+    (t.audio_bytes, t.audio_stored)
+}
+
+fn largest_file(dir: &std::path::Path) -> u64 {
+    let mut max = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(m) = e.metadata() {
+                max = max.max(m.len());
+            }
+        }
+    }
+    max
+}
+
+fn main() {
+    let calls: u32 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50);
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    let start_sim = || {
+        server
+            .block_on(sim::start(sim_config(calls), 0))
+            .expect("simulator starts")
+    };
+
+    let raw_sim = start_sim();
+    let list = client.block_on(urls(&raw_sim.base_url()));
+    let files = list.len();
+    let raw_dir = tempfile::tempdir().expect("tempdir");
+    reset_peak();
+    let started = Instant::now();
+    let raw_bytes = client.block_on(raw_download(list, raw_dir.path()));
+    let raw_s = started.elapsed().as_secs_f64();
+    let raw_peak = peak_mb();
+    let largest = largest_file(raw_dir.path());
+    drop(raw_dir);
+    drop(raw_sim);
+
+    let run_sim = start_sim();
+    let dir = tempfile::tempdir().expect("tempdir");
+    reset_peak();
+    let started = Instant::now();
+    let (run_bytes, stored) = client.block_on(ccetl_run(&run_sim, dir.path()));
+    let run_s = started.elapsed().as_secs_f64();
+    let run_peak = peak_mb();
+    assert_eq!(
+        stored as usize, files,
+        "both sides copy the same recordings"
+    );
+    assert_eq!(run_bytes, raw_bytes, "both sides copy the same bytes");
+
+    let mb = |b: u64| b as f64 / 1e6;
+    let (raw_rate, run_rate) = (mb(raw_bytes) / raw_s, mb(run_bytes) / run_s);
+    let ratio = run_rate / raw_rate;
+    println!(
+        "audio throughput: {ratio:.2} of a raw concurrent download (goal >= 0.90): ccetl {run_rate:.0} MB/s ({files} files, {:.0} MB, largest {:.1} MB, {run_s:.1} s, metadata included), raw {raw_rate:.0} MB/s ({raw_s:.1} s)",
+        mb(run_bytes),
+        mb(largest)
+    );
+    println!(
+        "audio memory: peak RSS {run_peak:.0} MB during the ccetl run (goal <= 150 MB; simulator included), {raw_peak:.0} MB during the raw download"
+    );
+    common::record(
+        "audio",
+        serde_json::json!({
+            "ratio": ratio,
+            "goal": 0.9,
+            "files": files,
+            "bytes": run_bytes,
+            "largest_file_bytes": largest,
+            "ccetl": { "seconds": run_s, "mb_per_s": run_rate, "peak_rss_mb": run_peak },
+            "raw": { "seconds": raw_s, "mb_per_s": raw_rate, "peak_rss_mb": raw_peak },
+            "rss_goal_mb": 150,
+        }),
+    );
+}
