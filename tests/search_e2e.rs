@@ -70,6 +70,13 @@ variables = ["CustomerTier"]
         all.tasks.len()
     );
     assert_matches(&env, &want);
+    eprintln!(
+        "filters kept {} of {} telephony tasks; {} search and {} captures requests",
+        want.tasks.len(),
+        all.tasks.len(),
+        env.stats().get("search").copied().unwrap_or(0),
+        env.stats().get("captures").copied().unwrap_or(0)
+    );
 
     // Global variables (CAD) come along in extra.
     let tiers = env.strings(

@@ -190,8 +190,18 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         Err(why) => {
             s.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %s.source, reason = %why, "Rejected a webhook delivery.");
-            let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-            return (status, Json(json!({ "error": why.to_string() }))).into_response();
+            // The log says why; the sender of a refused event learns nothing it could use.
+            return match why.status() {
+                400 => (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": why.to_string() })),
+                ),
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error": "unauthorized" })),
+                ),
+            }
+            .into_response();
         }
     };
     // Synced to disk before the answer: an acknowledged event survives a crash.
