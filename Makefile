@@ -19,3 +19,4 @@ schemas:
 bench:
 	cargo bench --bench throughput
 	cargo bench --bench audio
+	cargo bench --bench scale

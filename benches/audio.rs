@@ -36,21 +36,6 @@ fn sim_config(calls: u32) -> SimConfig {
     }
 }
 
-/// Resets the peak RSS, so the next reading is this phase's.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak RSS since the last reset, in MB.
-fn peak_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Every recording's pre-signed URL for the day, as a client of the API would get them.
 async fn urls(base: &str) -> Vec<String> {
     let http = reqwest::Client::new();
@@ -210,22 +195,22 @@ fn main() {
     let list = client.block_on(urls(&raw_sim.base_url()));
     let files = list.len();
     let raw_dir = tempfile::tempdir().expect("tempdir");
-    reset_peak();
+    common::reset_peak();
     let started = Instant::now();
     let raw_bytes = client.block_on(raw_download(list, raw_dir.path()));
     let raw_s = started.elapsed().as_secs_f64();
-    let raw_peak = peak_mb();
+    let raw_peak = common::peak_mb();
     let largest = largest_file(raw_dir.path());
     drop(raw_dir);
     drop(raw_sim);
 
     let run_sim = start_sim();
     let dir = tempfile::tempdir().expect("tempdir");
-    reset_peak();
+    common::reset_peak();
     let started = Instant::now();
     let (run_bytes, stored) = client.block_on(ccetl_run(&run_sim, dir.path()));
     let run_s = started.elapsed().as_secs_f64();
-    let run_peak = peak_mb();
+    let run_peak = common::peak_mb();
     assert_eq!(
         stored as usize, files,
         "both sides copy the same recordings"

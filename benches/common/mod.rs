@@ -1,5 +1,5 @@
-//! `bench/results.json`, shared by the benches: each writes its own figure's key and keeps
-//! the others', so `make bench` leaves one file with every figure.
+//! What the benches share: `bench/results.json` (each writes its own figure's key and keeps
+//! the others', so `make bench` leaves one file with every figure) and peak-RSS readings.
 
 use std::path::Path;
 
@@ -18,4 +18,21 @@ pub fn record(key: &str, value: serde_json::Value) {
     let text = serde_json::to_string_pretty(&all).expect("json") + "\n";
     std::fs::write(PATH, text).expect("write bench/results.json");
     println!("wrote {PATH} ({key})");
+}
+
+/// Resets the process's peak RSS, so the next reading is the next phase's.
+#[allow(dead_code)] // not every bench measures memory
+pub fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak RSS since the last reset (`VmHWM`), in MB.
+#[allow(dead_code)]
+pub fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
