@@ -174,17 +174,8 @@ fn largest_file(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let calls: u32 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    let calls = common::size_arg(50);
+    let (server, client) = common::runtimes();
     let start_sim = || {
         server
             .block_on(sim::start(sim_config(calls), 0))

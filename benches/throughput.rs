@@ -185,18 +185,8 @@ fn main() {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
-    let tasks: u32 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(220_000);
-    // The simulator on runtimes of its own, as a remote API would be.
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    let tasks = common::size_arg(220_000);
+    let (server, client) = common::runtimes();
     let start_sim = || {
         let h = server
             .block_on(sim::start(sim_config(tasks), 0))

@@ -46,6 +46,22 @@ pub struct SourceReport {
     pub egress: Option<EgressReport>,
 }
 
+impl SourceReport {
+    /// An empty report for source `name` of `kind`, filled in as it runs.
+    pub fn new(name: &str, kind: &str) -> Self {
+        SourceReport {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            windows: Vec::new(),
+            http: Default::default(),
+            high_water: None,
+            error: None,
+            duration_ms: 0,
+            egress: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EgressReport {
     pub period_days: u32,

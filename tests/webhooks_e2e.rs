@@ -73,32 +73,19 @@ async fn subscribe_registers_once_and_list_and_delete_work() {
     let env = env_with(sim_config(), &with_secret()).await;
     let p = env.pipeline.display().to_string();
     let url = "http://127.0.0.1:8088/webhooks/wxcc".to_string();
-    let run = |args: Vec<String>| {
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })
     };
-    let (code, out, err) = run(vec![
-        "subscribe".into(),
-        p.clone(),
-        "--url".into(),
-        url.clone(),
-    ])
-    .await
-    .unwrap();
+    let (code, out, err) = run(&["subscribe", &p, "--url", &url]).await.unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("created") && out.contains("capture:available"),
         "{out}"
     );
-    let (code, out, _) = run(vec![
-        "subscribe".into(),
-        p.clone(),
-        "--url".into(),
-        url.clone(),
-    ])
-    .await
-    .unwrap();
+    let (code, out, _) = run(&["subscribe", &p, "--url", &url]).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains("updated"), "{out}");
     let subs: Vec<serde_json::Value> = env
@@ -122,38 +109,22 @@ async fn subscribe_registers_once_and_list_and_delete_work() {
     );
     let id = subs[0]["id"].as_str().unwrap().to_string();
 
-    let (code, out, _) = run(vec!["subscriptions".into(), "list".into(), p.clone()])
-        .await
-        .unwrap();
+    let (code, out, _) = run(&["subscriptions", "list", &p]).await.unwrap();
     assert_eq!(code, 0);
     assert!(out.contains(&format!("* {id}")), "ours is marked: {out}");
-    let (code, out, _) = run(vec![
-        "subscriptions".into(),
-        "delete".into(),
-        p.clone(),
-        id.clone(),
-    ])
-    .await
-    .unwrap();
+    let (code, out, _) = run(&["subscriptions", "delete", &p, &id]).await.unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(env.sim.sim.subscriptions().is_empty());
 
     // A URL Webex would refuse, and a source without a secret: one line, exit 2.
-    let (code, _, err) = run(vec![
-        "subscribe".into(),
-        p.clone(),
-        "--url".into(),
-        "http://hooks.acme.example/wxcc".into(),
-    ])
-    .await
-    .unwrap();
+    let (code, _, err) = run(&["subscribe", &p, "--url", "http://hooks.acme.example/wxcc"])
+        .await
+        .unwrap();
     assert_eq!(code, 2);
     assert!(one_error_line(&err).contains("https://"), "{err}");
     let text = std::fs::read_to_string(&env.pipeline).unwrap();
     std::fs::write(&env.pipeline, text.replace(&with_secret(), "")).unwrap();
-    let (code, _, err) = run(vec!["subscribe".into(), p, "--url".into(), url])
-        .await
-        .unwrap();
+    let (code, _, err) = run(&["subscribe", &p, "--url", &url]).await.unwrap();
     assert_eq!(code, 2);
     assert!(one_error_line(&err).contains("webhook_secret"), "{err}");
 }

@@ -36,3 +36,26 @@ pub fn peak_mb() -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+#[allow(dead_code)]
+/// The bench's first numeric argument (`cargo bench --bench NAME -- N`), else `default`.
+pub fn size_arg(default: u32) -> u32 {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A runtime for the in-process simulator (one thread, as a remote API would be apart from
+/// the client) and one for the client.
+#[allow(dead_code)]
+pub fn runtimes() -> (tokio::runtime::Runtime, tokio::runtime::Runtime) {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    (server, client)
+}

@@ -10,7 +10,6 @@ use super::{
     lock_states, open_states, webex, RunError, RunOptions, SourceReport, SourceRun, WEBEX_STREAM,
 };
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::http::HttpCounts;
 use crate::sink::Warehouse;
 
 /// Commits the tasks that `capture:available` events announced for Webex source `source`
@@ -22,16 +21,7 @@ pub async fn commit_events(
     ids: &[String],
     range: (DateTime<Utc>, DateTime<Utc>),
 ) -> (SourceReport, Result<Vec<String>, RunError>) {
-    let mut sr = SourceReport {
-        name: source.to_string(),
-        kind: "webex".into(),
-        windows: Vec::new(),
-        http: HttpCounts::default(),
-        high_water: None,
-        egress: None,
-        error: None,
-        duration_ms: 0,
-    };
+    let mut sr = SourceReport::new(source, "webex");
     let started = Instant::now();
     let result = commit_events_inner(cfg, source, ids, range, &mut sr).await;
     sr.duration_ms = started.elapsed().as_millis() as u64;

@@ -4,7 +4,7 @@
 //! for its lookback, the captures of tasks whose recordings are all stored already (they
 //! are not asked for again: that is most of a lookback's requests).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
@@ -19,6 +19,87 @@ use crate::window::Window;
 
 /// The column rows are kept or replaced by.
 const KEY: &str = "task_id";
+
+/// What a window's files held, read back once per window for the tables a read needs.
+pub struct Previous {
+    rows: HashMap<&'static str, Vec<(RecordBatch, NaiveDate)>>,
+}
+
+impl Previous {
+    /// The window's rows of `tables`; `None` when the window was never committed.
+    pub async fn read(
+        wh: &Warehouse,
+        source: &str,
+        stream: &str,
+        w: Window,
+        tables: &[&'static str],
+    ) -> Result<Option<Self>, SourceFailure> {
+        let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
+            return Ok(None);
+        };
+        let mut rows = HashMap::new();
+        for table in tables {
+            rows.insert(*table, previous_rows(wh, &m, table).await?);
+        }
+        Ok(Some(Previous { rows }))
+    }
+
+    fn of(&self, table: &str) -> &[(RecordBatch, NaiveDate)] {
+        self.rows.get(table).map_or(&[], Vec::as_slice)
+    }
+
+    /// Tasks whose captures the window's `webex_captures` rows hold with every recording
+    /// `stored` (or audio `disabled`): reading their captures again would change nothing.
+    pub fn settled_tasks(&self) -> Result<HashSet<String>, SourceFailure> {
+        let (mut settled, mut open) = (HashSet::new(), HashSet::new());
+        for (batch, _) in self.of("webex_captures") {
+            let tasks = strings(batch, KEY)?;
+            let status = strings(batch, "audio_status")?;
+            for i in 0..batch.num_rows() {
+                let task = tasks.value(i).to_string();
+                if matches!(status.value(i), "stored" | "disabled") {
+                    settled.insert(task);
+                } else {
+                    open.insert(task);
+                }
+            }
+        }
+        Ok(settled.difference(&open).cloned().collect())
+    }
+
+    /// Adds to each of `tables` the previous rows whose task `keep` says to keep, then
+    /// orders rows by task (stably): the order a fresh read gives the capture tables, so a
+    /// merge that changes nothing writes identical files.
+    pub fn keep_into(
+        &self,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        tables: &mut [TableRows],
+    ) -> Result<(), SourceFailure> {
+        for t in tables.iter_mut() {
+            let mut batches = vec![t.batch.clone()];
+            let mut dates = t.dates.clone();
+            for (batch, date) in self.of(t.table) {
+                let keys = strings(batch, KEY)?;
+                let mask: BooleanArray = (0..keys.len())
+                    .map(|i| Some(keys.is_valid(i) && keep(keys.value(i))))
+                    .collect();
+                let kept = filter_record_batch(batch, &mask)?;
+                dates.extend(std::iter::repeat_n(*date, kept.num_rows()));
+                batches.push(kept);
+            }
+            if dates.len() == t.dates.len() {
+                continue;
+            }
+            let merged = concat_batches(&t.batch.schema(), &batches)?;
+            let keys = strings(&merged, KEY)?;
+            let mut order: Vec<u32> = (0..merged.num_rows() as u32).collect();
+            order.sort_by(|a, b| keys.value(*a as usize).cmp(keys.value(*b as usize)));
+            t.batch = take_record_batch(&merged, &UInt32Array::from(order.clone()))?;
+            t.dates = order.iter().map(|i| dates[*i as usize]).collect();
+        }
+        Ok(())
+    }
+}
 
 /// A table's rows in the window's previous files, each batch with its partition date.
 async fn previous_rows(
@@ -41,72 +122,6 @@ async fn previous_rows(
         }
     }
     Ok(out)
-}
-
-/// Tasks whose captures the window's `webex_captures` files hold with every recording
-/// `stored` (or audio `disabled`): reading their captures again would change nothing.
-pub async fn settled_tasks(
-    wh: &Warehouse,
-    source: &str,
-    stream: &str,
-    w: Window,
-) -> Result<HashSet<String>, SourceFailure> {
-    let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
-        return Ok(HashSet::new());
-    };
-    let (mut settled, mut open) = (HashSet::new(), HashSet::new());
-    for (batch, _) in previous_rows(wh, &m, "webex_captures").await? {
-        let tasks = strings(&batch, KEY)?;
-        let status = strings(&batch, "audio_status")?;
-        for i in 0..batch.num_rows() {
-            let task = tasks.value(i).to_string();
-            if matches!(status.value(i), "stored" | "disabled") {
-                settled.insert(task);
-            } else {
-                open.insert(task);
-            }
-        }
-    }
-    Ok(settled.difference(&open).cloned().collect())
-}
-
-/// Adds to each of `tables` the rows of the window's previous files whose task `keep`
-/// says to keep, then orders rows by task (stably): the order a fresh read gives the
-/// capture tables, so a merge that changes nothing writes identical files.
-pub async fn with_previous(
-    wh: &Warehouse,
-    source: &str,
-    stream: &str,
-    w: Window,
-    keep: &(dyn Fn(&str) -> bool + Sync),
-    tables: &mut [TableRows],
-) -> Result<(), SourceFailure> {
-    let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
-        return Ok(());
-    };
-    for t in tables.iter_mut() {
-        let mut batches = vec![t.batch.clone()];
-        let mut dates = t.dates.clone();
-        for (batch, date) in previous_rows(wh, &m, t.table).await? {
-            let keys = strings(&batch, KEY)?;
-            let mask: BooleanArray = (0..keys.len())
-                .map(|i| Some(keys.is_valid(i) && keep(keys.value(i))))
-                .collect();
-            let kept = filter_record_batch(&batch, &mask)?;
-            dates.extend(std::iter::repeat_n(date, kept.num_rows()));
-            batches.push(kept);
-        }
-        if dates.len() == t.dates.len() {
-            continue;
-        }
-        let merged = concat_batches(&t.batch.schema(), &batches)?;
-        let keys = strings(&merged, KEY)?;
-        let mut order: Vec<u32> = (0..merged.num_rows() as u32).collect();
-        order.sort_by(|a, b| keys.value(*a as usize).cmp(keys.value(*b as usize)));
-        t.batch = take_record_batch(&merged, &UInt32Array::from(order.clone()))?;
-        t.dates = order.iter().map(|i| dates[*i as usize]).collect();
-    }
-    Ok(())
 }
 
 /// `(capture_id, audio_status, segment)` of each row of a `webex_captures` batch.

@@ -26,7 +26,6 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::http::HttpCounts;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
 use crate::sink::parquet;
 use crate::sink::{StoreError, Warehouse};
@@ -344,16 +343,7 @@ async fn run_source(
     wh: &Warehouse,
     run_id: i64,
 ) -> (Result<SourceReport, RunError>, Result<(), RunError>) {
-    let mut sr = SourceReport {
-        name: src.name().to_string(),
-        kind: src.kind().into(),
-        windows: Vec::new(),
-        http: HttpCounts::default(),
-        high_water: None,
-        egress: None,
-        error: None,
-        duration_ms: 0,
-    };
+    let mut sr = SourceReport::new(src.name(), src.kind());
     let started = Instant::now();
     let ctx = SourceRun {
         cfg,

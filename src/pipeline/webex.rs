@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use super::{commit, merge};
+use super::commit;
+use super::merge::{self, Previous};
 use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
 use crate::config::WebexConfig;
 use crate::sink::parquet::TableRows;
@@ -40,11 +41,16 @@ async fn extract(
     // A window read before (the lookback): tasks whose recordings are all stored keep the
     // capture rows the window holds instead of being asked again. Late recordings are on
     // the other tasks, which are asked.
-    let mut settled = merge::settled_tasks(run.wh, run.name, run.stream, w).await?;
+    let tables = ["webex_captures", "webex_segments"];
+    let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
+    let mut settled = match &previous {
+        Some(p) => p.settled_tasks()?,
+        None => HashSet::new(),
+    };
     let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     settled.retain(|id| listed.contains(id.as_str()));
     let ex = webex::with_captures(client, tasks, &settled).await?;
-    output(client, run, w, ex, Keep::Captures(&settled)).await
+    output(client, run, ex, previous.as_ref(), Keep::Captures(&settled)).await
 }
 
 /// Which rows of the window's previous files a read keeps (see [`merge`]).
@@ -56,12 +62,12 @@ enum Keep<'a> {
 }
 
 /// Audio, then the four tables, for extracted tasks and captures, with the rows `keep`
-/// keeps of what window `w` held.
+/// keeps of what the window held.
 async fn output(
     client: &WebexClient,
     run: &SourceRun<'_>,
-    w: Window,
     ex: webex::Extracted,
+    previous: Option<&Previous>,
     keep: Keep<'_>,
 ) -> Result<WindowOutput, SourceFailure> {
     let rows = webex::fetch_audio(client, run.wh, run.state, &ex).await?;
@@ -90,7 +96,9 @@ async fn output(
         Keep::Captures(ids) => (1, &|id: &str| ids.contains(id)),
         Keep::AllBut(ids) => (0, &|id: &str| !ids.contains(id)),
     };
-    merge::with_previous(run.wh, run.name, run.stream, w, keep, &mut t[from..]).await?;
+    if let Some(p) = previous {
+        p.keep_into(keep, &mut t[from..])?;
+    }
     // The join runs after the merge, so kept segments get their task's current attributes.
     let joined = transform::segments::join(&t[2].batch, &t[0].batch)?;
     let joined = TableRows {
@@ -164,7 +172,9 @@ pub(super) async fn commit_events(
         let ids: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
         let loaded = async {
             let ex = webex::with_captures(&client, tasks, &HashSet::new()).await?;
-            let mut out = output(&client, run, w, ex, Keep::AllBut(&ids)).await?;
+            let tables = ["webex_tasks", "webex_captures", "webex_segments"];
+            let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
+            let mut out = output(&client, run, ex, previous.as_ref(), Keep::AllBut(&ids)).await?;
             out.partial = true;
             commit::load(run, w, None, out).await
         }
