@@ -6,6 +6,7 @@
 //! sources. `sim` is the built-in simulator the demo and the tests run against.
 
 pub mod auth;
+pub mod blocking;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -53,9 +53,14 @@ pub fn size_arg(default: u32) -> u32 {
 pub fn runtimes() -> (tokio::runtime::Runtime, tokio::runtime::Runtime) {
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("sim")
         .enable_all()
         .build()
         .expect("server runtime");
-    let client = tokio::runtime::Runtime::new().expect("client runtime");
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("ccetl")
+        .enable_all()
+        .build()
+        .expect("client runtime");
     (server, client)
 }

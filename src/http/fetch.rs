@@ -149,7 +149,13 @@ impl HttpClient {
 
 /// Decodes a JSON page; an error names the field by its path in the page
 /// (`data[3].attributes.createdTime: invalid type: map, …`), not only a byte offset.
+///
+/// Tracking the path costs on every field, so it is done only to explain a failure: the
+/// page is decoded plainly first, and again with the path only when that fails.
 pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -17,7 +17,9 @@ pub(super) async fn run(
     };
     let client = LegacyClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
     let client = &client;
-    let result = run.drive(&windows, report, |w| extract(client, w)).await;
+    let result = run
+        .drive(&windows, report, |w| extract(client, w), super::ready)
+        .await;
     report.http = client.http.stats().snapshot();
     result
 }

@@ -105,6 +105,8 @@ pub enum SourceFailure {
     State(#[from] StateError),
     #[error(transparent)]
     Transform(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    ShutDown(#[from] crate::blocking::ShutDown),
 }
 
 impl SourceFailure {
@@ -119,7 +121,6 @@ impl SourceFailure {
 }
 
 impl RunError {
-    /// True when the cause is rejected credentials (exit code 3).
     /// True when only a quota stopped the run (exit code 4): everything else succeeded.
     pub fn is_partial(&self) -> bool {
         match self {
@@ -129,6 +130,7 @@ impl RunError {
         }
     }
 
+    /// True when the cause is rejected credentials (exit code 3).
     pub fn is_auth(&self) -> bool {
         match self {
             RunError::Source { error, .. } => error.is_auth(),
@@ -405,6 +407,11 @@ pub(crate) struct SourceRun<'a> {
     run_id: i64,
 }
 
+/// The `finish` of a source whose read already yields the window's output.
+fn ready(_: Window, out: WindowOutput) -> std::future::Ready<Result<WindowOutput, SourceFailure>> {
+    std::future::ready(Ok(out))
+}
+
 impl SourceRun<'_> {
     /// The error for a failure, located in its window (not for credentials: there it is noise).
     fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
@@ -440,40 +447,68 @@ impl SourceRun<'_> {
         Ok(None)
     }
 
-    /// Extracts and commits each window in order, stopping at the first failure. The
-    /// watermark may only move over windows that follow it without a gap.
-    async fn drive<F, Fut>(
+    /// Reads, finishes and commits each window in order, stopping at the first failure.
+    /// The watermark may only move over windows that follow it without a gap.
+    ///
+    /// Pipelined one deep: window N+1 is read from the API (`read`) while window N is
+    /// finished (`finish`: audio, tables) and committed, its Parquet encoding and state
+    /// commit on the blocking pool; so the API is kept busy while the warehouse is written.
+    /// Commits still happen in window order, and at most two windows are held in memory.
+    async fn drive<R, RF, X, F, FF>(
         &self,
         windows: &[Window],
         report: &mut SourceReport,
-        mut extract: F,
+        mut read: R,
+        mut finish: F,
     ) -> Result<(), RunError>
     where
-        F: FnMut(Window) -> Fut,
-        Fut: Future<Output = Result<WindowOutput, SourceFailure>>,
+        R: FnMut(Window) -> RF,
+        RF: Future<Output = Result<X, SourceFailure>>,
+        F: FnMut(Window, X) -> FF,
+        FF: Future<Output = Result<WindowOutput, SourceFailure>>,
     {
         let progress = crate::progress::bar(windows.len() as u64, self.name);
         let mut frontier = self.state.high_water(self.name, self.stream)?;
-        let mut result = Ok(());
-        for w in windows {
-            let loaded = match extract(*w).await {
-                Ok(out) => commit::load(self, *w, frontier, out).await,
-                Err(e) => Err(e),
+        let mut extracted: Option<(Window, X)> = None;
+        let mut next = windows.iter().copied();
+        let result = loop {
+            let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
+            let to_read = next.next().map(|w| (w, read(w)));
+            if to_load.is_none() && to_read.is_none() {
+                break Ok(());
+            }
+            let load = async {
+                let (w, out) = to_load?;
+                let loaded = match out.await {
+                    Ok(out) => commit::load(self, w, frontier, out).await,
+                    Err(e) => Err(e),
+                };
+                Some((w, loaded))
             };
-            match loaded {
-                Ok((wr, advanced)) => {
-                    if let Some(a) = advanced {
-                        frontier = Some(frontier.map_or(a, |f| f.max(a)));
+            let read = async {
+                let (w, x) = to_read?;
+                Some((w, x.await))
+            };
+            let (loaded, read) = tokio::join!(load, read);
+            if let Some((w, loaded)) = loaded {
+                match loaded {
+                    Ok((wr, advanced)) => {
+                        if let Some(a) = advanced {
+                            frontier = Some(frontier.map_or(a, |f| f.max(a)));
+                        }
+                        report.windows.push(wr);
+                        progress.inc(1);
                     }
-                    report.windows.push(wr);
-                }
-                Err(error) => {
-                    result = Err(self.fail(Some(w), error));
-                    break;
+                    // The window read meanwhile is dropped uncommitted, as a crash would.
+                    Err(error) => break Err(self.fail(Some(&w), error)),
                 }
             }
-            progress.inc(1);
-        }
+            match read {
+                Some((w, Ok(x))) => extracted = Some((w, x)),
+                Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
+                None => {}
+            }
+        };
         progress.finish_and_clear();
         result
     }

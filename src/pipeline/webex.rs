@@ -10,6 +10,7 @@ use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, Wind
 use crate::config::WebexConfig;
 use crate::sink::parquet::TableRows;
 use crate::source::webex::model::Task;
+use crate::source::webex::tables::RecordingRow;
 use crate::source::webex::{self, tables, WebexClient};
 use crate::transform;
 use crate::window::{self, Window};
@@ -26,17 +27,34 @@ pub(super) async fn run(
         WebexClient::connect(cfg, run.state.clone()).map_err(|e| run.fail(None, e.into()))?;
     let client = &client;
     let result = run
-        .drive(&windows, report, |w| extract(client, run, w))
+        .drive(
+            &windows,
+            report,
+            |w| read(client, run, w),
+            |_, r: Read| {
+                output(
+                    client,
+                    run,
+                    r.extracted,
+                    r.previous,
+                    Keep::Captures(r.settled),
+                )
+            },
+        )
         .await;
     report.http = client.http.stats().snapshot();
     result
 }
 
-async fn extract(
-    client: &WebexClient,
-    run: &SourceRun<'_>,
-    w: Window,
-) -> Result<WindowOutput, SourceFailure> {
+/// A window as read from the API, before audio and tables.
+struct Read {
+    extracted: webex::Extracted,
+    previous: Option<Previous>,
+    /// Tasks whose capture rows the window's files keep (not asked for again).
+    settled: HashSet<String>,
+}
+
+async fn read(client: &WebexClient, run: &SourceRun<'_>, w: Window) -> Result<Read, SourceFailure> {
     let tasks = webex::discover(client, w.start, w.end).await?;
     // A window read before (the lookback): tasks whose recordings are all stored keep the
     // capture rows the window holds instead of being asked again. Late recordings are on
@@ -49,16 +67,20 @@ async fn extract(
     };
     let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     settled.retain(|id| listed.contains(id.as_str()));
-    let ex = webex::with_captures(client, tasks, &settled).await?;
-    output(client, run, ex, previous.as_ref(), Keep::Captures(&settled)).await
+    let extracted = webex::with_captures(client, tasks, &settled).await?;
+    Ok(Read {
+        extracted,
+        previous,
+        settled,
+    })
 }
 
 /// Which rows of the window's previous files a read keeps (see [`merge`]).
-enum Keep<'a> {
+enum Keep {
     /// The captures and segments of these tasks (not asked for again).
-    Captures(&'a HashSet<String>),
+    Captures(HashSet<String>),
     /// Every row of every task but these (events name only some of a window's tasks).
-    AllBut(&'a HashSet<String>),
+    AllBut(HashSet<String>),
 }
 
 /// Audio, then the four tables, for extracted tasks and captures, with the rows `keep`
@@ -67,12 +89,36 @@ async fn output(
     client: &WebexClient,
     run: &SourceRun<'_>,
     ex: webex::Extracted,
-    previous: Option<&Previous>,
-    keep: Keep<'_>,
+    previous: Option<Previous>,
+    keep: Keep,
 ) -> Result<WindowOutput, SourceFailure> {
-    let rows = webex::fetch_audio(client, run.wh, run.state, &ex).await?;
+    let webex::Extracted {
+        tasks,
+        captures,
+        org_id,
+    } = ex;
+    let rows = webex::fetch_audio(client, run.wh, run.state, &tasks, captures).await?;
+    // A day of calls takes a while to turn into tables, all CPU: off the run's task, which
+    // meanwhile reads the next window (see `SourceRun::drive`).
+    crate::blocking::run("building the window's tables", move || {
+        tables_of(tasks, org_id.as_deref(), rows, previous.as_ref(), &keep)
+    })
+    .await?
+}
 
-    let (tasks, task_dates) = tables::tasks_batch(&ex.tasks, ex.org_id.as_deref());
+/// The window's four tables from its tasks and recording rows, merged with the rows of
+/// its previous files that `keep` keeps.
+fn tables_of(
+    listed: Vec<Task>,
+    org_id: Option<&str>,
+    mut rows: Vec<RecordingRow>,
+    previous: Option<&Previous>,
+    keep: &Keep,
+) -> Result<WindowOutput, SourceFailure> {
+    // Downloads finish in any order; files must not depend on it.
+    rows.sort_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
+    let (tasks, task_dates) = tables::tasks_batch(&listed, org_id);
+    drop(listed);
     let (captures, capture_dates) = tables::captures_batch(&rows);
     let (segments, segment_dates) = tables::segments_batch(&rows);
     let mut t = vec![
@@ -92,7 +138,7 @@ async fn output(
             dates: segment_dates,
         },
     ];
-    let (from, keep): (usize, &(dyn Fn(&str) -> bool + Sync)) = match &keep {
+    let (from, keep): (usize, &(dyn Fn(&str) -> bool + Sync)) = match keep {
         Keep::Captures(ids) => (1, &|id: &str| ids.contains(id)),
         Keep::AllBut(ids) => (0, &|id: &str| !ids.contains(id)),
     };
@@ -117,7 +163,7 @@ async fn output(
     let mut ledger = Vec::with_capacity(rows.len());
     for r in &rows {
         wr.count_audio(&r.audio);
-        ledger.push(r.audio.ledger(&r.recording.id, &r.task_id));
+        ledger.extend(r.audio.ledger(&r.recording.id, &r.task_id));
     }
     // Recordings kept from the window's files count too: the manifest says what it holds.
     let read: HashSet<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
@@ -174,7 +220,8 @@ pub(super) async fn commit_events(
             let ex = webex::with_captures(&client, tasks, &HashSet::new()).await?;
             let tables = ["webex_tasks", "webex_captures", "webex_segments"];
             let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
-            let mut out = output(&client, run, ex, previous.as_ref(), Keep::AllBut(&ids)).await?;
+            let keep = Keep::AllBut(ids.clone());
+            let mut out = output(&client, run, ex, previous, keep).await?;
             out.partial = true;
             commit::load(run, w, None, out).await
         }

@@ -27,7 +27,7 @@ pub(super) async fn run(
     client.set_egress_used(used);
     let client = &client;
     let result = run
-        .drive(&windows, report, |w| extract(client, run, w))
+        .drive(&windows, report, |w| extract(client, run, w), super::ready)
         .await;
     report.http = client.http.stats().snapshot();
     report.egress = Some(EgressReport {
@@ -79,7 +79,7 @@ async fn extract(
     let mut ledger = Vec::with_capacity(ex.recordings.len());
     for r in &ex.recordings {
         wr.count_audio(&r.audio);
-        ledger.push(r.audio.ledger(&r.recording.recording_key, &r.call_key));
+        ledger.extend(r.audio.ledger(&r.recording.recording_key, &r.call_key));
     }
     let tables = vec![
         TableRows {

@@ -85,9 +85,14 @@ impl AudioState {
         })
     }
 
-    /// The audio ledger row recording this state.
-    pub fn ledger(&self, recording_id: &str, call_id: &str) -> AudioRecord {
-        AudioRecord {
+    /// The audio ledger row recording this state. None when audio is off: nothing was
+    /// attempted, so there is nothing to record, and a row an earlier run with audio on
+    /// wrote (the object it stored) must stay as it is.
+    pub fn ledger(&self, recording_id: &str, call_id: &str) -> Option<AudioRecord> {
+        if self.status == "disabled" {
+            return None;
+        }
+        Some(AudioRecord {
             recording_id: recording_id.to_string(),
             call_id: call_id.to_string(),
             uri: self.uri.clone(),
@@ -95,7 +100,7 @@ impl AudioState {
             sha256: self.sha256.clone(),
             status: self.status.to_string(),
             last_error: self.error.clone(),
-        }
+        })
     }
 }
 

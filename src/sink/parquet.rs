@@ -31,6 +31,8 @@ pub enum WriteError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    ShutDown(#[from] crate::blocking::ShutDown),
 }
 
 /// A table's rows for one window, with each row's partition date (the call's own date).
@@ -72,11 +74,43 @@ pub async fn write_table(
     rows: &TableRows,
     previous: &HashMap<String, String>,
 ) -> Result<Vec<WrittenFile>, WriteError> {
+    let part_rows = rows.clone();
+    let parts =
+        crate::blocking::run("Parquet encoding", move || encode_partitions(&part_rows)).await??;
+    let mut written = Vec::with_capacity(parts.len());
+    for (date, part) in parts {
+        let key = keys::table_file(rows.table, source, date, window_start);
+        let unchanged = previous.get(&key) == Some(&part.sha256);
+        if !unchanged {
+            wh.put(&key, part.bytes).await?;
+        }
+        written.push(WrittenFile {
+            table: rows.table.to_string(),
+            key,
+            rows: part.rows,
+            bytes: part.size,
+            sha256: part.sha256,
+            unchanged,
+        });
+    }
+    Ok(written)
+}
+
+/// One date partition of a table, encoded.
+struct Encoded {
+    bytes: Bytes,
+    size: u64,
+    sha256: String,
+    rows: u64,
+}
+
+/// Splits `rows` by partition date and encodes each part (CPU only: runs off the run's task).
+fn encode_partitions(rows: &TableRows) -> Result<Vec<(NaiveDate, Encoded)>, WriteError> {
     let mut by_date: BTreeMap<NaiveDate, Vec<u32>> = BTreeMap::new();
     for (i, d) in rows.dates.iter().enumerate() {
         by_date.entry(*d).or_default().push(i as u32);
     }
-    let mut written = Vec::new();
+    let mut parts = Vec::with_capacity(by_date.len());
     for (date, idx) in by_date {
         let part = if idx.len() == rows.batch.num_rows() {
             rows.batch.clone()
@@ -89,23 +123,15 @@ pub async fn write_table(
             })?
         };
         let bytes = encode(rows.table, &part)?;
-        let key = keys::table_file(rows.table, source, date, window_start);
-        let size = bytes.len() as u64;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let unchanged = previous.get(&key) == Some(&sha256);
-        if !unchanged {
-            wh.put(&key, bytes).await?;
-        }
-        written.push(WrittenFile {
-            table: rows.table.to_string(),
-            key,
+        let encoded = Encoded {
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
             rows: part.num_rows() as u64,
-            bytes: size,
-            sha256,
-            unchanged,
-        });
+            bytes,
+        };
+        parts.push((date, encoded));
     }
-    Ok(written)
+    Ok(parts)
 }
 
 fn encode(table: &str, batch: &RecordBatch) -> Result<Bytes, WriteError> {

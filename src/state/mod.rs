@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use duckdb::{params, Connection, OptionalExt};
@@ -44,6 +44,8 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    ShutDown(#[from] crate::blocking::ShutDown),
 }
 
 const SCHEMA: &str = r#"
@@ -130,7 +132,16 @@ impl State {
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| {
+        // One thread: a commit is a few small statements, and DuckDB's idle worker threads
+        // call `malloc_trim` twice a second, handing the whole process's free memory back to
+        // the kernel only for the run to fault it in again (~5% of a run's CPU, issue 8).
+        let config = duckdb::Config::default()
+            .threads(1)
+            .map_err(|source| StateError::Db {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let conn = Connection::open_with_flags(path, config).map_err(|source| {
             let text = source.to_string();
             if text.contains("lock") {
                 StateError::Busy {
@@ -196,6 +207,22 @@ impl State {
             .optional()
         })
         .map(|o| o.map(from_ms))
+    }
+
+    /// [`State::commit_window`] on the blocking pool: with a day of recordings in its ledger
+    /// it takes long enough that the run's next window should keep fetching meanwhile.
+    pub async fn commit_window_off_thread(
+        self: &Arc<Self>,
+        run_id: i64,
+        w: WindowRecord,
+        audio: Vec<AudioRecord>,
+        high_water: Option<DateTime<Utc>>,
+    ) -> Result<(), StateError> {
+        let state = self.clone();
+        crate::blocking::run("the window's state commit", move || {
+            state.commit_window(run_id, &w, &audio, high_water)
+        })
+        .await?
     }
 
     /// Records a committed window and its audio, and moves the watermark to `high_water`

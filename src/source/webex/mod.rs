@@ -115,52 +115,43 @@ fn extension(file_name: Option<&str>) -> &str {
 }
 
 /// Copies every recording's audio (unless the ledger already holds it) and returns the rows
-/// for the capture tables.
+/// for the capture tables, in no particular order (downloads finish in any). The captures
+/// are consumed: a window holds tens of thousands of recordings, each becomes one row
+/// without a copy.
 pub async fn fetch_audio(
     client: &WebexClient,
     wh: &Warehouse,
     state: &State,
-    ex: &Extracted,
+    tasks: &[Task],
+    captures: Vec<TaskCaptures>,
 ) -> Result<Vec<RecordingRow>, WebexError> {
-    let created: HashMap<&str, i64> = ex
-        .tasks
+    let created: HashMap<&str, i64> = tasks
         .iter()
         .map(|t| (t.id.as_str(), t.attributes.created_time))
         .collect();
-    let source = client.config().name.clone();
-    let jobs: Vec<(String, i64, model::Recording)> = ex
-        .captures
-        .iter()
-        .flat_map(|c| {
-            let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
-            c.recording
-                .iter()
-                .map(move |r| (c.task_id.clone(), at, r.clone()))
+    let jobs = captures.into_iter().flat_map(|c| {
+        let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
+        let task_id = c.task_id;
+        c.recording.into_iter().map(move |recording| RecordingRow {
+            task_id: task_id.clone(),
+            task_created_ms: at,
+            recording,
+            audio: AudioState::none("disabled", None),
         })
-        .collect();
-    let audio_on = client.config().audio;
-    let mut rows: Vec<RecordingRow> = futures::stream::iter(jobs)
-        .map(|(task_id, at, rec)| {
-            let source = source.clone();
-            async move {
-                let audio = if audio_on {
-                    copy_one(client, wh, state, &source, &task_id, at, &rec).await?
-                } else {
-                    AudioState::none("disabled", None)
-                };
-                Ok::<_, WebexError>(RecordingRow {
-                    task_id,
-                    task_created_ms: at,
-                    recording: rec,
-                    audio,
-                })
-            }
-        })
-        .buffer_unordered(client.config().concurrency)
-        .try_collect()
-        .await?;
-    // Downloads finish in any order; files must not depend on it.
-    rows.sort_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
+    });
+    let rows: Vec<RecordingRow> = if client.config().audio {
+        let source = client.config().name.as_str();
+        futures::stream::iter(jobs)
+            .map(|mut row| async move {
+                row.audio = copy_one(client, wh, state, source, &row).await?;
+                Ok::<_, WebexError>(row)
+            })
+            .buffer_unordered(client.config().concurrency)
+            .try_collect()
+            .await?
+    } else {
+        jobs.collect()
+    };
     Ok(rows)
 }
 
@@ -169,11 +160,10 @@ async fn copy_one(
     wh: &Warehouse,
     state: &State,
     source: &str,
-    task_id: &str,
-    task_created_ms: i64,
-    rec: &model::Recording,
+    row: &RecordingRow,
 ) -> Result<AudioState, WebexError> {
-    let at = chrono::DateTime::from_timestamp_millis(task_created_ms).unwrap_or_default();
+    let (task_id, rec) = (row.task_id.as_str(), &row.recording);
+    let at = chrono::DateTime::from_timestamp_millis(row.task_created_ms).unwrap_or_default();
     let key = keys::audio_key(
         source,
         at,
