@@ -18,7 +18,13 @@ pub(super) async fn run(
     let client = LegacyClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
     let client = &client;
     let result = run
-        .drive(&windows, report, |w| extract(client, w), super::ready)
+        .drive(
+            &windows,
+            report,
+            super::no_listing,
+            |w, ()| extract(client, w),
+            super::ready,
+        )
         .await;
     report.http = client.http.stats().snapshot();
     result

@@ -412,6 +412,19 @@ fn ready(_: Window, out: WindowOutput) -> std::future::Ready<Result<WindowOutput
     std::future::ready(Ok(out))
 }
 
+/// The `list` of a source whose windows need no listing ahead of their read.
+fn no_listing(_: Window) -> std::future::Ready<Result<(), SourceFailure>> {
+    std::future::ready(Ok(()))
+}
+
+/// A pipeline stage's work for one window, if there is a window at that stage.
+async fn stage<T>(
+    work: Option<(Window, impl Future<Output = Result<T, SourceFailure>>)>,
+) -> Option<(Window, Result<T, SourceFailure>)> {
+    let (w, f) = work?;
+    Some((w, f.await))
+}
+
 impl SourceRun<'_> {
     /// The error for a failure, located in its window (not for credentials: there it is noise).
     fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
@@ -447,34 +460,41 @@ impl SourceRun<'_> {
         Ok(None)
     }
 
-    /// Reads, finishes and commits each window in order, stopping at the first failure.
-    /// The watermark may only move over windows that follow it without a gap.
+    /// Lists, reads, finishes and commits each window in order, stopping at the first
+    /// failure. The watermark may only move over windows that follow it without a gap.
     ///
-    /// Pipelined one deep: window N+1 is read from the API (`read`) while window N is
-    /// finished (`finish`: audio, tables) and committed, its Parquet encoding and state
-    /// commit on the blocking pool; so the API is kept busy while the warehouse is written.
-    /// Commits still happen in window order, and at most two windows are held in memory.
-    async fn drive<R, RF, X, F, FF>(
+    /// Pipelined: while window N is finished (`finish`: audio, tables) and committed, window
+    /// N+1 is read (`read`: captures, reports) and window N+2 listed (`list`: its task pages,
+    /// the one stretch of requests that must go one after another). So the API is kept busy
+    /// while the warehouse is written. Parquet encoding and the state commit run on the
+    /// blocking pool, off this task. Commits happen in window order; at most three windows
+    /// are held, one of them only as a listing.
+    async fn drive<L, LF, Y, R, RF, X, F, FF>(
         &self,
         windows: &[Window],
         report: &mut SourceReport,
+        mut list: L,
         mut read: R,
         mut finish: F,
     ) -> Result<(), RunError>
     where
-        R: FnMut(Window) -> RF,
+        L: FnMut(Window) -> LF,
+        LF: Future<Output = Result<Y, SourceFailure>>,
+        R: FnMut(Window, Y) -> RF,
         RF: Future<Output = Result<X, SourceFailure>>,
         F: FnMut(Window, X) -> FF,
         FF: Future<Output = Result<WindowOutput, SourceFailure>>,
     {
         let progress = crate::progress::bar(windows.len() as u64, self.name);
         let mut frontier = self.state.high_water(self.name, self.stream)?;
+        let mut listed: Option<(Window, Y)> = None;
         let mut extracted: Option<(Window, X)> = None;
         let mut next = windows.iter().copied();
         let result = loop {
             let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
-            let to_read = next.next().map(|w| (w, read(w)));
-            if to_load.is_none() && to_read.is_none() {
+            let to_read = listed.take().map(|(w, y)| (w, read(w, y)));
+            let to_list = next.next().map(|w| (w, list(w)));
+            if to_load.is_none() && to_read.is_none() && to_list.is_none() {
                 break Ok(());
             }
             let load = async {
@@ -485,11 +505,7 @@ impl SourceRun<'_> {
                 };
                 Some((w, loaded))
             };
-            let read = async {
-                let (w, x) = to_read?;
-                Some((w, x.await))
-            };
-            let (loaded, read) = tokio::join!(load, read);
+            let (loaded, read, listing) = tokio::join!(load, stage(to_read), stage(to_list));
             if let Some((w, loaded)) = loaded {
                 match loaded {
                     Ok((wr, advanced)) => {
@@ -499,12 +515,17 @@ impl SourceRun<'_> {
                         report.windows.push(wr);
                         progress.inc(1);
                     }
-                    // The window read meanwhile is dropped uncommitted, as a crash would.
+                    // Windows read meanwhile are dropped uncommitted, as a crash would.
                     Err(error) => break Err(self.fail(Some(&w), error)),
                 }
             }
             match read {
                 Some((w, Ok(x))) => extracted = Some((w, x)),
+                Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
+                None => {}
+            }
+            match listing {
+                Some((w, Ok(y))) => listed = Some((w, y)),
                 Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
                 None => {}
             }

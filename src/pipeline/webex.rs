@@ -30,7 +30,8 @@ pub(super) async fn run(
         .drive(
             &windows,
             report,
-            |w| read(client, run, w),
+            |w| async move { Ok(webex::discover(client, w.start, w.end).await?) },
+            |w, tasks| read(client, run, w, tasks),
             |_, r: Read| {
                 output(
                     client,
@@ -54,8 +55,13 @@ struct Read {
     settled: HashSet<String>,
 }
 
-async fn read(client: &WebexClient, run: &SourceRun<'_>, w: Window) -> Result<Read, SourceFailure> {
-    let tasks = webex::discover(client, w.start, w.end).await?;
+/// Reads the captures of a window's listed `tasks`.
+async fn read(
+    client: &WebexClient,
+    run: &SourceRun<'_>,
+    w: Window,
+    tasks: Vec<Task>,
+) -> Result<Read, SourceFailure> {
     // A window read before (the lookback): tasks whose recordings are all stored keep the
     // capture rows the window holds instead of being asked again. Late recordings are on
     // the other tasks, which are asked.

@@ -27,7 +27,13 @@ pub(super) async fn run(
     client.set_egress_used(used);
     let client = &client;
     let result = run
-        .drive(&windows, report, |w| extract(client, run, w), super::ready)
+        .drive(
+            &windows,
+            report,
+            super::no_listing,
+            |w, ()| extract(client, run, w),
+            super::ready,
+        )
         .await;
     report.http = client.http.stats().snapshot();
     report.egress = Some(EgressReport {
