@@ -110,6 +110,7 @@ fn main() {
         .collect();
     let small = args.first().copied().unwrap_or(100_000);
     let large = args.get(1).copied().unwrap_or(1_000_000);
+    ccetl::memory::limit_arenas(); // as the `ccetl` binary does
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
     let small_dir = tempfile::tempdir().expect("tempdir");

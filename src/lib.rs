@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod failpoint;
 pub mod http;
+pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

@@ -30,6 +30,7 @@ fn init_logs(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
+    ccetl::memory::limit_arenas();
     let cli = Cli::parse();
     init_logs(&cli);
     let runtime = match tokio::runtime::Runtime::new() {

@@ -48,9 +48,10 @@ pub fn size_arg(default: u32) -> u32 {
 }
 
 /// A runtime for the in-process simulator (one thread, as a remote API would be apart from
-/// the client) and one for the client.
+/// the client) and one for the client; the allocator set up first, as `ccetl` sets it up.
 #[allow(dead_code)]
 pub fn runtimes() -> (tokio::runtime::Runtime, tokio::runtime::Runtime) {
+    ccetl::memory::limit_arenas();
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("sim")
