@@ -202,3 +202,30 @@ async fn copy_body(
         sha256: hex::encode(hasher.finalize()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_off_leaves_the_ledger_alone_and_other_states_are_recorded() {
+        // A run with audio off attempted nothing: an entry would overwrite the one a run
+        // with audio on wrote (the stored object's URI and hash).
+        assert_eq!(AudioState::none("disabled", None).ledger("r1", "c1"), None);
+        let stored = AudioState::stored(
+            "file:///wh/audio/r1.wav".into(),
+            Stored {
+                bytes: 3,
+                sha256: "abc".into(),
+            },
+        );
+        let entry = stored.ledger("r1", "c1").expect("stored audio is recorded");
+        assert_eq!(
+            (entry.status.as_str(), entry.uri.as_deref(), entry.bytes),
+            ("stored", Some("file:///wh/audio/r1.wav"), Some(3))
+        );
+        let pending = AudioState::none("pending", Some("not yet available".into()));
+        let entry = pending.ledger("r1", "c1").expect("pending is recorded");
+        assert_eq!(entry.last_error.as_deref(), Some("not yet available"));
+    }
+}
