@@ -21,9 +21,9 @@ pub(super) async fn run(
         .drive(
             &windows,
             report,
-            super::no_listing,
+            super::stages::no_listing,
             |w, ()| extract(client, w),
-            super::ready,
+            super::stages::ready,
         )
         .await;
     report.http = client.http.stats().snapshot();

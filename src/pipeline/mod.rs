@@ -2,7 +2,7 @@
 //!
 //! For each source: read the watermark → plan grid windows from `high_water - lookback` to
 //! `now - settle` → per window: the source extracts its tables (and audio) → [`commit`]
-//! writes Parquet files → manifest → state. Data is durable before the state that points at
+//! writes Parquet files → manifest → state; [`stages`] overlaps consecutive windows. Data is durable before the state that points at
 //! it, so a crash anywhere replays the window harmlessly (its files are replaced, not
 //! duplicated). The watermark advances only over contiguous complete windows.
 
@@ -11,6 +11,7 @@ mod events;
 mod legacy;
 mod merge;
 pub mod rebuild;
+mod stages;
 mod webex;
 mod xima;
 
@@ -18,7 +19,6 @@ pub use commit::WindowOutput;
 pub use events::commit_events;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -407,24 +407,6 @@ pub(crate) struct SourceRun<'a> {
     run_id: i64,
 }
 
-/// The `finish` of a source whose read already yields the window's output.
-fn ready(_: Window, out: WindowOutput) -> std::future::Ready<Result<WindowOutput, SourceFailure>> {
-    std::future::ready(Ok(out))
-}
-
-/// The `list` of a source whose windows need no listing ahead of their read.
-fn no_listing(_: Window) -> std::future::Ready<Result<(), SourceFailure>> {
-    std::future::ready(Ok(()))
-}
-
-/// A pipeline stage's work for one window, if there is a window at that stage.
-async fn stage<T>(
-    work: Option<(Window, impl Future<Output = Result<T, SourceFailure>>)>,
-) -> Option<(Window, Result<T, SourceFailure>)> {
-    let (w, f) = work?;
-    Some((w, f.await))
-}
-
 impl SourceRun<'_> {
     /// The error for a failure, located in its window (not for credentials: there it is noise).
     fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
@@ -458,79 +440,5 @@ impl SourceRun<'_> {
             })
             .collect();
         Ok(None)
-    }
-
-    /// Lists, reads, finishes and commits each window in order, stopping at the first
-    /// failure. The watermark may only move over windows that follow it without a gap.
-    ///
-    /// Pipelined: while window N is finished (`finish`: audio, tables) and committed, window
-    /// N+1 is read (`read`: captures, reports) and window N+2 listed (`list`: its task pages,
-    /// the one stretch of requests that must go one after another). So the API is kept busy
-    /// while the warehouse is written. Parquet encoding and the state commit run on the
-    /// blocking pool, off this task. Commits happen in window order; at most three windows
-    /// are held, one of them only as a listing.
-    async fn drive<L, LF, Y, R, RF, X, F, FF>(
-        &self,
-        windows: &[Window],
-        report: &mut SourceReport,
-        mut list: L,
-        mut read: R,
-        mut finish: F,
-    ) -> Result<(), RunError>
-    where
-        L: FnMut(Window) -> LF,
-        LF: Future<Output = Result<Y, SourceFailure>>,
-        R: FnMut(Window, Y) -> RF,
-        RF: Future<Output = Result<X, SourceFailure>>,
-        F: FnMut(Window, X) -> FF,
-        FF: Future<Output = Result<WindowOutput, SourceFailure>>,
-    {
-        let progress = crate::progress::bar(windows.len() as u64, self.name);
-        let mut frontier = self.state.high_water(self.name, self.stream)?;
-        let mut listed: Option<(Window, Y)> = None;
-        let mut extracted: Option<(Window, X)> = None;
-        let mut next = windows.iter().copied();
-        let result = loop {
-            let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
-            let to_read = listed.take().map(|(w, y)| (w, read(w, y)));
-            let to_list = next.next().map(|w| (w, list(w)));
-            if to_load.is_none() && to_read.is_none() && to_list.is_none() {
-                break Ok(());
-            }
-            let load = async {
-                let (w, out) = to_load?;
-                let loaded = match out.await {
-                    Ok(out) => commit::load(self, w, frontier, out).await,
-                    Err(e) => Err(e),
-                };
-                Some((w, loaded))
-            };
-            let (loaded, read, listing) = tokio::join!(load, stage(to_read), stage(to_list));
-            if let Some((w, loaded)) = loaded {
-                match loaded {
-                    Ok((wr, advanced)) => {
-                        if let Some(a) = advanced {
-                            frontier = Some(frontier.map_or(a, |f| f.max(a)));
-                        }
-                        report.windows.push(wr);
-                        progress.inc(1);
-                    }
-                    // Windows read meanwhile are dropped uncommitted, as a crash would.
-                    Err(error) => break Err(self.fail(Some(&w), error)),
-                }
-            }
-            match read {
-                Some((w, Ok(x))) => extracted = Some((w, x)),
-                Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
-                None => {}
-            }
-            match listing {
-                Some((w, Ok(y))) => listed = Some((w, y)),
-                Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
-                None => {}
-            }
-        };
-        progress.finish_and_clear();
-        result
     }
 }
