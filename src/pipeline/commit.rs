@@ -47,7 +47,7 @@ pub(super) async fn load(
         .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
         .collect();
     let mut files: Vec<WrittenFile> = Vec::new();
-    for t in &out.tables {
+    for t in out.tables {
         files.extend(parquet::write_table(wh, source, w.start, t, &previous_files).await?);
     }
     crate::failpoint::hit("files");

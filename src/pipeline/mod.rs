@@ -2,9 +2,10 @@
 //!
 //! For each source: read the watermark → plan grid windows from `high_water - lookback` to
 //! `now - settle` → per window: the source extracts its tables (and audio) → [`commit`]
-//! writes Parquet files → manifest → state; [`stages`] overlaps consecutive windows. Data is durable before the state that points at
-//! it, so a crash anywhere replays the window harmlessly (its files are replaced, not
-//! duplicated). The watermark advances only over contiguous complete windows.
+//! writes Parquet files → manifest → state; [`stages`] overlaps consecutive windows. Data is
+//! durable before the state that points at it, so a crash anywhere replays the window
+//! harmlessly (its files are replaced, not duplicated). The watermark advances only over
+//! contiguous complete windows.
 
 mod commit;
 mod events;

@@ -66,26 +66,27 @@ fn properties() -> WriterProperties {
 ///
 /// Encoding is deterministic, so a file whose hash equals the one in `previous` (key →
 /// sha256 from the window's last manifest) is already in place and is not written again:
-/// a rerun with no new data leaves the warehouse untouched.
+/// a rerun with no new data leaves the warehouse untouched. `rows` is taken whole: it moves
+/// to the blocking pool for encoding, without a copy.
 pub async fn write_table(
     wh: &Warehouse,
     source: &str,
     window_start: DateTime<Utc>,
-    rows: &TableRows,
+    rows: TableRows,
     previous: &HashMap<String, String>,
 ) -> Result<Vec<WrittenFile>, WriteError> {
-    let part_rows = rows.clone();
+    let table = rows.table;
     let parts =
-        crate::blocking::run("Parquet encoding", move || encode_partitions(&part_rows)).await??;
+        crate::blocking::run("Parquet encoding", move || encode_partitions(&rows)).await??;
     let mut written = Vec::with_capacity(parts.len());
     for (date, part) in parts {
-        let key = keys::table_file(rows.table, source, date, window_start);
+        let key = keys::table_file(table, source, date, window_start);
         let unchanged = previous.get(&key) == Some(&part.sha256);
         if !unchanged {
             wh.put(&key, part.bytes).await?;
         }
         written.push(WrittenFile {
-            table: rows.table.to_string(),
+            table: table.to_string(),
             key,
             rows: part.rows,
             bytes: part.size,
