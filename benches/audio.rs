@@ -182,7 +182,19 @@ const ROUNDS: usize = 3;
 struct Phase {
     bytes: u64,
     seconds: f64,
+    /// CPU time of the whole process (simulator included), in seconds.
+    cpu: f64,
     peak_mb: f64,
+}
+
+/// SHA-256's rate on one core, in MB/s: the floor of ccetl's extra CPU per byte.
+fn sha256_rate() -> f64 {
+    use sha2::Digest;
+    let data = vec![0x5au8; 256 << 20];
+    let started = Instant::now();
+    let digest = sha2::Sha256::digest(&data);
+    std::hint::black_box(digest);
+    data.len() as f64 / 1e6 / started.elapsed().as_secs_f64()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -207,11 +219,12 @@ fn main() {
         files = list.len();
         let raw_dir = tempfile::tempdir().expect("tempdir");
         common::reset_peak();
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), common::cpu_seconds());
         let bytes = client.block_on(raw_download(list, raw_dir.path()));
         raws.push(Phase {
             bytes,
             seconds: started.elapsed().as_secs_f64(),
+            cpu: common::cpu_seconds() - cpu,
             peak_mb: common::peak_mb(),
         });
         largest = largest_file(raw_dir.path());
@@ -221,11 +234,12 @@ fn main() {
         let run_sim = start_sim();
         let dir = tempfile::tempdir().expect("tempdir");
         common::reset_peak();
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), common::cpu_seconds());
         let (bytes, stored) = client.block_on(ccetl_run(&run_sim, dir.path()));
         runs.push(Phase {
             bytes,
             seconds: started.elapsed().as_secs_f64(),
+            cpu: common::cpu_seconds() - cpu,
             peak_mb: common::peak_mb(),
         });
         assert_eq!(
@@ -245,6 +259,12 @@ fn main() {
         median(raws.iter().map(|p| p.seconds).collect()),
         median(runs.iter().map(|p| p.seconds).collect()),
     );
+    let per_gb = |p: &Phase| p.cpu / (p.bytes as f64 / 1e9);
+    let (raw_cpu, run_cpu) = (
+        median(raws.iter().map(per_gb).collect()),
+        median(runs.iter().map(per_gb).collect()),
+    );
+    let hash_rate = sha256_rate();
     // Memory from the first round, in a process nothing ran in before: later rounds start
     // with what earlier ones left in the allocator, which `VmHWM` counts.
     let (raw_peak, run_peak) = (raws[0].peak_mb, runs[0].peak_mb);
@@ -266,6 +286,11 @@ fn main() {
     println!(
         "audio memory: peak RSS {run_peak:.0} MB during the first ccetl run (goal <= 150 MB; simulator included), {raw_peak:.0} MB during the first raw download"
     );
+    println!(
+        "audio CPU: ccetl {run_cpu:.2} core-s per GB, raw {raw_cpu:.2} (whole process, simulator included; {cores} cores); SHA-256 alone, which ccetl records for every object: {:.2} core-s per GB ({hash_rate:.0} MB/s a core)",
+        1e3 / hash_rate,
+        cores = std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     common::record(
         "audio",
         serde_json::json!({
@@ -275,8 +300,9 @@ fn main() {
             "files": files,
             "bytes": run_bytes,
             "largest_file_bytes": largest,
-            "ccetl": { "seconds": run_s, "mb_per_s": run_rate, "peak_rss_mb": run_peak },
-            "raw": { "seconds": raw_s, "mb_per_s": raw_rate, "peak_rss_mb": raw_peak },
+            "ccetl": { "seconds": run_s, "mb_per_s": run_rate, "peak_rss_mb": run_peak, "cpu_s_per_gb": run_cpu },
+            "raw": { "seconds": raw_s, "mb_per_s": raw_rate, "peak_rss_mb": raw_peak, "cpu_s_per_gb": raw_cpu },
+            "sha256_mb_per_s": hash_rate,
             "rss_goal_mb": 150,
         }),
     );

@@ -13,9 +13,25 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(ShutDown(what)),
+    spawn(what, f).await
+}
+
+/// Starts `f` on the blocking pool now, for the caller to await later (work that overlaps
+/// the caller's own); otherwise as [`run`].
+pub fn spawn<T, F>(
+    what: &'static str,
+    f: F,
+) -> impl std::future::Future<Output = Result<T, ShutDown>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let handle = tokio::task::spawn_blocking(f);
+    async move {
+        match handle.await {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ShutDown(what)),
+        }
     }
 }

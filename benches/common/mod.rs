@@ -65,3 +65,14 @@ pub fn runtimes() -> (tokio::runtime::Runtime, tokio::runtime::Runtime) {
         .expect("client runtime");
     (server, client)
 }
+
+/// CPU time (user + system) the process has used so far, in seconds: what a phase costs in
+/// cores, whatever else the machine is doing.
+#[allow(dead_code)]
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

@@ -8,8 +8,8 @@
 use futures::StreamExt;
 use object_store::path::Path;
 use reqwest::StatusCode;
-use sha2::{Digest, Sha256};
 
+use super::digest::StreamDigest;
 use super::store::Warehouse;
 use super::upload::Upload;
 use crate::http::fetch::BodyError;
@@ -176,8 +176,14 @@ async fn copy_body(
             source,
         })
     };
+    let hashing_err = |e: crate::blocking::ShutDown| {
+        store_err(object_store::Error::Generic {
+            store: "ccetl",
+            source: Box::new(e),
+        })
+    };
     let mut upload = Upload::start(wh, path.clone()).await.map_err(store_err)?;
-    let mut hasher = Sha256::new();
+    let mut digest = StreamDigest::default();
     let mut total: u64 = 0;
     let mut body = std::pin::pin!(http.chunks(resp));
     while let Some(chunk) = body.next().await {
@@ -188,8 +194,11 @@ async fn copy_body(
                 return Err(broken);
             }
         };
-        hasher.update(&chunk);
         total += chunk.len() as u64;
+        if let Err(e) = digest.update(chunk.clone()).await {
+            upload.abort().await;
+            return Err(hashing_err(e));
+        }
         if let Err(e) = upload.write(chunk).await {
             upload.abort().await;
             return Err(store_err(e));
@@ -199,7 +208,7 @@ async fn copy_body(
     upload.finish().await.map_err(store_err)?;
     Ok(Stored {
         bytes: total,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: digest.finish().await.map_err(hashing_err)?,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod audio;
 pub mod backends;
+pub mod digest;
 pub mod keys;
 pub mod manifest;
 pub mod parquet;
