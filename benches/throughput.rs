@@ -198,18 +198,20 @@ fn main() {
     };
 
     let baseline_sim = start_sim();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), common::cpu_seconds());
     let (base_tasks, base_requests) = client.block_on(fetch_only(&baseline_sim));
     let base_s = started.elapsed().as_secs_f64();
+    let base_cpu = common::cpu_seconds() - cpu;
     // Kept until the end: freeing its millions of small allocations here would leave glibc's
     // malloc to consolidate them inside the timed run (~0.35 s, first seen in `toml`'s lexer).
     let _baseline_sim = baseline_sim;
 
     let ccetl_sim = start_sim();
     let dir = tempfile::tempdir().expect("tempdir");
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), common::cpu_seconds());
     let first = client.block_on(ccetl_run(&ccetl_sim, dir.path()));
     let run_s = started.elapsed().as_secs_f64();
+    let run_cpu = common::cpu_seconds() - cpu;
     let (run_tasks, run_requests) = (first.totals().tasks, first.requests());
     assert_eq!(run_tasks, base_tasks, "both sides read the same tasks");
     // The token request is the run's one extra.
@@ -223,6 +225,13 @@ fn main() {
     let ratio = run_rate / base_rate;
     println!(
         "metadata throughput: {ratio:.2} of the fetch-only baseline (goal >= 0.80): ccetl {run_rate:.0} tasks/s ({run_tasks} tasks, {run_requests} requests, {run_s:.1} s), baseline {base_rate:.0} tasks/s ({base_requests} requests, {base_s:.1} s)"
+    );
+    // CPU per 100,000 tasks, simulator included: the cores each side keeps busy.
+    let per_100k = |cpu: f64, tasks: u64| cpu / (tasks as f64 / 1e5);
+    let (run_cpu, base_cpu) = (per_100k(run_cpu, run_tasks), per_100k(base_cpu, base_tasks));
+    println!(
+        "metadata CPU: ccetl {run_cpu:.2} core-s per 100,000 tasks, baseline {base_cpu:.2} (whole process, simulator included; {} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
 
     // Figure 4: the next run with no new data re-reads only the lookback window.
@@ -244,8 +253,8 @@ fn main() {
             "tasks": run_tasks,
             "ratio": ratio,
             "goal": 0.8,
-            "ccetl": { "seconds": run_s, "tasks_per_s": run_rate, "requests": run_requests },
-            "baseline": { "seconds": base_s, "tasks_per_s": base_rate, "requests": base_requests },
+            "ccetl": { "seconds": run_s, "tasks_per_s": run_rate, "requests": run_requests, "cpu_s_per_100k_tasks": run_cpu },
+            "baseline": { "seconds": base_s, "tasks_per_s": base_rate, "requests": base_requests, "cpu_s_per_100k_tasks": base_cpu },
         }),
     );
     common::record(

@@ -1,4 +1,24 @@
-//! Process-wide allocator settings, applied before any thread starts.
+//! The process's allocator, set up before any thread starts.
+//!
+//! Rust's allocations go to jemalloc: with glibc's malloc, a quarter of the metadata path's
+//! CPU went to malloc, free and fastbin consolidation (millions of small strings decoded on
+//! the runtime's workers and freed on the blocking pool); jemalloc made the run ~30% faster
+//! (issue 8, figure 1). Its default keeps freed pages for ten seconds, which put the audio
+//! bench's peak at ~190 MB; a background thread returning them after 100 ms holds it at
+//! ~115 MB (goal 150) at the same speed. The C and C++ inside (DuckDB, zstd) keep glibc's
+//! malloc, whose arenas [`limit_arenas`] caps.
+
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its first allocation (before `main`).
+#[cfg(unix)]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: Option<&'static libc::c_char> =
+    // SAFETY: a pointer to the first byte of a 'static NUL-terminated string.
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:100".as_ptr() });
 
 /// Arenas per core: glibc's default is eight. Two in all made threads queue for malloc on
 /// the metadata path (issue 8, figure 1: 0.53-0.71 of the baseline instead of 0.74); four
@@ -6,10 +26,10 @@
 const ARENAS_PER_CORE: usize = 4;
 
 /// Caps glibc's malloc at [`ARENAS_PER_CORE`] arenas per core. Each thread that allocates
-/// may get its own arena, and each keeps what it freed for itself: with Parquet encoded on
-/// the blocking pool and downloads landing on every worker, the default held ~45 MB more at
-/// the audio bench's peak (148 MB against 103 MB on a 2-core machine). Elsewhere (musl,
-/// macOS) the allocator is left as it is.
+/// may get its own arena, and each keeps what it freed for itself: while Rust's allocations
+/// still went to glibc, the default held ~45 MB more at the audio bench's peak (148 MB
+/// against 103 MB on a 2-core machine); zstd's contexts on the blocking pool still do.
+/// Elsewhere (musl, macOS) the allocator is left as it is.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
