@@ -89,7 +89,14 @@ pub async fn with_captures(
         .map(<[String]>::to_vec)
         .collect();
     let batches: Vec<Vec<TaskCaptures>> = futures::stream::iter(chunks)
-        .map(|chunk| async move { client.query_captures(&chunk).await })
+        .map(|chunk| async move {
+            let mut captures = client.query_captures(&chunk).await?;
+            if !client.config().audio {
+                let recordings = captures.iter_mut().flat_map(|c| c.recording.iter_mut());
+                recordings.for_each(|r| r.attributes.forget_url());
+            }
+            Ok::<_, WebexError>(captures)
+        })
         .buffer_unordered(client.config().concurrency)
         .try_collect()
         .await?;
@@ -144,6 +151,7 @@ pub async fn fetch_audio(
         futures::stream::iter(jobs)
             .map(|mut row| async move {
                 row.audio = copy_one(client, wh, state, source, &row).await?;
+                row.recording.attributes.forget_url();
                 Ok::<_, WebexError>(row)
             })
             .buffer_unordered(client.config().concurrency)

@@ -109,6 +109,16 @@ pub struct RecordingAttributes {
     pub extra: Map<String, Value>,
 }
 
+impl RecordingAttributes {
+    /// Drops the pre-signed URL once nothing will use it (the audio is copied, or audio is
+    /// off). It is a short-lived credential, and no table holds it; kept, a day's window of
+    /// them (~250 bytes each here, up to ~1.5 KB with an S3 session token) stayed in memory
+    /// until the window committed.
+    pub fn forget_url(&mut self) {
+        self.file_path = String::new();
+    }
+}
+
 fn to_ms(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
