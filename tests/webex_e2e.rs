@@ -114,6 +114,28 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_windows_listed_by_their_own_read_land_the_same() {
+    // Every window with a task counts as large: none is listed beside the previous
+    // window's read; each is listed at the start of its own (the path one-day windows of a
+    // busy center take, to hold two windows rather than three).
+    let env = env(sim_config()).await;
+    let opts = ccetl::pipeline::RunOptions {
+        now: Some(env.now()),
+        list_ahead_max_tasks: Some(0),
+        ..Default::default()
+    };
+    let (report, result) = ccetl::pipeline::run(&env.config(), &opts).await;
+    result.expect("the run succeeds");
+    let windows = &report.sources[0].windows;
+    assert!(windows.len() >= 2, "{} windows", windows.len());
+    assert!(
+        windows.windows(2).all(|p| p[0].start < p[1].start),
+        "committed in window order"
+    );
+    assert_matches_truth(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookback_picks_up_late_recordings_without_duplicates() {
     let env = env(ccetl::sim::SimConfig {
         calls_per_day: 150,

@@ -154,6 +154,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         sources: args.sources,
         dry_run: args.dry_run,
         now: parse_time_arg("--now", &args.now)?,
+        list_ahead_max_tasks: None,
     };
     let (report, result) = pipeline::run(&cfg, &opts).await;
     if let Some(path) = &args.report {

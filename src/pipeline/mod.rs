@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The run's idea of "now" (tests and reproducible backfills); the wall clock otherwise.
     pub now: Option<DateTime<Utc>>,
+    /// Above this many tasks in a window, the next window is not listed beside its read
+    /// (None: the default, `stages::LIST_AHEAD_MAX_TASKS`); tests set it low.
+    pub list_ahead_max_tasks: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,28 @@
 
 use std::future::Future;
 
+use futures::future::Either;
+
 use super::{commit, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput};
 use crate::window::Window;
+
+/// Tasks a window being read may hold for the next window to be listed beside that read.
+/// Above it, each window is listed at the start of its own read instead: with one-day
+/// windows of ~100,000 calls, a third window's listing held ~60 MB (issue 8, figure 3),
+/// and windows that size take long enough to read that listing first costs little.
+pub(super) const LIST_AHEAD_MAX_TASKS: usize = 50_000;
+
+/// A window's listing, as far as the pipeline needs to know it.
+pub(super) trait Listing {
+    /// How many tasks it holds: what a window's memory grows with.
+    fn tasks(&self) -> usize;
+}
+
+impl Listing for () {
+    fn tasks(&self) -> usize {
+        0
+    }
+}
 
 /// The `finish` of a source whose read already yields the window's output.
 pub(super) fn ready(
@@ -37,7 +57,8 @@ impl SourceRun<'_> {
     /// the one stretch of requests that must go one after another). So the API is kept busy
     /// while the warehouse is written. Parquet encoding and the state commit run on the
     /// blocking pool, off this task. Commits happen in window order; at most three windows
-    /// are held, one of them only as a listing.
+    /// are held, one of them only as a listing — two when windows are large (see
+    /// [`LIST_AHEAD_MAX_TASKS`]): then a window's read lists it first.
     pub(super) async fn drive<L, LF, Y, R, RF, X, F, FF>(
         &self,
         windows: &[Window],
@@ -49,6 +70,7 @@ impl SourceRun<'_> {
     where
         L: FnMut(Window) -> LF,
         LF: Future<Output = Result<Y, SourceFailure>>,
+        Y: Listing,
         R: FnMut(Window, Y) -> RF,
         RF: Future<Output = Result<X, SourceFailure>>,
         F: FnMut(Window, X) -> FF,
@@ -59,10 +81,40 @@ impl SourceRun<'_> {
         let mut listed: Option<(Window, Y)> = None;
         let mut extracted: Option<(Window, X)> = None;
         let mut next = windows.iter().copied();
+        // The last window read was large: the next one is listed by its own read.
+        let mut list_in_read = false;
+        let max = self
+            .opts
+            .list_ahead_max_tasks
+            .unwrap_or(LIST_AHEAD_MAX_TASKS);
         let result = loop {
             let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
-            let to_read = listed.take().map(|(w, y)| (w, read(w, y)));
-            let to_list = next.next().map(|w| (w, list(w)));
+            let (to_read, to_list) = match listed.take() {
+                Some((w, y)) => {
+                    let small = y.tasks() <= max;
+                    let reading = read(w, y);
+                    let reading = async move { Ok::<_, SourceFailure>((reading.await?, small)) };
+                    let ahead = if small { next.next() } else { None };
+                    (
+                        Some((w, Either::Left(reading))),
+                        ahead.map(|w| (w, list(w))),
+                    )
+                }
+                None if list_in_read => {
+                    let to_read = next.next().map(|w| {
+                        let listing = list(w);
+                        let read = &mut read;
+                        let reading = async move {
+                            let y = listing.await?;
+                            let small = y.tasks() <= max;
+                            Ok::<_, SourceFailure>((read(w, y).await?, small))
+                        };
+                        (w, Either::Right(reading))
+                    });
+                    (to_read, None)
+                }
+                None => (None, next.next().map(|w| (w, list(w)))),
+            };
             if to_load.is_none() && to_read.is_none() && to_list.is_none() {
                 break Ok(());
             }
@@ -89,7 +141,10 @@ impl SourceRun<'_> {
                 }
             }
             match read {
-                Some((w, Ok(x))) => extracted = Some((w, x)),
+                Some((w, Ok((x, small)))) => {
+                    extracted = Some((w, x));
+                    list_in_read = !small;
+                }
                 Some((w, Err(error))) => break Err(self.fail(Some(&w), error)),
                 None => {}
             }

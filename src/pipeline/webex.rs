@@ -47,6 +47,12 @@ pub(super) async fn run(
     result
 }
 
+impl super::stages::Listing for Vec<Task> {
+    fn tasks(&self) -> usize {
+        self.len()
+    }
+}
+
 /// A window as read from the API, before audio and tables.
 struct Read {
     extracted: webex::Extracted,
