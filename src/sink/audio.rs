@@ -205,10 +205,13 @@ async fn copy_body(
         }
         crate::failpoint::hit("audio");
     }
-    upload.finish().await.map_err(store_err)?;
+    // The last batch's hash and the upload's completion (a rename, or a multipart
+    // completion) at once.
+    let (finished, sha256) = tokio::join!(upload.finish(), digest.finish());
+    finished.map_err(store_err)?;
     Ok(Stored {
         bytes: total,
-        sha256: digest.finish().await.map_err(hashing_err)?,
+        sha256: sha256.map_err(hashing_err)?,
     })
 }
 
