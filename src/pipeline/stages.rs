@@ -87,11 +87,13 @@ impl SourceRun<'_> {
             .opts
             .list_ahead_max_tasks
             .unwrap_or(LIST_AHEAD_MAX_TASKS);
+        // Whether the next window may be listed while this listing's window is read.
+        let small = move |y: &Y| y.tasks() <= max;
         let result = loop {
             let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
             let (to_read, to_list) = match listed.take() {
                 Some((w, y)) => {
-                    let small = y.tasks() <= max;
+                    let small = small(&y);
                     let reading = read(w, y);
                     let reading = async move { Ok::<_, SourceFailure>((reading.await?, small)) };
                     let ahead = if small { next.next() } else { None };
@@ -106,7 +108,7 @@ impl SourceRun<'_> {
                         let read = &mut read;
                         let reading = async move {
                             let y = listing.await?;
-                            let small = y.tasks() <= max;
+                            let small = small(&y);
                             Ok::<_, SourceFailure>((read(w, y).await?, small))
                         };
                         (w, Either::Right(reading))
