@@ -76,3 +76,38 @@ pub fn cpu_seconds() -> f64 {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
+
+/// Nanoseconds the simulator's thread has so far spent running and waiting for a CPU
+/// (Linux schedstat). The simulator is the baseline's limit: the share of a phase it spent
+/// waiting says how much the client's own CPU held it back; what is neither running nor
+/// waiting, it spent with no request to answer.
+#[allow(dead_code)]
+pub fn simulator_schedstat() -> Option<(u64, u64)> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let sim = tasks.flatten().find(|t| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "sim")
+    })?;
+    let stat = std::fs::read_to_string(sim.path().join("schedstat")).ok()?;
+    let mut fields = stat.split_whitespace().map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?))
+}
+
+/// "running 92%, waiting for a CPU 1%" of `wall_s` between two [`simulator_schedstat`]s.
+#[allow(dead_code)]
+pub fn simulator_share(
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+    wall_s: f64,
+) -> String {
+    match before.zip(after) {
+        Some(((r0, w0), (r1, w1))) => {
+            let pct = |ns: u64| 100.0 * ns as f64 / 1e9 / wall_s;
+            format!(
+                "running {:.0}%, waiting for a CPU {:.0}%",
+                pct(r1.saturating_sub(r0)),
+                pct(w1.saturating_sub(w0))
+            )
+        }
+        None => "not measured (no schedstat)".to_string(),
+    }
+}

@@ -77,8 +77,10 @@ async fn read(
         Some(p) => p.settled_tasks()?,
         None => HashSet::new(),
     };
-    let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
-    settled.retain(|id| listed.contains(id.as_str()));
+    if !settled.is_empty() {
+        let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        settled.retain(|id| listed.contains(id.as_str()));
+    }
     let extracted = webex::with_captures(client, tasks, &settled).await?;
     Ok(Read {
         extracted,
@@ -127,8 +129,10 @@ fn tables_of(
     previous: Option<&Previous>,
     keep: &Keep,
 ) -> Result<WindowOutput, SourceFailure> {
-    // Downloads finish in any order; files must not depend on it.
-    rows.sort_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
+    // Downloads finish in any order; files must not depend on it. The keys are unique, so
+    // an unstable sort gives the same order, in place (a stable one allocates half the
+    // window's rows as scratch) and in one pass when the rows are in order already.
+    rows.sort_unstable_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
     let (tasks, task_dates) = tables::tasks_batch(&listed, org_id);
     drop(listed);
     let (captures, capture_dates) = tables::captures_batch(&rows);
@@ -178,10 +182,12 @@ fn tables_of(
         ledger.extend(r.audio.ledger(&r.recording.id, &r.task_id));
     }
     // Recordings kept from the window's files count too: the manifest says what it holds.
-    let read: HashSet<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
-    for (id, status, segment) in merge::recordings(&t[1].batch)? {
-        if !read.contains(id) {
-            wr.count_kept(status, segment);
+    if previous.is_some() {
+        let read: HashSet<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
+        for (id, status, segment) in merge::recordings(&t[1].batch)? {
+            if !read.contains(id) {
+                wr.count_kept(status, segment);
+            }
         }
     }
     Ok(WindowOutput {

@@ -160,7 +160,7 @@ impl WebexClient {
             .await?;
             out.extend(tasks);
         }
-        out.sort_by(|a, b| {
+        out.sort_unstable_by(|a, b| {
             (a.attributes.created_time, &a.id).cmp(&(b.attributes.created_time, &b.id))
         });
         Ok(out)

@@ -100,12 +100,11 @@ pub async fn with_captures(
         .buffer_unordered(client.config().concurrency)
         .try_collect()
         .await?;
-    let mut captures: Vec<TaskCaptures> = batches
-        .into_iter()
-        .flatten()
-        .filter(|c| !c.recording.is_empty())
-        .collect();
-    captures.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+    let mut captures = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    let found = batches.into_iter().flatten();
+    captures.extend(found.filter(|c| !c.recording.is_empty()));
+    // Task ids are unique: an unstable sort gives the same order, in place.
+    captures.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
     Ok(Extracted {
         tasks,
         captures,
@@ -136,6 +135,7 @@ pub async fn fetch_audio(
         .iter()
         .map(|t| (t.id.as_str(), t.attributes.created_time))
         .collect();
+    let captures_len = captures.iter().map(|c| c.recording.len()).sum();
     let jobs = captures.into_iter().flat_map(|c| {
         let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
         let task_id = c.task_id;
@@ -146,20 +146,24 @@ pub async fn fetch_audio(
             audio: AudioState::none("disabled", None),
         })
     });
-    let rows: Vec<RecordingRow> = if client.config().audio {
+    // Sized up front: a day's window holds tens of thousands of rows, and a vector grown by
+    // doubling copies them and faults in fresh pages at each step.
+    let mut rows = Vec::with_capacity(captures_len);
+    if client.config().audio {
         let source = client.config().name.as_str();
-        futures::stream::iter(jobs)
+        let mut copied = futures::stream::iter(jobs)
             .map(|mut row| async move {
                 row.audio = copy_one(client, wh, state, source, &row).await?;
                 row.recording.attributes.forget_url();
                 Ok::<_, WebexError>(row)
             })
-            .buffer_unordered(client.config().concurrency)
-            .try_collect()
-            .await?
+            .buffer_unordered(client.config().concurrency);
+        while let Some(row) = copied.try_next().await? {
+            rows.push(row);
+        }
     } else {
-        jobs.collect()
-    };
+        rows.extend(jobs);
+    }
     Ok(rows)
 }
 

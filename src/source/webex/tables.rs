@@ -241,7 +241,7 @@ fn agent_of(participants: &[String]) -> Option<&str> {
 /// `webex_segments`: the segment recordings of each task, numbered in time order.
 pub fn segments_batch(rows: &[RecordingRow]) -> (RecordBatch, Vec<NaiveDate>) {
     let mut segs: Vec<&RecordingRow> = rows.iter().filter(|r| r.recording.segment).collect();
-    segs.sort_by(|a, b| {
+    segs.sort_unstable_by(|a, b| {
         (
             &a.task_id,
             a.recording.attributes.start_time,
