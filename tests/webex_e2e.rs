@@ -358,3 +358,57 @@ async fn two_orgs_run_side_by_side_and_one_refused_token_stops_only_its_org() {
     );
     sim_b.stop().await;
 }
+
+/// Audio switched off after a run that stored it: a window read again from scratch (its
+/// tables dropped, the state reset, the audio objects and their ledger kept) reports the
+/// stored objects as stored, where they are, rather than "disabled" — and downloads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_off_after_audio_on_still_reports_stored_objects() {
+    let env = env(sim_config()).await;
+    let first = env.run_ok().await;
+    assert!(first.totals().audio_stored > 0);
+    let stored_before = env.strings(
+        "SELECT capture_id || ' ' || audio_uri FROM webex_captures WHERE audio_status = 'stored' ORDER BY 1",
+    );
+    assert!(!stored_before.is_empty());
+
+    // Drop the tables (everything but the audio objects) and forget the windows read.
+    for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "audio") {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
+    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
+    state.reset(None).unwrap();
+    drop(state);
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    let off = text.replacen(
+        "channel_types = [\"telephony\"]\n",
+        "channel_types = [\"telephony\"]\naudio = false\n",
+        1,
+    );
+    assert_ne!(text, off, "the source's audio switched off");
+    std::fs::write(&env.pipeline, off).unwrap();
+
+    let audio_requests = env.stats().get("audio").copied().unwrap_or(0);
+    env.run_ok().await;
+    assert_eq!(
+        env.stats().get("audio").copied().unwrap_or(0),
+        audio_requests,
+        "audio off downloads nothing"
+    );
+    let stored_after = env.strings(
+        "SELECT capture_id || ' ' || audio_uri FROM webex_captures WHERE audio_status = 'stored' ORDER BY 1",
+    );
+    assert_eq!(
+        stored_after.len(),
+        stored_before.len(),
+        "stored objects still reported as stored"
+    );
+    assert!(stored_after == stored_before, "at the same URIs");
+    let disabled = env.count("SELECT count(*) FROM webex_captures WHERE audio_status = 'disabled'");
+    let not_stored =
+        env.count("SELECT count(*) FROM webex_captures WHERE audio_status <> 'stored'");
+    assert_eq!(disabled, not_stored, "what was not stored reads 'disabled'");
+}

@@ -316,3 +316,49 @@ async fn a_429_anyway_is_honoured_and_counted() {
         "the pacer itself provoked none"
     );
 }
+
+/// Audio switched off after a run that stored it: the tables rebuilt from scratch (dropped,
+/// the state reset, audio objects and ledger kept) report the stored objects as stored, at
+/// the same URIs, rather than "disabled" — and nothing is downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_off_after_audio_on_still_reports_stored_objects() {
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    env.run_sources(&["xima"]).await.1.expect("first run");
+    let stored = "SELECT recording_key || ' ' || audio_uri FROM xima_recordings
+                  WHERE audio_status = 'stored' ORDER BY 1";
+    let stored_before = env.strings(stored);
+    assert!(!stored_before.is_empty());
+
+    for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "audio") {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
+    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
+    state.reset(None).unwrap();
+    drop(state);
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    let off = text.replacen(
+        "min_interval = \"30ms\"\n",
+        "min_interval = \"30ms\"\naudio = false\n",
+        1,
+    );
+    assert_ne!(text, off, "the source's audio switched off");
+    std::fs::write(&env.pipeline, off).unwrap();
+
+    let audio_requests = env.stats()["xima_audio"];
+    env.run_sources(&["xima"]).await.1.expect("second run");
+    assert_eq!(
+        env.stats()["xima_audio"],
+        audio_requests,
+        "nothing downloaded"
+    );
+    let stored_after = env.strings(stored);
+    assert_eq!(
+        stored_after.len(),
+        stored_before.len(),
+        "still reported as stored"
+    );
+    assert!(stored_after == stored_before, "at the same URIs");
+}

@@ -288,19 +288,44 @@ impl State {
                 "SELECT recording_id, call_id, uri, bytes, sha256, status, last_error
                  FROM audio_objects WHERE source = ? AND recording_id = ?",
                 params![source, recording_id],
-                |r| {
-                    Ok(AudioRecord {
-                        recording_id: r.get(0)?,
-                        call_id: r.get(1)?,
-                        uri: r.get(2)?,
-                        bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
-                        sha256: r.get(4)?,
-                        status: r.get(5)?,
-                        last_error: r.get(6)?,
-                    })
-                },
+                audio_record,
             )
             .optional()
+        })
+    }
+
+    /// The stored objects among `recording_ids`, by recording id, in one query: what a
+    /// window's recordings look up when audio is off, so that objects an earlier run stored
+    /// are still reported (and found) rather than called "disabled". A source that never
+    /// stored any (the usual case with audio off) costs one small query.
+    pub fn stored_audio(
+        &self,
+        source: &str,
+        recording_ids: &[&str],
+    ) -> Result<HashMap<String, AudioRecord>, StateError> {
+        if recording_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.with(|c| {
+            let any: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audio_objects WHERE source = ? AND status = 'stored')",
+                params![source],
+                |r| r.get(0),
+            )?;
+            if !any {
+                return Ok(HashMap::new());
+            }
+            // One string parameter split by DuckDB: ids never hold the unit separator.
+            let ids = recording_ids.join("\u{1f}");
+            let mut stmt = c.prepare(
+                "SELECT recording_id, call_id, uri, bytes, sha256, status, last_error
+                 FROM audio_objects WHERE source = ? AND status = 'stored'
+                 AND recording_id IN (SELECT unnest(string_split(?, chr(31))))",
+            )?;
+            let found = stmt.query_map(params![source, ids], audio_record)?;
+            found
+                .map(|a| a.map(|a| (a.recording_id.clone(), a)))
+                .collect()
         })
     }
 
@@ -470,6 +495,18 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
+    Ok(AudioRecord {
+        recording_id: r.get(0)?,
+        call_id: r.get(1)?,
+        uri: r.get(2)?,
+        bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
+        sha256: r.get(4)?,
+        status: r.get(5)?,
+        last_error: r.get(6)?,
+    })
 }
 
 /// Records the audio ledger rows of a window (the last row wins for a recording listed

@@ -163,8 +163,41 @@ pub async fn fetch_audio(
         }
     } else {
         rows.extend(jobs);
+        stored_before(wh, state, client.config().name.as_str(), &mut rows)?;
     }
     Ok(rows)
+}
+
+/// With audio off, the recordings whose audio an earlier run stored say so, and where: the
+/// ledger holds them, and "disabled" would tell the analyst the audio does not exist.
+fn stored_before(
+    wh: &Warehouse,
+    state: &State,
+    source: &str,
+    rows: &mut [RecordingRow],
+) -> Result<(), WebexError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
+    let mut stored = state.stored_audio(source, &ids)?;
+    for row in rows {
+        if let Some(prev) = stored.remove(&row.recording.id) {
+            let (_, uri) = audio_path(wh, source, row);
+            if let Some(done) = AudioState::already_stored(Some(prev), &uri) {
+                row.audio = done;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a recording's audio goes in the warehouse, and that place as a URI.
+fn audio_path(wh: &Warehouse, source: &str, row: &RecordingRow) -> (Path, String) {
+    let rec = &row.recording;
+    let at = chrono::DateTime::from_timestamp_millis(row.task_created_ms).unwrap_or_default();
+    let ext = extension(rec.attributes.file_name.as_deref());
+    let key = keys::audio_key(source, at, &row.task_id, &rec.id, ext);
+    let path: Path = wh.path(&[&key]);
+    let uri = wh.uri(&path);
+    (path, uri)
 }
 
 async fn copy_one(
@@ -175,16 +208,7 @@ async fn copy_one(
     row: &RecordingRow,
 ) -> Result<AudioState, WebexError> {
     let (task_id, rec) = (row.task_id.as_str(), &row.recording);
-    let at = chrono::DateTime::from_timestamp_millis(row.task_created_ms).unwrap_or_default();
-    let key = keys::audio_key(
-        source,
-        at,
-        task_id,
-        &rec.id,
-        extension(rec.attributes.file_name.as_deref()),
-    );
-    let path: Path = wh.path(&[&key]);
-    let uri = wh.uri(&path);
+    let (path, uri) = audio_path(wh, source, row);
     if let Some(done) = AudioState::already_stored(state.audio(source, &rec.id)?, &uri) {
         return Ok(done);
     }

@@ -10,6 +10,7 @@ pub mod model;
 pub mod tables;
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
@@ -62,13 +63,22 @@ pub async fn extract(
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
+    // With audio off, the objects an earlier run stored are still reported as stored.
+    let mut stored = if client.config().audio {
+        HashMap::new()
+    } else {
+        let keys = calls.iter().flat_map(|c| c.recordings.iter());
+        let keys: Vec<&str> = keys.map(|r| r.recording_key.as_str()).collect();
+        state.stored_audio(&client.config().name, &keys)?
+    };
     let mut recordings = Vec::new();
     // Sequential on purpose: the tenant's pacer admits one request at a time anyway.
     for call in &calls {
         let started = call.start_time.unwrap_or(w.start.timestamp_millis());
         let at = DateTime::from_timestamp_millis(started).unwrap_or(w.start);
         for rec in &call.recordings {
-            let audio = audio_of(client, wh, state, at, &call.call_key, rec).await?;
+            let before = stored.remove(&rec.recording_key);
+            let audio = audio_of(client, wh, state, at, &call.call_key, rec, before).await?;
             recordings.push(RecordingRow {
                 call_key: call.call_key.clone(),
                 date: tables::call_date(call, w.start.timestamp_millis()),
@@ -81,7 +91,8 @@ pub async fn extract(
 }
 
 /// One recording's audio: skipped unless `SAVED`, reused when the ledger has it, else copied
-/// (or deferred once a quota stopped audio for the run).
+/// (or deferred once a quota stopped audio for the run). With audio off: what an earlier
+/// run stored (`stored_before`, from the ledger), else "disabled".
 async fn audio_of(
     client: &XimaClient,
     wh: &Warehouse,
@@ -89,10 +100,14 @@ async fn audio_of(
     at: DateTime<Utc>,
     call_key: &str,
     rec: &model::Recording,
+    stored_before: Option<crate::state::AudioRecord>,
 ) -> Result<AudioState, XimaError> {
     let source = &client.config().name;
     if !client.config().audio {
-        return Ok(AudioState::none("disabled", None));
+        let key = keys::audio_key(source, at, call_key, &rec.recording_key, "opus");
+        let uri = wh.uri(&wh.path(&[&key]));
+        let stored = AudioState::already_stored(stored_before, &uri);
+        return Ok(stored.unwrap_or_else(|| AudioState::none("disabled", None)));
     }
     if rec.status.as_deref() != Some("SAVED") {
         let status = rec.status.as_deref().unwrap_or("unknown");
