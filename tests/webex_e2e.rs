@@ -372,24 +372,7 @@ async fn audio_off_after_audio_on_still_reports_stored_objects() {
     );
     assert!(!stored_before.is_empty());
 
-    // Drop the tables (everything but the audio objects) and forget the windows read.
-    for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|n| n != "audio") {
-            std::fs::remove_dir_all(&path).unwrap();
-        }
-    }
-    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
-    state.reset(None).unwrap();
-    drop(state);
-    let text = std::fs::read_to_string(&env.pipeline).unwrap();
-    let off = text.replacen(
-        "channel_types = [\"telephony\"]\n",
-        "channel_types = [\"telephony\"]\naudio = false\n",
-        1,
-    );
-    assert_ne!(text, off, "the source's audio switched off");
-    std::fs::write(&env.pipeline, off).unwrap();
+    tables_dropped_and_audio_off(&env, "channel_types = [\"telephony\"]\n");
 
     let audio_requests = env.stats().get("audio").copied().unwrap_or(0);
     env.run_ok().await;

@@ -329,23 +329,7 @@ async fn audio_off_after_audio_on_still_reports_stored_objects() {
     let stored_before = env.strings(stored);
     assert!(!stored_before.is_empty());
 
-    for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|n| n != "audio") {
-            std::fs::remove_dir_all(&path).unwrap();
-        }
-    }
-    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
-    state.reset(None).unwrap();
-    drop(state);
-    let text = std::fs::read_to_string(&env.pipeline).unwrap();
-    let off = text.replacen(
-        "min_interval = \"30ms\"\n",
-        "min_interval = \"30ms\"\naudio = false\n",
-        1,
-    );
-    assert_ne!(text, off, "the source's audio switched off");
-    std::fs::write(&env.pipeline, off).unwrap();
+    tables_dropped_and_audio_off(&env, "min_interval = \"30ms\"\n");
 
     let audio_requests = env.stats()["xima_audio"];
     env.run_sources(&["xima"]).await.1.expect("second run");

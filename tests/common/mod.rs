@@ -501,3 +501,22 @@ pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Drops the warehouse's tables (everything but the audio objects), forgets the windows read,
+/// and switches off the audio of the source whose config holds `line`: the next run reads
+/// everything again with audio off, the ledger kept.
+pub fn tables_dropped_and_audio_off(env: &Env, line: &str) {
+    for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "audio") {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+    }
+    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
+    state.reset(None).unwrap();
+    drop(state);
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    let off = text.replacen(line, &format!("{line}audio = false\n"), 1);
+    assert_ne!(text, off, "the source's audio switched off");
+    std::fs::write(&env.pipeline, off).unwrap();
+}
