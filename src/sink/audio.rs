@@ -85,6 +85,14 @@ impl AudioState {
         })
     }
 
+    /// The ledger row of an object this run stored (not one it found already stored): what
+    /// [`crate::state::StoredLedger`] records before the window commits.
+    pub fn newly_stored(&self, recording_id: &str, call_id: &str) -> Option<AudioRecord> {
+        (self.status == "stored" && !self.reused)
+            .then(|| self.ledger(recording_id, call_id))
+            .flatten()
+    }
+
     /// The audio ledger row recording this state. None when audio is off: nothing was
     /// attempted, so there is nothing to record, and a row an earlier run with audio on
     /// wrote (the object it stored) must stay as it is.

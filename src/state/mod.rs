@@ -14,6 +14,9 @@ use duckdb::{params, Connection, OptionalExt};
 
 mod egress;
 pub mod lock;
+pub mod stored;
+
+pub use stored::StoredLedger;
 
 use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
@@ -225,6 +228,17 @@ impl State {
         .await?
     }
 
+    /// Records objects just stored, before their window commits (see [`StoredLedger`]): the
+    /// attempt is counted by the window's commit, which records them again.
+    pub fn record_stored(&self, source: &str, audio: &[AudioRecord]) -> Result<(), StateError> {
+        let now = ms(Utc::now());
+        self.with(|c| {
+            let tx = c.transaction()?;
+            upsert_audio(&tx, source, audio, now, Attempt::NotCounted)?;
+            tx.commit()
+        })
+    }
+
     /// Records a committed window and its audio, and moves the watermark to `high_water`
     /// (never backwards), all in one transaction.
     pub fn commit_window(
@@ -250,7 +264,7 @@ impl State {
                     now
                 ],
             )?;
-            upsert_audio(&tx, &w.source, audio, now)?;
+            upsert_audio(&tx, &w.source, audio, now, Attempt::Counted)?;
             if let Some(hw) = high_water {
                 tx.execute(
                     "INSERT INTO watermarks VALUES (?, ?, ?, ?)
@@ -513,12 +527,22 @@ fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
 /// twice), counting one more attempt for recordings already known. The rows go in through
 /// an appender and one upsert: a statement per recording cost DuckDB milliseconds of
 /// planning each, more than the rest of a metadata-only run (benches/throughput.rs).
+/// Whether a ledger write counts an attempt (a window's commit) or not (an object recorded
+/// as soon as it is stored, which its window's commit records again).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Counted,
+    NotCounted,
+}
+
 fn upsert_audio(
     tx: &duckdb::Transaction<'_>,
     source: &str,
     audio: &[AudioRecord],
     now: i64,
+    attempt: Attempt,
 ) -> duckdb::Result<()> {
+    let counted = i64::from(attempt == Attempt::Counted);
     let mut last: HashMap<&str, &AudioRecord> = HashMap::new();
     for a in audio {
         last.insert(a.recording_id.as_str(), a);
@@ -538,7 +562,7 @@ fn upsert_audio(
                 a.bytes.map(|b| b as i64),
                 a.sha256,
                 a.status,
-                1i64,
+                counted,
                 a.last_error,
                 now
             ])?;
@@ -550,7 +574,7 @@ fn upsert_audio(
          ON CONFLICT (source, recording_id) DO UPDATE SET
            call_id = excluded.call_id, uri = excluded.uri, bytes = excluded.bytes,
            sha256 = excluded.sha256, status = excluded.status,
-           attempts = audio_objects.attempts + 1, last_error = excluded.last_error,
+           attempts = audio_objects.attempts + excluded.attempts, last_error = excluded.last_error,
            updated_at_ms = excluded.updated_at_ms",
         [],
     )?;

@@ -13,6 +13,7 @@ pub mod subscriptions;
 pub mod tables;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -27,7 +28,7 @@ use crate::config::Discovery;
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError};
 use crate::sink::{keys, Warehouse};
-use crate::state::State;
+use crate::state::{State, StoredLedger};
 
 /// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
 const MAX_URL_RENEWALS: u32 = 3;
@@ -127,7 +128,7 @@ fn extension(file_name: Option<&str>) -> &str {
 pub async fn fetch_audio(
     client: &WebexClient,
     wh: &Warehouse,
-    state: &State,
+    state: &Arc<State>,
     tasks: &[Task],
     captures: Vec<TaskCaptures>,
 ) -> Result<Vec<RecordingRow>, WebexError> {
@@ -158,9 +159,22 @@ pub async fn fetch_audio(
                 Ok::<_, WebexError>(row)
             })
             .buffer_unordered(client.config().concurrency);
-        while let Some(row) = copied.try_next().await? {
+        let mut ledger = StoredLedger::new(state, source);
+        loop {
+            let row = match copied.try_next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    // The window stops, but what it stored is recorded first.
+                    ledger.flush_quietly().await;
+                    return Err(e);
+                }
+            };
+            let stored = row.audio.newly_stored(&row.recording.id, &row.task_id);
+            ledger.add(stored).await?;
             rows.push(row);
         }
+        ledger.flush().await?;
     } else {
         rows.extend(jobs);
         stored_before(wh, state, client.config().name.as_str(), &mut rows)?;

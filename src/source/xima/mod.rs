@@ -11,6 +11,7 @@ pub mod tables;
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
@@ -19,7 +20,7 @@ use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::AudioState;
 use crate::sink::{keys, Warehouse};
-use crate::state::State;
+use crate::state::{State, StoredLedger};
 use crate::window::Window;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +60,7 @@ fn deferral(client: &XimaClient) -> String {
 pub async fn extract(
     client: &XimaClient,
     wh: &Warehouse,
-    state: &State,
+    state: &Arc<State>,
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
@@ -72,13 +73,23 @@ pub async fn extract(
         state.stored_audio(&client.config().name, &keys)?
     };
     let mut recordings = Vec::new();
+    let mut ledger = StoredLedger::new(state, &client.config().name);
     // Sequential on purpose: the tenant's pacer admits one request at a time anyway.
     for call in &calls {
         let started = call.start_time.unwrap_or(w.start.timestamp_millis());
         let at = DateTime::from_timestamp_millis(started).unwrap_or(w.start);
         for rec in &call.recordings {
             let before = stored.remove(&rec.recording_key);
-            let audio = audio_of(client, wh, state, at, &call.call_key, rec, before).await?;
+            let audio = match audio_of(client, wh, state, at, &call.call_key, rec, before).await {
+                Ok(audio) => audio,
+                Err(e) => {
+                    // The window stops, but what it stored is recorded first.
+                    ledger.flush_quietly().await;
+                    return Err(e);
+                }
+            };
+            let stored = audio.newly_stored(&rec.recording_key, &call.call_key);
+            ledger.add(stored).await?;
             recordings.push(RecordingRow {
                 call_key: call.call_key.clone(),
                 date: tables::call_date(call, w.start.timestamp_millis()),
@@ -87,6 +98,7 @@ pub async fn extract(
             });
         }
     }
+    ledger.flush().await?;
     Ok(Extracted { calls, recordings })
 }
 
