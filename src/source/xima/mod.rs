@@ -9,9 +9,10 @@ pub mod client;
 pub mod model;
 pub mod tables;
 
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
@@ -20,7 +21,7 @@ use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::AudioState;
 use crate::sink::{keys, Warehouse};
-use crate::state::{State, StoredLedger};
+use crate::state::{AudioRecord, State, StoredLedger};
 use crate::window::Window;
 
 #[derive(Debug, thiserror::Error)]
@@ -112,12 +113,13 @@ async fn audio_of(
     at: DateTime<Utc>,
     call_key: &str,
     rec: &model::Recording,
-    stored_before: Option<crate::state::AudioRecord>,
+    stored_before: Option<AudioRecord>,
 ) -> Result<AudioState, XimaError> {
     let source = &client.config().name;
+    let key = keys::audio_key(source, at, call_key, &rec.recording_key, "opus");
+    let path = wh.path(&[&key]);
+    let uri = wh.uri(&path);
     if !client.config().audio {
-        let key = keys::audio_key(source, at, call_key, &rec.recording_key, "opus");
-        let uri = wh.uri(&wh.path(&[&key]));
         let stored = AudioState::already_stored(stored_before, &uri);
         return Ok(stored.unwrap_or_else(|| AudioState::none("disabled", None)));
     }
@@ -128,9 +130,6 @@ async fn audio_of(
             Some(format!("recording status {status}")),
         ));
     }
-    let key = keys::audio_key(source, at, call_key, &rec.recording_key, "opus");
-    let path = wh.path(&[&key]);
-    let uri = wh.uri(&path);
     if let Some(done) = AudioState::already_stored(state.audio(source, &rec.recording_key)?, &uri) {
         return Ok(done);
     }
