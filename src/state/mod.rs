@@ -523,10 +523,6 @@ fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
     })
 }
 
-/// Records the audio ledger rows of a window (the last row wins for a recording listed
-/// twice), counting one more attempt for recordings already known. The rows go in through
-/// an appender and one upsert: a statement per recording cost DuckDB milliseconds of
-/// planning each, more than the rest of a metadata-only run (benches/throughput.rs).
 /// Whether a ledger write counts an attempt (a window's commit) or not (an object recorded
 /// as soon as it is stored, which its window's commit records again).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -535,6 +531,11 @@ enum Attempt {
     NotCounted,
 }
 
+/// Records the audio ledger rows of a window (the last row wins for a recording listed
+/// twice), counting one more attempt for recordings already known when `attempt` says so.
+/// The rows go in through an appender and one upsert: a statement per recording cost DuckDB
+/// milliseconds of planning each, more than the rest of a metadata-only run
+/// (benches/throughput.rs).
 fn upsert_audio(
     tx: &duckdb::Transaction<'_>,
     source: &str,
