@@ -291,23 +291,6 @@ impl State {
         .map(|n| n.max(0) as u64)
     }
 
-    /// The ledger entry for a recording, if any.
-    pub fn audio(
-        &self,
-        source: &str,
-        recording_id: &str,
-    ) -> Result<Option<AudioRecord>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT recording_id, call_id, uri, bytes, sha256, status, last_error
-                 FROM audio_objects WHERE source = ? AND recording_id = ?",
-                params![source, recording_id],
-                audio_record,
-            )
-            .optional()
-        })
-    }
-
     /// The stored objects among `recording_ids`, by recording id, in one query: what a
     /// window's recordings look up when audio is off, so that objects an earlier run stored
     /// are still reported (and found) rather than called "disabled". A source that never

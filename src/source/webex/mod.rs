@@ -28,7 +28,7 @@ use crate::config::Discovery;
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError};
 use crate::sink::{keys, Warehouse};
-use crate::state::{State, StoredLedger};
+use crate::state::{AudioRecord, State, StoredLedger};
 
 /// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
 const MAX_URL_RENEWALS: u32 = 3;
@@ -137,6 +137,14 @@ pub async fn fetch_audio(
         .map(|t| (t.id.as_str(), t.attributes.created_time))
         .collect();
     let captures_len = captures.iter().map(|c| c.recording.len()).sum();
+    let source = client.config().name.as_str();
+    // What the ledger already holds of the window, in one query: reused with audio on,
+    // still reported (and where) with audio off.
+    let mut stored = {
+        let recordings = captures.iter().flat_map(|c| c.recording.iter());
+        let ids: Vec<&str> = recordings.map(|r| r.id.as_str()).collect();
+        state.stored_audio(source, &ids)?
+    };
     let jobs = captures.into_iter().flat_map(|c| {
         let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
         let task_id = c.task_id;
@@ -151,10 +159,13 @@ pub async fn fetch_audio(
     // doubling copies them and faults in fresh pages at each step.
     let mut rows = Vec::with_capacity(captures_len);
     if client.config().audio {
-        let source = client.config().name.as_str();
+        let jobs = jobs.map(|row| {
+            let before = stored.remove(&row.recording.id);
+            (row, before)
+        });
         let mut copied = futures::stream::iter(jobs)
-            .map(|mut row| async move {
-                row.audio = copy_one(client, wh, state, source, &row).await?;
+            .map(|(mut row, before)| async move {
+                row.audio = copy_one(client, wh, source, &row, before).await?;
                 row.recording.attributes.forget_url();
                 Ok::<_, WebexError>(row)
             })
@@ -177,30 +188,18 @@ pub async fn fetch_audio(
         ledger.flush().await?;
     } else {
         rows.extend(jobs);
-        stored_before(wh, state, client.config().name.as_str(), &mut rows)?;
-    }
-    Ok(rows)
-}
-
-/// With audio off, the recordings whose audio an earlier run stored say so, and where: the
-/// ledger holds them, and "disabled" would tell the analyst the audio does not exist.
-fn stored_before(
-    wh: &Warehouse,
-    state: &State,
-    source: &str,
-    rows: &mut [RecordingRow],
-) -> Result<(), WebexError> {
-    let ids: Vec<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
-    let mut stored = state.stored_audio(source, &ids)?;
-    for row in rows {
-        if let Some(prev) = stored.remove(&row.recording.id) {
-            let (_, uri) = audio_path(wh, source, row);
-            if let Some(done) = AudioState::already_stored(Some(prev), &uri) {
-                row.audio = done;
+        // Audio an earlier run stored says so, and where: "disabled" would tell the analyst
+        // it does not exist.
+        for row in &mut rows {
+            if let Some(before) = stored.remove(&row.recording.id) {
+                let (_, uri) = audio_path(wh, source, row);
+                if let Some(done) = AudioState::already_stored(Some(before), &uri) {
+                    row.audio = done;
+                }
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Where a recording's audio goes in the warehouse, and that place as a URI.
@@ -214,16 +213,17 @@ fn audio_path(wh: &Warehouse, source: &str, row: &RecordingRow) -> (Path, String
     (path, uri)
 }
 
+/// Copies a recording's audio, unless `before` (its ledger entry) says it is stored already.
 async fn copy_one(
     client: &WebexClient,
     wh: &Warehouse,
-    state: &State,
     source: &str,
     row: &RecordingRow,
+    before: Option<AudioRecord>,
 ) -> Result<AudioState, WebexError> {
     let (task_id, rec) = (row.task_id.as_str(), &row.recording);
     let (path, uri) = audio_path(wh, source, row);
-    if let Some(done) = AudioState::already_stored(state.audio(source, &rec.id)?, &uri) {
+    if let Some(done) = AudioState::already_stored(before, &uri) {
         return Ok(done);
     }
     let mut url = parse_file_path(&rec.attributes.file_path)?;

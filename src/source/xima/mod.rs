@@ -9,7 +9,6 @@ pub mod client;
 pub mod model;
 pub mod tables;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -65,10 +64,9 @@ pub async fn extract(
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
-    // With audio off, the objects an earlier run stored are still reported as stored.
-    let mut stored = if client.config().audio {
-        HashMap::new()
-    } else {
+    // What the ledger already holds of the window, in one query: reused with audio on,
+    // still reported as stored with audio off.
+    let mut stored = {
         let keys = calls.iter().flat_map(|c| c.recordings.iter());
         let keys: Vec<&str> = keys.map(|r| r.recording_key.as_str()).collect();
         state.stored_audio(&client.config().name, &keys)?
@@ -103,9 +101,9 @@ pub async fn extract(
     Ok(Extracted { calls, recordings })
 }
 
-/// One recording's audio: skipped unless `SAVED`, reused when the ledger has it, else copied
-/// (or deferred once a quota stopped audio for the run). With audio off: what an earlier
-/// run stored (`stored_before`, from the ledger), else "disabled".
+/// One recording's audio: skipped unless `SAVED`, reused when the ledger has it
+/// (`stored_before`), else copied (or deferred once a quota stopped audio for the run). With
+/// audio off: what an earlier run stored, else "disabled".
 async fn audio_of(
     client: &XimaClient,
     wh: &Warehouse,
@@ -130,7 +128,7 @@ async fn audio_of(
             Some(format!("recording status {status}")),
         ));
     }
-    if let Some(done) = AudioState::already_stored(state.audio(source, &rec.recording_key)?, &uri) {
+    if let Some(done) = AudioState::already_stored(stored_before, &uri) {
         return Ok(done);
     }
     let size = rec.size.and_then(|s| u64::try_from(s).ok());
