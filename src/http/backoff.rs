@@ -35,12 +35,18 @@ impl Default for BackoffConfig {
 pub struct Backoff {
     config: BackoffConfig,
     attempt: u32,
-    rng: StdRng,
+    /// Seeded at the first retry: every request makes a backoff, few ever retry, and
+    /// seeding from the OS is a system call.
+    rng: Option<StdRng>,
 }
 
 impl Backoff {
     pub fn new(config: BackoffConfig) -> Self {
-        Self::with_rng(config, StdRng::from_os_rng())
+        Backoff {
+            config,
+            attempt: 0,
+            rng: None,
+        }
     }
 
     /// A backoff whose jitter is reproducible, for tests.
@@ -48,7 +54,7 @@ impl Backoff {
         Backoff {
             config,
             attempt: 0,
-            rng,
+            rng: Some(rng),
         }
     }
 
@@ -59,6 +65,7 @@ impl Backoff {
         self.attempt += 1;
         let secs = self
             .rng
+            .get_or_insert_with(StdRng::from_os_rng)
             .random_range(cap / 2.0..=cap.max(f64::MIN_POSITIVE));
         Duration::from_secs_f64(secs)
     }

@@ -10,7 +10,7 @@
 //! from a single millisecond cannot move `from`: the page is widened instead, and at the
 //! API's largest page the listing stops with [`PageLoop`] rather than asking forever.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 /// Page sizes for [`by_time`].
@@ -32,6 +32,10 @@ pub struct PageLoop {
 
 /// Every item with `start <= time < end`, each once, in the API's order. `fetch(from, to,
 /// size)` asks for a page; `key` gives an item's time (epoch ms) and id.
+///
+/// Pages come in time order, so only items at or after the next `from` can come back on a
+/// later page: their ids are all that is remembered (a few per page, not every id of the
+/// listing, which cost a hashed and allocated id per item).
 pub async fn by_time<T, E, F, Fut>(
     (start, end): (i64, i64),
     sizes: PageSizes,
@@ -43,7 +47,9 @@ where
     Fut: Future<Output = Result<Vec<T>, E>>,
     E: From<PageLoop>,
 {
-    let mut seen = HashSet::new();
+    // Ids read at or after `from`, with their times; and the latest time read.
+    let mut recent: HashMap<String, i64> = HashMap::new();
+    let mut read_to = i64::MIN;
     let mut out = Vec::new();
     let mut from = start - 1;
     let mut size = sizes.normal;
@@ -51,19 +57,28 @@ where
     loop {
         let page = fetch(from, end, size).await?;
         let n = page.len();
-        let mut last = from;
+        let last = page.iter().map(|i| key(i).0).fold(from, i64::max);
+        inclusive |= page.iter().any(|i| key(i).0 == from);
+        let next = if inclusive { last } else { last - 1 };
         for item in page {
             let (at, id) = key(&item);
-            last = last.max(at);
-            inclusive |= at == from;
-            if at >= start && at < end && seen.insert(id.to_string()) {
-                out.push(item);
+            // Behind `from` was read in full before; up to `read_to`, only `recent` can be.
+            let repeat = at < from || (at <= read_to && recent.contains_key(id));
+            if repeat || at < start || at >= end {
+                continue;
             }
+            if at >= next {
+                recent.insert(id.to_string(), at);
+            }
+            out.push(item);
         }
+        // What the next request can hand back again: items at or after `next` (or after
+        // `from`, when the page is widened instead; `next` is then no later).
+        recent.retain(|_, at| *at >= next);
+        read_to = read_to.max(last);
         if n < size as usize {
             return Ok(out);
         }
-        let next = if inclusive { last } else { last - 1 };
         if next > from {
             from = next;
             size = sizes.normal;

@@ -56,8 +56,20 @@ pub struct WrittenFile {
     pub unchanged: bool,
 }
 
-/// Columns holding an identifier that (nearly) every row has its own of.
-const UNIQUE_IDS: [&str; 5] = ["task_id", "capture_id", "car_id", "call_id", "event_id"];
+/// Columns whose values (nearly) every row has its own of: ids, and each recording's file
+/// name, object URI and hash.
+const UNIQUE_PER_ROW: [&str; 10] = [
+    "task_id",
+    "capture_id",
+    "car_id",
+    "call_id",
+    "event_id",
+    "call_key",
+    "recording_key",
+    "file_name",
+    "audio_uri",
+    "audio_sha256",
+];
 
 fn properties() -> WriterProperties {
     let builder = WriterProperties::builder()
@@ -66,7 +78,7 @@ fn properties() -> WriterProperties {
     // A dictionary of values that do not repeat is a hash table built to be thrown away (the
     // writer falls back to plain encoding once the dictionary page is full): a tenth of
     // Parquet's CPU on the metadata path went to interning ids.
-    UNIQUE_IDS
+    UNIQUE_PER_ROW
         .iter()
         .fold(builder, |b, column| {
             b.set_column_dictionary_enabled(ColumnPath::from(*column), false)

@@ -106,6 +106,10 @@ pub struct AudioRecord {
     pub last_error: Option<String>,
 }
 
+/// A window's stored objects by recording id ([`State::stored_audio`]); looked up once per
+/// recording, so with a hasher cheaper than SipHash.
+pub type StoredAudio = HashMap<String, AudioRecord, ahash::RandomState>;
+
 /// The state DB. DuckDB takes an exclusive file lock, so a second process fails to open it.
 pub struct State {
     path: PathBuf,
@@ -299,9 +303,9 @@ impl State {
         &self,
         source: &str,
         recording_ids: &[&str],
-    ) -> Result<HashMap<String, AudioRecord>, StateError> {
+    ) -> Result<StoredAudio, StateError> {
         if recording_ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(StoredAudio::default());
         }
         self.with(|c| {
             let any: bool = c.query_row(
@@ -310,7 +314,7 @@ impl State {
                 |r| r.get(0),
             )?;
             if !any {
-                return Ok(HashMap::new());
+                return Ok(StoredAudio::default());
             }
             // One string parameter split by DuckDB: ids never hold the unit separator.
             let ids = recording_ids.join("\u{1f}");

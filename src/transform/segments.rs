@@ -73,7 +73,7 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
 pub fn join(segments: &RecordBatch, tasks: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let task_ids = column(tasks, "task_id")?;
     let task_ids = task_ids.as_string::<i32>();
-    let index: HashMap<&str, u32> = (0..task_ids.len())
+    let index: HashMap<&str, u32, ahash::RandomState> = (0..task_ids.len())
         .map(|i| (task_ids.value(i), i as u32))
         .collect();
     let seg_task = column(segments, "task_id")?;

@@ -132,7 +132,7 @@ pub async fn fetch_audio(
     tasks: &[Task],
     captures: Vec<TaskCaptures>,
 ) -> Result<Vec<RecordingRow>, WebexError> {
-    let created: HashMap<&str, i64> = tasks
+    let created: HashMap<&str, i64, ahash::RandomState> = tasks
         .iter()
         .map(|t| (t.id.as_str(), t.attributes.created_time))
         .collect();
