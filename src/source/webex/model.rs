@@ -123,7 +123,7 @@ impl RecordingAttributes {
 }
 
 /// Epoch milliseconds as a number or a numeric string; `None` for null. Read straight from
-/// the parser: going through a `serde_json::Value` cost a task page a sixtieth of its decode.
+/// the parser: through a `serde_json::Value`, the time fields were 1.5% of a run's own CPU.
 struct EpochMs;
 
 impl<'de> Visitor<'de> for EpochMs {
