@@ -295,10 +295,10 @@ impl State {
         .map(|n| n.max(0) as u64)
     }
 
-    /// The stored objects among `recording_ids`, by recording id, in one query: what a
-    /// window's recordings look up when audio is off, so that objects an earlier run stored
-    /// are still reported (and found) rather than called "disabled". A source that never
-    /// stored any (the usual case with audio off) costs one small query.
+    /// The stored objects among `recording_ids`, by recording id, in one query per window:
+    /// with audio on, objects an earlier run stored are reused rather than downloaded again;
+    /// with audio off, they are still reported (and found) rather than called "disabled". A
+    /// source that never stored any (the usual case with audio off) costs one small query.
     pub fn stored_audio(
         &self,
         source: &str,
