@@ -159,7 +159,7 @@ impl HttpClient {
 /// Tracking the path costs on every field, so it is done only to explain a failure: the
 /// page is decoded plainly first, and again with the path only when that fails. The plain
 /// pass checks the body's UTF-8 once, in bulk, rather than string by string.
-pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn decode_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
     if let Ok(text) = std::str::from_utf8(body) {
         if let Ok(value) = serde_json::from_str(text) {
             return Ok(value);

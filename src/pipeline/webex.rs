@@ -8,10 +8,10 @@ use super::commit;
 use super::merge::{self, Previous};
 use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
 use crate::config::WebexConfig;
+use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
 use crate::source::webex::model::Task;
-use crate::source::webex::tables::RecordingRow;
-use crate::source::webex::{self, tables, WebexClient};
+use crate::source::webex::{self, captures, tables, WebexClient, WindowCaptures};
 use crate::transform;
 use crate::window::{self, Window};
 
@@ -108,35 +108,39 @@ async fn output(
 ) -> Result<WindowOutput, SourceFailure> {
     let webex::Extracted {
         tasks,
-        captures,
+        mut captures,
         org_id,
     } = ex;
-    let rows = webex::fetch_audio(client, run.wh, run.state, &tasks, captures).await?;
+    let audio = webex::fetch_audio(client, run.wh, run.state, &mut captures).await?;
     // A day of calls takes a while to turn into tables, all CPU: off the run's task, which
     // meanwhile reads the next window (see `SourceRun::drive`).
     crate::blocking::run("building the window's tables", move || {
-        tables_of(tasks, org_id.as_deref(), rows, previous.as_ref(), &keep)
+        tables_of(
+            tasks,
+            org_id.as_deref(),
+            &captures,
+            &audio,
+            previous.as_ref(),
+            &keep,
+        )
     })
     .await?
 }
 
-/// The window's four tables from its tasks and recording rows, merged with the rows of
-/// its previous files that `keep` keeps.
+/// The window's four tables from its tasks, recordings and their audio, merged with the
+/// rows of its previous files that `keep` keeps.
 fn tables_of(
     listed: Vec<Task>,
     org_id: Option<&str>,
-    mut rows: Vec<RecordingRow>,
+    captures: &WindowCaptures,
+    audio: &[AudioState],
     previous: Option<&Previous>,
     keep: &Keep,
 ) -> Result<WindowOutput, SourceFailure> {
-    // Downloads finish in any order; files must not depend on it. The keys are unique, so
-    // an unstable sort gives the same order, in place (a stable one allocates half the
-    // window's rows as scratch) and in one pass when the rows are in order already.
-    rows.sort_unstable_by(|a, b| (&a.task_id, &a.recording.id).cmp(&(&b.task_id, &b.recording.id)));
     let (tasks, task_dates) = tables::tasks_batch(&listed, org_id);
     drop(listed);
-    let (captures, capture_dates) = tables::captures_batch(&rows);
-    let (segments, segment_dates) = tables::segments_batch(&rows);
+    let (captures_batch, capture_dates) = captures.captures_table(audio);
+    let (segments, segment_dates) = captures::segments_table(&captures_batch, &capture_dates)?;
     let mut t = vec![
         TableRows {
             table: "webex_tasks",
@@ -145,7 +149,7 @@ fn tables_of(
         },
         TableRows {
             table: "webex_captures",
-            batch: captures,
+            batch: captures_batch,
             dates: capture_dates,
         },
         TableRows {
@@ -172,18 +176,19 @@ fn tables_of(
 
     let mut wr = WindowReport {
         tasks: t[0].batch.num_rows() as u64,
-        recordings: rows.len() as u64,
-        segments: rows.iter().filter(|r| r.recording.segment).count() as u64,
+        recordings: captures.len() as u64,
+        segments: captures.segments() as u64,
         ..Default::default()
     };
-    let mut ledger = Vec::with_capacity(rows.len());
-    for r in &rows {
-        wr.count_audio(&r.audio);
-        ledger.extend(r.audio.ledger(&r.recording.id, &r.task_id));
+    let (ids, task_ids) = (captures.ids(), captures.task_ids());
+    let mut ledger = Vec::new();
+    for (i, a) in audio.iter().enumerate() {
+        wr.count_audio(a);
+        ledger.extend(a.ledger(ids.value(i), task_ids.value(i)));
     }
     // Recordings kept from the window's files count too: the manifest says what it holds.
     if previous.is_some() {
-        let read: HashSet<&str> = rows.iter().map(|r| r.recording.id.as_str()).collect();
+        let read: HashSet<&str> = ids.iter().flatten().collect();
         for (id, status, segment) in merge::recordings(&t[1].batch)? {
             if !read.contains(id) {
                 wr.count_kept(status, segment);

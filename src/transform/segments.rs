@@ -95,8 +95,10 @@ pub fn join(segments: &RecordBatch, tasks: &RecordBatch) -> Result<RecordBatch, 
 mod tests {
     use super::*;
     use crate::sink::audio::AudioState;
-    use crate::source::webex::model::{Recording, RecordingAttributes, Task};
-    use crate::source::webex::tables::{segments_batch, tasks_batch, RecordingRow};
+    use crate::source::webex::captures::{page_batch, segments_table};
+    use crate::source::webex::model::Task;
+    use crate::source::webex::tables::tasks_batch;
+    use crate::source::webex::WindowCaptures;
 
     fn task(id: &str, queue: &str) -> Task {
         serde_json::from_value(serde_json::json!({"id": id, "attributes": {
@@ -105,45 +107,47 @@ mod tests {
         .unwrap()
     }
 
-    fn seg(task: &str, id: &str, start: i64) -> RecordingRow {
-        RecordingRow {
-            task_id: task.into(),
-            task_created_ms: 1_760_000_000_000,
-            recording: Recording {
-                id: id.into(),
-                segment: true,
-                attributes: RecordingAttributes {
-                    file_name: None,
-                    file_path: "x".into(),
-                    start_time: Some(start),
-                    stop_time: Some(start + 10),
-                    participants: vec!["agent-1".into(), "+1555****".into()],
-                    channel1: None,
-                    channel2: None,
-                    call_type: Some("main".into()),
-                    sensitive: None,
-                    extra: Default::default(),
-                },
-            },
-            audio: AudioState {
-                status: "stored",
-                uri: Some("u".into()),
-                bytes: None,
-                sha256: None,
-                error: None,
-                reused: false,
-            },
-        }
+    /// A captures response holding segments `(task, recording, start)`.
+    fn page(segs: &[(&str, &str, i64)]) -> arrow::array::RecordBatch {
+        let data: Vec<_> = segs
+            .iter()
+            .map(|(task, id, start)| {
+                serde_json::json!({"taskId": task, "recording": [{"id": id, "segment": true,
+                "attributes": {"filePath": "https://x/y", "startTime": start, "stopTime": start + 10,
+                "participants": ["+1555****", "agent-1"], "callType": "main"}}]})
+            })
+            .collect();
+        let body = serde_json::json!({ "data": data }).to_string();
+        page_batch(serde_json::from_str(&body).unwrap(), false)
+    }
+
+    /// The segments of `pages`, joined into one window, every recording stored.
+    fn segments_of(pages: &[arrow::array::RecordBatch]) -> RecordBatch {
+        let created = [("t1", 1_760_000_000_000), ("t2", 1_760_000_000_000)]
+            .into_iter()
+            .collect();
+        let window = WindowCaptures::new(pages, &created).unwrap();
+        let stored = AudioState {
+            status: "stored",
+            uri: Some("u".into()),
+            bytes: None,
+            sha256: None,
+            error: None,
+            reused: false,
+        };
+        let (captures, dates) = window.captures_table(&vec![stored; window.len()]);
+        let (segs, seg_dates) = segments_table(&captures, &dates).unwrap();
+        assert_eq!(seg_dates.len(), segs.num_rows());
+        segs
     }
 
     #[test]
     fn joins_and_keeps_orphans() {
         let (tasks, _) = tasks_batch(&[task("t1", "Support"), task("t2", "Sales")], None);
-        let (segs, _) = segments_batch(&[
-            seg("t2", "s2", 5),
-            seg("t1", "s1b", 9),
-            seg("t1", "s1a", 1),
-            seg("tx", "o", 1),
+        // Pages out of (task, recording) order: the window sorts them.
+        let segs = segments_of(&[
+            page(&[("t2", "s2", 5), ("tx", "o", 1)]),
+            page(&[("t1", "s1b", 9), ("t1", "s1a", 1)]),
         ]);
         let out = join(&segs, &tasks).unwrap();
         assert_eq!(out.num_rows(), 4);

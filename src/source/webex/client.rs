@@ -5,11 +5,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::json;
 
-use super::model::{CapturePage, Task, TaskCaptures, TaskPage};
+use super::captures;
+use super::model::{CapturePage, Task, TaskPage};
 use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
@@ -194,11 +196,9 @@ impl WebexClient {
         .await
     }
 
-    /// Captures for at most ten tasks; unknown task ids come back with no recordings.
-    pub async fn query_captures(
-        &self,
-        task_ids: &[String],
-    ) -> Result<Vec<TaskCaptures>, WebexError> {
+    /// Captures for at most ten tasks, as columns ([`captures::page_batch`]); unknown task
+    /// ids come back with no recordings. Pre-signed URLs are kept when audio is on.
+    pub async fn query_captures(&self, task_ids: &[String]) -> Result<RecordBatch, WebexError> {
         debug_assert!(task_ids.len() <= MAX_TASK_IDS);
         let org = self.org_id().await?;
         let url = self.url("/v1/captures/query");
@@ -209,14 +209,16 @@ impl WebexClient {
             "urlExpiration": self.cfg.url_expiration_minutes,
             "includeSegments": self.cfg.segments,
         }});
-        let page: CapturePage = self
-            .json(
-                endpoint,
-                || self.http.reqwest().post(url.clone()).json(&body),
-                |_| Ok(()),
-            )
-            .await?;
-        Ok(page.data)
+        let urls = self.cfg.audio;
+        self.page(
+            endpoint,
+            || self.http.reqwest().post(url.clone()).json(&body),
+            |body| {
+                let page: CapturePage<'_> = decode(endpoint, body)?;
+                Ok(captures::page_batch(page, urls))
+            },
+        )
+        .await
     }
 
     /// An authorised request whose JSON answer is decoded and checked; a body that breaks
@@ -227,18 +229,27 @@ impl WebexClient {
         build: impl Fn() -> RequestBuilder,
         check: impl Fn(&T) -> Result<(), WebexError>,
     ) -> Result<T, WebexError> {
+        self.page(endpoint, build, |body| {
+            let page: T = decode(endpoint, body)?;
+            check(&page)?;
+            Ok(page)
+        })
+        .await
+    }
+
+    /// An authorised request whose body `parse` turns into a `T`; a body that breaks off or
+    /// that `parse` refuses is asked for again (see [`HttpClient::fetch`]).
+    async fn page<T>(
+        &self,
+        endpoint: &str,
+        build: impl Fn() -> RequestBuilder,
+        parse: impl Fn(&[u8]) -> Result<T, WebexError>,
+    ) -> Result<T, WebexError> {
         self.http
             .fetch_page(
                 endpoint,
                 || self.authed(endpoint, |_| build()),
-                |body| {
-                    let page: T = decode_json(body).map_err(|message| WebexError::Decode {
-                        endpoint: endpoint.to_string(),
-                        message,
-                    })?;
-                    check(&page)?;
-                    Ok(page)
-                },
+                parse,
                 |limit| WebexError::Decode {
                     endpoint: endpoint.to_string(),
                     message: format!(
@@ -249,6 +260,17 @@ impl WebexClient {
             )
             .await
     }
+}
+
+/// A JSON body as `T`, which may borrow from it; an error names the endpoint and the field.
+fn decode<'de, T: serde::Deserialize<'de>>(
+    endpoint: &str,
+    body: &'de [u8],
+) -> Result<T, WebexError> {
+    decode_json(body).map_err(|message| WebexError::Decode {
+        endpoint: endpoint.to_string(),
+        message,
+    })
 }
 
 /// A page holding a task created before `from` or after `to` did not honour the request:

@@ -5,6 +5,7 @@
 //! into the warehouse. An expired pre-signed URL (403) triggers a re-query of that task's
 //! captures for a fresh URL, a bounded number of times.
 
+pub mod captures;
 pub mod client;
 pub mod events;
 pub mod model;
@@ -18,15 +19,16 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
-use crate::sink::audio::AudioState;
+use arrow::array::{Array, AsArray};
+use captures::PageJoiner;
+pub use captures::WindowCaptures;
 pub use client::WebexClient;
-use model::{Task, TaskCaptures};
-use tables::RecordingRow;
+use model::Task;
 
 use crate::auth::AuthError;
 use crate::config::Discovery;
 use crate::http::HttpError;
-use crate::sink::audio::{self, AudioError};
+use crate::sink::audio::{self, AudioError, AudioState};
 use crate::sink::{keys, Warehouse};
 use crate::state::{AudioRecord, State, StoredLedger};
 
@@ -45,6 +47,8 @@ pub enum WebexError {
     PageLoop(#[from] crate::http::pagination::PageLoop),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error("joining a window's captures: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
     #[error("POST /search: {0}")]
     CursorLoop(#[from] crate::http::pagination::CursorLoop),
 }
@@ -53,7 +57,7 @@ pub enum WebexError {
 #[derive(Debug)]
 pub struct Extracted {
     pub tasks: Vec<Task>,
-    pub captures: Vec<TaskCaptures>,
+    pub captures: WindowCaptures,
     pub org_id: Option<String>,
 }
 
@@ -77,35 +81,36 @@ pub async fn with_captures(
     skip: &HashSet<String>,
 ) -> Result<Extracted, WebexError> {
     let org_id = client.org_id().await?;
-    // captureRequested=false means no capture will ever exist: don't ask.
-    let ids: Vec<String> = tasks
+    // captureRequested=false means no capture will ever exist: don't ask. Asked in id
+    // order, the pages join into a window in (task, recording) order without a sort.
+    let mut ids: Vec<&str> = tasks
         .iter()
         .filter(|t| t.attributes.capture_requested != Some(false) && !skip.contains(&t.id))
-        .map(|t| t.id.clone())
+        .map(|t| t.id.as_str())
         .collect();
+    ids.sort_unstable();
     // Owned chunks: a future borrowing a slice from a closure argument is not `Send` for
     // every lifetime, and runs are spawned on the runtime.
     let chunks: Vec<Vec<String>> = ids
         .chunks(client::MAX_TASK_IDS)
-        .map(<[String]>::to_vec)
+        .map(|c| c.iter().map(|id| id.to_string()).collect())
         .collect();
-    let batches: Vec<Vec<TaskCaptures>> = futures::stream::iter(chunks)
-        .map(|chunk| async move {
-            let mut captures = client.query_captures(&chunk).await?;
-            if !client.config().audio {
-                let recordings = captures.iter_mut().flat_map(|c| c.recording.iter_mut());
-                recordings.for_each(|r| r.attributes.forget_url());
-            }
-            Ok::<_, WebexError>(captures)
-        })
-        .buffer_unordered(client.config().concurrency)
-        .try_collect()
-        .await?;
-    let mut captures = Vec::with_capacity(batches.iter().map(Vec::len).sum());
-    let found = batches.into_iter().flatten();
-    captures.extend(found.filter(|c| !c.recording.is_empty()));
-    // Task ids are unique: an unstable sort gives the same order, in place.
-    captures.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
+    let mut pages =
+        futures::stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| async move {
+                Ok::<_, WebexError>((i, client.query_captures(&chunk).await?))
+            })
+            .buffer_unordered(client.config().concurrency);
+    let mut joined = PageJoiner::default();
+    while let Some((i, page)) = pages.try_next().await? {
+        joined.add(i, page)?;
+    }
+    let created: HashMap<&str, i64, ahash::RandomState> = tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.attributes.created_time))
+        .collect();
+    let captures = joined.finish(&created)?;
+    drop(created);
     Ok(Extracted {
         tasks,
         captures,
@@ -121,58 +126,69 @@ fn extension(file_name: Option<&str>) -> &str {
         .unwrap_or("wav")
 }
 
-/// Copies every recording's audio (unless the ledger already holds it) and returns the rows
-/// for the capture tables, in no particular order (downloads finish in any). The captures
-/// are consumed: a window holds tens of thousands of recordings, each becomes one row
-/// without a copy.
+/// One recording, as the audio copy needs it.
+struct Job<'a> {
+    task_id: &'a str,
+    recording_id: &'a str,
+    task_created_ms: i64,
+    file_name: Option<&'a str>,
+    url: Option<&'a str>,
+}
+
+impl<'a> Job<'a> {
+    fn of(captures: &'a WindowCaptures, i: usize) -> Self {
+        let (names, urls) = (captures.file_names(), captures.urls());
+        Job {
+            task_id: captures.task_ids().value(i),
+            recording_id: captures.ids().value(i),
+            task_created_ms: captures.created_ms()[i],
+            file_name: names.is_valid(i).then(|| names.value(i)),
+            url: urls.is_valid(i).then(|| urls.value(i)),
+        }
+    }
+}
+
+/// Copies every recording's audio (unless the ledger already holds it) and returns where
+/// each one's audio is, one state per row of `captures`; their URLs are forgotten.
 pub async fn fetch_audio(
     client: &WebexClient,
     wh: &Warehouse,
     state: &Arc<State>,
-    tasks: &[Task],
-    captures: Vec<TaskCaptures>,
-) -> Result<Vec<RecordingRow>, WebexError> {
-    let created: HashMap<&str, i64, ahash::RandomState> = tasks
-        .iter()
-        .map(|t| (t.id.as_str(), t.attributes.created_time))
-        .collect();
-    let captures_len = captures.iter().map(|c| c.recording.len()).sum();
+    captures: &mut WindowCaptures,
+) -> Result<Vec<AudioState>, WebexError> {
+    let audio = copy_audio(client, wh, state, captures).await;
+    captures.forget_urls();
+    audio
+}
+
+async fn copy_audio(
+    client: &WebexClient,
+    wh: &Warehouse,
+    state: &Arc<State>,
+    captures: &WindowCaptures,
+) -> Result<Vec<AudioState>, WebexError> {
     let source = client.config().name.as_str();
     // What the ledger already holds of the window, in one query: reused with audio on,
     // still reported (and where) with audio off.
     let mut stored = {
-        let recordings = captures.iter().flat_map(|c| c.recording.iter());
-        let ids: Vec<&str> = recordings.map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = captures.ids().iter().flatten().collect();
         state.stored_audio(source, &ids)?
     };
-    let jobs = captures.into_iter().flat_map(|c| {
-        let at = created.get(c.task_id.as_str()).copied().unwrap_or_default();
-        let task_id = c.task_id;
-        c.recording.into_iter().map(move |recording| RecordingRow {
-            task_id: task_id.clone(),
-            task_created_ms: at,
-            recording,
-            audio: AudioState::none("disabled", None),
-        })
-    });
-    // Sized up front: a day's window holds tens of thousands of rows, and a vector grown by
-    // doubling copies them and faults in fresh pages at each step.
-    let mut rows = Vec::with_capacity(captures_len);
+    let mut audio = vec![AudioState::none("disabled", None); captures.len()];
     if client.config().audio {
-        let jobs = jobs.map(|row| {
-            let before = stored.remove(&row.recording.id);
-            (row, before)
-        });
+        // Items own nothing borrowed (only a row number): a closure over borrowed items is
+        // not `Send` for every lifetime, and runs are spawned on the runtime.
+        let ids = captures.ids();
+        let jobs = (0..captures.len()).map(|i| (i, stored.remove(ids.value(i))));
         let mut copied = futures::stream::iter(jobs)
-            .map(|(mut row, before)| async move {
-                row.audio = copy_one(client, wh, source, &row, before).await?;
-                row.recording.attributes.forget_url();
-                Ok::<_, WebexError>(row)
+            .map(|(i, before)| async move {
+                let state = copy_one(client, wh, source, &Job::of(captures, i), before).await?;
+                Ok::<_, WebexError>((i, state))
             })
             .buffer_unordered(client.config().concurrency);
         let mut ledger = StoredLedger::new(state, source);
         loop {
-            let row = match copied.try_next().await {
+            let (i, done) = match copied.try_next().await {
                 Ok(Some(row)) => row,
                 Ok(None) => break,
                 Err(e) => {
@@ -181,33 +197,32 @@ pub async fn fetch_audio(
                     return Err(e);
                 }
             };
-            let stored = row.audio.newly_stored(&row.recording.id, &row.task_id);
+            let stored = done.newly_stored(ids.value(i), captures.task_ids().value(i));
             ledger.add(stored).await?;
-            rows.push(row);
+            audio[i] = done;
         }
         ledger.flush().await?;
-    } else {
-        rows.extend(jobs);
+    } else if !stored.is_empty() {
         // Audio an earlier run stored says so, and where: "disabled" would tell the analyst
         // it does not exist.
-        for row in &mut rows {
-            if let Some(before) = stored.remove(&row.recording.id) {
-                let (_, uri) = audio_path(wh, source, row);
+        for (i, row) in audio.iter_mut().enumerate() {
+            let job = Job::of(captures, i);
+            if let Some(before) = stored.remove(job.recording_id) {
+                let (_, uri) = audio_path(wh, source, &job);
                 if let Some(done) = AudioState::already_stored(Some(before), &uri) {
-                    row.audio = done;
+                    *row = done;
                 }
             }
         }
     }
-    Ok(rows)
+    Ok(audio)
 }
 
 /// Where a recording's audio goes in the warehouse, and that place as a URI.
-fn audio_path(wh: &Warehouse, source: &str, row: &RecordingRow) -> (Path, String) {
-    let rec = &row.recording;
-    let at = chrono::DateTime::from_timestamp_millis(row.task_created_ms).unwrap_or_default();
-    let ext = extension(rec.attributes.file_name.as_deref());
-    let key = keys::audio_key(source, at, &row.task_id, &rec.id, ext);
+fn audio_path(wh: &Warehouse, source: &str, job: &Job) -> (Path, String) {
+    let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms).unwrap_or_default();
+    let ext = extension(job.file_name);
+    let key = keys::audio_key(source, at, job.task_id, job.recording_id, ext);
     let path: Path = wh.path(&[&key]);
     let uri = wh.uri(&path);
     (path, uri)
@@ -218,30 +233,37 @@ async fn copy_one(
     client: &WebexClient,
     wh: &Warehouse,
     source: &str,
-    row: &RecordingRow,
+    job: &Job<'_>,
     before: Option<AudioRecord>,
 ) -> Result<AudioState, WebexError> {
-    let (task_id, rec) = (row.task_id.as_str(), &row.recording);
-    let (path, uri) = audio_path(wh, source, row);
+    let (task_id, recording) = (job.task_id, job.recording_id);
+    let (path, uri) = audio_path(wh, source, job);
     if let Some(done) = AudioState::already_stored(before, &uri) {
         return Ok(done);
     }
-    let mut url = parse_file_path(&rec.attributes.file_path)?;
+    let mut url = parse_file_path(job.url.unwrap_or_default())?;
     let mut renewals = 0;
     loop {
         match audio::copy(&client.http, &url, wh, &path).await {
             Ok(stored) => return Ok(AudioState::stored(uri, stored)),
             Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
                 renewals += 1;
-                tracing::info!(source, task_id, recording = %rec.id, "Pre-signed URL expired; asking for a fresh one.");
+                tracing::info!(
+                    source,
+                    task_id,
+                    recording,
+                    "Pre-signed URL expired; asking for a fresh one."
+                );
                 let fresh = client.query_captures(&[task_id.to_string()]).await?;
-                let found = fresh
-                    .iter()
-                    .flat_map(|c| c.recording.iter())
-                    .find(|r| r.id == rec.id)
-                    .map(|r| r.attributes.file_path.clone());
+                let (ids, urls) = (
+                    fresh.column(captures::col::ID).as_string::<i32>(),
+                    fresh.column(captures::col::URL).as_string::<i32>(),
+                );
+                let found = (0..fresh.num_rows())
+                    .find(|&i| ids.value(i) == recording && urls.is_valid(i))
+                    .map(|i| urls.value(i));
                 match found {
-                    Some(p) => url = parse_file_path(&p)?,
+                    Some(p) => url = parse_file_path(p)?,
                     None => {
                         return Ok(missing(
                             "recording no longer listed by the captures API".into(),

@@ -4,6 +4,7 @@
 //! epoch-ms times may arrive as numbers or strings, transcription keys vary in case, and
 //! attributes the spec does not list are kept for the `extra` column.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Visitor};
@@ -67,58 +68,90 @@ pub struct Named {
     pub name: Option<String>,
 }
 
+/// A captures response, borrowing its strings from the body: a window's tens of thousands
+/// of recordings go straight into Arrow columns ([`super::captures`]), so a string per field
+/// would be allocated and freed for nothing.
 #[derive(Debug, Deserialize)]
-pub struct CapturePage {
-    pub data: Vec<TaskCaptures>,
+pub struct CapturePage<'a> {
+    #[serde(borrow)]
+    pub data: Vec<TaskCaptures<'a>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskCaptures {
-    pub task_id: String,
-    #[serde(default)]
-    pub recording: Vec<Recording>,
+pub struct TaskCaptures<'a> {
+    #[serde(borrow)]
+    pub task_id: Str<'a>,
+    #[serde(default, borrow)]
+    pub recording: Vec<Recording<'a>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
-pub struct Recording {
-    pub id: String,
+#[derive(Debug, Deserialize)]
+pub struct Recording<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
     #[serde(default)]
     pub segment: bool,
-    pub attributes: RecordingAttributes,
+    #[serde(borrow)]
+    pub attributes: RecordingAttributes<'a>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RecordingAttributes {
-    #[serde(default)]
-    pub file_name: Option<String>,
-    pub file_path: String,
+pub struct RecordingAttributes<'a> {
+    #[serde(default, borrow)]
+    pub file_name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub file_path: Str<'a>,
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub start_time: Option<i64>,
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub stop_time: Option<i64>,
-    #[serde(default)]
-    pub participants: Vec<String>,
-    #[serde(default)]
-    pub channel1: Option<String>,
-    #[serde(default)]
-    pub channel2: Option<String>,
-    #[serde(default)]
-    pub call_type: Option<String>,
+    #[serde(default, borrow)]
+    pub participants: Vec<Str<'a>>,
+    #[serde(default, borrow)]
+    pub channel1: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub channel2: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub call_type: Option<Str<'a>>,
     #[serde(default)]
     pub sensitive: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-impl RecordingAttributes {
-    /// Drops the pre-signed URL once nothing will use it (the audio is copied, or audio is
-    /// off). It is a short-lived credential, and no table holds it; kept, a day's window of
-    /// them (~250 bytes each here, up to ~1.5 KB with an S3 session token) stayed in memory
-    /// until the window committed.
-    pub fn forget_url(&mut self) {
-        self.file_path = String::new();
+/// A JSON string borrowed from the body, or owned when it holds escapes. (serde borrows a
+/// bare `Cow<str>` field only; inside an `Option` or a `Vec` it would allocate.)
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
 
@@ -192,6 +225,12 @@ mod tests {
         let r = &caps.data[0].recording[0].attributes;
         assert_eq!(r.start_time, Some(1_661_785_612_510));
         assert_eq!(r.stop_time, Some(1_661_785_712_510));
+        // Strings borrow from the body unless they hold escapes.
+        assert!(matches!(caps.data[0].task_id.0, Cow::Borrowed("t1")));
+        let escaped: Str = serde_json::from_str(r#""a\"b""#).unwrap();
+        assert!(matches!(escaped.0, Cow::Owned(ref s) if s == "a\"b"));
+        let bad = serde_json::from_str::<Str>("7").unwrap_err().to_string();
+        assert!(bad.contains("expected a string"), "{bad}");
 
         let times = |created: &str, updated: &str| {
             serde_json::from_str::<TaskAttributes>(&format!(

@@ -1,28 +1,17 @@
-//! Webex rows as Arrow: `webex_tasks`, `webex_captures`, `webex_segments`.
+//! Webex tables' schemas, and `webex_tasks` as Arrow (captures and segments: [`super::captures`]).
 //!
 //! The schemas here are the contract in `schemas/*.json`; a test fails when they drift.
 
-use crate::sink::audio::AudioState;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use chrono::NaiveDate;
 
-use super::model::{Recording, Task};
+use super::model::Task;
 use crate::schema::{day_of_ms, field, list_utf8, ts, utf8};
-
-/// A recording with the task it belongs to, ready for the tables.
-#[derive(Debug, Clone)]
-pub struct RecordingRow {
-    pub task_id: String,
-    pub task_created_ms: i64,
-    pub recording: Recording,
-    pub audio: AudioState,
-}
 
 pub fn tasks_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -156,153 +145,4 @@ pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<Na
         Arc::new(extra.finish()),
     ];
     (build(tasks_schema(), cols), dates)
-}
-
-/// `webex_captures` rows (every recording, stitched or segment), partitioned by task date.
-pub fn captures_batch(rows: &[RecordingRow]) -> (RecordBatch, Vec<NaiveDate>) {
-    let n = rows.len();
-    let mut id = StringBuilder::new();
-    let mut task = StringBuilder::new();
-    let mut segment = BooleanBuilder::with_capacity(n);
-    let mut call_type = StringBuilder::new();
-    let mut file_name = StringBuilder::new();
-    let mut start = ts_builder(n);
-    let mut stop = ts_builder(n);
-    let mut duration = Int64Builder::with_capacity(n);
-    let mut ch1 = StringBuilder::new();
-    let mut ch2 = StringBuilder::new();
-    let mut participants = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-        "item",
-        DataType::Utf8,
-        true,
-    )));
-    let mut sensitive = BooleanBuilder::with_capacity(n);
-    let mut uri = StringBuilder::new();
-    let mut bytes = Int64Builder::with_capacity(n);
-    let mut sha = StringBuilder::new();
-    let mut status = StringBuilder::new();
-    let mut extra = StringBuilder::new();
-    let mut dates = Vec::with_capacity(n);
-    for r in rows {
-        let a = &r.recording.attributes;
-        id.append_value(&r.recording.id);
-        task.append_value(&r.task_id);
-        segment.append_value(r.recording.segment);
-        call_type.append_option(a.call_type.as_deref());
-        file_name.append_option(a.file_name.as_deref());
-        start.append_option(a.start_time.map(|v| v * 1000));
-        stop.append_option(a.stop_time.map(|v| v * 1000));
-        duration.append_option(a.start_time.zip(a.stop_time).map(|(s, e)| e - s));
-        ch1.append_option(a.channel1.as_deref());
-        ch2.append_option(a.channel2.as_deref());
-        for p in &a.participants {
-            participants.values().append_value(p);
-        }
-        participants.append(true);
-        sensitive.append_option(a.sensitive);
-        uri.append_option(r.audio.uri.as_deref());
-        bytes.append_option(r.audio.bytes.map(|b| b as i64));
-        sha.append_option(r.audio.sha256.as_deref());
-        status.append_value(r.audio.status);
-        extra.append_option(json_or_null(&a.extra));
-        dates.push(day_of_ms(r.task_created_ms));
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(id.finish()),
-        Arc::new(task.finish()),
-        Arc::new(segment.finish()),
-        Arc::new(call_type.finish()),
-        Arc::new(file_name.finish()),
-        Arc::new(start.finish()),
-        Arc::new(stop.finish()),
-        Arc::new(duration.finish()),
-        Arc::new(ch1.finish()),
-        Arc::new(ch2.finish()),
-        Arc::new(participants.finish()),
-        Arc::new(sensitive.finish()),
-        Arc::new(uri.finish()),
-        Arc::new(bytes.finish()),
-        Arc::new(sha.finish()),
-        Arc::new(status.finish()),
-        Arc::new(extra.finish()),
-    ];
-    (build(captures_schema(), cols), dates)
-}
-
-/// The agent of a segment: the participant that is not a phone number or address.
-fn agent_of(participants: &[String]) -> Option<&str> {
-    participants.iter().map(String::as_str).find(|p| {
-        !p.starts_with('+')
-            && !p.contains('@')
-            && !p.chars().all(|c| c.is_ascii_digit() || c == '*')
-    })
-}
-
-/// `webex_segments`: the segment recordings of each task, numbered in time order.
-pub fn segments_batch(rows: &[RecordingRow]) -> (RecordBatch, Vec<NaiveDate>) {
-    let mut segs: Vec<&RecordingRow> = rows.iter().filter(|r| r.recording.segment).collect();
-    segs.sort_unstable_by(|a, b| {
-        (
-            &a.task_id,
-            a.recording.attributes.start_time,
-            &a.recording.id,
-        )
-            .cmp(&(
-                &b.task_id,
-                b.recording.attributes.start_time,
-                &b.recording.id,
-            ))
-    });
-    let n = segs.len();
-    let mut id = StringBuilder::new();
-    let mut task = StringBuilder::new();
-    let mut seq = Int32Builder::with_capacity(n);
-    let mut start = ts_builder(n);
-    let mut stop = ts_builder(n);
-    let mut duration = Int64Builder::with_capacity(n);
-    let mut call_type = StringBuilder::new();
-    let mut ch1 = StringBuilder::new();
-    let mut ch2 = StringBuilder::new();
-    let mut agent = StringBuilder::new();
-    let mut uri = StringBuilder::new();
-    let mut status = StringBuilder::new();
-    let mut dates = Vec::with_capacity(n);
-    let mut prev_task: Option<&str> = None;
-    let mut i = 0;
-    for r in segs {
-        if prev_task != Some(r.task_id.as_str()) {
-            i = 0;
-            prev_task = Some(r.task_id.as_str());
-        }
-        i += 1;
-        let a = &r.recording.attributes;
-        id.append_value(&r.recording.id);
-        task.append_value(&r.task_id);
-        seq.append_value(i);
-        start.append_option(a.start_time.map(|v| v * 1000));
-        stop.append_option(a.stop_time.map(|v| v * 1000));
-        duration.append_option(a.start_time.zip(a.stop_time).map(|(s, e)| e - s));
-        call_type.append_option(a.call_type.as_deref());
-        ch1.append_option(a.channel1.as_deref());
-        ch2.append_option(a.channel2.as_deref());
-        agent.append_option(agent_of(&a.participants));
-        uri.append_option(r.audio.uri.as_deref());
-        status.append_value(r.audio.status);
-        dates.push(day_of_ms(r.task_created_ms));
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(id.finish()),
-        Arc::new(task.finish()),
-        Arc::new(seq.finish()),
-        Arc::new(start.finish()),
-        Arc::new(stop.finish()),
-        Arc::new(duration.finish()),
-        Arc::new(call_type.finish()),
-        Arc::new(ch1.finish()),
-        Arc::new(ch2.finish()),
-        Arc::new(agent.finish()),
-        Arc::new(uri.finish()),
-        Arc::new(status.finish()),
-    ];
-    (build(segments_schema(), cols), dates)
 }

@@ -1,0 +1,491 @@
+//! A window's captures as Arrow columns, from the responses to the tables.
+//!
+//! Each captures response is decoded borrowing from its body and appended straight to
+//! column builders ([`page_batch`]): a window holds tens of thousands of recordings, and
+//! owned structs cost a string per field to allocate, move and free (issue 8: ~40% of the
+//! captures' CPU, and pages of fresh memory faulted in per window). The pages, asked for in
+//! task-id order, are joined into one [`WindowCaptures`]; the audio copy reads its id and URL
+//! columns; `webex_captures` is those columns with the audio's outcome, and `webex_segments`
+//! is taken from it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Builder,
+    Int64Builder, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder, UInt32Array,
+};
+use arrow::compute::{concat_batches, lexsort_to_indices, take, take_record_batch, SortColumn};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::error::ArrowError;
+use chrono::NaiveDate;
+
+use super::model::{CapturePage, Recording};
+use super::tables::{captures_schema, segments_schema};
+use crate::schema::{day_of_ms, utf8};
+use crate::sink::audio::AudioState;
+
+/// Column positions in [`page_schema`]; the first [`AUDIO_AT`] are `webex_captures`' own.
+pub mod col {
+    pub const ID: usize = 0;
+    pub const TASK: usize = 1;
+    pub const SEGMENT: usize = 2;
+    pub const FILE_NAME: usize = 4;
+    pub const START: usize = 5;
+    pub const PARTICIPANTS: usize = 10;
+    pub const EXTRA: usize = 12;
+    pub const URL: usize = 13;
+}
+
+/// `webex_captures` holds the page's first twelve columns, then the audio's, then `extra`.
+const AUDIO_AT: usize = 12;
+
+/// A captures response as columns: `webex_captures` without the audio columns, plus the
+/// pre-signed URL (null with audio off), which no table holds.
+pub fn page_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let table = captures_schema();
+        let own = table.fields().iter().take(AUDIO_AT);
+        let extra = table.fields().iter().filter(|f| f.name() == "extra");
+        let url = Arc::new(utf8("file_path", true));
+        let fields: Vec<FieldRef> = own.chain(extra).cloned().chain([url]).collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC")
+}
+
+/// One response's recordings as columns, in (task id, recording id) order; tasks without
+/// recordings have no rows. `urls` keeps the pre-signed URLs (audio on).
+pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
+    page.data.retain(|t| !t.recording.is_empty());
+    page.data.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
+    let recordings = || page.data.iter().flat_map(|t| t.recording.iter());
+    let n = recordings().count();
+    // Sized exactly: a finished array keeps its builder's capacity until the window's pages
+    // are joined, and a window holds thousands of pages.
+    let size = |value: for<'r> fn(&'r Recording<'_>) -> Option<&'r str>| {
+        (
+            n,
+            recordings().filter_map(value).map(str::len).sum::<usize>(),
+        )
+    };
+    let builder = |(n, bytes): (usize, usize)| StringBuilder::with_capacity(n, bytes);
+    let task_bytes = page
+        .data
+        .iter()
+        .map(|t| t.task_id.len() * t.recording.len())
+        .sum();
+    let mut id = builder(size(|r| Some(&*r.id)));
+    let mut task = builder((n, task_bytes));
+    let mut segment = BooleanBuilder::with_capacity(n);
+    let mut call_type = builder(size(|r| r.attributes.call_type.as_deref()));
+    let mut file_name = builder(size(|r| r.attributes.file_name.as_deref()));
+    let mut start = ts_builder(n);
+    let mut stop = ts_builder(n);
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut ch1 = builder(size(|r| r.attributes.channel1.as_deref()));
+    let mut ch2 = builder(size(|r| r.attributes.channel2.as_deref()));
+    let names = recordings().flat_map(|r| r.attributes.participants.iter());
+    let (names, name_bytes) = names.fold((0, 0), |(n, b), p| (n + 1, b + p.len()));
+    let mut participants = ListBuilder::with_capacity(builder((names, name_bytes)), n)
+        .with_field(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let mut sensitive = BooleanBuilder::with_capacity(n);
+    let mut extra = StringBuilder::new();
+    let mut url = match urls {
+        true => builder(size(|r| Some(&*r.attributes.file_path))),
+        false => StringBuilder::new(),
+    };
+    for t in &mut page.data {
+        t.recording.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        for Recording {
+            id: rec_id,
+            segment: is_segment,
+            attributes: a,
+        } in &t.recording
+        {
+            id.append_value(&**rec_id);
+            task.append_value(&*t.task_id);
+            segment.append_value(*is_segment);
+            call_type.append_option(a.call_type.as_deref());
+            file_name.append_option(a.file_name.as_deref());
+            start.append_option(a.start_time.map(|v| v * 1000));
+            stop.append_option(a.stop_time.map(|v| v * 1000));
+            duration.append_option(a.start_time.zip(a.stop_time).map(|(s, e)| e - s));
+            ch1.append_option(a.channel1.as_deref());
+            ch2.append_option(a.channel2.as_deref());
+            for p in &a.participants {
+                participants.values().append_value(&**p);
+            }
+            participants.append(true);
+            sensitive.append_option(a.sensitive);
+            extra.append_option(
+                (!a.extra.is_empty()).then(|| serde_json::Value::from(a.extra.clone()).to_string()),
+            );
+            url.append_option(urls.then_some(&*a.file_path));
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(task.finish()),
+        Arc::new(segment.finish()),
+        Arc::new(call_type.finish()),
+        Arc::new(file_name.finish()),
+        Arc::new(start.finish()),
+        Arc::new(stop.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(ch1.finish()),
+        Arc::new(ch2.finish()),
+        Arc::new(participants.finish()),
+        Arc::new(sensitive.finish()),
+        Arc::new(extra.finish()),
+        Arc::new(url.finish()),
+    ];
+    // The builders above produce exactly the schema's columns; a mismatch is a bug caught by tests.
+    RecordBatch::try_new(page_schema(), cols).unwrap_or_else(|e| panic!("captures page shape: {e}"))
+}
+
+/// Pages joined into one batch at a time: a page holds ~20 recordings, and each of its
+/// fourteen arrays costs a few small buffers, so a one-day window's ten thousand pages held
+/// apart took more memory than their data.
+const PAGES_PER_CHUNK: usize = 128;
+
+/// Joins a window's pages, which arrive in any order, in the order they were asked for,
+/// [`PAGES_PER_CHUNK`] at a time.
+#[derive(Debug, Default)]
+pub struct PageJoiner {
+    next: usize,
+    early: BTreeMap<usize, RecordBatch>,
+    run: Vec<RecordBatch>,
+    chunks: Vec<RecordBatch>,
+}
+
+impl PageJoiner {
+    /// Adds page number `i` (counting from 0, each number once).
+    pub fn add(&mut self, i: usize, page: RecordBatch) -> Result<(), ArrowError> {
+        self.early.insert(i, page);
+        while let Some(page) = self.early.remove(&self.next) {
+            self.next += 1;
+            if page.num_rows() > 0 {
+                self.run.push(page);
+            }
+        }
+        if self.run.len() >= PAGES_PER_CHUNK {
+            self.chunks.push(concat_batches(&page_schema(), &self.run)?);
+            self.run.clear();
+        }
+        Ok(())
+    }
+
+    /// The window's recordings, with each task's `created` time.
+    pub fn finish(
+        mut self,
+        created: &HashMap<&str, i64, ahash::RandomState>,
+    ) -> Result<WindowCaptures, ArrowError> {
+        // Every page has arrived, so none waits early (kept in order all the same).
+        self.chunks.append(&mut self.run);
+        self.chunks.extend(self.early.into_values());
+        WindowCaptures::new(&self.chunks, created)
+    }
+}
+
+/// A window's recordings, one row each in (task id, recording id) order, with the time
+/// their task was created (the partition date, and part of the audio's object key).
+#[derive(Debug)]
+pub struct WindowCaptures {
+    batch: RecordBatch,
+    created_ms: Vec<i64>,
+}
+
+impl WindowCaptures {
+    /// Joins the pages of a window. Pages asked for in task-id order arrive in order; an API
+    /// that answers otherwise (a task not asked for) is sorted here, so files never depend on it.
+    pub fn new(
+        pages: &[RecordBatch],
+        created: &HashMap<&str, i64, ahash::RandomState>,
+    ) -> Result<Self, ArrowError> {
+        let mut batch = concat_batches(&page_schema(), pages)?;
+        if !in_order(&batch) {
+            let sort = |i: usize| SortColumn {
+                values: batch.column(i).clone(),
+                options: None,
+            };
+            let order = lexsort_to_indices(&[sort(col::TASK), sort(col::ID)], None)?;
+            batch = take_record_batch(&batch, &order)?;
+        }
+        let tasks = batch.column(col::TASK).as_string::<i32>();
+        let created_ms = tasks
+            .iter()
+            .map(|t| t.and_then(|t| created.get(t)).copied().unwrap_or_default())
+            .collect();
+        Ok(WindowCaptures { batch, created_ms })
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ids(&self) -> &StringArray {
+        self.batch.column(col::ID).as_string()
+    }
+
+    pub fn task_ids(&self) -> &StringArray {
+        self.batch.column(col::TASK).as_string()
+    }
+
+    pub fn file_names(&self) -> &StringArray {
+        self.batch.column(col::FILE_NAME).as_string()
+    }
+
+    /// Pre-signed URLs: null with audio off.
+    pub fn urls(&self) -> &StringArray {
+        self.batch.column(col::URL).as_string()
+    }
+
+    /// Drops the pre-signed URLs once the audio is copied: short-lived credentials no table
+    /// holds (~250 bytes each, up to ~1.5 KB with an S3 session token), which would otherwise
+    /// stay in memory until the window commits.
+    pub fn forget_urls(&mut self) {
+        if self.urls().null_count() == self.len() {
+            return;
+        }
+        let mut cols = self.batch.columns().to_vec();
+        cols[col::URL] = new_null_array(&DataType::Utf8, self.len());
+        // The same schema with a nullable column nulled: cannot fail.
+        self.batch = RecordBatch::try_new(page_schema(), cols)
+            .unwrap_or_else(|e| panic!("captures page shape: {e}"));
+    }
+
+    pub fn created_ms(&self) -> &[i64] {
+        &self.created_ms
+    }
+
+    pub fn segments(&self) -> usize {
+        self.batch.column(col::SEGMENT).as_boolean().true_count()
+    }
+
+    /// `webex_captures` (every recording, stitched or segment), with each row's audio, and
+    /// its partition dates (the task's day). The URLs are left out: no table holds them.
+    pub fn captures_table(&self, audio: &[AudioState]) -> (RecordBatch, Vec<NaiveDate>) {
+        let n = audio.len();
+        let mut uri = StringBuilder::with_capacity(n, n * 96);
+        let mut bytes = Int64Builder::with_capacity(n);
+        let mut sha = StringBuilder::with_capacity(n, n * 64);
+        let mut status = StringBuilder::with_capacity(n, n * 8);
+        for a in audio {
+            uri.append_option(a.uri.as_deref());
+            bytes.append_option(a.bytes.map(|b| b as i64));
+            sha.append_option(a.sha256.as_deref());
+            status.append_value(a.status);
+        }
+        let mut cols: Vec<ArrayRef> = self.batch.columns()[..AUDIO_AT].to_vec();
+        cols.extend([
+            Arc::new(uri.finish()) as ArrayRef,
+            Arc::new(bytes.finish()),
+            Arc::new(sha.finish()),
+            Arc::new(status.finish()),
+            self.batch.column(col::EXTRA).clone(),
+        ]);
+        // One audio state per row is the caller's contract; a mismatch is a bug caught by tests.
+        let batch = RecordBatch::try_new(captures_schema(), cols)
+            .unwrap_or_else(|e| panic!("webex_captures shape: {e}"));
+        let dates = self.created_ms.iter().map(|&ms| day_of_ms(ms)).collect();
+        (batch, dates)
+    }
+}
+
+/// Whether rows are in (task id, recording id) order already.
+fn in_order(batch: &RecordBatch) -> bool {
+    let (ids, tasks) = (
+        batch.column(col::ID).as_string::<i32>(),
+        batch.column(col::TASK).as_string::<i32>(),
+    );
+    (1..batch.num_rows())
+        .all(|i| (tasks.value(i - 1), ids.value(i - 1)) <= (tasks.value(i), ids.value(i)))
+}
+
+/// The agent of a segment: the participant that is not a phone number or address.
+fn agent_of<'a>(participants: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    participants.into_iter().find(|p| {
+        !p.starts_with('+')
+            && !p.contains('@')
+            && !p.chars().all(|c| c.is_ascii_digit() || c == '*')
+    })
+}
+
+/// `webex_segments` from `webex_captures` (and its dates): the segment recordings of each
+/// task, numbered in time order.
+pub fn segments_table(
+    captures: &RecordBatch,
+    dates: &[NaiveDate],
+) -> Result<(RecordBatch, Vec<NaiveDate>), ArrowError> {
+    let column = |name: &str| {
+        captures
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| ArrowError::SchemaError(format!("webex_captures has no {name}")))
+    };
+    let (ids, tasks) = (column("capture_id")?, column("task_id")?);
+    let (ids, tasks) = (ids.as_string::<i32>(), tasks.as_string::<i32>());
+    let is_segment = column("segment")?;
+    let is_segment: &BooleanArray = is_segment.as_boolean();
+    let start = column("start_time")?;
+    let start = start.as_primitive::<TimestampMicrosecondType>();
+    let mut rows: Vec<u32> = (0..captures.num_rows())
+        .filter(|&i| is_segment.value(i))
+        .map(|i| i as u32)
+        .collect();
+    let key = |i: u32| {
+        let i = i as usize;
+        let at = start.is_valid(i).then(|| start.value(i));
+        (tasks.value(i), at, ids.value(i))
+    };
+    rows.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+
+    let n = rows.len();
+    let mut seq = Int32Builder::with_capacity(n);
+    let mut agent = StringBuilder::with_capacity(n, n * 16);
+    let participants = column("participants")?;
+    let participants: &ListArray = participants.as_list();
+    let (offsets, names) = (
+        participants.value_offsets(),
+        participants.values().as_string::<i32>(),
+    );
+    let mut prev_task: Option<&str> = None;
+    let mut i = 0;
+    for &r in &rows {
+        let r = r as usize;
+        if prev_task != Some(tasks.value(r)) {
+            i = 0;
+            prev_task = Some(tasks.value(r));
+        }
+        i += 1;
+        seq.append_value(i);
+        let (from, to) = (offsets[r] as usize, offsets[r + 1] as usize);
+        agent.append_option(agent_of((from..to).map(|j| names.value(j))));
+    }
+    let order = UInt32Array::from(rows);
+    let picked =
+        |name: &str| -> Result<ArrayRef, ArrowError> { take(&column(name)?, &order, None) };
+    let cols: Vec<ArrayRef> = vec![
+        picked("capture_id")?,
+        picked("task_id")?,
+        Arc::new(seq.finish()),
+        picked("start_time")?,
+        picked("stop_time")?,
+        picked("duration_ms")?,
+        picked("call_type")?,
+        picked("channel1")?,
+        picked("channel2")?,
+        Arc::new(agent.finish()),
+        picked("audio_uri")?,
+        picked("audio_status")?,
+    ];
+    let dates = order.values().iter().map(|&r| dates[r as usize]).collect();
+    Ok((RecordBatch::try_new(segments_schema(), cols)?, dates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A captures response for `tasks` (id, recordings), each recording a segment or not.
+    fn page(tasks: &[(&str, &[(&str, bool)])], urls: bool) -> RecordBatch {
+        let data: Vec<_> = tasks
+            .iter()
+            .map(|(task, recs)| {
+                let recs: Vec<_> = recs
+                    .iter()
+                    .map(|(id, segment)| {
+                        serde_json::json!({"id": id, "segment": segment, "attributes": {
+                            "filePath": format!("https://s3/{id}?sig"), "fileName": format!("{id}.wav"),
+                            "startTime": 1_000, "stopTime": 3_500, "participants": ["+1", "agent"],
+                            "callType": "main", "newKey": {"a": 1}}})
+                    })
+                    .collect();
+                serde_json::json!({"taskId": task, "recording": recs})
+            })
+            .collect();
+        let body = serde_json::json!({ "data": data }).to_string();
+        page_batch(serde_json::from_str(&body).unwrap(), urls)
+    }
+
+    fn strings(a: &StringArray) -> Vec<Option<&str>> {
+        a.iter().collect()
+    }
+
+    #[test]
+    fn a_page_is_columns_in_task_and_recording_order() {
+        let p = page(
+            &[
+                ("t2", &[("b", false), ("a", true)]),
+                ("t0", &[]),
+                ("t1", &[("c", true)]),
+            ],
+            true,
+        );
+        let ids: &StringArray = p.column(col::ID).as_string();
+        let tasks: &StringArray = p.column(col::TASK).as_string();
+        assert_eq!(strings(ids), [Some("c"), Some("a"), Some("b")]);
+        assert_eq!(strings(tasks), [Some("t1"), Some("t2"), Some("t2")]);
+        let urls: &StringArray = p.column(col::URL).as_string();
+        assert_eq!(urls.value(0), "https://s3/c?sig");
+        let duration = p.column(7).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(duration.value(0), 2_500);
+        let extra: &StringArray = p.column(col::EXTRA).as_string();
+        assert_eq!(extra.value(0), r#"{"newKey":{"a":1}}"#);
+
+        let mut window = PageJoiner::default();
+        window.add(0, p).unwrap();
+        let mut window = window.finish(&HashMap::default()).unwrap();
+        assert_eq!(window.urls().null_count(), 0);
+        window.forget_urls();
+        assert_eq!((window.len(), window.urls().null_count()), (3, 3));
+
+        // Audio off: no URL is kept.
+        let p = page(&[("t1", &[("c", true)])], false);
+        assert_eq!(p.column(col::URL).null_count(), 1);
+    }
+
+    #[test]
+    fn pages_join_in_the_order_asked_whatever_order_they_arrive() {
+        // 300 pages (over two chunks), arriving in reversed blocks of eight.
+        let ids: Vec<String> = (0..300).map(|i| format!("t{i:03}")).collect();
+        let mut order: Vec<usize> = (0..300).collect();
+        order.chunks_mut(8).for_each(<[usize]>::reverse);
+        let mut joiner = PageJoiner::default();
+        for i in order {
+            let recs: &[(&str, bool)] = if i % 3 == 0 {
+                &[]
+            } else {
+                &[("r1", i % 2 == 0), ("r0", false)]
+            };
+            joiner.add(i, page(&[(&ids[i], recs)], false)).unwrap();
+        }
+        let created = ids.iter().map(|t| (t.as_str(), 86_400_000 * 3)).collect();
+        let window = joiner.finish(&created).unwrap();
+        assert_eq!(window.len(), 400);
+        assert!(in_order(&window.batch));
+        assert_eq!(window.task_ids().value(0), "t001");
+        assert_eq!(window.ids().value(0), "r0");
+        assert_eq!(window.segments(), 100);
+        assert!(window.created_ms().iter().all(|&ms| ms == 86_400_000 * 3));
+
+        let audio = vec![AudioState::none("disabled", None); window.len()];
+        let (captures, dates) = window.captures_table(&audio);
+        assert_eq!(captures.schema(), captures_schema());
+        assert_eq!(dates[0], NaiveDate::from_ymd_opt(1970, 1, 4).unwrap());
+        let (segments, seg_dates) = segments_table(&captures, &dates).unwrap();
+        assert_eq!((segments.num_rows(), seg_dates.len()), (100, 100));
+        let agents: &StringArray = segments.column(9).as_string();
+        assert!(agents.iter().all(|a| a == Some("agent")));
+    }
+}
