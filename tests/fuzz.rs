@@ -10,8 +10,10 @@
 use std::cell::Cell;
 
 use ccetl::config::PipelineConfig;
+use ccetl::sink::audio::AudioState;
 use ccetl::source::legacy::csv::CsvDecoder;
 use ccetl::source::legacy::tables;
+use ccetl::source::webex::captures::{self, PageJoiner};
 use ccetl::source::webex::model::{CapturePage, TaskPage};
 use ccetl::source::xima::model::Call;
 use proptest::prelude::*;
@@ -136,12 +138,23 @@ fn webex_task_pages() {
 fn webex_capture_pages() {
     fuzz(CAPTURES, |b| {
         let page: CapturePage = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-        for c in &page.data {
-            for r in &c.recording {
-                // What the audio step does with a file path: parse it as a URL, or refuse.
-                let _ = url::Url::parse(&r.attributes.file_path);
-            }
+        // What a window does with a page: columns, the window, both tables.
+        let mut window = PageJoiner::default();
+        window
+            .add(0, captures::page_batch(page, true))
+            .map_err(|e| e.to_string())?;
+        let window = window
+            .finish(&Default::default())
+            .map_err(|e| e.to_string())?;
+        for url in window.urls().iter().flatten() {
+            // What the audio step does with a file path: parse it as a URL, or refuse.
+            let _ = url::Url::parse(url);
         }
+        let audio = vec![AudioState::none("disabled", None); window.len()];
+        let (table, dates) = window.captures_table(&audio);
+        let (segments, seg_dates) =
+            captures::segments_table(&table, &dates).map_err(|e| e.to_string())?;
+        assert_eq!(segments.num_rows(), seg_dates.len());
         Ok(())
     });
 }
