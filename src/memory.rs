@@ -4,9 +4,14 @@
 //! CPU went to malloc, free and fastbin consolidation (millions of small strings decoded on
 //! the runtime's workers and freed on the blocking pool); jemalloc made the run ~30% faster
 //! (issue 8, figure 1). Its default keeps freed pages for ten seconds, which put the audio
-//! bench's peak at ~190 MB; a background thread returning them after 100 ms holds it at
-//! ~115 MB (goal 150) at the same speed. The C and C++ inside (DuckDB, zstd) keep glibc's
-//! malloc, whose arenas [`limit_arenas`] caps.
+//! bench's peak at ~190 MB; a background thread returns them after half a second instead.
+//! Held for less (100 ms, until 2026-12-01), a window's memory was handed back to the kernel
+//! between one window and the next and faulted in again, zeroed, page by page: a sixth of the
+//! metadata path's CPU was page faults and the TLB flushes of returning them. At 500 ms, CPU
+//! per 100,000 tasks fell from 2.79-3.05 to 2.37-2.74 core-seconds (one second measured the
+//! same, 2.49-2.79, for ~30 MB more at one-day windows); the audio bench's peak stays at
+//! 120-132 MB (goal 150), one-day windows of 1M tasks at 365 MB (goal 500). The C and C++
+//! inside (DuckDB, zstd) keep glibc's malloc, whose arenas [`limit_arenas`] caps.
 
 #[cfg(unix)]
 #[global_allocator]
@@ -18,7 +23,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: Option<&'static libc::c_char> =
     // SAFETY: a pointer to the first byte of a 'static NUL-terminated string.
-    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:100".as_ptr() });
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:500".as_ptr() });
 
 /// Arenas per core: glibc's default is eight. Two in all made threads queue for malloc on
 /// the metadata path (issue 8, figure 1: 0.53-0.71 of the baseline instead of 0.74); four
