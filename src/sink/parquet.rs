@@ -56,9 +56,10 @@ pub struct WrittenFile {
     pub unchanged: bool,
 }
 
-/// Columns whose values (nearly) every row has its own of: ids, and each recording's file
-/// name, object URI and hash.
-const UNIQUE_PER_ROW: [&str; 10] = [
+/// Columns whose values (nearly) every row has its own of: ids, each recording's file name,
+/// object URI and hash, and the times (millisecond times and durations: without a dictionary
+/// the metadata bench's warehouse is 44.0 MB instead of 49.9, for ~1.5% less CPU).
+const UNIQUE_PER_ROW: [&str; 16] = [
     "task_id",
     "capture_id",
     "car_id",
@@ -69,6 +70,12 @@ const UNIQUE_PER_ROW: [&str; 10] = [
     "file_name",
     "audio_uri",
     "audio_sha256",
+    "created_time",
+    "last_updated_time",
+    "start_time",
+    "stop_time",
+    "task_created_time",
+    "duration_ms",
 ];
 
 fn properties() -> WriterProperties {
