@@ -13,8 +13,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Builder,
-    Int64Builder, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder, UInt32Array,
+    Int64Builder, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use arrow::compute::{concat_batches, lexsort_to_indices, take, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimestampMicrosecondType};
@@ -22,7 +21,7 @@ use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
 use super::model::{CapturePage, Recording};
-use super::tables::{captures_schema, segments_schema};
+use super::tables::{captures_schema, segments_schema, ts_builder};
 use crate::schema::{day_of_ms, utf8};
 use crate::sink::audio::AudioState;
 
@@ -53,10 +52,6 @@ pub fn page_schema() -> SchemaRef {
         Arc::new(Schema::new(fields))
     });
     SCHEMA.clone()
-}
-
-fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC")
 }
 
 /// One response's recordings as columns, in (task id, recording id) order; tasks without

@@ -82,7 +82,8 @@ fn build(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap_or_else(|e| panic!("webex table shape: {e}"))
 }
 
-fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
+/// A builder of UTC microsecond timestamps, the type every time column has.
+pub(super) fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC")
 }
 
