@@ -79,12 +79,13 @@ async fn urls(base: &str) -> Vec<String> {
         .filter_map(|t| t["id"].as_str().map(str::to_string))
         .collect();
     let mut out = Vec::new();
-    for batch in ids.chunks(10) {
+    // Both kinds, as a run with segments on asks: includeSegments picks one (spec).
+    for (batch, segments) in ids.chunks(10).flat_map(|c| [(c, false), (c, true)]) {
         let caps: serde_json::Value = http
             .post(format!("{base}/v1/captures/query"))
             .bearer_auth(&token)
             .json(&serde_json::json!({ "query": {
-                "taskIds": batch, "urlExpiration": 60, "includeSegments": true,
+                "taskIds": batch, "urlExpiration": 60, "includeSegments": segments,
             }}))
             .send()
             .await

@@ -115,7 +115,7 @@ async fn fetch_only(handle: &SimHandle) -> (u64, u64) {
                         .await
                         .expect("body");
                     let page: Page = serde_json::from_slice(&body).expect("tasks page");
-                    Ok::<_, pagination::PageLoop>(page.data)
+                    Ok::<_, pagination::PageLoop>((page.data, size))
                 }
             },
             |i: &Item| (i.attributes.created_time, i.id.as_str()),
@@ -131,15 +131,19 @@ async fn fetch_only(handle: &SimHandle) -> (u64, u64) {
             .filter(|i| i.attributes.capture_requested != Some(false))
             .map(|i| i.id)
             .collect();
-        let batches: Vec<Vec<String>> = ids.chunks(10).map(<[String]>::to_vec).collect();
+        // Both kinds, as a run with segments on asks: includeSegments picks one (spec).
+        let batches: Vec<(Vec<String>, bool)> = ids
+            .chunks(10)
+            .flat_map(|c| [(c.to_vec(), false), (c.to_vec(), true)])
+            .collect();
         requests += batches.len() as u64;
         futures::stream::iter(batches)
-            .map(|batch| {
+            .map(|(batch, segments)| {
                 let req = http
                     .post(format!("{base}/v1/captures/query"))
                     .bearer_auth(&token)
                     .json(&serde_json::json!({ "query": {
-                        "taskIds": batch, "urlExpiration": 30, "includeSegments": true,
+                        "taskIds": batch, "urlExpiration": 30, "includeSegments": segments,
                     }}));
                 async move {
                     let body = req.send().await.expect("captures").bytes().await;

@@ -53,6 +53,43 @@ pub fn split(
     out
 }
 
+/// Every piece of `[start, end)` read with `read`, where an answer of `cap` items or more
+/// may have been cut off by the API (the legacy API's `numberOfRecords`, the Search API's
+/// 100,000 records per query): such a range is halved and each half read again, until every
+/// piece is below the cap. Pieces come back in time order. A single millisecond that still
+/// reaches the cap cannot be split: `too_dense(at)` is the error then.
+pub async fn read_below_cap<T, E, F, Fut>(
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    cap: usize,
+    mut read: F,
+    too_dense: impl FnOnce(DateTime<Utc>) -> E,
+) -> Result<Vec<T>, E>
+where
+    F: FnMut(DateTime<Utc>, DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<(T, usize), E>>,
+{
+    let mut out = Vec::new();
+    // A stack of ranges still to read, the earliest on top.
+    let mut todo = vec![(start, end)];
+    while let Some((s, e)) = todo.pop() {
+        let (piece, items) = read(s, e).await?;
+        if items < cap {
+            out.push(piece);
+            continue;
+        }
+        if e - s <= Duration::milliseconds(1) {
+            return Err(too_dense(s));
+        }
+        tracing::debug!(from = %s, to = %e, items, cap, "An answer reached the record cap; splitting its range.");
+        // Whole milliseconds: the APIs' ranges are in epoch ms.
+        let half = Duration::milliseconds(((e - s).num_milliseconds() + 1) / 2);
+        let mut parts = split(s, e, half);
+        parts.reverse();
+        todo.extend(parts);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +97,33 @@ mod tests {
 
     fn t(ms: i64) -> DateTime<Utc> {
         Utc.timestamp_millis_opt(ms).unwrap()
+    }
+
+    #[test]
+    fn reads_below_the_cap_in_time_order() {
+        // An API that answers at most 3 of the items in a range.
+        let items: Vec<i64> = vec![0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 9];
+        let read = |cap: usize| {
+            let items = items.clone();
+            futures::executor::block_on(read_below_cap(
+                (t(0), t(10)),
+                cap,
+                |s, e| {
+                    let got: Vec<i64> = items
+                        .iter()
+                        .copied()
+                        .filter(|&i| i >= s.timestamp_millis() && i < e.timestamp_millis())
+                        .take(cap)
+                        .collect();
+                    let n = got.len();
+                    async move { Ok::<_, DateTime<Utc>>((got, n)) }
+                },
+                |at| at,
+            ))
+        };
+        let got: Vec<i64> = read(4).unwrap().into_iter().flatten().collect();
+        assert_eq!(got, items, "every item once, in order");
+        assert_eq!(read(3).unwrap_err(), t(7), "three items in one millisecond");
     }
 
     #[test]

@@ -47,6 +47,11 @@ fn rows() -> Vec<Row> {
             Survives,
         ),
         row(
+            "tasks:429bare",
+            "429 without Retry-After, a throttle window",
+            Survives,
+        ),
+        row(
             "captures:500,captures:502,captures:503,captures:504",
             "5xx burst",
             Survives,
@@ -78,6 +83,16 @@ fn rows() -> Vec<Row> {
             Survives,
         ),
         row("tasks:repeat", "a page repeats the previous one", Survives),
+        row(
+            "tasks:413x2",
+            "413 content too large: smaller pages",
+            Survives,
+        ),
+        row(
+            "cars:noevent",
+            "CAR CSV without `event` (derived from the id)",
+            Survives,
+        ),
         row("tasks:bigfield", "a 10 MB string field", KeepsBigField),
         row("tasks:401", "access token revoked mid-run", Survives),
         row(
@@ -283,6 +298,33 @@ fn excerpt<'a>(msg: &'a str, needle: &str) -> &'a str {
         .find(|i| msg.is_char_boundary(*i))
         .unwrap_or(msg.len());
     &msg[at..end]
+}
+
+/// A 429 without Retry-After (the WxCC spec does not promise the header on tasks, captures
+/// or search) is waited out on the throttle curve, not retried within the rate window: the
+/// old 100 ms curve came back five times into a 2 s window, and a real window is a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_without_retry_after_is_not_retried_inside_the_rate_window() {
+    let env = env_with(matrix_sim(), "page_size = 20\nconcurrency = 1\n").await;
+    env.sim
+        .sim
+        .faults
+        .add(faults::parse("tasks:429bare").unwrap());
+    let started = std::time::Instant::now();
+    let (report, result) = env.run().await;
+    result.expect("the run waits the throttle out");
+    let throttled = env.stats().get("throttled").copied().unwrap_or(0);
+    println!(
+        "429 without Retry-After: {throttled} throttled answers, {} retries, {:.1} s",
+        report.sources[0].http.retries,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        throttled <= 2,
+        "{throttled} requests went into the {:?} throttle window",
+        faults::THROTTLE_WINDOW
+    );
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -346,3 +346,43 @@ async fn audio_off_after_audio_on_still_reports_stored_objects() {
     );
     assert!(stored_after == stored_before, "at the same URIs");
 }
+
+/// A call whose recordings start after the hour it started in (the simulator lists calls by
+/// their recordings' start, one reading of Xima's undocumented filter) lands once, in its
+/// own window; audio paths name the tenant as the JSON does (`acme-main-ns`), not as
+/// configured (`acme-main`), as Xima's guide says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_straddling_a_window_edge_land_once_and_audio_uses_the_jsons_tenant() {
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    std::fs::write(
+        &env.pipeline,
+        text.replace("window = \"1d\"", "window = \"1h\""),
+    )
+    .unwrap();
+    let (report, result) = env.run_sources(&["xima"]).await;
+    result.expect("run succeeds");
+    let truth = env.xima_truth("acme-main");
+    let hour = |ms: i64| ms.div_euclid(3_600_000);
+    let straddling = truth
+        .calls
+        .iter()
+        .filter(|c| {
+            c.recordings
+                .iter()
+                .any(|r| hour(r.start_ms) != hour(c.start_ms))
+        })
+        .count();
+    println!(
+        "{straddling} calls record after the hour they start in; {} windows",
+        xima(&report).windows.len()
+    );
+    assert!(straddling > 0, "calls that straddle an hour's edge");
+    assert_xima_matches_truth(&env, false);
+    let tenants = env.strings("SELECT DISTINCT tenant_name FROM xima_recordings");
+    assert_eq!(tenants, ["acme-main-ns"]);
+    assert!(
+        report.totals().audio_stored > 0,
+        "audio fetched at the JSON's tenant"
+    );
+}

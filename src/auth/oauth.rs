@@ -46,11 +46,13 @@ pub enum AuthError {
     NotAuthorized { source_name: String },
     #[error("{advice}")]
     RenewalNeeded { source_name: String, advice: String },
-    #[error("{endpoint}: HTTP 403 ({message}): the token is valid but not allowed here; log in again (`ccetl auth login`) with the cjp:config_read scope, as a user with access to the org")]
+    #[error("{endpoint}: HTTP 403 ({message}): the token is valid but not allowed here; {endpoint} needs the {scope} scope: list it in the source's `scopes` if set, then log in again (`ccetl auth login`) as a user with access to the org")]
     Forbidden {
         source_name: String,
         endpoint: String,
         message: String,
+        /// The scope the endpoint needs (spec).
+        scope: &'static str,
     },
     #[error("the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
     StillUnauthorized {

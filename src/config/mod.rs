@@ -16,8 +16,11 @@ use crate::secret::Secret;
 pub mod exposure;
 mod search;
 mod units;
-pub use search::{Discovery, SearchConfig};
+pub use search::{Discovery, SearchConfig, SEARCH_RECORD_CAP};
 pub use units::{parse_bytes, parse_duration};
+
+/// The longest `urlExpiration` the captures API accepts, in minutes (spec: maximum 60).
+pub const MAX_URL_EXPIRATION_MINUTES: u32 = 60;
 
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -423,10 +426,12 @@ impl PipelineConfig {
                         ));
                     }
                     let url_expiration_minutes = s.url_expiration_minutes.unwrap_or(30);
-                    if url_expiration_minutes == 0 {
+                    // The captures API refuses 0 and anything past 60 minutes (spec:
+                    // `urlExpiration`, maximum 60).
+                    if !(1..=MAX_URL_EXPIRATION_MINUTES).contains(&url_expiration_minutes) {
                         return Err(invalid(
                             &at("url_expiration_minutes"),
-                            "must be greater than 0".into(),
+                            format!("must be between 1 and {MAX_URL_EXPIRATION_MINUTES} (the captures API's limit, in minutes)"),
                         ));
                     }
                     let discovery = search::discovery(s.discovery.as_deref(), s.search)
@@ -460,10 +465,8 @@ impl PipelineConfig {
                             .clone()
                             .map(|v| secret("refresh_token", Some(v)))
                             .transpose()?,
-                        scopes: s
-                            .scopes
-                            .clone()
-                            .unwrap_or_else(|| vec!["cjp:config_read".into()]),
+                        scopes: scopes(s.scopes.clone(), webhook_secret.is_some())
+                            .map_err(|m| invalid(&at("scopes"), m))?,
                         authorize_url: url(
                             "authorize_url",
                             s.authorize_url
@@ -479,10 +482,8 @@ impl PipelineConfig {
                                 invalid(&at("redirect_uri"), format!("'{v}' is not a URL: {e}"))
                             })?
                         },
-                        channel_types: s
-                            .channel_types
-                            .clone()
-                            .unwrap_or_else(|| vec!["telephony".into()]),
+                        channel_types: channel_types(s.channel_types.clone())
+                            .map_err(|m| invalid(&at("channel_types"), m))?,
                         audio: s.audio,
                         segments: s.segments,
                         page_size,
@@ -641,6 +642,45 @@ fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, String> {
     Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
+/// The scope reading tasks, captures and search needs (`cjp:config` also grants it).
+pub const READ_SCOPE: &str = "cjp:config_read";
+/// The scope creating, updating and deleting subscriptions needs (spec).
+pub const WRITE_SCOPE: &str = "cjp:config_write";
+
+/// The OAuth scopes `ccetl auth login` asks for: read, and write when webhooks are set up
+/// (`webhook_secret`: `ccetl subscribe` registers a subscription). Configured scopes that
+/// lack what the configured features need are refused here, not at the first 403.
+fn scopes(v: Option<Vec<String>>, webhooks: bool) -> Result<Vec<String>, String> {
+    let has = |v: &[String], s: &str| v.iter().any(|x| x == s || x == "cjp:config");
+    match v {
+        None if webhooks => Ok(vec![READ_SCOPE.into(), WRITE_SCOPE.into()]),
+        None => Ok(vec![READ_SCOPE.into()]),
+        Some(v) if !has(&v, READ_SCOPE) => Err(format!(
+            "must include {READ_SCOPE} (tasks, captures and search need it)"
+        )),
+        Some(v) if webhooks && !has(&v, WRITE_SCOPE) => Err(format!(
+            "must include {WRITE_SCOPE}: webhook_secret is set and `ccetl subscribe` needs it to register the subscription"
+        )),
+        Some(v) => Ok(v),
+    }
+}
+
+/// The channel types the API knows (spec: `/v1/tasks` `channelTypes`, an enum; the Search
+/// API's `channelType` filter is a GraphQL enum of the same values).
+pub const CHANNEL_TYPES: [&str; 4] = ["telephony", "chat", "email", "social"];
+
+/// `channel_types`, each one the API knows; telephony when unset, every channel when empty.
+fn channel_types(v: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    let v = v.unwrap_or_else(|| vec!["telephony".into()]);
+    match v.iter().find(|c| !CHANNEL_TYPES.contains(&c.as_str())) {
+        Some(c) => Err(format!(
+            "'{c}' is not a channel type of the API; use {} (lowercase)",
+            CHANNEL_TYPES.join(", ")
+        )),
+        None => Ok(v),
+    }
+}
+
 /// Parses RFC 3339 or a plain UTC date.
 pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
@@ -749,6 +789,64 @@ refresh_token = "r"
         assert!(!e.contains('\n'), "one line: {e}");
         let e = parse("discovery = \"search\"\n[source.search]\nqueue = [\"x\"]\n").unwrap_err();
         assert!(e.contains("unknown field `queue`"), "{e}");
+    }
+
+    #[test]
+    fn url_expiration_is_within_the_apis_limit() {
+        let parse = |minutes: u32| {
+            let text = format!("{GOOD}url_expiration_minutes = {minutes}\n");
+            PipelineConfig::parse(Path::new("x.toml"), &text, &env).map_err(|e| e.to_string())
+        };
+        assert!(parse(60).is_ok());
+        for bad in [0, 61, 1440] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                e.contains("source[0].url_expiration_minutes") && e.contains("between 1 and 60"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn channel_types_are_the_apis() {
+        let parse = |v: &str| {
+            let text = format!("{GOOD}channel_types = {v}\n");
+            PipelineConfig::parse(Path::new("x.toml"), &text, &env).map_err(|e| e.to_string())
+        };
+        assert!(parse(r#"["telephony", "chat", "email", "social"]"#).is_ok());
+        let e = parse(r#"["Telephony"]"#).unwrap_err();
+        assert!(
+            e.contains("source[0].channel_types") && e.contains("'Telephony'"),
+            "{e}"
+        );
+        assert!(parse("[]").is_ok(), "empty: every channel");
+    }
+
+    #[test]
+    fn scopes_follow_the_configured_features() {
+        let scopes = |extra: &str| {
+            let text = format!("{GOOD}{extra}");
+            PipelineConfig::parse(Path::new("x.toml"), &text, &env)
+                .map(|c| match &c.sources[0] {
+                    SourceConfig::Webex(w) => w.scopes.join(" "),
+                    _ => panic!("webex source expected"),
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(scopes(""), Ok("cjp:config_read".into()));
+        let secret = format!("webhook_secret = \"{}\"\n", "s".repeat(40));
+        assert_eq!(
+            scopes(&secret),
+            Ok("cjp:config_read cjp:config_write".into())
+        );
+        let e = scopes(&format!("{secret}scopes = [\"cjp:config_read\"]\n")).unwrap_err();
+        assert!(
+            e.contains("source[0].scopes") && e.contains("cjp:config_write"),
+            "{e}"
+        );
+        let e = scopes("scopes = [\"spark:all\"]\n").unwrap_err();
+        assert!(e.contains("cjp:config_read"), "{e}");
+        assert!(scopes(&format!("{secret}scopes = [\"cjp:config\"]\n")).is_ok());
     }
 
     #[test]

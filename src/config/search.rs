@@ -39,6 +39,10 @@ pub(super) struct RawSearch {
     /// Global variables (CAD) read into `extra.globalVariables`.
     #[serde(default)]
     variables: Vec<String>,
+    /// The most records one query pages through (Cisco's samples: 100,000 for taskDetails);
+    /// a range whose listing reaches it is split and asked again.
+    #[serde(default)]
+    record_cap: Option<usize>,
 }
 
 /// Checked filters of the Search API.
@@ -54,6 +58,19 @@ pub struct SearchConfig {
     pub ani: Option<String>,
     pub dnis: Option<String>,
     pub variables: Vec<String>,
+    /// `None`: the documented [`SEARCH_RECORD_CAP`].
+    pub record_cap: Option<usize>,
+}
+
+/// The most `taskDetails` records one Search query pages through (Cisco's graphql-sample
+/// README: page size 250, at most 100,000 records with pagination).
+pub const SEARCH_RECORD_CAP: usize = 100_000;
+
+impl SearchConfig {
+    /// The record cap queries are sized under.
+    pub fn record_cap(&self) -> usize {
+        self.record_cap.unwrap_or(SEARCH_RECORD_CAP)
+    }
 }
 
 /// Where a Webex source's task list comes from.
@@ -125,6 +142,10 @@ fn check(raw: RawSearch) -> Result<SearchConfig, (&'static str, String)> {
         termination_types: raw.termination_types,
         min_duration,
         variables: raw.variables,
+        record_cap: match raw.record_cap {
+            Some(n) if n < 2 => return Err(("search.record_cap", "must be at least 2".into())),
+            other => other,
+        },
     })
 }
 

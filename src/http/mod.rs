@@ -154,13 +154,14 @@ impl HttpClient {
     {
         let started = Instant::now();
         let mut backoff = Backoff::new(self.retry.backoff);
+        let mut throttle = Backoff::new(self.retry.throttle);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let request = make().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = request.send().await;
-            let (wait_hint, failure) = match outcome {
+            let (wait_hint, throttled, failure) = match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
@@ -184,7 +185,7 @@ impl HttpClient {
                     if !retry::is_transient(status) {
                         return Err(err.into());
                     }
-                    (retry_after, err)
+                    (retry_after, status == StatusCode::TOO_MANY_REQUESTS, err)
                 }
                 Err(e) => {
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
@@ -197,6 +198,7 @@ impl HttpClient {
                     }
                     (
                         None,
+                        false,
                         HttpError::Transport {
                             endpoint: endpoint.to_string(),
                             attempts: attempt,
@@ -208,6 +210,7 @@ impl HttpClient {
             let delay = match wait_hint {
                 Some(hint) if hint > self.retry.max_retry_after => return Err(failure.into()),
                 Some(hint) => hint,
+                None if throttled => throttle.next_delay(),
                 None => backoff.next_delay(),
             };
             if attempt > self.retry.max_retries

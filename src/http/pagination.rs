@@ -9,6 +9,8 @@
 //! milliseconds per page could otherwise stall a listing whose pages are small. A full page
 //! from a single millisecond cannot move `from`: the page is widened instead, and at the
 //! API's largest page the listing stops with [`PageLoop`] rather than asking forever.
+//! A fetch may take a smaller page than asked (the API refused the size, `/v1/tasks`' 413):
+//! it says so, and no larger page is asked for after.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -31,20 +33,21 @@ pub struct PageLoop {
 }
 
 /// Every item with `start <= time < end`, each once, in the API's order. `fetch(from, to,
-/// size)` asks for a page; `key` gives an item's time (epoch ms) and id.
+/// size)` asks for a page and gives its items and the page size it was read with (at most
+/// `size`); `key` gives an item's time (epoch ms) and id.
 ///
 /// Pages come in time order, so only items at or after the next `from` can come back on a
 /// later page: their ids are all that is remembered (a few per page, not every id of the
 /// listing, which cost a hashed and allocated id per item).
 pub async fn by_time<T, E, F, Fut>(
     (start, end): (i64, i64),
-    sizes: PageSizes,
+    mut sizes: PageSizes,
     mut fetch: F,
     key: impl Fn(&T) -> (i64, &str),
 ) -> Result<Vec<T>, E>
 where
     F: FnMut(i64, i64, u32) -> Fut,
-    Fut: Future<Output = Result<Vec<T>, E>>,
+    Fut: Future<Output = Result<(Vec<T>, u32), E>>,
     E: From<PageLoop>,
 {
     // Ids read at or after `from`, with their times; and the latest time read.
@@ -55,7 +58,13 @@ where
     let mut size = sizes.normal;
     let mut inclusive = false;
     loop {
-        let page = fetch(from, end, size).await?;
+        let (page, used) = fetch(from, end, size).await?;
+        if used < size {
+            // The API took no more than `used`: never ask it for more.
+            sizes.max = used.max(1);
+            sizes.normal = sizes.normal.min(sizes.max);
+            size = sizes.max;
+        }
         let n = page.len();
         let last = page.iter().map(|i| key(i).0).fold(from, i64::max);
         inclusive |= page.iter().any(|i| key(i).0 == from);
@@ -167,6 +176,16 @@ mod tests {
         sizes: PageSizes,
         incl: (bool, bool),
     ) -> (Result<Vec<(i64, String)>, PageLoop>, usize) {
+        run_limited(items, range, sizes, incl, u32::MAX)
+    }
+
+    fn run_limited(
+        items: &[(i64, String)],
+        range: (i64, i64),
+        sizes: PageSizes,
+        incl: (bool, bool),
+        limit: u32,
+    ) -> (Result<Vec<(i64, String)>, PageLoop>, usize) {
         let mut requests = 0;
         let result = futures::executor::block_on(by_time(
             range,
@@ -174,8 +193,13 @@ mod tests {
             |from, to, size| {
                 requests += 1;
                 assert!(requests < 100_000, "the pager does not terminate");
-                let page = api(items, from, to, size, incl.0, incl.1);
-                async move { Ok::<_, PageLoop>(page) }
+                // An API that refuses pages larger than `limit` (413) and a fetch that halves.
+                let mut used = size;
+                while used > limit {
+                    used /= 2;
+                }
+                let page = api(items, from, to, used.max(1), incl.0, incl.1);
+                async move { Ok::<_, PageLoop>((page, used.max(1))) }
             },
             |(t, id): &(i64, String)| (*t, id.as_str()),
         ));
@@ -249,6 +273,20 @@ mod tests {
         let sizes = PageSizes { normal: 2, max: 4 };
         let (result, _) = run(&items, (0, 3), sizes, (true, false));
         assert_eq!(result.unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_smaller_page_than_asked_is_not_taken_for_the_last() {
+        let items: Vec<(i64, String)> = (0..40).map(|i| (i, format!("id{i:02}"))).collect();
+        let sizes = PageSizes {
+            normal: 16,
+            max: 32,
+        };
+        for incl in [(false, false), (true, false)] {
+            let (result, requests) = run_limited(&items, (0, 40), sizes, incl, 5);
+            assert_eq!(result.unwrap().len(), 40, "{incl:?}");
+            assert!(requests >= 40 / 4, "pages of 4: {requests}");
+        }
     }
 
     #[test]

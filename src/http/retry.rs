@@ -3,7 +3,10 @@
 //! The table (object_store's, adapted): connection errors, timeouts, 408, 429 and 5xx are
 //! transient; every other 4xx is permanent and reported at once with the API's message.
 //! `Retry-After` is honoured when it is a real hint; `0`, negative or unparsable values mean
-//! "no hint" (dlt #4036), so the normal backoff applies.
+//! "no hint" (dlt #4036). A 429 without a hint waits on the throttle curve, which starts
+//! seconds long and grows to a minute: the WxCC spec does not promise the header on tasks,
+//! captures or search, its limits are per minute, and Cisco's own sample waits 60 s. The
+//! normal curve (100 ms doubling) would spend every retry inside one rate window.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +18,8 @@ use super::backoff::BackoffConfig;
 #[derive(Debug, Clone)]
 pub struct RetryConfig {
     pub backoff: BackoffConfig,
+    /// The curve for a 429 that says nothing of when to come back.
+    pub throttle: BackoffConfig,
     /// Retries after the first attempt.
     pub max_retries: u32,
     /// Give up once this much time has passed since the first attempt.
@@ -27,6 +32,11 @@ impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
             backoff: BackoffConfig::default(),
+            throttle: BackoffConfig {
+                init: Duration::from_secs(5),
+                max: Duration::from_secs(60),
+                base: 2.0,
+            },
             max_retries: 8,
             retry_timeout: Duration::from_secs(300),
             max_retry_after: Duration::from_secs(300),

@@ -79,13 +79,21 @@ fn sql_str(s: &str) -> String {
 /// One row per call whichever sources saw it: a v1 task and a legacy session with the same
 /// id are one call (`systems` says which saw it). Activity chains join on `call_id =
 /// activity_chains.session_id`, recordings on `recordings.call_id`.
+///
+/// A call's `end_time` is a real end or null, never `lastUpdatedTime` (the spec: it "may
+/// also update after task closure"): the legacy CSR's `cetts`, else the Search API's
+/// `endedTime`, else the last `stopTime` of the task's stitched recordings.
 const UNIFIED: &str = r#"
 CREATE OR REPLACE VIEW calls AS
-WITH w AS (
-  SELECT task_id AS call_id, source, date, created_time AS start_time,
-         last_updated_time AS end_time, channel_type, direction, status, origin AS ani,
-         destination AS dnis, queue_name, owner_name AS agent_name
-  FROM webex_tasks
+WITH rec AS (
+  SELECT task_id, max(stop_time) AS stop_time
+  FROM webex_captures WHERE NOT segment GROUP BY task_id
+), w AS (
+  SELECT t.task_id AS call_id, t.source, t.date, t.created_time AS start_time,
+         coalesce(t.ended_time, rec.stop_time) AS end_time, t.channel_type, t.direction,
+         t.status, t.origin AS ani, t.destination AS dnis, t.queue_name,
+         t.owner_name AS agent_name
+  FROM webex_tasks t LEFT JOIN rec ON rec.task_id = t.task_id
 ), l AS (
   SELECT sid AS call_id, source, date, cstts AS start_time, cetts AS end_time, channel_type,
          direction, termination_type AS status, ani, dnis, queue_name, agent_name, team_name,

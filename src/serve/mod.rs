@@ -189,19 +189,12 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         }
         Err(why) => {
             s.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %s.source, reason = %why, "Rejected a webhook delivery.");
-            // The log says why; the sender of a refused event learns nothing it could use.
-            return match why.status() {
-                400 => (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({ "error": why.to_string() })),
-                ),
-                _ => (
-                    StatusCode::UNAUTHORIZED,
-                    Json(json!({ "error": "unauthorized" })),
-                ),
-            }
-            .into_response();
+            tracing::warn!(source = %s.source, reason = %why, "Refused a webhook delivery (answered 200, nothing queued).");
+            // 200, as Cisco's sample answers a bad signature: non-2xx answers can get the
+            // subscription set inactive, so a burst of forged or stale posts would otherwise
+            // switch real deliveries off. The log and `rejected` say why; the sender learns
+            // nothing, the answer being the one an ignored event gets.
+            return (StatusCode::OK, Json(json!({ "status": "ignored" }))).into_response();
         }
     };
     // Synced to disk before the answer: an acknowledged event survives a crash.

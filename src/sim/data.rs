@@ -129,6 +129,21 @@ impl SimTask {
         Some(CODES[self.id.bytes().map(usize::from).sum::<usize>() % CODES.len()])
     }
 
+    /// `lastUpdatedTime` as `/v1/tasks` reports it at `now`: the spec says it "may also update
+    /// after task closure" (wrap-up, dispositions), so it lies minutes to hours after the end
+    /// for answered calls, and moves no further than the clock.
+    pub fn last_updated_ms(&self, now: i64) -> i64 {
+        const MINUTE: i64 = 60_000;
+        let later = match self.answered_ms {
+            // 2 minutes to 3 hours, fixed per task.
+            Some(_) => {
+                2 * MINUTE + (self.id.bytes().map(i64::from).sum::<i64>() * 7919) % (178 * MINUTE)
+            }
+            None => 0,
+        };
+        (self.ended_ms + later).min(now).max(self.created_ms)
+    }
+
     /// A call-associated data variable set by the flow (a global variable in the API).
     pub fn customer_tier(&self) -> &'static str {
         const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
@@ -272,6 +287,20 @@ pub fn day_tasks(seed: u64, day: i64, calls_per_day: u32, people: &People) -> Ve
                 r.stop_ms -= shift;
                 r.available_ms -= shift;
             }
+        }
+    }
+    // One call a day starts exactly at noon, on an hour's edge: a window boundary for hourly
+    // windows, where a query with an inclusive `to` lists it twice.
+    let noon = day_start + DAY_MS / 2;
+    if let Some(t) = out.iter_mut().min_by_key(|t| (t.created_ms - noon).abs()) {
+        let shift = noon - t.created_ms;
+        t.created_ms += shift;
+        t.ended_ms += shift;
+        t.answered_ms = t.answered_ms.map(|a| a + shift);
+        for r in &mut t.recordings {
+            r.start_ms += shift;
+            r.stop_ms += shift;
+            r.available_ms += shift;
         }
     }
     out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));

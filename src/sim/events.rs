@@ -3,6 +3,11 @@
 //! `capture:available` events (CloudEvents envelope, `X-WebexCC-Signature` = hex HMAC-SHA256
 //! of the raw body with the subscription's secret) to every active subscription, on request
 //! (`POST /_sim/webhooks/deliver`), with duplicate, forged and stale deliveries mixed in.
+//!
+//! Webex may set a subscription inactive when its endpoint fails or answers non-2xx (Cisco's
+//! sample answers 200 even to a bad signature for that reason; the threshold is not
+//! published). The simulator does so after [`DEACTIVATE_AFTER`] such answers in a row, and
+//! then delivers nothing more to it until it is updated back to active.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +21,9 @@ use serde_json::{json, Value};
 
 use super::{HmacSha256, Sim};
 
+/// Non-2xx or failed deliveries in a row that set a subscription inactive.
+pub const DEACTIVATE_AFTER: u32 = 3;
+
 /// The one resource this simulator publishes events for, and its version.
 pub const RESOURCE_VERSION: &str = "capture:1.0.0";
 pub const CAPTURE_AVAILABLE: &str = "capture:available";
@@ -25,6 +33,8 @@ pub const CAPTURE_AVAILABLE: &str = "capture:available";
 pub struct SimSubscription {
     pub data: Value,
     pub secret: Option<String>,
+    /// Non-2xx or failed deliveries since the last 2xx.
+    pub failures: u32,
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -40,6 +50,19 @@ async fn authorised(sim: &Sim, headers: &HeaderMap, route: &str) -> Option<Respo
         return Some(r);
     }
     super::webex::fault(sim, "subscriptions").await
+}
+
+/// [`authorised`], and the token must hold `cjp:config_write` (spec: subscription create,
+/// update and delete).
+async fn authorised_to_write(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
+    if let Some(r) = authorised(sim, headers, "subscriptions").await {
+        return Some(r);
+    }
+    let refused = super::webex::reject_without_write_scope(headers);
+    if refused.is_some() {
+        sim.count("forbidden");
+    }
+    refused
 }
 
 /// `GET /v2/event-types`.
@@ -138,7 +161,7 @@ pub async fn register(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = authorised(&sim, &headers, "subscriptions").await {
+    if let Some(r) = authorised_to_write(&sim, &headers).await {
         return r;
     }
     if let Err(e) = check_body(&b, true) {
@@ -168,6 +191,7 @@ pub async fn register(
     sim.subscriptions_mut().push(SimSubscription {
         data: data.clone(),
         secret,
+        failures: 0,
     });
     (
         StatusCode::CREATED,
@@ -203,7 +227,7 @@ pub async fn update(
     Path(id): Path<String>,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = authorised(&sim, &headers, "subscriptions").await {
+    if let Some(r) = authorised_to_write(&sim, &headers).await {
         return r;
     }
     if let Err(e) = check_body(&b, false) {
@@ -228,6 +252,9 @@ pub async fn update(
     if let Some(secret) = b.get("secret").and_then(Value::as_str) {
         s.secret = Some(secret.to_string());
     }
+    if s.data["status"] == "active" {
+        s.failures = 0;
+    }
     s.data["lastUpdatedTime"] = json!(now);
     Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": s.data })).into_response()
 }
@@ -237,7 +264,7 @@ pub async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = authorised(&sim, &headers, "subscriptions").await {
+    if let Some(r) = authorised_to_write(&sim, &headers).await {
         return r;
     }
     let mut subs = sim.subscriptions_mut();
@@ -266,8 +293,26 @@ pub struct Delivered {
     /// POSTs made (duplicates, forged and stale ones included).
     pub posts: u64,
     pub accepted: u64,
+    /// Answered 4xx.
     pub rejected: u64,
     pub failed: u64,
+    /// Subscriptions set inactive by this round (their remaining posts were not sent).
+    pub deactivated: u64,
+}
+
+/// Counts a delivery's outcome on its subscription; `false` once that set it inactive.
+fn note_delivery(sim: &Sim, sub: &SimSubscription, ok: bool) -> bool {
+    let mut subs = sim.subscriptions_mut();
+    let Some(s) = subs.iter_mut().find(|s| s.data["id"] == sub.data["id"]) else {
+        return false;
+    };
+    s.failures = if ok { 0 } else { s.failures + 1 };
+    if s.failures >= DEACTIVATE_AFTER {
+        s.data["status"] = json!("inactive");
+        sim.count("deactivated");
+        return false;
+    }
+    true
 }
 
 /// `POST /_sim/webhooks/deliver?from=&to=[&duplicate=N][&forged=N][&stale=N]`: posts a
@@ -357,10 +402,23 @@ pub async fn deliver(
                 req = req.header("X-WebexCC-Signature", signature(&key, body.as_bytes()));
             }
             out.posts += 1;
-            match req.body(body).send().await {
-                Ok(r) if r.status().is_success() => out.accepted += 1,
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => out.rejected += 1,
-                _ => out.failed += 1,
+            let ok = match req.body(body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    out.accepted += 1;
+                    true
+                }
+                Ok(r) if r.status().is_client_error() => {
+                    out.rejected += 1;
+                    false
+                }
+                _ => {
+                    out.failed += 1;
+                    false
+                }
+            };
+            if !note_delivery(&sim, sub, ok) {
+                out.deactivated += 1;
+                break;
             }
         }
     }

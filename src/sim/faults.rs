@@ -3,7 +3,9 @@
 //! Each entry names a route (`token`, `tasks`, `captures`, `audio`, `csrs`, `cars`, `xima`
 //! for Xima's metadata, `xima_audio`), a fault and how many consecutive requests it hits
 //! (default 1). Faults:
-//! - an HTTP status; `429date` (a 429 whose Retry-After is an HTTP-date); `expire` (a
+//! - an HTTP status; `429date` (a 429 whose Retry-After is an HTTP-date); `429bare` (a 429
+//!   without Retry-After, as the spec allows on tasks, captures and search, that opens a
+//!   [`THROTTLE_WINDOW`] in which every request on the route gets the same); `expire` (a
 //!   pre-signed URL refused as expired); `revoked` (the token route refuses the refresh token);
 //! - on the wire, for any route (see [`super::wire`]): `reset` (the connection drops half-way
 //!   through the body), `hang` (the body stops half-way and nothing more comes), `stall` (no
@@ -13,15 +15,24 @@
 //!   on `tasks`, `captures` and `xima`: `nofield` (the first item lacks a required field),
 //!   `badtype` (that field is an object);
 //! - on the legacy CSV routes, awkward bodies: `bom`, `newcol`, `dropcol`, `badvalue`,
-//!   `truncate` (cut in the middle of the last row), `badutf8`.
+//!   `truncate` (cut in the middle of the last row), `badutf8`, `noevent` (CARs without
+//!   the `event` column, a name no public sample confirms).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a `429bare` keeps its route throttled: a rate window (a minute on a real org,
+/// shortened so tests stay quick; long enough that retrying within it is seen).
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultKind {
     Status(u16),
     /// 429 with `Retry-After` as an HTTP-date.
     ThrottleDate,
+    /// 429 without `Retry-After`, and the route throttled for [`THROTTLE_WINDOW`].
+    ThrottleBare,
     /// 403 "Request has expired" on a pre-signed download.
     Expire,
     /// CSV that starts with a UTF-8 byte-order mark.
@@ -30,6 +41,8 @@ pub enum FaultKind {
     NewColumn,
     /// CSV without the `teamName` column.
     DropColumn,
+    /// CAR CSV without the `event` column (only the CAR id's form confirms the event).
+    NoEvent,
     /// CSV with a `cstts` that is not a number.
     BadValue,
     /// CSV cut off in the middle of its last row.
@@ -81,6 +94,7 @@ impl FaultKind {
             FaultKind::Bom
                 | FaultKind::NewColumn
                 | FaultKind::DropColumn
+                | FaultKind::NoEvent
                 | FaultKind::BadValue
                 | FaultKind::Truncate
                 | FaultKind::BadUtf8
@@ -132,9 +146,11 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
         let kind = match kind {
             "expire" => FaultKind::Expire,
             "429date" => FaultKind::ThrottleDate,
+            "429bare" => FaultKind::ThrottleBare,
             "bom" => FaultKind::Bom,
             "newcol" => FaultKind::NewColumn,
             "dropcol" => FaultKind::DropColumn,
+            "noevent" => FaultKind::NoEvent,
             "badvalue" => FaultKind::BadValue,
             "truncate" => FaultKind::Truncate,
             "badutf8" => FaultKind::BadUtf8,
@@ -152,7 +168,7 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
                     .ok()
                     .filter(|s| (400..600).contains(s))
                     .ok_or_else(|| {
-                        format!("fault kind '{k}' is not an HTTP error status, 429date, expire, revoked, reset, hang, stall, truncate, repeat, huge, bigfield, nofield, badtype, bom, newcol, dropcol, badvalue or badutf8")
+                        format!("fault kind '{k}' is not an HTTP error status, 429date, 429bare, expire, revoked, reset, hang, stall, truncate, repeat, huge, bigfield, nofield, badtype, bom, newcol, dropcol, noevent, badvalue or badutf8")
                     })?,
             ),
         };
@@ -165,13 +181,27 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     Ok(out)
 }
 
-/// The faults still to inject.
+/// The faults still to inject, and the routes a `429bare` throttles until when.
 #[derive(Debug, Default)]
-pub struct Faults(Mutex<Vec<Fault>>);
+pub struct Faults(Mutex<Vec<Fault>>, Mutex<HashMap<String, Instant>>);
 
 impl Faults {
     pub fn new(list: Vec<Fault>) -> Self {
-        Faults(Mutex::new(list))
+        Faults(Mutex::new(list), Mutex::default())
+    }
+
+    /// Whether `route` is inside a throttle window a `429bare` opened.
+    pub fn throttled(&self, route: &str) -> bool {
+        let windows = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .get(route)
+            .is_some_and(|until| Instant::now() < *until)
+    }
+
+    /// Throttles `route` for [`THROTTLE_WINDOW`] from now.
+    pub fn throttle(&self, route: &str) {
+        let mut windows = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        windows.insert(route.to_string(), Instant::now() + THROTTLE_WINDOW);
     }
 
     /// Takes one fault for `route`'s handler, if any is left.

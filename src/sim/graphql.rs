@@ -1,9 +1,19 @@
-//! Just enough GraphQL for the simulated Search API: one operation, fields with aliases,
-//! arguments and selection sets; values are literals (strings, numbers, booleans, null,
-//! enums, lists, objects) or `$variables`. Fragments and directives are refused: the
-//! simulator should fail loudly on a query it cannot answer faithfully.
+//! The simulated Search API's GraphQL front: a query is parsed and validated against a typed
+//! schema (`search.graphql`) by apollo-compiler, as a real GraphQL server does before it runs
+//! anything, so a string literal for an enum input, an unknown field or argument, or a
+//! missing `from` is refused with the server's own message. What passes is handed to the
+//! resolver as fields with their arguments as JSON (enum values as their names).
+//! Fragments and directives are refused: the simulator answers only what it can faithfully.
 
+use std::sync::OnceLock;
+
+use apollo_compiler::executable::{Selection, SelectionSet};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ast, ExecutableDocument, Schema};
 use serde_json::{Map, Number, Value};
+
+/// The schema's text, also the reference for what the simulated Search API accepts.
+pub const SCHEMA: &str = include_str!("search.graphql");
 
 /// One selected field.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,240 +25,116 @@ pub struct Field {
     pub selection: Vec<Field>,
 }
 
-/// Parses a query document into its operation's top-level fields.
-pub fn parse(query: &str, variables: &Map<String, Value>) -> Result<Vec<Field>, String> {
-    let mut p = Parser {
-        s: query.as_bytes(),
-        at: 0,
-        vars: variables,
-    };
-    p.skip();
-    if p.peek() != Some(b'{') {
-        let op = p.name()?;
-        if op != "query" {
-            return Err(format!("only queries are supported, not '{op}'"));
-        }
-        p.skip();
-        if p.peek().is_some_and(is_name_start) {
-            p.name()?;
-        }
-        p.skip();
-        if p.eat(b'(') {
-            // Variable definitions: their types do not matter here, only their values.
-            let mut depth = 1;
-            while depth > 0 {
-                match p.next() {
-                    Some(b'(') => depth += 1,
-                    Some(b')') => depth -= 1,
-                    Some(_) => {}
-                    None => return Err("unterminated variable definitions".into()),
-                }
-            }
-        }
-    }
-    let fields = p.selection()?;
-    p.skip();
-    match p.peek() {
-        None => Ok(fields),
-        Some(c) => Err(p.error(&format!("unexpected '{}' after the operation", c as char))),
-    }
-}
-
-fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    at: usize,
-    vars: &'a Map<String, Value>,
-}
-
-impl Parser<'_> {
-    fn error(&self, msg: &str) -> String {
-        format!("Syntax error at offset {}: {msg}", self.at)
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.at += 1;
-        Some(c)
-    }
-
-    /// Skips white space, commas (insignificant in GraphQL) and `#` comments.
-    fn skip(&mut self) {
-        while let Some(c) = self.peek() {
-            match c {
-                b' ' | b'\t' | b'\n' | b'\r' | b',' => self.at += 1,
-                b'#' => {
-                    while self.peek().is_some_and(|c| c != b'\n') {
-                        self.at += 1;
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        self.skip();
-        if self.peek() == Some(c) {
-            self.at += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), String> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected '{}'", c as char)))
-        }
-    }
-
-    fn name(&mut self) -> Result<String, String> {
-        self.skip();
-        let start = self.at;
-        if !self.peek().is_some_and(is_name_start) {
-            return Err(self.error("expected a name"));
-        }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
-        {
-            self.at += 1;
-        }
-        Ok(String::from_utf8_lossy(&self.s[start..self.at]).into_owned())
-    }
-
-    fn selection(&mut self) -> Result<Vec<Field>, String> {
-        self.expect(b'{')?;
-        let mut fields = Vec::new();
-        while !self.eat(b'}') {
-            self.skip();
-            if matches!(self.peek(), Some(b'.') | Some(b'@')) {
-                return Err(self.error("fragments and directives are not supported"));
-            }
-            fields.push(self.field()?);
-        }
-        Ok(fields)
-    }
-
-    fn field(&mut self) -> Result<Field, String> {
-        let first = self.name()?;
-        let (key, name) = if self.eat(b':') {
-            (first, self.name()?)
-        } else {
-            (first.clone(), first)
-        };
-        let mut args = Map::new();
-        if self.eat(b'(') {
-            while !self.eat(b')') {
-                let arg = self.name()?;
-                self.expect(b':')?;
-                args.insert(arg, self.value()?);
-            }
-        }
-        self.skip();
-        let selection = if self.peek() == Some(b'{') {
-            self.selection()?
-        } else {
-            Vec::new()
-        };
-        Ok(Field {
-            key,
-            name,
-            args,
-            selection,
+fn schema() -> Result<&'static Valid<Schema>, String> {
+    static SCHEMA_CELL: OnceLock<Result<Valid<Schema>, String>> = OnceLock::new();
+    SCHEMA_CELL
+        .get_or_init(|| {
+            Schema::parse_and_validate(SCHEMA, "search.graphql")
+                .map_err(|e| format!("the simulator's Search schema is invalid: {}", e.errors))
         })
-    }
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
-    fn value(&mut self) -> Result<Value, String> {
-        self.skip();
-        match self.peek() {
-            Some(b'$') => {
-                self.at += 1;
-                let var = self.name()?;
-                Ok(self.vars.get(&var).cloned().unwrap_or(Value::Null))
-            }
-            Some(b'"') => self.string().map(Value::String),
-            Some(b'[') => {
-                self.at += 1;
-                let mut items = Vec::new();
-                while !self.eat(b']') {
-                    items.push(self.value()?);
-                }
-                Ok(Value::Array(items))
-            }
-            Some(b'{') => {
-                self.at += 1;
-                let mut obj = Map::new();
-                while !self.eat(b'}') {
-                    let k = self.name()?;
-                    self.expect(b':')?;
-                    obj.insert(k, self.value()?);
-                }
-                Ok(Value::Object(obj))
-            }
-            Some(c) if c == b'-' || c.is_ascii_digit() => self.number(),
-            Some(c) if is_name_start(c) => Ok(match self.name()?.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                "null" => Value::Null,
-                other => Value::String(other.to_string()), // an enum value
-            }),
-            _ => Err(self.error("expected a value")),
-        }
-    }
+/// Parses and validates a query document; `Ok` holds its operation's top-level fields, `Err`
+/// the validation messages (each one a GraphQL error of the answer).
+pub fn parse(query: &str, variables: &Map<String, Value>) -> Result<Vec<Field>, String> {
+    parse_all(query, variables).map_err(|errors| errors.join("; "))
+}
 
-    fn number(&mut self) -> Result<Value, String> {
-        let start = self.at;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
-        {
-            self.at += 1;
+/// [`parse`], with every message apart.
+pub fn parse_all(query: &str, variables: &Map<String, Value>) -> Result<Vec<Field>, Vec<String>> {
+    let schema = schema().map_err(|e| vec![e])?;
+    let doc =
+        ExecutableDocument::parse_and_validate(schema, query, "query.graphql").map_err(|e| {
+            e.errors
+                .iter()
+                .map(|d| d.to_json().message)
+                .collect::<Vec<_>>()
+        })?;
+    let op = doc
+        .operations
+        .get(None)
+        .map_err(|e| vec![e.message().to_string()])?;
+    if op.operation_type != ast::OperationType::Query {
+        return Err(vec![format!(
+            "only queries are supported, not '{}'",
+            op.operation_type
+        )]);
+    }
+    if !doc.fragments.is_empty() || !op.directives.is_empty() {
+        return Err(vec!["fragments and directives are not supported".into()]);
+    }
+    fields(&op.selection_set, variables).map_err(|e| vec![e])
+}
+
+fn fields(set: &SelectionSet, vars: &Map<String, Value>) -> Result<Vec<Field>, String> {
+    set.selections
+        .iter()
+        .map(|s| match s {
+            Selection::Field(f) if f.directives.is_empty() => {
+                let args = f
+                    .arguments
+                    .iter()
+                    .map(|a| Ok((a.name.to_string(), value(&a.value, vars)?)))
+                    .collect::<Result<Map<_, _>, String>>()?;
+                Ok(Field {
+                    key: f.response_key().to_string(),
+                    name: f.name.to_string(),
+                    args,
+                    selection: fields(&f.selection_set, vars)?,
+                })
+            }
+            _ => Err("fragments and directives are not supported".into()),
+        })
+        .collect()
+}
+
+/// A validated literal as JSON: enum values become their names, `$variables` their values.
+fn value(v: &ast::Value, vars: &Map<String, Value>) -> Result<Value, String> {
+    Ok(match v {
+        ast::Value::Null => Value::Null,
+        ast::Value::Enum(name) => Value::String(name.to_string()),
+        ast::Value::Variable(name) => vars.get(name.as_str()).cloned().unwrap_or(Value::Null),
+        ast::Value::String(s) => Value::String(s.clone()),
+        ast::Value::Boolean(b) => Value::Bool(*b),
+        ast::Value::Int(i) => {
+            let text = i.as_str();
+            match text.parse::<i64>() {
+                Ok(n) => Value::Number(n.into()),
+                Err(_) => return Err(format!("'{text}' is out of range for Long")),
+            }
         }
-        let text = String::from_utf8_lossy(&self.s[start..self.at]);
-        if let Ok(i) = text.parse::<i64>() {
-            return Ok(Value::Number(i.into()));
-        }
-        text.parse::<f64>()
+        ast::Value::Float(f) => f
+            .try_to_f64()
             .ok()
             .and_then(Number::from_f64)
             .map(Value::Number)
-            .ok_or_else(|| self.error(&format!("'{text}' is not a number")))
-    }
-
-    /// A string literal; its escapes are JSON's, which GraphQL's are.
-    fn string(&mut self) -> Result<String, String> {
-        let start = self.at;
-        self.at += 1;
-        loop {
-            match self.next() {
-                Some(b'\\') => {
-                    self.next();
-                }
-                Some(b'"') => break,
-                Some(_) => {}
-                None => return Err(self.error("unterminated string")),
-            }
-        }
-        serde_json::from_slice(&self.s[start..self.at])
-            .map_err(|e| self.error(&format!("bad string literal: {e}")))
-    }
+            .ok_or_else(|| format!("'{}' is not a number", f.as_str()))?,
+        ast::Value::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| value(i, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        ast::Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.to_string(), value(v, vars)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_schema_is_valid() {
+        schema().unwrap();
+    }
 
     #[test]
     fn parses_a_search_query_with_aliases_filters_and_variables() {
@@ -280,12 +166,41 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_it_cannot_answer() {
+    fn every_cisco_sample_filter_form_validates() {
         let none = Map::new();
-        assert!(parse("mutation { x }", &none).is_err());
-        assert!(parse("{ task { ...F } }", &none).is_err());
-        assert!(parse("{ task(from: ) { id } }", &none).is_err());
-        assert!(parse("{ task { id }", &none).is_err());
-        assert!(parse("{ task { id } } }", &none).is_err());
+        for filter in [
+            r#"{and: [{channelType: {equals: telephony}} {status: {equals: "created"}} {owner: {equals: {id: "owner-id"}}}]}"#,
+            r#"{owner: {notequals: {id: null}}}"#,
+            r#"{lastTeam: {name: {equals: "team1"}}}"#,
+            r#"{and: [{totalDuration: {lte: 120000}} {totalDuration: {gte: 60000}}]}"#,
+            r#"{isActive: {equals: false}}"#,
+            r#"{stringGlobalVariables: {name: {equals: "VIPCustomer"}, value: {equals: "YES"}}}"#,
+        ] {
+            let q = format!("{{ taskDetails(from: 1, to: 2, filter: {filter}) {{ tasks {{ id }} pageInfo {{ hasNextPage }} }} }}");
+            parse(&q, &none).unwrap_or_else(|e| panic!("{filter}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refuses_what_a_typed_server_refuses() {
+        let none = Map::new();
+        let refused = |q: &str| parse(q, &none).unwrap_err();
+        let e = refused(
+            r#"{ taskDetails(from: 1, to: 2, filter: {channelType: {equals: "telephony"}}) { tasks { id } } }"#,
+        );
+        assert!(e.contains("ChannelType"), "a quoted enum: {e}");
+        let e = refused(r#"{ taskDetails(from: 1, to: 2) { tasks { idd } } }"#);
+        assert!(e.contains("idd"), "an unknown field: {e}");
+        let e = refused(r#"{ taskDetails(to: 2) { tasks { id } } }"#);
+        assert!(e.contains("from"), "a missing argument: {e}");
+        assert!(
+            refused("mutation { x }").contains("mutation") || !refused("mutation { x }").is_empty()
+        );
+        assert!(!refused(
+            "{ task(from: 1, to: 2) { ...F } } fragment F on TaskDetails { tasks { id } }"
+        )
+        .is_empty());
+        assert!(!refused("{ task(from: ) { id } }").is_empty());
+        assert!(!refused("{ task { id }").is_empty());
     }
 }

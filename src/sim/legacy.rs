@@ -223,8 +223,13 @@ fn render(header: &[&str], mut rows: Vec<Vec<String>>, quirk: Option<&FaultKind>
                 r.push(format!("WRAP-{}", i % 7));
             }
         }
-        Some(FaultKind::DropColumn) => {
-            if let Some(k) = header.iter().position(|h| h == "teamName") {
+        Some(q @ (FaultKind::DropColumn | FaultKind::NoEvent)) => {
+            let name = if *q == FaultKind::NoEvent {
+                "event"
+            } else {
+                "teamName"
+            };
+            if let Some(k) = header.iter().position(|h| h == name) {
                 header.remove(k);
                 for r in &mut rows {
                     r.remove(k);

@@ -54,6 +54,8 @@ pub struct SimConfig {
     /// The refresh token a new integration starts with (valid once per simulator process;
     /// the rotated tokens it hands out stay valid across restarts with the same seed).
     pub initial_refresh_token: String,
+    /// The scopes the initial refresh token was consented with (space-separated).
+    pub initial_scopes: String,
     pub faults: Vec<faults::Fault>,
     /// Start the clock at this epoch-ms instant instead of now (deterministic tests).
     pub clock_start_ms: Option<i64>,
@@ -74,6 +76,12 @@ pub struct SimConfig {
     pub xima_bandwidth_cap: u64,
     /// OPUS bytes per second of call (2000 ≈ 16 kbit/s voice).
     pub xima_audio_rate: u32,
+    /// How long before its audio is ready a recording is already listed by the captures API,
+    /// without `filePath` (still processing; the spec requires no attribute). 0: listed only
+    /// once ready.
+    pub processing_ms: i64,
+    /// The most records one Search API query pages through (taskDetails: 100,000).
+    pub search_record_cap: usize,
 }
 
 impl Default for SimConfig {
@@ -90,6 +98,7 @@ impl Default for SimConfig {
             client_secret: "sim-client-secret".into(),
             org_id: "0b6f1d2e-aaaa-4c4c-9999-111122223333".into(),
             initial_refresh_token: "sim-refresh-token-0".into(),
+            initial_scopes: "cjp:config_read cjp:config_write".into(),
             faults: Vec::new(),
             clock_start_ms: None,
             clock_frozen: false,
@@ -101,6 +110,8 @@ impl Default for SimConfig {
             xima_min_interval_ms: 3000,
             xima_bandwidth_cap: u64::MAX,
             xima_audio_rate: 2000,
+            processing_ms: 0,
+            search_record_cap: 100_000,
         }
     }
 }
@@ -120,8 +131,9 @@ pub struct Sim {
     last_page: Mutex<HashMap<&'static str, bytes::Bytes>>,
     stats: Mutex<BTreeMap<String, u64>>,
     revoked: Mutex<HashSet<String>>,
-    /// Authorization codes not yet exchanged, with the redirect URI each was issued for.
-    codes: Mutex<HashMap<String, String>>,
+    /// Authorization codes not yet exchanged, with the redirect URI each was issued for and
+    /// the scope code consented to.
+    codes: Mutex<HashMap<String, (String, &'static str)>>,
     key: Vec<u8>,
     base_url: OnceLock<String>,
     xima: xima::XimaState,

@@ -4,6 +4,12 @@
 //! Codes work once and only with the redirect URI they were issued for; refresh tokens
 //! rotate (a used one is revoked). `sim_consent=deny` on the authorize URL plays a user who
 //! declines the consent screen.
+//!
+//! Tokens carry the scopes consented to (`r`: `cjp:config_read`, `rw`: with
+//! `cjp:config_write`), signed into them, and keep them through refreshes: the spec's
+//! subscription create/update/delete need `cjp:config_write`, and the simulator refuses them
+//! (403) to a token without it. The initial refresh token has [`super::SimConfig`]'s
+//! `initial_scopes`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +23,22 @@ use serde_json::json;
 use super::webex::{fault, latency};
 use super::Sim;
 
-/// The scope the tasks and captures APIs need.
+/// The scope the tasks and captures APIs need (`cjp:config` also grants it).
 const REQUIRED_SCOPE: &str = "cjp:config_read";
+/// The scope subscriptions need to be created, updated or deleted.
+pub const WRITE_SCOPE: &str = "cjp:config_write";
+
+/// The scope code a token carries for a space-separated scope list.
+pub(super) fn scope_code(scopes: &str) -> &'static str {
+    if scopes
+        .split(' ')
+        .any(|s| s == WRITE_SCOPE || s == "cjp:config")
+    {
+        "rw"
+    } else {
+        "r"
+    }
+}
 
 fn oauth_error(status: StatusCode, code: &str, desc: &str) -> Response {
     (
@@ -57,15 +77,18 @@ pub async fn authorize(
         if get("sim_consent") == "deny" {
             pairs.append_pair("error", "access_denied");
             pairs.append_pair("error_description", "The user denied the request");
-        } else if !get("scope").split(' ').any(|s| s == REQUIRED_SCOPE) {
+        } else if !get("scope")
+            .split(' ')
+            .any(|s| s == REQUIRED_SCOPE || s == "cjp:config")
+        {
             pairs.append_pair("error", "invalid_scope");
             pairs.append_pair("error_description", "cjp:config_read is required");
         } else {
             let code = format!("sac.{:016x}", rand::random::<u64>());
-            sim.codes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(code.clone(), get("redirect_uri").to_string());
+            sim.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                code.clone(),
+                (get("redirect_uri").to_string(), scope_code(get("scope"))),
+            );
             pairs.append_pair("code", &code);
         }
         pairs.append_pair("state", get("state"));
@@ -93,23 +116,33 @@ pub async fn token(
         );
     }
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    match field("grant_type").as_str() {
+    let scopes = match field("grant_type").as_str() {
         "refresh_token" => {
             let rt = field("refresh_token");
-            let valid = {
+            let scopes = {
                 let parts: Vec<&str> = rt.split('.').collect();
-                rt == sim.cfg.initial_refresh_token
-                    || matches!(parts.as_slice(), ["srt", n, sig] if sim.sign(&format!("rt|{n}")) == *sig)
+                match parts.as_slice() {
+                    _ if rt == sim.cfg.initial_refresh_token => {
+                        Some(scope_code(&sim.cfg.initial_scopes))
+                    }
+                    ["srt", n, code @ ("r" | "rw"), sig]
+                        if sim.sign(&format!("rt|{n}|{code}")) == *sig =>
+                    {
+                        Some(if *code == "rw" { "rw" } else { "r" })
+                    }
+                    _ => None,
+                }
             };
             // Rotation: a refresh token works once.
-            if !valid || !sim.revoke(&rt) {
+            let Some(scopes) = scopes.filter(|_| sim.revoke(&rt)) else {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
                     "refresh token is invalid, expired or already used",
                 );
-            }
+            };
             sim.count("refreshes");
+            scopes
         }
         "authorization_code" => {
             let issued_for = sim
@@ -118,7 +151,10 @@ pub async fn token(
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&field("code"));
             match issued_for {
-                Some(uri) if uri == field("redirect_uri") => sim.count("code_exchanges"),
+                Some((uri, scopes)) if uri == field("redirect_uri") => {
+                    sim.count("code_exchanges");
+                    scopes
+                }
                 Some(_) => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
@@ -142,21 +178,26 @@ pub async fn token(
                 "grant_type must be authorization_code or refresh_token",
             )
         }
-    }
-    Json(issue_tokens(&sim)).into_response()
+    };
+    Json(issue_tokens(&sim, scopes)).into_response()
 }
 
-/// A new access token and a new (rotated) refresh token.
-fn issue_tokens(sim: &Sim) -> serde_json::Value {
+/// A new access token and a new (rotated) refresh token, both with `scopes` (a scope code).
+fn issue_tokens(sim: &Sim, scopes: &str) -> serde_json::Value {
     let n: u64 = rand::random();
-    let refresh = format!("srt.{n}.{}", sim.sign(&format!("rt|{n}")));
+    let refresh = format!("srt.{n}.{scopes}.{}", sim.sign(&format!("rt|{n}|{scopes}")));
     let exp = sim.now_ms() + sim.cfg.token_ttl_secs as i64 * 1000;
     let access = format!(
-        "sat.{exp}.{}_P0A1_{}",
-        sim.sign(&format!("at|{exp}")),
+        "sat.{exp}.{scopes}.{}_P0A1_{}",
+        sim.sign(&format!("at|{exp}|{scopes}")),
         sim.cfg.org_id
     );
+    let scope = match scopes {
+        "rw" => format!("{REQUIRED_SCOPE} {WRITE_SCOPE}"),
+        _ => REQUIRED_SCOPE.to_string(),
+    };
     json!({
+        "scope": scope,
         "access_token": access,
         "expires_in": sim.cfg.token_ttl_secs,
         "refresh_token": refresh,

@@ -1,6 +1,11 @@
 //! Simulated Search API: `POST /search` answering GraphQL `taskDetails` (or its older name
 //! `task`) over the same calls `/v1/tasks` lists, with CSR fields, the documented filter
 //! operators, cursor pages and GraphQL-style errors (HTTP 200 with `{"errors": …}`).
+//!
+//! As strict as the real service where ccetl relies on it: every query is validated against
+//! a typed schema ([`super::graphql`]; a quoted enum is an error), pages hold 250 records and
+//! paging one query stops, silently, at the record cap (100,000; `search_record_cap`), and
+//! `from` and `to` are both inclusive (the API does not say; a client must cope with either).
 
 use std::sync::Arc;
 
@@ -15,41 +20,16 @@ use super::data::{site_of, SimTask, DAY_MS};
 use super::graphql::{self, Field};
 use super::Sim;
 
-/// Tasks per page (the real page size is the server's choice; this one makes days page).
-pub const PAGE_SIZE: usize = 100;
+/// Tasks per page: fixed by the server (Cisco's graphql-sample README: 250 for taskDetails).
+pub const PAGE_SIZE: usize = 250;
 /// The longest `to - from` the Search API accepts.
 pub const MAX_RANGE_MS: i64 = 365 * DAY_MS;
 
-/// Fields of a task record the simulator knows (others are a GraphQL error, as on a
-/// real schema); a known field the call lacks is `null`.
-const FIELDS: &[&str] = &[
-    "id",
-    "status",
-    "channelType",
-    "createdTime",
-    "endedTime",
-    "origin",
-    "destination",
-    "direction",
-    "terminationType",
-    "isActive",
-    "captureRequested",
-    "owner",
-    "lastAgent",
-    "lastQueue",
-    "lastTeam",
-    "lastSite",
-    "lastEntryPoint",
-    "totalDuration",
-    "connectedDuration",
-    "queueDuration",
-    "lastWrapupCodeName",
-    "recordingCount",
-    "stringGlobalVariables",
-];
-
-fn graphql_error(message: &str) -> Response {
-    Json(json!({ "errors": [ { "message": message } ], "data": null })).into_response()
+/// A GraphQL error answer: HTTP 200 with `errors`, as a GraphQL server answers a query it
+/// refuses.
+fn graphql_error(messages: &[String]) -> Response {
+    let errors: Vec<Value> = messages.iter().map(|m| json!({ "message": m })).collect();
+    Json(json!({ "errors": errors, "data": null })).into_response()
 }
 
 /// The CSR record of a call.
@@ -141,21 +121,19 @@ pub async fn search(
         .unwrap_or_default();
     match answer(&sim, query, &vars) {
         Ok(data) => Json(json!({ "data": data })).into_response(),
-        Err(e) => graphql_error(&e),
+        Err(errors) => graphql_error(&errors),
     }
 }
 
-fn answer(sim: &Sim, query: &str, vars: &Map<String, Value>) -> Result<Value, String> {
-    let fields = graphql::parse(query, vars)?;
+fn answer(sim: &Sim, query: &str, vars: &Map<String, Value>) -> Result<Value, Vec<String>> {
+    let fields = graphql::parse_all(query, vars)?;
     let mut data = Map::new();
     for root in &fields {
-        if root.name != "taskDetails" && root.name != "task" {
-            return Err(format!(
-                "Validation error: Field '{}' in type 'Query' is undefined",
-                root.name
-            ));
-        }
-        data.insert(root.key.clone(), task_details(sim, root)?);
+        // The schema has no other root field: validation refused anything else.
+        data.insert(
+            root.key.clone(),
+            task_details(sim, root).map_err(|e| vec![e])?,
+        );
     }
     Ok(Value::Object(data))
 }
@@ -187,7 +165,9 @@ fn task_details(sim: &Sim, root: &Field) -> Result<Value, String> {
     let now = sim.now_ms();
     let mut matched = Vec::new();
     let mut error = None;
-    sim.visit(sim.cfg.seed, from, to, |t| {
+    // Both ends inclusive: the stricter reading of an unstated bound (a task created exactly
+    // at one window's `to` is listed by both windows' queries).
+    sim.visit(sim.cfg.seed, from, to.saturating_add(1), |t| {
         let r = record(t, now);
         match filter.map_or(Ok(true), |f| matches(&r, f)) {
             Ok(true) => matched.push(r),
@@ -199,8 +179,11 @@ fn task_details(sim: &Sim, root: &Field) -> Result<Value, String> {
     if let Some(e) = error {
         return Err(e);
     }
-    let more = matched.len() > cursor + PAGE_SIZE;
-    let page: Vec<Value> = matched.into_iter().skip(cursor).take(PAGE_SIZE).collect();
+    // Paging stops at the record cap, silently (100,000 for taskDetails).
+    let cap = sim.cfg.search_record_cap;
+    let more = matched.len() > cursor + PAGE_SIZE && cursor + PAGE_SIZE < cap;
+    let take = PAGE_SIZE.min(cap.saturating_sub(cursor));
+    let page: Vec<Value> = matched.into_iter().skip(cursor).take(take).collect();
     let mut out = Map::new();
     for f in &root.selection {
         let v = match f.name.as_str() {
@@ -241,10 +224,6 @@ fn project(value: &Value, selection: &[Field]) -> Result<Value, String> {
         Value::Object(obj) => {
             let mut out = Map::new();
             for f in selection {
-                let is_record = obj.contains_key("createdTime");
-                if is_record && !FIELDS.contains(&f.name.as_str()) {
-                    return Err(format!("Field '{}' in type 'Task' is undefined", f.name));
-                }
                 let mut v = obj.get(&f.name).cloned().unwrap_or(Value::Null);
                 if let (Some(name), Value::Array(vars)) = (f.args.get("name"), &v) {
                     // `stringGlobalVariables(name: "X")`: that one variable, or null.
@@ -344,6 +323,19 @@ fn condition(value: Option<&Value>, spec: &Value) -> Result<bool, String> {
 }
 
 fn operator(op: &str, value: Option<&Value>, operand: &Value) -> Result<bool, String> {
+    // An object compared whole (`owner: {equals: {id: "…"}}`, `{notequals: {id: null}}`):
+    // every named field must match, a null one being absent.
+    if let Value::Object(want) = operand {
+        let same = want.iter().all(|(k, w)| {
+            let got = value.and_then(|v| v.get(k)).filter(|g| !g.is_null());
+            got == Some(w).filter(|w| !w.is_null())
+        });
+        return match op {
+            "equals" => Ok(same),
+            "notequals" => Ok(!same),
+            other => Err(format!("'{other}' does not compare objects")),
+        };
+    }
     let Some(value) = value else {
         return Ok(op == "notequals");
     };
@@ -407,5 +399,11 @@ mod tests {
         ));
         assert!(!yes(json!({"lastTeam": {"name": {"equals": "Team Red"}}})));
         assert!(matches(&r, &json!({"origin": {"match": "("}})).is_err());
+        assert!(yes(json!({"lastQueue": {"equals": {"id": "q1"}}})));
+        assert!(yes(json!({"lastQueue": {"notequals": {"id": null}}})));
+        assert!(
+            !yes(json!({"owner": {"notequals": {"id": null}}})),
+            "no owner"
+        );
     }
 }

@@ -33,9 +33,20 @@ pub(super) async fn latency(sim: &Sim) {
     }
 }
 
-/// Applies a pending fault for `route`, if any.
+/// Applies a pending fault for `route`, if any, or the throttle window a `429bare` opened.
 pub(super) async fn fault(sim: &Sim, route: &str) -> Option<Response> {
+    if sim.faults.throttled(route) {
+        sim.count("throttled");
+        return Some(api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+        ));
+    }
     let kind = sim.faults.take(route)?;
+    if kind == FaultKind::ThrottleBare {
+        sim.faults.throttle(route);
+        sim.count("throttled");
+    }
     Some(fault_response(sim, kind))
 }
 
@@ -49,6 +60,7 @@ pub(super) fn fault_response(sim: &Sim, kind: FaultKind) -> Response {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             r
         }
+        FaultKind::ThrottleBare => api_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
         FaultKind::ThrottleDate => {
             let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
             let mut r = api_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
@@ -93,7 +105,28 @@ pub(super) fn reject_other_org(sim: &Sim, org: Option<&String>) -> Option<Respon
     })
 }
 
-/// Checks `Authorization: Bearer sat.{expiry}.{sig}_P0A1_{org}`.
+/// The scope code (`r`, `rw`) of a well-formed bearer token, whether or not it is valid.
+fn token_scopes(headers: &HeaderMap) -> Option<&str> {
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    token.split('_').next()?.split('.').nth(2)
+}
+
+/// A request whose (valid) token lacks `cjp:config_write` is refused (403), as the spec's
+/// subscription create/update/delete are.
+pub(super) fn reject_without_write_scope(headers: &HeaderMap) -> Option<Response> {
+    (token_scopes(headers) != Some("rw")).then(|| {
+        api_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: this operation requires the cjp:config_write scope",
+        )
+    })
+}
+
+/// Checks `Authorization: Bearer sat.{expiry}.{scopes}.{sig}_P0A1_{org}`.
 /// `None` when the request is authorised, else the 401 to send.
 pub(super) fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
     let unauthorized = |msg: &str| {
@@ -109,10 +142,10 @@ pub(super) fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Resp
     };
     let head = token.split('_').next().unwrap_or("");
     let parts: Vec<&str> = head.split('.').collect();
-    let [tag, exp, sig] = parts.as_slice() else {
+    let [tag, exp, scopes, sig] = parts.as_slice() else {
         return unauthorized("invalid access token");
     };
-    if *tag != "sat" || sim.sign(&format!("at|{exp}")) != *sig {
+    if *tag != "sat" || sim.sign(&format!("at|{exp}|{scopes}")) != *sig {
         return unauthorized("invalid access token");
     }
     match exp.parse::<i64>() {
@@ -121,7 +154,7 @@ pub(super) fn reject_unauthorized(sim: &Sim, headers: &HeaderMap) -> Option<Resp
     }
 }
 
-fn task_json(t: &SimTask) -> Value {
+fn task_json(t: &SimTask, now: i64) -> Value {
     let named = |p: &Option<(String, String)>| {
         p.as_ref()
             .map(|(id, name)| json!({ "id": id, "name": name }))
@@ -130,7 +163,7 @@ fn task_json(t: &SimTask) -> Value {
         "channelType": t.channel_type,
         "status": t.status,
         "createdTime": t.created_ms,
-        "lastUpdatedTime": t.ended_ms,
+        "lastUpdatedTime": t.last_updated_ms(now),
         "captureRequested": t.capture_requested,
         "origin": t.origin,
         "destination": t.destination,
@@ -196,7 +229,19 @@ pub async fn tasks(
     if let Some(r) = reject_other_org(&sim, q.get("orgId")) {
         return r;
     }
+    let now = sim.now_ms();
     let channels: Option<Vec<&str>> = q.get("channelTypes").map(|c| c.split(',').collect());
+    if let Some(bad) = channels
+        .iter()
+        .flatten()
+        .find(|c| !crate::config::CHANNEL_TYPES.contains(c))
+    {
+        // The spec's enum, lowercase.
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!("channelTypes: '{bad}' is not one of email, chat, telephony, social"),
+        );
+    }
     // `from` is inclusive here; the connector must work whichever way the real API treats it.
     let data: Vec<Value> = sim
         .tasks_page(from, to, page_size, |t| {
@@ -205,7 +250,7 @@ pub async fn tasks(
                 .is_none_or(|c| c.contains(&t.channel_type))
         })
         .iter()
-        .map(task_json)
+        .map(|t| task_json(t, now))
         .collect();
     Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": data })).into_response()
 }
@@ -241,6 +286,12 @@ pub async fn captures(
             "urlExpiration should be greater than 0",
         );
     }
+    if expiration > i64::from(crate::config::MAX_URL_EXPIRATION_MINUTES) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "urlExpiration must not be greater than 60",
+        );
+    }
     if let Some(org) = q.get("orgId").and_then(Value::as_str) {
         if org != sim.cfg.org_id {
             return api_error(
@@ -264,15 +315,21 @@ pub async fn captures(
                 .map(|t| t.recordings)
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|r| r.available_ms <= now && (segments || !r.segment))
+                // Spec: true returns the individual segments, false the stitched recording.
+                .filter(|r| r.available_ms - sim.cfg.processing_ms <= now && segments == r.segment)
                 .map(|r| {
-                    let url = presigned_url(&sim, &r, issued, expiration);
-                    json!({ "id": r.id, "segment": r.segment, "attributes": {
-                        "fileName": r.file_name, "filePath": url,
+                    let mut rec = json!({ "id": r.id, "segment": r.segment, "attributes": {
+                        "fileName": r.file_name,
                         "startTime": r.start_ms, "stopTime": r.stop_ms,
                         "participants": r.participants,
                         "channel1": "Caller", "channel2": "Agent", "callType": "main",
-                    }})
+                    }});
+                    // Still processing: listed, but no file to download yet.
+                    if r.available_ms <= now {
+                        rec["attributes"]["filePath"] =
+                            json!(presigned_url(&sim, &r, issued, expiration));
+                    }
+                    rec
                 })
                 .collect();
             json!({ "taskId": id, "recording": recs, "transcription": [] })

@@ -5,6 +5,8 @@
 //! The rules are Xima's: more than three requests in ten seconds from one tenant answer 429
 //! (the window scales with `xima_min_interval`, so tests need not wait seconds), and audio past
 //! the tenant's rolling five-day egress cap answers 509. Only `SAVED` recordings have audio.
+//! The JSON's `tenantName` is not the configured tenant ([`site_name`]), and an audio path
+//! must name the JSON's (Xima's guide: "the tenant-name as collected from the JSON").
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +53,13 @@ impl XimaState {
     }
 }
 
+/// The tenant name a tenant's JSON carries (`tenantName`) and its audio paths must use: not
+/// the name a user configures (Xima's guide shows `acme-ns`; the host or account name need
+/// not be it).
+pub fn site_name(tenant: &str) -> String {
+    format!("{tenant}-ns")
+}
+
 /// The service-user key the simulator accepts for `tenant`.
 pub fn key_for(tenant: &str) -> String {
     format!("sim-xima-key-{tenant}")
@@ -80,6 +89,24 @@ impl Sim {
         self.calls_between(tenant_seed(self.cfg.seed, tenant), from, to)
             .into_iter()
             .filter(|t| t.channel_type == "telephony" && t.ended_ms <= now)
+            .collect()
+    }
+
+    /// What a listing for `[from, to)` answers: the ended calls with a recording that starts
+    /// in the range, and those without recordings that start in it. Which time Xima filters
+    /// on is not documented; this reading lists a call whose recordings straddle a window
+    /// edge in both windows, and one that starts before a window and records in it only
+    /// there, so a client that keeps each call in one window must ask around its range.
+    pub fn xima_listed(&self, tenant: &str, from: i64, to: i64) -> Vec<SimTask> {
+        self.xima_calls(tenant, from - DAY_MS, to)
+            .into_iter()
+            .filter(|t| {
+                let mut starts = Self::xima_recordings(t).map(|r| r.start_ms).peekable();
+                match starts.peek() {
+                    None => (from..to).contains(&t.created_ms),
+                    Some(_) => starts.any(|s| (from..to).contains(&s)),
+                }
+            })
             .collect()
     }
 
@@ -187,6 +214,7 @@ impl Sim {
                         let (bytes, sha256) = audio::digest(self.xima_chunks(tenant, r));
                         XimaTruthRecording {
                             recording_key: recording_key(r),
+                            start_ms: r.start_ms,
                             status: self.xima_status(r).into(),
                             bytes,
                             sha256,
@@ -221,6 +249,7 @@ pub struct XimaTruthCall {
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct XimaTruthRecording {
     pub recording_key: String,
+    pub start_ms: i64,
     pub status: String,
     pub bytes: u64,
     pub sha256: String,
@@ -297,7 +326,7 @@ fn recording_json(sim: &Sim, tenant: &str, t: &SimTask, r: &SimRecording) -> Val
         "status": sim.xima_status(r),
         "callingParty": t.origin,
         "receivingParty": agent,
-        "tenantName": tenant,
+        "tenantName": site_name(tenant),
         "tagData": "Default",
         "callDirection": t.direction.to_uppercase(),
         "skill": t.queue.as_ref().map(|q| q.1.clone()),
@@ -323,7 +352,7 @@ fn call_json(sim: &Sim, tenant: &str, t: &SimTask) -> Value {
         "totalHoldDuration": (t.ended_ms - t.created_ms) / 20,
         "location": "HQ",
         "dropEventType": if t.agents.is_empty() { "ABANDONED" } else { "CALLER_HANGUP" },
-        "tenantName": tenant,
+        "tenantName": site_name(tenant),
     })
 }
 
@@ -349,7 +378,7 @@ async fn listing(
         return Err(Box::new(r));
     }
     let (from, to) = time_range(q)?;
-    let calls = sim.xima_calls(&tenant, from, to);
+    let calls = sim.xima_listed(&tenant, from, to);
     Ok((tenant, calls))
 }
 
@@ -395,12 +424,14 @@ pub async fn audio(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    if caller != tenant {
+    // The path names the tenant as the listing's JSON does (seed 003), not as configured.
+    if site_name(&caller) != tenant {
         return error(
             StatusCode::FORBIDDEN,
             "the key does not belong to this tenant",
         );
     }
+    let tenant = caller;
     if let Some(r) = fault(&sim, "xima_audio").await {
         return r;
     }

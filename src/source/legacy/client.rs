@@ -5,7 +5,7 @@
 //! window splitter) and each half asked again, until every piece is below the cap.
 
 use arrow::array::RecordBatch;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -110,39 +110,28 @@ impl LegacyClient {
         end: DateTime<Utc>,
     ) -> Result<Vec<RecordBatch>, LegacyError> {
         let cap = self.cfg.record_cap;
-        let mut out = Vec::new();
-        // A stack of ranges still to read, the earliest on top.
-        let mut todo = vec![(start, end)];
-        while let Some((s, e)) = todo.pop() {
-            let endpoint = format!("GET /{}?q=", kind.path());
+        let endpoint = format!("GET /{}?q=", kind.path());
+        let read = |s: DateTime<Utc>, e: DateTime<Utc>| {
             let q = self
                 .query_json(kind, s.timestamp_millis(), e.timestamp_millis())
                 .to_string();
-            let url = self.url(kind.path());
-            let (batch, rows) = self
-                .fetch_csv(&endpoint, kind.spec(), || {
-                    self.http.reqwest().get(url.clone()).query(&[("q", &q)])
-                })
-                .await?;
-            if rows < cap {
-                out.push(batch);
-                continue;
+            let (url, endpoint) = (self.url(kind.path()), endpoint.clone());
+            async move {
+                let (batch, rows) = self
+                    .fetch_csv(&endpoint, kind.spec(), || {
+                        self.http.reqwest().get(url.clone()).query(&[("q", &q)])
+                    })
+                    .await?;
+                Ok::<_, LegacyError>((batch, usize::try_from(rows).unwrap_or(usize::MAX)))
             }
-            if e - s <= Duration::milliseconds(1) {
-                return Err(LegacyError::TooDense {
-                    endpoint,
-                    at: s.to_rfc3339(),
-                    cap,
-                });
-            }
-            tracing::debug!(record = kind.path(), from = %s, to = %e, rows, "Response reached record_cap; splitting.");
-            // Whole milliseconds: the API's range is in epoch ms.
-            let half = Duration::milliseconds(((e - s).num_milliseconds() + 1) / 2);
-            let mut parts = window::split(s, e, half);
-            parts.reverse();
-            todo.extend(parts);
-        }
-        Ok(out)
+        };
+        let too_dense = |at: DateTime<Utc>| LegacyError::TooDense {
+            endpoint: endpoint.clone(),
+            at: at.to_rfc3339(),
+            cap,
+        };
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        window::read_below_cap((start, end), cap, read, too_dense).await
     }
 
     /// One record by id (`GET /csrs/{sid}`, `GET /cars/{sid}-{cstts}-{event}`); `None` if unknown.

@@ -45,6 +45,17 @@ pub struct ColSpec {
 pub struct TableSpec {
     pub table: &'static str,
     pub columns: &'static [ColSpec],
+    /// Columns a row can do without, because they are derived from confirmed ones.
+    pub derive: Option<Derive>,
+}
+
+/// Required columns whose names are guesses, and how a row missing them gets their values
+/// from the columns it has (run before the required values are checked).
+#[derive(Debug)]
+pub struct Derive {
+    /// The CSV headers `fill` can supply: their absence from a header is not an error.
+    pub headers: &'static [&'static str],
+    pub fill: fn(&mut [Option<Value>]),
 }
 
 impl TableSpec {
@@ -320,6 +331,10 @@ impl<'a> CsvDecoder<'a> {
             .columns
             .iter()
             .zip(&seen)
+            .filter(|(c, _)| {
+                let derived = self.spec.derive.as_ref().map_or(&[][..], |d| d.headers);
+                !derived.contains(&c.header)
+            })
             .find(|(c, s)| c.required && !**s)
         {
             return Err(CsvError::Header(format!(
@@ -371,6 +386,9 @@ impl<'a> CsvDecoder<'a> {
                 }
             }
         }
+        if let Some(derive) = &self.spec.derive {
+            (derive.fill)(&mut values);
+        }
         for (spec, v) in self.spec.columns.iter().zip(&values) {
             if spec.required && v.is_none() {
                 return Err(self.value_error(spec.header, "is empty but required".into()));
@@ -405,7 +423,9 @@ impl<'a> CsvDecoder<'a> {
     }
 }
 
-enum Value {
+/// A decoded value (epoch ms and whole numbers are both `Int`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
     Text(String),
     Int(i64),
 }
@@ -475,6 +495,7 @@ mod tests {
     const SPEC: TableSpec = TableSpec {
         table: "t",
         columns: COLS,
+        derive: None,
     };
 
     /// Decodes `body` fed in chunks of `step` bytes.

@@ -57,6 +57,16 @@ pub fn page_schema() -> SchemaRef {
 /// One response's recordings as columns, in (task id, recording id) order; tasks without
 /// recordings have no rows. `urls` keeps the pre-signed URLs (audio on).
 pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
+    for t in &mut page.data {
+        t.recording.retain(|r| {
+            if r.id.is_none() {
+                tracing::warn!(task_id = &*t.task_id, "A recording without an id was left out (POST /v1/captures/query answered it so).");
+            } else if r.attributes.start_time.is_none() {
+                tracing::warn!(task_id = &*t.task_id, recording = r.id.as_deref(), "A recording without a startTime: kept, its start and duration null.");
+            }
+            r.id.is_some()
+        });
+    }
     page.data.retain(|t| !t.recording.is_empty());
     page.data.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
     let recordings = || page.data.iter().flat_map(|t| t.recording.iter());
@@ -75,7 +85,7 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
         .iter()
         .map(|t| t.task_id.len() * t.recording.len())
         .sum();
-    let mut id = builder(size(|r| Some(&*r.id)));
+    let mut id = builder(size(|r| r.id.as_deref()));
     let mut task = builder((n, task_bytes));
     let mut segment = BooleanBuilder::with_capacity(n);
     let mut call_type = builder(size(|r| r.attributes.call_type.as_deref()));
@@ -92,7 +102,7 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
     let mut sensitive = BooleanBuilder::with_capacity(n);
     let mut extra = StringBuilder::new();
     let mut url = match urls {
-        true => builder(size(|r| Some(&*r.attributes.file_path))),
+        true => builder(size(|r| r.attributes.file_path.as_deref())),
         false => StringBuilder::new(),
     };
     for t in &mut page.data {
@@ -103,7 +113,8 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
             attributes: a,
         } in &t.recording
         {
-            id.append_value(&**rec_id);
+            // Rows without an id were left out above.
+            id.append_option(rec_id.as_deref());
             task.append_value(&*t.task_id);
             segment.append_value(*is_segment);
             call_type.append_option(a.call_type.as_deref());
@@ -121,7 +132,7 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
             extra.append_option(
                 (!a.extra.is_empty()).then(|| serde_json::Value::from(a.extra.clone()).to_string()),
             );
-            url.append_option(urls.then_some(&*a.file_path));
+            url.append_option(a.file_path.as_deref().filter(|_| urls));
         }
     }
     let cols: Vec<ArrayRef> = vec![
@@ -142,6 +153,45 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
     ];
     // The builders above produce exactly the schema's columns; a mismatch is a bug caught by tests.
     RecordBatch::try_new(page_schema(), cols).unwrap_or_else(|e| panic!("captures page shape: {e}"))
+}
+
+/// One page of both kinds (the stitched recordings and the segments of the same tasks), in
+/// (task id, recording id) order. A segment whose id is its task's stitched recording's (a
+/// one-leg call may answer so: the stitched id is the task id) is left out, so that no two
+/// rows share a recording id, an audio object or a ledger entry.
+pub fn join_kinds(
+    stitched: &RecordBatch,
+    segments: &RecordBatch,
+) -> Result<RecordBatch, ArrowError> {
+    let (ids, tasks) = (
+        stitched.column(col::ID).as_string::<i32>(),
+        stitched.column(col::TASK).as_string::<i32>(),
+    );
+    let taken: std::collections::HashSet<(&str, &str), ahash::RandomState> = (0..stitched
+        .num_rows())
+        .map(|i| (tasks.value(i), ids.value(i)))
+        .collect();
+    let (seg_ids, seg_tasks) = (
+        segments.column(col::ID).as_string::<i32>(),
+        segments.column(col::TASK).as_string::<i32>(),
+    );
+    let keep: BooleanArray = (0..segments.num_rows())
+        .map(|i| {
+            let clash = taken.contains(&(seg_tasks.value(i), seg_ids.value(i)));
+            if clash {
+                tracing::warn!(task_id = seg_tasks.value(i), recording = seg_ids.value(i), "A segment has its stitched recording's id; kept as the stitched recording only.");
+            }
+            Some(!clash)
+        })
+        .collect();
+    let segments = arrow::compute::filter_record_batch(segments, &keep)?;
+    let both = concat_batches(&page_schema(), [stitched, &segments])?;
+    let sort = |i: usize| SortColumn {
+        values: both.column(i).clone(),
+        options: None,
+    };
+    let order = lexsort_to_indices(&[sort(col::TASK), sort(col::ID)], None)?;
+    take_record_batch(&both, &order)
 }
 
 /// Pages joined into one batch at a time: a page holds ~20 recordings, and each of its
@@ -261,6 +311,11 @@ impl WindowCaptures {
 
     pub fn created_ms(&self) -> &[i64] {
         &self.created_ms
+    }
+
+    /// Whether row `i` is a segment (else the stitched recording).
+    pub fn is_segment(&self, i: usize) -> bool {
+        self.batch.column(col::SEGMENT).as_boolean().value(i)
     }
 
     pub fn segments(&self) -> usize {
@@ -415,6 +470,56 @@ mod tests {
 
     fn strings(a: &StringArray) -> Vec<Option<&str>> {
         a.iter().collect()
+    }
+
+    #[test]
+    fn both_kinds_join_in_order_and_never_share_an_id() {
+        let stitched = page(&[("t2", &[("t2", false)]), ("t1", &[("t1", false)])], true);
+        let segments = page(
+            &[
+                ("t1", &[("s9", true), ("s1", true)]),
+                ("t2", &[("t2", true)]),
+            ],
+            true,
+        );
+        let both = join_kinds(&stitched, &segments).unwrap();
+        let ids = both.column(col::ID).as_string::<i32>();
+        let segs = both.column(col::SEGMENT).as_boolean();
+        let got: Vec<(&str, bool)> = (0..both.num_rows())
+            .map(|i| (ids.value(i), segs.value(i)))
+            .collect();
+        assert_eq!(
+            got,
+            [("s1", true), ("s9", true), ("t1", false), ("t2", false)]
+        );
+    }
+
+    #[test]
+    fn a_recording_missing_attributes_costs_that_row_at_most() {
+        let body = serde_json::json!({ "data": [ { "taskId": "t1", "recording": [
+            { "id": "r1", "segment": false, "attributes": { "fileName": "a.wav", "startTime": 5 } },
+            { "segment": false, "attributes": { "filePath": "https://s3/x?sig" } },
+            { "id": "r3", "segment": true, "attributes": { "filePath": "https://s3/r3?sig" } },
+            { "id": "r4" },
+        ] } ] })
+        .to_string();
+        let p = page_batch(serde_json::from_str(&body).unwrap(), true);
+        let ids = p.column(col::ID).as_string::<i32>();
+        assert_eq!(
+            strings(ids),
+            [Some("r1"), Some("r3"), Some("r4")],
+            "no id: left out"
+        );
+        let urls = p.column(col::URL).as_string::<i32>();
+        assert_eq!(
+            strings(urls),
+            [None, Some("https://s3/r3?sig"), None],
+            "no filePath yet"
+        );
+        let start = p
+            .column(col::START)
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!((start.is_valid(0), start.is_valid(1)), (true, false));
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub const MAX_TASK_IDS: usize = 10;
 /// The largest `pageSize` `/v1/tasks` accepts.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
+/// The scope an endpoint needs (spec): changing subscriptions needs `cjp:config_write`,
+/// everything ccetl reads `cjp:config_read`.
+fn required_scope(endpoint: &str) -> &'static str {
+    let writes = ["POST ", "PATCH ", "DELETE "]
+        .iter()
+        .any(|m| endpoint.starts_with(m));
+    if writes && endpoint.contains("/subscriptions") {
+        crate::config::WRITE_SCOPE
+    } else {
+        crate::config::READ_SCOPE
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WebexClient {
     pub(crate) http: HttpClient,
@@ -124,6 +137,7 @@ impl WebexClient {
                         source_name: self.cfg.name.clone(),
                         endpoint: endpoint.to_string(),
                         message,
+                        scope: required_scope(endpoint),
                     }
                     .into())
                 }
@@ -154,9 +168,7 @@ impl WebexClient {
             let tasks = pagination::by_time(
                 range,
                 sizes,
-                |from, to, size| async move {
-                    Ok::<_, WebexError>(self.task_page(from, to, size, org).await?.data)
-                },
+                |from, to, size| self.fitting_task_page(from, to, size, org),
                 |t: &Task| (t.attributes.created_time, t.id.as_str()),
             )
             .await?;
@@ -166,6 +178,28 @@ impl WebexClient {
             (a.attributes.created_time, &a.id).cmp(&(b.attributes.created_time, &b.id))
         });
         Ok(out)
+    }
+
+    /// A task page, with the page size it was read at: a 413 (spec: "Content Too Large")
+    /// halves the size and asks again, rather than failing the window.
+    async fn fitting_task_page(
+        &self,
+        from: i64,
+        to: i64,
+        mut size: u32,
+        org: Option<&str>,
+    ) -> Result<(Vec<Task>, u32), WebexError> {
+        loop {
+            match self.task_page(from, to, size, org).await {
+                Err(WebexError::Http(HttpError::Status { status, .. }))
+                    if status == StatusCode::PAYLOAD_TOO_LARGE && size > 1 =>
+                {
+                    size /= 2;
+                    tracing::warn!(source = %self.cfg.name, page_size = size, "GET /v1/tasks answered 413 (content too large); asking for smaller pages.");
+                }
+                other => return other.map(|page| (page.data, size)),
+            }
+        }
     }
 
     async fn task_page(
@@ -198,7 +232,25 @@ impl WebexClient {
 
     /// Captures for at most ten tasks, as columns ([`captures::page_batch`]); unknown task
     /// ids come back with no recordings. Pre-signed URLs are kept when audio is on.
+    ///
+    /// `includeSegments` chooses one kind (spec: true returns the individual segments, false
+    /// the stitched recording), so with `segments` on the same ids are asked twice and the
+    /// answers joined: the stitched call always, its segments when wanted.
     pub async fn query_captures(&self, task_ids: &[String]) -> Result<RecordBatch, WebexError> {
+        let stitched = self.query_captures_of(task_ids, false).await?;
+        if !self.cfg.segments {
+            return Ok(stitched);
+        }
+        let segments = self.query_captures_of(task_ids, true).await?;
+        Ok(captures::join_kinds(&stitched, &segments)?)
+    }
+
+    /// One captures query: the stitched recordings, or (`segments`) the segments.
+    pub async fn query_captures_of(
+        &self,
+        task_ids: &[String],
+        segments: bool,
+    ) -> Result<RecordBatch, WebexError> {
         debug_assert!(task_ids.len() <= MAX_TASK_IDS);
         let org = self.org_id().await?;
         let url = self.url("/v1/captures/query");
@@ -207,7 +259,7 @@ impl WebexClient {
             "orgId": org,
             "taskIds": task_ids,
             "urlExpiration": self.cfg.url_expiration_minutes,
-            "includeSegments": self.cfg.segments,
+            "includeSegments": segments,
         }});
         let urls = self.cfg.audio;
         self.page(

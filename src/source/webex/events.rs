@@ -46,16 +46,6 @@ pub enum Rejected {
     Malformed(String),
 }
 
-impl Rejected {
-    /// 401 for what fails authentication, 400 for a signed body that makes no sense.
-    pub fn status(&self) -> u16 {
-        match self {
-            Rejected::Malformed(_) => 400,
-            _ => 401,
-        }
-    }
-}
-
 /// What a verified delivery asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -220,9 +210,6 @@ mod tests {
         assert_eq!(v, Ok(Verdict::Ignored("agent:login".into())));
         let bad = r#"{"type":"capture:available","comciscotimestamp":1767967200000,"data":{}}"#;
         let v = verify(&signed(bad, SECRET, None), bad.as_bytes(), &s, NOW);
-        assert!(
-            matches!(&v, Err(e @ Rejected::Malformed(_)) if e.status() == 400),
-            "{v:?}"
-        );
+        assert!(matches!(&v, Err(Rejected::Malformed(_))), "{v:?}");
     }
 }

@@ -130,6 +130,7 @@ fn extension(file_name: Option<&str>) -> &str {
 struct Job<'a> {
     task_id: &'a str,
     recording_id: &'a str,
+    segment: bool,
     task_created_ms: i64,
     file_name: Option<&'a str>,
     url: Option<&'a str>,
@@ -141,6 +142,7 @@ impl<'a> Job<'a> {
         Job {
             task_id: captures.task_ids().value(i),
             recording_id: captures.ids().value(i),
+            segment: captures.is_segment(i),
             task_created_ms: captures.created_ms()[i],
             file_name: names.is_valid(i).then(|| names.value(i)),
             url: urls.is_valid(i).then(|| urls.value(i)),
@@ -241,7 +243,14 @@ async fn copy_one(
     if let Some(done) = AudioState::already_stored(before, &uri) {
         return Ok(done);
     }
-    let mut url = parse_file_path(job.url.unwrap_or_default())?;
+    let Some(first_url) = job.url else {
+        // Listed before its audio is ready (the spec requires no attribute of a recording):
+        // a later run, re-reading the window, finds the path.
+        return Ok(pending(
+            "no filePath yet: the captures API lists the recording still processing".into(),
+        ));
+    };
+    let mut url = parse_file_path(first_url)?;
     let mut renewals = 0;
     loop {
         match audio::copy(&client.http, &url, wh, &path).await {
@@ -254,7 +263,9 @@ async fn copy_one(
                     recording,
                     "Pre-signed URL expired; asking for a fresh one."
                 );
-                let fresh = client.query_captures(&[task_id.to_string()]).await?;
+                let fresh = client
+                    .query_captures_of(&[task_id.to_string()], job.segment)
+                    .await?;
                 let (ids, urls) = (
                     fresh.column(captures::col::ID).as_string::<i32>(),
                     fresh.column(captures::col::URL).as_string::<i32>(),

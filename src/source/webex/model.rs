@@ -43,8 +43,13 @@ pub struct TaskAttributes {
     pub status: Option<String>,
     #[serde(deserialize_with = "epoch_ms")]
     pub created_time: i64,
+    /// Spec: "may also update after task closure, so not suitable for finding a task's
+    /// closed time"; kept as reported, never taken for the end.
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub last_updated_time: Option<i64>,
+    /// When the task ended: the Search API's `endedTime` (`/v1/tasks` has no end time).
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub ended_time: Option<i64>,
     #[serde(default)]
     pub capture_requested: Option<bool>,
     #[serde(default)]
@@ -86,23 +91,26 @@ pub struct TaskCaptures<'a> {
     pub recording: Vec<Recording<'a>>,
 }
 
+/// A recording. The spec requires none of its attributes: a capture still processing has no
+/// `filePath` yet (its audio is `pending`), and a row without an `id` cannot be keyed (it is
+/// left out, with a warning); neither fails its page.
 #[derive(Debug, Deserialize)]
 pub struct Recording<'a> {
-    #[serde(borrow)]
-    pub id: Str<'a>,
+    #[serde(default, borrow)]
+    pub id: Option<Str<'a>>,
     #[serde(default)]
     pub segment: bool,
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     pub attributes: RecordingAttributes<'a>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingAttributes<'a> {
     #[serde(default, borrow)]
     pub file_name: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub file_path: Str<'a>,
+    #[serde(default, borrow)]
+    pub file_path: Option<Str<'a>>,
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub start_time: Option<i64>,
     #[serde(default, deserialize_with = "opt_epoch_ms")]

@@ -16,6 +16,10 @@ use crate::window;
 const ENDPOINT: &str = "POST /search";
 /// The longest `to - from` the Search API accepts.
 const MAX_RANGE_DAYS: i64 = 365;
+/// Each query asks one millisecond either side of its range: the API does not say whether
+/// `from` and `to` are inclusive, and a task created exactly at a bound must land once, in
+/// the range that starts there. What comes back outside `[from, to)` is dropped.
+const MARGIN_MS: i64 = 1;
 
 /// The CSR fields asked for: what `webex_tasks` holds, plus the Search API's extras.
 const FIELDS: &str = "id status channelType createdTime endedTime origin destination direction \
@@ -62,7 +66,7 @@ pub async fn list_tasks(
     end: DateTime<Utc>,
 ) -> Result<Vec<Task>, WebexError> {
     let filter = filter_literal(&client.config().channel_types, filters);
-    find(client, filter, &filters.variables, start, end).await
+    find(client, filter, filters, start, end).await
 }
 
 /// The tasks among `ids` created in `[start, end)` that pass the source's filters (the
@@ -84,26 +88,54 @@ pub async fn tasks_by_id(
             .map(|id| format!("{{ id: {{ equals: {} }} }}", lit(id))),
     );
     let filter = all_of(wanted.into_iter().chain(ids).collect());
-    find(client, filter, &filters.variables, start, end).await
+    find(client, filter, filters, start, end).await
 }
 
+/// The matching tasks of `[start, end)`: one query per 365 days at most, and none whose
+/// listing can reach the record cap (paging stops there, silently): a range that reaches it
+/// is halved and asked again ([`window::read_below_cap`]).
 async fn find(
     client: &WebexClient,
     filter: Option<String>,
-    variables: &[String],
+    filters: &SearchConfig,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<Task>, WebexError> {
     let org = client.org_id().await?;
+    let (org, filter, variables) = (org.as_deref(), filter.as_deref(), &filters.variables);
+    let cap = filters.record_cap();
     let mut out = Vec::new();
-    for (s, e) in window::split(start, end, chrono::Duration::days(MAX_RANGE_DAYS)) {
-        let (from, to) = (s.timestamp_millis(), e.timestamp_millis());
-        let tasks = pagination::by_cursor("0", |cursor| {
-            let query = query(from, to, filter.as_deref(), &cursor, variables);
-            page(client, org.as_deref(), query, (from, to), variables)
-        })
-        .await?;
-        out.extend(tasks);
+    let longest =
+        chrono::Duration::days(MAX_RANGE_DAYS) - chrono::Duration::milliseconds(2 * MARGIN_MS);
+    for range in window::split(start, end, longest) {
+        let read = |s: DateTime<Utc>, e: DateTime<Utc>| async move {
+            let (from, to) = (s.timestamp_millis(), e.timestamp_millis());
+            let tasks = pagination::by_cursor("0", |cursor| {
+                let query = query(from - MARGIN_MS, to + MARGIN_MS, filter, &cursor, variables);
+                page(client, org, query, (from, to), variables)
+            })
+            .await?;
+            // Counted before the margins are dropped: the cap cuts what the API listed.
+            let n = tasks.len();
+            let mut tasks = tasks;
+            tasks.retain(|t| (from..to).contains(&t.attributes.created_time));
+            Ok::<_, WebexError>((tasks, n))
+        };
+        let too_dense = |at: DateTime<Utc>| {
+            WebexError::Decode {
+            endpoint: ENDPOINT.to_string(),
+            message: format!(
+                "{cap} or more tasks were created at {}, in one millisecond: more than one Search query can list",
+                at.to_rfc3339()
+            ),
+        }
+        };
+        out.extend(
+            window::read_below_cap(range, cap, read, too_dense)
+                .await?
+                .into_iter()
+                .flatten(),
+        );
     }
     out.sort_by(|a, b| (a.attributes.created_time, &a.id).cmp(&(b.attributes.created_time, &b.id)));
     out.dedup_by(|a, b| a.id == b.id);
@@ -148,12 +180,13 @@ async fn page(
         .enumerate()
         .map(|(i, r)| to_task(r, variables).map_err(|m| decode(format!("tasks[{i}]: {m}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(t) = tasks
-        .iter()
-        .find(|t| t.attributes.created_time < from || t.attributes.created_time >= to)
-    {
+    let (asked_from, asked_to) = (from - MARGIN_MS, to + MARGIN_MS);
+    if let Some(t) = tasks.iter().find(|t| {
+        let at = t.attributes.created_time;
+        at < asked_from || at > asked_to
+    }) {
         return Err(decode(format!(
-            "task {} was created at {}, outside the requested from={from} to={to}",
+            "task {} was created at {}, outside the requested from={asked_from} to={asked_to}",
             t.id, t.attributes.created_time
         )));
     }
@@ -236,6 +269,10 @@ fn is_id(v: &str) -> bool {
 }
 
 /// The `filter` argument: the configured conditions, all of which must hold.
+///
+/// `channelType` is a GraphQL enum in a `taskDetails` filter and goes bare (every Cisco
+/// sample: `{channelType: {equals: telephony}}`; a quoted value is a validation error); the
+/// config only admits the API's channel names. The other fields are strings, quoted.
 pub fn filter_literal(channel_types: &[String], s: &SearchConfig) -> Option<String> {
     let scalar = |field: &str, values: &[String]| {
         any_of(
@@ -244,6 +281,14 @@ pub fn filter_literal(channel_types: &[String], s: &SearchConfig) -> Option<Stri
                 .map(|v| format!("{{ {field}: {{ equals: {} }} }}", lit(v))),
         )
     };
+    let channels = any_of(
+        channel_types
+            .iter()
+            .filter(|c| crate::config::CHANNEL_TYPES.contains(&c.as_str()))
+            .map(|c| format!("{{ channelType: {{ equals: {c} }} }}"))
+            .collect::<Vec<_>>()
+            .into_iter(),
+    );
     // Queues, teams, sites and agents are objects: a value is matched as their id when it is
     // one, else as their name.
     let object = |field: &str, values: &[String]| {
@@ -253,7 +298,7 @@ pub fn filter_literal(channel_types: &[String], s: &SearchConfig) -> Option<Stri
         }))
     };
     let clauses: Vec<String> = [
-        scalar("channelType", channel_types),
+        channels,
         object("lastQueue", &s.queues),
         object("lastTeam", &s.teams),
         object("lastSite", &s.sites),
@@ -367,7 +412,8 @@ mod tests {
             t.attributes.queue.unwrap().name.as_deref(),
             Some("Support_Q")
         );
-        assert_eq!(t.attributes.extra["endedTime"], 9);
+        assert_eq!(t.attributes.ended_time, Some(9), "endedTime is the end");
+        assert!(!t.attributes.extra.contains_key("endedTime"));
         assert_eq!(
             t.attributes.extra["globalVariables"]["CustomerTier"],
             "gold"

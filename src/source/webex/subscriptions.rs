@@ -78,19 +78,41 @@ pub fn name_for(pipeline: &str, source: &str) -> String {
         .collect()
 }
 
-/// Refuses a destination Webex would refuse, before asking: HTTPS with a path and no query
-/// or fragment (plain `http://127.0.0.1` is let through for the simulator).
+/// Refuses a destination Webex would refuse, before asking: HTTPS on port 443 with a path,
+/// no user name or password, no query or fragment (plain `http://127.0.0.1` is let through
+/// for the simulator). The URL is echoed without its credentials.
 pub fn check_destination(url: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("--url '{url}' is not a URL: {e}"))?;
+    let u = url::Url::parse(url).map_err(|e| format!("--url is not a URL: {e}"))?;
+    let shown = {
+        let mut s = u.clone();
+        let _ = s.set_username("");
+        let _ = s.set_password(None);
+        s.to_string()
+    };
     let loopback = u.scheme() == "http" && u.host_str() == Some("127.0.0.1");
     if u.scheme() != "https" && !loopback {
         return Err(format!(
-            "--url '{url}': Webex delivers only to https:// URLs"
+            "--url '{shown}': Webex delivers only to https:// URLs"
+        ));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "--url '{shown}': Webex refuses a user name or password in the URL; authenticate deliveries with webhook_secret"
+        ));
+    }
+    if !loopback && u.port().is_some() {
+        return Err(format!(
+            "--url '{shown}': Webex delivers only to port 443; put the receiver behind a proxy on 443"
         ));
     }
     if u.query().is_some() || u.fragment().is_some() {
         return Err(format!(
-            "--url '{url}': Webex refuses a query or fragment; put any routing in the path"
+            "--url '{shown}': Webex refuses a query or fragment; put any routing in the path"
+        ));
+    }
+    if u.path() == "/" {
+        return Err(format!(
+            "--url '{shown}': Webex wants a path after the host (e.g. /webhooks/wxcc)"
         ));
     }
     Ok(u)
@@ -227,5 +249,11 @@ mod tests {
         assert!(e.contains("https://"), "{e}");
         let e = check_destination("https://hooks.acme.example/wxcc?token=1").unwrap_err();
         assert!(e.contains("query"), "{e}");
+        assert!(check_destination("https://hooks.acme.example:443/wxcc").is_ok());
+        let e = check_destination("https://hooks.acme.example:8443/wxcc").unwrap_err();
+        assert!(e.contains("port 443"), "{e}");
+        let e = check_destination("https://u:secret@hooks.acme.example/wxcc").unwrap_err();
+        assert!(e.contains("user name") && !e.contains("secret@"), "{e}");
+        assert!(check_destination("https://hooks.acme.example").is_err());
     }
 }

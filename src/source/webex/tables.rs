@@ -21,6 +21,7 @@ pub fn tasks_schema() -> SchemaRef {
         utf8("status", true),
         ts("created_time", false),
         ts("last_updated_time", true),
+        ts("ended_time", true),
         field("capture_requested", DataType::Boolean, true),
         utf8("origin", true),
         utf8("destination", true),
@@ -96,6 +97,7 @@ pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<Na
     let mut status = StringBuilder::new();
     let mut created = ts_builder(n);
     let mut updated = ts_builder(n);
+    let mut ended = ts_builder(n);
     let mut capture = BooleanBuilder::with_capacity(n);
     let mut origin = StringBuilder::new();
     let mut dest = StringBuilder::new();
@@ -115,6 +117,7 @@ pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<Na
         status.append_option(a.status.as_deref());
         created.append_value(a.created_time * 1000);
         updated.append_option(a.last_updated_time.map(|v| v * 1000));
+        ended.append_option(a.ended_time.map(|v| v * 1000));
         capture.append_option(a.capture_requested);
         origin.append_option(a.origin.as_deref());
         dest.append_option(a.destination.as_deref());
@@ -134,6 +137,7 @@ pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<Na
         Arc::new(status.finish()),
         Arc::new(created.finish()),
         Arc::new(updated.finish()),
+        Arc::new(ended.finish()),
         Arc::new(capture.finish()),
         Arc::new(origin.finish()),
         Arc::new(dest.finish()),

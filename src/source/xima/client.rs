@@ -40,6 +40,16 @@ pub struct XimaClient {
 }
 
 /// ISO 8601 with milliseconds and offset, as Xima's examples write it.
+/// How far past a window a listing reaches for the recordings of its calls (calls longer
+/// than this whose recordings begin only after it are a guess's blind spot).
+pub const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(12);
+
+/// When a call started: its own time, else its first recording's.
+fn call_start(c: &Call) -> Option<i64> {
+    c.start_time
+        .or_else(|| c.recordings.iter().filter_map(|r| r.start_time).min())
+}
+
 pub fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
@@ -103,6 +113,10 @@ impl XimaClient {
     }
 
     /// Calls that started in `[start, end)`, with their recordings: one request per window.
+    ///
+    /// The request reaches [`LOOKAHEAD`] past `end`: Xima does not say whether it filters on
+    /// the call's start or its recordings', and a call that starts in this window may record
+    /// only in the next. Each call is kept by its own start, so it lands in one window only.
     pub async fn calls(
         &self,
         start: DateTime<Utc>,
@@ -110,7 +124,7 @@ impl XimaClient {
     ) -> Result<Vec<Call>, XimaError> {
         let url = crate::http::join_path(&self.cfg.base_url, "/rest/api/v2/call-recording-info");
         let endpoint = "GET /rest/api/v2/call-recording-info";
-        let query = [("startTime", iso(start)), ("endTime", iso(end))];
+        let query = [("startTime", iso(start)), ("endTime", iso(end + LOOKAHEAD))];
         let decode_err = |message: String| XimaError::Decode {
             endpoint: endpoint.into(),
             message,
@@ -152,14 +166,16 @@ impl XimaClient {
         let (lo, hi) = (start.timestamp_millis(), end.timestamp_millis());
         Ok(calls
             .into_iter()
-            .filter(|c| c.start_time.is_none_or(|t| t >= lo && t < hi))
+            .filter(|c| call_start(c).is_none_or(|t| t >= lo && t < hi))
             .collect())
     }
 
-    /// Streams one recording's audio (of `size` bytes, if known) into the warehouse.
+    /// Streams one recording's audio (of `size` bytes, if known) into the warehouse, from
+    /// `/recordings/{tenant}/{key}/audio` (`tenant`: the name the listing gave).
     /// `Ok(None)` when a quota stopped audio (now or earlier in this run): it is deferred.
     pub async fn copy_audio(
         &self,
+        tenant: &str,
         recording_key: &str,
         size: Option<u64>,
         wh: &Warehouse,
@@ -180,7 +196,7 @@ impl XimaClient {
                 "api",
                 "v2",
                 "recordings",
-                &self.cfg.tenant,
+                tenant,
                 recording_key,
                 "audio",
             ]);

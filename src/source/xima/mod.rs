@@ -79,7 +79,7 @@ pub async fn extract(
         let at = DateTime::from_timestamp_millis(started).unwrap_or(w.start);
         for rec in &call.recordings {
             let before = stored.remove(&rec.recording_key);
-            let audio = match audio_of(client, wh, state, at, &call.call_key, rec, before).await {
+            let audio = match audio_of(client, wh, state, at, call, rec, before).await {
                 Ok(audio) => audio,
                 Err(e) => {
                     // The window stops, but what it stored is recorded first.
@@ -101,6 +101,21 @@ pub async fn extract(
     Ok(Extracted { calls, recordings })
 }
 
+/// The tenant name an audio request names: the one in the recording's (or its call's) JSON,
+/// as Xima's guide says ("the tenant-name as collected from the JSON will need to be
+/// included in your request"); the configured tenant only when the JSON has none.
+fn tenant_of<'a>(
+    client: &'a XimaClient,
+    call: &'a model::Call,
+    rec: &'a model::Recording,
+) -> &'a str {
+    rec.tenant_name
+        .as_deref()
+        .or(call.tenant_name.as_deref())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(&client.config().tenant)
+}
+
 /// One recording's audio: skipped unless `SAVED`, reused when the ledger has it
 /// (`stored_before`), else copied (or deferred once a quota stopped audio for the run). With
 /// audio off: what an earlier run stored, else "disabled".
@@ -109,12 +124,12 @@ async fn audio_of(
     wh: &Warehouse,
     state: &State,
     at: DateTime<Utc>,
-    call_key: &str,
+    call: &model::Call,
     rec: &model::Recording,
     stored_before: Option<AudioRecord>,
 ) -> Result<AudioState, XimaError> {
     let source = &client.config().name;
-    let key = keys::audio_key(source, at, call_key, &rec.recording_key, "opus");
+    let key = keys::audio_key(source, at, &call.call_key, &rec.recording_key, "opus");
     let path = wh.path(&[&key]);
     let uri = wh.uri(&path);
     if !client.config().audio {
@@ -133,7 +148,7 @@ async fn audio_of(
     }
     let size = rec.size.and_then(|s| u64::try_from(s).ok());
     Ok(
-        match client.copy_audio(&rec.recording_key, size, wh, &path).await {
+        match client.copy_audio(tenant_of(client, call, rec), &rec.recording_key, size, wh, &path).await {
             Ok(Some(stored)) => {
                 state.record_egress(source, Utc::now(), stored.bytes)?;
                 AudioState::stored(uri, stored)
