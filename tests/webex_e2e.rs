@@ -467,3 +467,29 @@ async fn recordings_listed_without_a_file_path_are_pending_then_stored() {
     env.run_ok().await;
     assert_matches_truth(&env);
 }
+
+/// `/v1/tasks` answers gzip when asked and over 1 MB (spec): ccetl asks, and a page that
+/// large (a 10 MB attribute here; a 1,000-task page is ~400 KB and never is) comes
+/// compressed and lands as it would plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_over_a_megabyte_comes_gzipped_and_lands_the_same() {
+    let cfg = ccetl::sim::SimConfig {
+        faults: faults::parse("tasks:bigfield").unwrap(),
+        ..sim_config()
+    };
+    // Audio off: the bytes read are the API's answers alone.
+    let env = env_with(cfg, "audio = false\n").await;
+    let report = env.run_ok().await;
+    assert_eq!(env.stats().get("gzipped"), Some(&1), "{:?}", env.stats());
+    let longest = env.count("SELECT max(length(extra)) FROM webex_tasks");
+    assert!(
+        longest >= 10 << 20,
+        "the 10 MB attribute arrived whole: {longest}"
+    );
+    let wire = report.sources[0].http.bytes_in;
+    println!("a 10 MB page gzipped: {wire} bytes read in all");
+    assert!(
+        wire < 5 << 20,
+        "the big page crossed the wire compressed: {wire} bytes"
+    );
+}

@@ -6,6 +6,7 @@
 //! through [`HttpClient::fetch`], so one policy covers JSON pages, CSV reports and audio.
 
 use std::future::Future;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +23,16 @@ pub const MALFORMED_RETRIES: u32 = 2;
 /// The largest page body read into memory. Real pages are a few MB (1,000 tasks); anything
 /// near this is a misbehaving server, refused before it exhausts memory.
 pub const MAX_PAGE_BYTES: usize = 256 << 20;
+
+/// `Accept-Encoding` for the pages of APIs that compress only when asked (WxCC `/v1/tasks`
+/// and `/search`, past 1 MB); [`HttpClient::read_body`] decodes what comes back.
+pub const ACCEPT_GZIP: (reqwest::header::HeaderName, &str) =
+    (reqwest::header::ACCEPT_ENCODING, "gzip");
+
+/// A gzip body that does not inflate: cut short on the way, asked for again.
+fn broken_gzip<E>(e: std::io::Error) -> BodyError<E> {
+    BodyError::Broken(format!("gzip body: {e}"))
+}
 
 /// The most a body's buffer is sized up front from its Content-Length.
 const PRESIZE_MAX: usize = 16 << 20;
@@ -109,18 +120,35 @@ impl HttpClient {
         })
     }
 
-    /// The whole body of `resp`; over `limit` bytes it is refused.
+    /// The whole body of `resp`, decompressed when it comes gzip-encoded (the APIs answer so
+    /// only when asked, see [`ACCEPT_GZIP`]); over `limit` bytes, decompressed, it is refused.
     pub async fn read_body<E>(
         &self,
         resp: Response,
         limit: usize,
         too_big: impl FnOnce(usize) -> E,
     ) -> Result<Bytes, BodyError<E>> {
+        let gzip = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         // Sized from Content-Length when the server sends one (a 1,000-task page, ~400 KB,
         // grown by doubling was copied ten times), up to a bound a lying header cannot pass.
         let expected = resp.content_length().and_then(|n| usize::try_from(n).ok());
-        let mut body = BytesMut::with_capacity(expected.unwrap_or(0).min(limit).min(PRESIZE_MAX));
+        let capacity = expected.unwrap_or(0).min(limit).min(PRESIZE_MAX);
         let mut stream = std::pin::pin!(self.chunks(resp));
+        if gzip {
+            let mut inflate = flate2::write::GzDecoder::new(Vec::with_capacity(capacity));
+            while let Some(chunk) = stream.next().await {
+                // A chunk inflates at most ~1,000-fold: the bound holds within one chunk.
+                inflate.write_all(&chunk?).map_err(broken_gzip)?;
+                if inflate.get_ref().len() > limit {
+                    return Err(BodyError::Fatal(too_big(limit)));
+                }
+            }
+            return inflate.finish().map(Bytes::from).map_err(broken_gzip);
+        }
+        let mut body = BytesMut::with_capacity(capacity);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             if body.len() + chunk.len() > limit {
@@ -197,6 +225,52 @@ mod tests {
     struct Item {
         id: String,
         n: i64,
+    }
+
+    fn response(body: Vec<u8>, gzip: bool) -> Response {
+        let mut r = axum::http::Response::builder().status(200);
+        if gzip {
+            r = r.header("content-encoding", "gzip");
+        }
+        Response::from(r.body(body).unwrap())
+    }
+
+    fn gzipped(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_gzip_body_is_inflated_and_bounded_inflated() {
+        let http = HttpClient::new(
+            super::super::RetryConfig::default(),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let page = br#"{"data":[]}"#.repeat(10_000);
+        let read = |r: Response, limit: usize| {
+            let http = http.clone();
+            async move { http.read_body(r, limit, |n| n).await }
+        };
+        let got = read(response(gzipped(&page), true), 1 << 20).await.unwrap();
+        assert_eq!(&got[..], &page[..]);
+        assert_eq!(
+            &read(response(page.clone(), false), 1 << 20).await.unwrap()[..],
+            &page[..]
+        );
+        // Cut short: a broken body, asked for again; past the limit once inflated: refused.
+        let mut cut = gzipped(&page);
+        cut.truncate(cut.len() / 2);
+        assert!(matches!(
+            read(response(cut, true), 1 << 20).await,
+            Err(BodyError::Broken(_))
+        ));
+        let bomb = gzipped(&vec![b' '; 4 << 20]);
+        assert!(bomb.len() < 64 << 10);
+        assert!(
+            matches!(read(response(bomb, true), 1 << 20).await, Err(BodyError::Fatal(n)) if n == 1 << 20)
+        );
     }
 
     #[test]

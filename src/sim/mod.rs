@@ -13,6 +13,7 @@ pub mod data;
 pub mod events;
 pub mod faults;
 pub mod graphql;
+mod gzip;
 pub mod legacy;
 mod oauth;
 pub mod search;
@@ -487,6 +488,11 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             wire::inject,
+        ))
+        // Outside the wire faults: compresses what the client would have received.
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            gzip::compress,
         ))
         .with_state(sim)
 }

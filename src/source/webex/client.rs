@@ -224,7 +224,14 @@ impl WebexClient {
         }
         self.json(
             endpoint,
-            || self.http.reqwest().get(url.clone()).query(&query),
+            || {
+                let (name, value) = crate::http::fetch::ACCEPT_GZIP;
+                self.http
+                    .reqwest()
+                    .get(url.clone())
+                    .query(&query)
+                    .header(name, value)
+            },
             |page: &TaskPage| check_range(endpoint, page, from, to),
         )
         .await

@@ -121,14 +121,12 @@ async fn find(
             tasks.retain(|t| (from..to).contains(&t.attributes.created_time));
             Ok::<_, WebexError>((tasks, n))
         };
-        let too_dense = |at: DateTime<Utc>| {
-            WebexError::Decode {
+        let too_dense = |at: DateTime<Utc>| WebexError::Decode {
             endpoint: ENDPOINT.to_string(),
             message: format!(
-                "{cap} or more tasks were created at {}, in one millisecond: more than one Search query can list",
-                at.to_rfc3339()
+                "{cap} or more tasks were created at {at}, in one millisecond: \
+                 more than one Search query can list"
             ),
-        }
         };
         out.extend(
             window::read_below_cap(range, cap, read, too_dense)
@@ -161,7 +159,15 @@ async fn page(
     let details: TaskDetails = client
         .json(
             ENDPOINT,
-            || client.http.reqwest().post(url.clone()).json(&body),
+            || {
+                let (name, value) = crate::http::fetch::ACCEPT_GZIP;
+                client
+                    .http
+                    .reqwest()
+                    .post(url.clone())
+                    .json(&body)
+                    .header(name, value)
+            },
             |_: &Response| Ok(()),
         )
         .await
