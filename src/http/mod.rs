@@ -161,7 +161,7 @@ impl HttpClient {
             let request = make().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = request.send().await;
-            let (wait_hint, throttled, failure) = match outcome {
+            let (wait_hint, failure) = match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
@@ -185,7 +185,7 @@ impl HttpClient {
                     if !retry::is_transient(status) {
                         return Err(err.into());
                     }
-                    (retry_after, status == StatusCode::TOO_MANY_REQUESTS, err)
+                    (retry_after, err)
                 }
                 Err(e) => {
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +198,6 @@ impl HttpClient {
                     }
                     (
                         None,
-                        false,
                         HttpError::Transport {
                             endpoint: endpoint.to_string(),
                             attempts: attempt,
@@ -210,7 +209,9 @@ impl HttpClient {
             let delay = match wait_hint {
                 Some(hint) if hint > self.retry.max_retry_after => return Err(failure.into()),
                 Some(hint) => hint,
-                None if throttled => throttle.next_delay(),
+                None if failure.status() == Some(StatusCode::TOO_MANY_REQUESTS) => {
+                    throttle.next_delay()
+                }
                 None => backoff.next_delay(),
             };
             if attempt > self.retry.max_retries

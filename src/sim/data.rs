@@ -129,6 +129,18 @@ impl SimTask {
         Some(CODES[self.id.bytes().map(usize::from).sum::<usize>() % CODES.len()])
     }
 
+    /// Moves the call and its recordings `ms` later (earlier when negative), durations kept.
+    fn shift(&mut self, ms: i64) {
+        self.created_ms += ms;
+        self.ended_ms += ms;
+        self.answered_ms = self.answered_ms.map(|a| a + ms);
+        for r in &mut self.recordings {
+            r.start_ms += ms;
+            r.stop_ms += ms;
+            r.available_ms += ms;
+        }
+    }
+
     /// `lastUpdatedTime` as `/v1/tasks` reports it at `now`: the spec says it "may also update
     /// after task closure" (wrap-up, dispositions), so it lies minutes to hours after the end
     /// for answered calls, and moves no further than the clock.
@@ -277,31 +289,15 @@ pub fn day_tasks(seed: u64, day: i64, calls_per_day: u32, people: &People) -> Ve
     // tasks at a page boundary.
     for i in 1..out.len() {
         if rng.random_bool(0.15) {
-            let shift = out[i].created_ms - out[i - 1].created_ms;
-            let t = &mut out[i];
-            t.created_ms -= shift;
-            t.ended_ms -= shift;
-            t.answered_ms = t.answered_ms.map(|a| a - shift);
-            for r in &mut t.recordings {
-                r.start_ms -= shift;
-                r.stop_ms -= shift;
-                r.available_ms -= shift;
-            }
+            let shift = out[i - 1].created_ms - out[i].created_ms;
+            out[i].shift(shift);
         }
     }
     // One call a day starts exactly at noon, on an hour's edge: a window boundary for hourly
     // windows, where a query with an inclusive `to` lists it twice.
     let noon = day_start + DAY_MS / 2;
     if let Some(t) = out.iter_mut().min_by_key(|t| (t.created_ms - noon).abs()) {
-        let shift = noon - t.created_ms;
-        t.created_ms += shift;
-        t.ended_ms += shift;
-        t.answered_ms = t.answered_ms.map(|a| a + shift);
-        for r in &mut t.recordings {
-            r.start_ms += shift;
-            r.stop_ms += shift;
-            r.available_ms += shift;
-        }
+        t.shift(noon - t.created_ms);
     }
     out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
     out

@@ -183,16 +183,26 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
 
 /// The faults still to inject, and the routes a `429bare` throttles until when.
 #[derive(Debug, Default)]
-pub struct Faults(Mutex<Vec<Fault>>, Mutex<HashMap<String, Instant>>);
+pub struct Faults {
+    pending: Mutex<Vec<Fault>>,
+    /// Route → until when a `429bare` throttles it.
+    throttled_until: Mutex<HashMap<String, Instant>>,
+}
 
 impl Faults {
     pub fn new(list: Vec<Fault>) -> Self {
-        Faults(Mutex::new(list), Mutex::default())
+        Faults {
+            pending: Mutex::new(list),
+            throttled_until: Mutex::default(),
+        }
     }
 
     /// Whether `route` is inside a throttle window a `429bare` opened.
     pub fn throttled(&self, route: &str) -> bool {
-        let windows = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let windows = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         windows
             .get(route)
             .is_some_and(|until| Instant::now() < *until)
@@ -200,7 +210,10 @@ impl Faults {
 
     /// Throttles `route` for [`THROTTLE_WINDOW`] from now.
     pub fn throttle(&self, route: &str) {
-        let mut windows = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let mut windows = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         windows.insert(route.to_string(), Instant::now() + THROTTLE_WINDOW);
     }
 
@@ -216,13 +229,13 @@ impl Faults {
 
     /// Whether any wire fault is still to come for `route`.
     pub fn pending_wire(&self, route: &str) -> bool {
-        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         list.iter()
             .any(|f| f.route == route && f.remaining > 0 && f.kind.is_wire(route))
     }
 
     fn take_where(&self, route: &str, pick: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let f = list
             .iter_mut()
             .find(|f| f.route == route && f.remaining > 0 && pick(&f.kind))?;
@@ -231,7 +244,7 @@ impl Faults {
     }
 
     pub fn add(&self, more: Vec<Fault>) {
-        self.0
+        self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(more);

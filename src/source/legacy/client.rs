@@ -130,8 +130,8 @@ impl LegacyClient {
             at: at.to_rfc3339(),
             cap,
         };
-        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-        window::read_below_cap((start, end), cap, read, too_dense).await
+        let rows = usize::try_from(cap).unwrap_or(usize::MAX);
+        window::read_below_cap((start, end), rows, read, too_dense).await
     }
 
     /// One record by id (`GET /csrs/{sid}`, `GET /cars/{sid}-{cstts}-{event}`); `None` if unknown.

@@ -110,14 +110,13 @@ async fn find(
     for range in window::split(start, end, longest) {
         let read = |s: DateTime<Utc>, e: DateTime<Utc>| async move {
             let (from, to) = (s.timestamp_millis(), e.timestamp_millis());
-            let tasks = pagination::by_cursor("0", |cursor| {
+            let mut tasks = pagination::by_cursor("0", |cursor| {
                 let query = query(from - MARGIN_MS, to + MARGIN_MS, filter, &cursor, variables);
                 page(client, org, query, (from, to), variables)
             })
             .await?;
             // Counted before the margins are dropped: the cap cuts what the API listed.
             let n = tasks.len();
-            let mut tasks = tasks;
             tasks.retain(|t| (from..to).contains(&t.attributes.created_time));
             Ok::<_, WebexError>((tasks, n))
         };
