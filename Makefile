@@ -20,3 +20,4 @@ bench:
 	cargo bench --bench throughput
 	cargo bench --bench audio
 	cargo bench --bench scale
+	cargo bench --bench rate

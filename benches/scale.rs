@@ -40,6 +40,8 @@ impl Simulator {
             // of tasks/10 held as few as 92% of `tasks` just after midnight.
             .args(["--calls-per-day", &(tasks / (DAYS - 1)).to_string()])
             .args(["--audio-rate", "200", "--token-ttl", "86400"])
+            // Memory under scale, not the API's limit.
+            .args(["--rate-limit", "off"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -70,7 +72,7 @@ fn backfill(rt: &tokio::runtime::Runtime, tasks: u32, dir: &std::path::Path) -> 
     let now = chrono::Utc::now();
     let start = now - chrono::Duration::days(i64::from(DAYS) + 1);
     let text = format!(
-        "[pipeline]\nname = \"scale\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = 8\nwindow = \"{window}\"\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\naudio = false\n",
+        "[pipeline]\nname = \"scale\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = 8\nwindow = \"{window}\"\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\n",
         start.format("%Y-%m-%d"),
         // Hourly windows, as the README advises above ~20,000 calls a day: a window's calls
         // are what is held in memory (CCETL_BENCH_WINDOW=1d shows the difference).

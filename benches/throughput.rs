@@ -32,6 +32,9 @@ fn sim_config(tasks: u32) -> SimConfig {
         audio_rate: 200,
         clock_start_ms: Some(1_767_967_200_000), // 2026-01-09T14:00Z
         clock_frozen: true,
+        // Figure 1 and the audio figures measure ccetl itself: no API limit (issue 26's
+        // figures measure runs under it).
+        rate_limit: None,
         ..SimConfig::default()
     }
 }
@@ -64,25 +67,7 @@ struct Times {
 async fn fetch_only(handle: &SimHandle) -> (u64, u64) {
     let base = handle.base_url();
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{base}/v1/access_token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "sim-client-id"),
-            ("client_secret", "sim-client-secret"),
-            ("refresh_token", "sim-refresh-token-0"),
-        ])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("token")
-        .json()
-        .await
-        .expect("token body");
-    let token = token["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string();
+    let token = common::access_token(&base).await;
     let (first, end) = span(handle);
     let (mut tasks, mut requests) = (0u64, 0u64);
     let mut day = first;
@@ -164,7 +149,7 @@ async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> pipeline::RunRe
     let (first, _) = span(handle);
     let start = chrono::DateTime::from_timestamp_millis(first).expect("start");
     let text = format!(
-        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\naudio = false\npage_size = {PAGE_SIZE}\n",
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\npage_size = {PAGE_SIZE}\n",
         start.to_rfc3339(),
         base = handle.base_url(),
     );

@@ -182,6 +182,10 @@ pub struct SimulateArgs {
     /// Audio bytes a Xima tenant may download in a rolling five days before 509, e.g. 20MB.
     #[arg(long)]
     pub xima_bandwidth_cap: Option<String>,
+    /// The client ID's limit on the WxCC API, "REQUESTS/WINDOW" or "off". Webex's is
+    /// 300/60s; the default is scaled 1:20 like the demo pipeline's rate_window.
+    #[arg(long, default_value = "300/3s")]
+    pub rate_limit: String,
 }
 
 #[derive(Debug, Subcommand)]

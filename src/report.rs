@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::http::HttpCounts;
+use crate::http::pacer::Pacer;
+use crate::http::{HttpClient, HttpCounts};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct WindowReport {
@@ -44,6 +45,54 @@ pub struct SourceReport {
     /// this run included, and the configured budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressReport>,
+    /// Sources whose API calls draw on a rate budget: the budget and what became of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateReport>,
+    /// Dry runs: what the planned windows will cost, from recent runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+}
+
+/// A dry run's forecast for one source's planned windows.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Estimate {
+    /// The recent runs the figures come from.
+    pub runs: usize,
+    pub requests_per_task: f64,
+    pub tasks_per_day: f64,
+    /// API requests the planned windows need, and the minutes they take at the budget.
+    pub requests: u64,
+    pub budget_per_minute: f64,
+    pub minutes: f64,
+}
+
+/// A source's rate budget (shared with every source on the same API and credential).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RateReport {
+    /// As configured, in requests per minute (a shortened `rate_window` scales it up).
+    pub budget_per_minute: f64,
+    /// The allowance at the end of the run, and the lowest it fell to after 429s.
+    pub allowance_per_minute: f64,
+    pub lowest_per_minute: f64,
+    /// 429s that lowered the allowance (one per congestion, for all who share it).
+    pub cuts: u64,
+    /// This source's API calls per minute of its wall time (see [`SourceReport::set_duration`]).
+    pub achieved_per_minute: f64,
+}
+
+impl RateReport {
+    fn of(pacer: &Pacer) -> Self {
+        let rule = pacer.rule();
+        let c = pacer.counts();
+        let per_minute = 60.0 / rule.burst_window.as_secs_f64();
+        RateReport {
+            budget_per_minute: rule.per_minute(),
+            allowance_per_minute: c.limit as f64 * per_minute,
+            lowest_per_minute: c.lowest as f64 * per_minute,
+            cuts: c.cuts,
+            achieved_per_minute: 0.0,
+        }
+    }
 }
 
 impl SourceReport {
@@ -58,6 +107,23 @@ impl SourceReport {
             error: None,
             duration_ms: 0,
             egress: None,
+            rate: None,
+            estimate: None,
+        }
+    }
+
+    /// Takes the counters of the client a source used, and its rate budget's state.
+    pub fn record_http(&mut self, http: &HttpClient) {
+        self.http = http.stats().snapshot();
+        self.rate = http.pacers().first().map(|p| RateReport::of(p));
+    }
+
+    /// Sets the source's wall time, and the rate its API calls achieved over it.
+    pub fn set_duration(&mut self, duration_ms: u64) {
+        self.duration_ms = duration_ms;
+        if let Some(r) = &mut self.rate {
+            r.achieved_per_minute =
+                self.http.paced_requests as f64 * 60_000.0 / duration_ms.max(1) as f64;
         }
     }
 }

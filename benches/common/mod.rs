@@ -111,3 +111,41 @@ pub fn simulator_share(
         None => "not measured (no schedstat)".to_string(),
     }
 }
+
+/// Asks the simulator's token endpoint for `grant` as its one client ID (`sim-client-id`),
+/// the way an integration does, and returns the answer's tokens.
+#[allow(dead_code)] // every bench but scale (which drives the CLI) asks for tokens
+pub async fn token(base: &str, grant: &[(&str, &str)]) -> serde_json::Value {
+    let mut form = vec![
+        ("client_id", "sim-client-id"),
+        ("client_secret", "sim-client-secret"),
+    ];
+    form.extend_from_slice(grant);
+    reqwest::Client::new()
+        .post(format!("{base}/v1/access_token"))
+        .form(&form)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("token")
+        .json()
+        .await
+        .expect("token body")
+}
+
+/// An access token from the simulator's first refresh token.
+#[allow(dead_code)] // every bench but scale
+pub async fn access_token(base: &str) -> String {
+    let tokens = token(
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "sim-refresh-token-0"),
+        ],
+    )
+    .await;
+    tokens["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}

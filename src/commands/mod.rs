@@ -173,6 +173,14 @@ fn print_summary(r: &RunReport) {
             for w in &s.windows {
                 println!("  {} .. {}", w.start.to_rfc3339(), w.end.to_rfc3339());
             }
+            match &s.estimate {
+                Some(e) => println!(
+                    "  estimate: about {} API requests ({:.0} tasks a day x {:.2} requests a task, from the last {} runs): {} at {:.0} requests/min",
+                    e.requests, e.tasks_per_day, e.requests_per_task, e.runs, minutes(e.minutes), e.budget_per_minute
+                ),
+                None if s.windows.is_empty() => {}
+                None => println!("  estimate: no earlier run listed tasks; see the README's capacity table for requests per call"),
+            }
         }
         return;
     }
@@ -205,6 +213,11 @@ fn print_summary(r: &RunReport) {
         );
     }
     for s in &r.sources {
+        if let Some(rate) = &s.rate {
+            println!("  {}", rate_line(s, rate));
+        }
+    }
+    for s in &r.sources {
         if let Some(e) = &s.egress {
             let budget = e.budget_bytes.map_or("no budget set".to_string(), |b| {
                 format!("budget {:.1} MB", b as f64 / 1e6)
@@ -219,6 +232,45 @@ fn print_summary(r: &RunReport) {
             );
         }
     }
+}
+
+/// A duration in minutes, readably.
+fn minutes(m: f64) -> String {
+    if m < 1.0 {
+        format!("{:.0} s", m * 60.0)
+    } else if m < 120.0 {
+        format!("{m:.1} min")
+    } else {
+        format!("{:.1} h", m / 60.0)
+    }
+}
+
+/// A source's use of its rate budget, and for Webex what the same calls cost at the
+/// documented default (the demo runs with a scaled-up budget).
+fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) -> String {
+    let mut line = format!(
+        "{}: {} API requests at {:.0}/min (budget {:.0}/min), {} refused (429), {:.1}s waiting for the budget",
+        s.name,
+        s.http.paced_requests,
+        rate.achieved_per_minute,
+        rate.budget_per_minute,
+        s.http.throttled_429,
+        s.http.pace_wait_ms as f64 / 1000.0,
+    );
+    if rate.lowest_per_minute < rate.budget_per_minute {
+        line += &format!(
+            "; 429s lowered it to {:.0}/min, now {:.0}/min",
+            rate.lowest_per_minute, rate.allowance_per_minute
+        );
+    }
+    let default = f64::from(crate::config::WEBEX_REQUESTS_PER_MINUTE);
+    if s.kind == "webex" && rate.budget_per_minute > default {
+        line += &format!(
+            "; at Webex's default {default:.0}/min these requests need at least {}",
+            minutes(s.http.paced_requests as f64 / default)
+        );
+    }
+    line
 }
 
 pub async fn check(path: &Path) -> anyhow::Result<()> {
@@ -373,6 +425,14 @@ pub fn demo_pipeline(base_url: &str, refresh_token: &str) -> String {
         .replace("sim-refresh-token-0", refresh_token)
 }
 
+/// Webex's limit in the demo: 300 requests per 3 s, the real 300 a minute scaled 1:20
+/// (pipelines/demo.toml's `rate_window` says the same), so the demo takes seconds and its
+/// summary says what the real limit would cost.
+pub const DEMO_RATE_LIMIT: sim::ratelimit::RateLimit = sim::ratelimit::RateLimit {
+    requests: 300,
+    window: std::time::Duration::from_secs(3),
+};
+
 pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let handle = sim::start(
@@ -383,6 +443,7 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
             audio_rate: 800,
             // Xima's pace scaled 1:100 (pipelines/demo.toml says the same), so the demo is quick.
             xima_min_interval_ms: 30,
+            rate_limit: Some(DEMO_RATE_LIMIT),
             ..SimConfig::default()
         },
         0,
@@ -463,6 +524,8 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             }
             None => u64::MAX,
         },
+        rate_limit: sim::ratelimit::RateLimit::parse(&args.rate_limit)
+            .map_err(|m| usage("--rate-limit", m))?,
         ..SimConfig::default()
     };
     let port = args.port;
@@ -471,12 +534,16 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let c = &handle.sim.cfg;
     println!(
-        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\nlegacy: {}/aws/api\n  user_id = \"{}\"\n  api_key = \"{}\"\nxima: {}  tenants {} (api_key = \"sim-xima-key-<tenant>\", min_interval = \"{}ms\")\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
+        "simulator on {}\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  refresh_token = \"{}\"\n  org_id = \"{}\"\n  rate limit: {}\nlegacy: {}/aws/api\n  user_id = \"{}\"\n  api_key = \"{}\"\nxima: {}  tenants {} (api_key = \"sim-xima-key-<tenant>\", min_interval = \"{}ms\")\ntruth: {}/_sim/truth  (Ctrl-C to stop)",
         handle.base_url(),
         c.client_id,
         c.client_secret,
         c.initial_refresh_token,
         c.org_id,
+        c.rate_limit.map_or("off".to_string(), |l| format!(
+            "{} requests per {:?} per client ID (requests_per_minute = {}, rate_window = \"{:?}\")",
+            l.requests, l.window, l.requests, l.window
+        )),
         handle.base_url(),
         c.legacy_user_id,
         c.legacy_api_key,

@@ -16,11 +16,26 @@ use crate::secret::Secret;
 pub mod exposure;
 mod search;
 mod units;
-pub use search::{Discovery, SearchConfig, SEARCH_RECORD_CAP};
+pub use search::{Discovery, SearchConfig, SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE};
 pub use units::{parse_bytes, parse_duration};
 
 /// The longest `urlExpiration` the captures API accepts, in minutes (spec: maximum 60).
 pub const MAX_URL_EXPIRATION_MINUTES: u32 = 60;
+
+/// Webex Contact Center's documented default limit: 300 requests a minute per client ID
+/// (developer portal, "Rate Limiting"; Cisco raises it on request).
+pub const WEBEX_REQUESTS_PER_MINUTE: u32 = 300;
+/// The legacy reporting API publishes no limit: a conservative budget.
+pub const LEGACY_REQUESTS_PER_MINUTE: u32 = 60;
+
+/// A requests-per-minute setting, checked; errors are (key, message).
+fn check_rate(key: &'static str, n: u32) -> Result<u32, (&'static str, String)> {
+    if (1..=1_000_000).contains(&n) {
+        Ok(n)
+    } else {
+        Err((key, "must be between 1 and 1000000".into()))
+    }
+}
 
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +137,12 @@ struct RawSource {
     url_expiration_minutes: Option<u32>,
     #[serde(default)]
     concurrency: Option<usize>,
+    /// The API's rate budget, shared by every source with the same host and credential.
+    #[serde(default)]
+    requests_per_minute: Option<u32>,
+    /// The window `requests_per_minute` is counted over (60s); shorter only to scale time.
+    #[serde(default)]
+    rate_window: Option<String>,
     #[serde(default)]
     allow_insecure_http: bool,
     /// How long a read may wait for a byte before the request counts as stalled.
@@ -198,6 +219,17 @@ impl SourceConfig {
             SourceConfig::Xima(x) => &x.name,
         }
     }
+    /// The source's API budget in requests per minute (a shortened window scales it up).
+    pub fn requests_per_minute(&self) -> Option<f64> {
+        Some(match self {
+            SourceConfig::Webex(w) => {
+                f64::from(w.requests_per_minute) * 60.0 / w.rate_window.as_secs_f64()
+            }
+            SourceConfig::Legacy(l) => f64::from(l.requests_per_minute),
+            SourceConfig::Xima(x) => x.pace.per_minute(),
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Webex(_) => "webex",
@@ -240,6 +272,8 @@ pub struct LegacyConfig {
     /// Longest a session can run; bounds how far past a window its activities are read.
     pub max_session: Duration,
     pub read_timeout: Duration,
+    /// The API's budget per user: `requests_per_minute` in any minute.
+    pub requests_per_minute: u32,
 }
 
 /// The v1 Webex Contact Center API.
@@ -266,6 +300,9 @@ pub struct WebexConfig {
     pub max_range: Duration,
     pub url_expiration_minutes: u32,
     pub concurrency: usize,
+    /// The API's budget per client ID: `requests_per_minute` in any `rate_window`.
+    pub requests_per_minute: u32,
+    pub rate_window: Duration,
     /// A read that waits longer than this for a byte is a stalled request, retried.
     pub read_timeout: Duration,
     /// `/v1/tasks`, or the Search API with filters.
@@ -405,8 +442,40 @@ impl PipelineConfig {
                     "must be at least 100ms (60s is the default)".into(),
                 ));
             }
+            let rate_key = |k: &str| {
+                match s.kind.as_str() {
+                "xima" => Err(invalid(
+                    &at(k),
+                    "does not apply to xima, whose pace is min_interval, burst_max and burst_window".into(),
+                )),
+                _ => Ok(()),
+            }
+            };
+            if s.requests_per_minute.is_some() {
+                rate_key("requests_per_minute")?;
+            }
+            if s.rate_window.is_some() && s.kind != "webex" {
+                return Err(invalid(
+                    &at("rate_window"),
+                    "applies to webex sources only".into(),
+                ));
+            }
+            let requests_per_minute = |default: u32| {
+                s.requests_per_minute
+                    .map(|n| check_rate("requests_per_minute", n))
+                    .transpose()
+                    .map(|n| n.unwrap_or(default))
+                    .map_err(|(k, m)| invalid(&at(k), m))
+            };
             match s.kind.as_str() {
                 "webex" => {
+                    let rate_window = match &s.rate_window {
+                        Some(v) => dur(&at("rate_window"), v)?,
+                        None => Duration::from_secs(60),
+                    };
+                    if rate_window < Duration::from_millis(100) {
+                        return Err(invalid(&at("rate_window"), "must be at least 100ms (60s is the default)".into()));
+                    }
                     let base_url = url("base_url", &s.base_url)?;
                     let token_url = url(
                         "token_url",
@@ -490,6 +559,8 @@ impl PipelineConfig {
                         max_range,
                         url_expiration_minutes,
                         concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
+                        requests_per_minute: requests_per_minute(WEBEX_REQUESTS_PER_MINUTE)?,
+                        rate_window,
                         read_timeout,
                         discovery,
                         webhook_secret,
@@ -519,6 +590,7 @@ impl PipelineConfig {
                             None => Duration::from_secs(86_400),
                         },
                         read_timeout,
+                        requests_per_minute: requests_per_minute(LEGACY_REQUESTS_PER_MINUTE)?,
                     })));
                 }
                 "xima" => {
@@ -750,6 +822,42 @@ refresh_token = "r"
             panic!("the reference shows Search discovery")
         };
         assert_eq!(search.ani.as_deref(), Some("\\+1555.*"));
+    }
+
+    #[test]
+    fn rate_budgets_default_to_the_documented_limits_and_are_checked() {
+        let parse = |extra: &str| {
+            PipelineConfig::parse(Path::new("x.toml"), &format!("{GOOD}{extra}"), &env)
+                .map_err(|e| e.to_string())
+        };
+        let c = parse("").unwrap();
+        let SourceConfig::Webex(w) = &c.sources[0] else {
+            panic!("webex source expected")
+        };
+        assert_eq!(w.requests_per_minute, WEBEX_REQUESTS_PER_MINUTE);
+        assert_eq!(w.rate_window, Duration::from_secs(60));
+        assert_eq!(c.sources[0].requests_per_minute(), Some(300.0));
+        let c = parse("requests_per_minute = 1000\nrate_window = \"6s\"\n").unwrap();
+        assert_eq!(c.sources[0].requests_per_minute(), Some(10_000.0));
+        let e = parse("requests_per_minute = 0\n").unwrap_err();
+        assert!(
+            e.contains("source[0].requests_per_minute") && e.contains("between 1"),
+            "{e}"
+        );
+        let e = parse("rate_window = \"10ms\"\n").unwrap_err();
+        assert!(
+            e.contains("rate_window") && e.contains("at least 100ms"),
+            "{e}"
+        );
+        let e = parse("discovery = \"search\"\n[source.search]\nrequests_per_minute = 0\n")
+            .unwrap_err();
+        assert!(e.contains("search.requests_per_minute"), "{e}");
+        let xima = "[[source]]\nkind = \"xima\"\nname = \"x\"\nbase_url = \"http://127.0.0.1:9\"\ntenant = \"t\"\napi_key = \"k\"\nrequests_per_minute = 20\n";
+        let e = parse(xima).unwrap_err();
+        assert!(
+            e.contains("source[1].requests_per_minute") && e.contains("min_interval"),
+            "{e}"
+        );
     }
 
     #[test]

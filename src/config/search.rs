@@ -43,6 +43,9 @@ pub(super) struct RawSearch {
     /// a range whose listing reaches it is split and asked again.
     #[serde(default)]
     record_cap: Option<usize>,
+    /// Search's own rate budget, on top of the source's (Cisco publishes no Search limit).
+    #[serde(default)]
+    requests_per_minute: Option<u32>,
 }
 
 /// Checked filters of the Search API.
@@ -60,7 +63,14 @@ pub struct SearchConfig {
     pub variables: Vec<String>,
     /// `None`: the documented [`SEARCH_RECORD_CAP`].
     pub record_cap: Option<usize>,
+    /// Search's own budget, within the source's `requests_per_minute`; `None`: the
+    /// conservative [`SEARCH_REQUESTS_PER_MINUTE`].
+    pub requests_per_minute: Option<u32>,
 }
+
+/// Search's budget when none is set: Cisco publishes no limit for `/search` and calls it
+/// "not designed for bulk data export", so a fifth of the API's default.
+pub const SEARCH_REQUESTS_PER_MINUTE: u32 = 60;
 
 /// The most `taskDetails` records one Search query pages through (Cisco's graphql-sample
 /// README: page size 250, at most 100,000 records with pagination).
@@ -70,6 +80,12 @@ impl SearchConfig {
     /// The record cap queries are sized under.
     pub fn record_cap(&self) -> usize {
         self.record_cap.unwrap_or(SEARCH_RECORD_CAP)
+    }
+
+    /// Search's requests per minute (per rate window).
+    pub fn requests_per_minute(&self) -> u32 {
+        self.requests_per_minute
+            .unwrap_or(SEARCH_REQUESTS_PER_MINUTE)
     }
 }
 
@@ -142,6 +158,10 @@ fn check(raw: RawSearch) -> Result<SearchConfig, (&'static str, String)> {
         termination_types: raw.termination_types,
         min_duration,
         variables: raw.variables,
+        requests_per_minute: raw
+            .requests_per_minute
+            .map(|n| super::check_rate("search.requests_per_minute", n))
+            .transpose()?,
         record_cap: match raw.record_cap {
             Some(n) if n < 2 => return Err(("search.record_cap", "must be at least 2".into())),
             other => other,

@@ -19,6 +19,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Serialize;
 
 use backoff::Backoff;
+use pacer::Pacer;
 pub use retry::RetryConfig;
 
 /// A failed request, after retries where the failure was transient.
@@ -71,6 +72,10 @@ pub struct HttpStats {
     /// Bodies that broke off or arrived malformed and were asked for again.
     pub body_restarts: AtomicU64,
     pub bytes_in: AtomicU64,
+    /// Requests that drew on a rate budget (API calls, not pre-signed downloads), and the
+    /// time they spent waiting for it.
+    pub paced: AtomicU64,
+    pub pace_wait_us: AtomicU64,
 }
 
 /// A point-in-time copy of [`HttpStats`].
@@ -83,6 +88,9 @@ pub struct HttpCounts {
     pub transport_errors: u64,
     pub body_restarts: u64,
     pub bytes_in: u64,
+    /// Requests counted against a rate budget (see [`pacer`]).
+    pub paced_requests: u64,
+    pub pace_wait_ms: u64,
 }
 
 impl HttpStats {
@@ -95,6 +103,8 @@ impl HttpStats {
             transport_errors: self.transport_errors.load(Ordering::Relaxed),
             body_restarts: self.body_restarts.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            paced_requests: self.paced.load(Ordering::Relaxed),
+            pace_wait_ms: self.pace_wait_us.load(Ordering::Relaxed) / 1000,
         }
     }
     pub fn add_bytes(&self, n: u64) {
@@ -102,12 +112,14 @@ impl HttpStats {
     }
 }
 
-/// The shared client: one connection pool, one retry policy, one set of counters.
+/// The shared client: one connection pool, one retry policy, one set of counters, and the
+/// rate budgets its requests draw on.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
     retry: RetryConfig,
     stats: Arc<HttpStats>,
+    pacers: Vec<Arc<Pacer>>,
 }
 
 impl HttpClient {
@@ -127,7 +139,37 @@ impl HttpClient {
             inner,
             retry,
             stats: Arc::new(HttpStats::default()),
+            pacers: Vec::new(),
         })
+    }
+
+    /// This client (same pool and counters) with every request also waiting on `pacer`,
+    /// and its 429s reported to it. Pre-signed downloads use the unpaced client: they do
+    /// not count against an API's limit.
+    pub fn paced(&self, pacer: Arc<Pacer>) -> HttpClient {
+        let mut c = self.clone();
+        c.pacers.push(pacer);
+        c
+    }
+
+    /// The budgets this client draws on, narrowest last.
+    pub fn pacers(&self) -> &[Arc<Pacer>] {
+        &self.pacers
+    }
+
+    /// Waits for a slot in every budget; the instant the request may leave.
+    async fn take_slot(&self) -> tokio::time::Instant {
+        let asked = tokio::time::Instant::now();
+        let mut at = asked;
+        for p in &self.pacers {
+            at = p.wait().await;
+        }
+        if !self.pacers.is_empty() {
+            self.stats.paced.fetch_add(1, Ordering::Relaxed);
+            let waited = at.duration_since(asked).as_micros() as u64;
+            self.stats.pace_wait_us.fetch_add(waited, Ordering::Relaxed);
+        }
+        at
     }
 
     /// The raw client, to build requests with.
@@ -158,6 +200,8 @@ impl HttpClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            // The slot first: a wait for it must not age the token `make` puts in.
+            let sent_at = self.take_slot().await;
             let request = make().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = request.send().await;
@@ -172,6 +216,9 @@ impl HttpClient {
                         .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                        for p in &self.pacers {
+                            p.refused(sent_at, retry_after);
+                        }
                     } else if status.is_server_error() {
                         self.stats.server_errors.fetch_add(1, Ordering::Relaxed);
                     }

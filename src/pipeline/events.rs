@@ -24,7 +24,7 @@ pub async fn commit_events(
     let mut sr = SourceReport::new(source, "webex");
     let started = Instant::now();
     let result = commit_events_inner(cfg, source, ids, range, &mut sr).await;
-    sr.duration_ms = started.elapsed().as_millis() as u64;
+    sr.set_duration(started.elapsed().as_millis() as u64);
     if let Err(e) = &result {
         sr.error = Some(e.to_string());
     }

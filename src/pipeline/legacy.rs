@@ -26,7 +26,7 @@ pub(super) async fn run(
             super::stages::ready,
         )
         .await;
-    report.http = client.http.stats().snapshot();
+    report.record_http(&client.http);
     result
 }
 

@@ -8,6 +8,7 @@
 //! contiguous complete windows.
 
 mod commit;
+mod estimate;
 mod events;
 mod legacy;
 mod merge;
@@ -366,7 +367,13 @@ async fn run_source(
         SourceConfig::Legacy(c) => legacy::run(&ctx, c, &mut sr).await,
         SourceConfig::Xima(c) => xima::run(&ctx, c, &mut sr).await,
     };
-    sr.duration_ms = started.elapsed().as_millis() as u64;
+    sr.set_duration(started.elapsed().as_millis() as u64);
+    if opts.dry_run {
+        match estimate::estimate(src, state, &sr) {
+            Ok(e) => sr.estimate = e,
+            Err(e) => return (Err(e.into()), outcome),
+        }
+    }
     match state.high_water(ctx.name, ctx.stream) {
         Ok(hw) => sr.high_water = hw,
         Err(e) => return (Err(e.into()), outcome),

@@ -43,7 +43,7 @@ pub(super) async fn run(
             },
         )
         .await;
-    report.http = client.http.stats().snapshot();
+    report.record_http(&client.http);
     result
 }
 
@@ -252,12 +252,12 @@ pub(super) async fn commit_events(
         match loaded {
             Ok((wr, _)) => report.windows.push(wr),
             Err(e) => {
-                report.http = client.http.stats().snapshot();
+                report.record_http(&client.http);
                 return Err(run.fail(Some(&w), e));
             }
         }
         committed.extend(ids);
     }
-    report.http = client.http.stats().snapshot();
+    report.record_http(&client.http);
     Ok(committed)
 }

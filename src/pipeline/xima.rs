@@ -35,7 +35,7 @@ pub(super) async fn run(
             super::stages::ready,
         )
         .await;
-    report.http = client.http.stats().snapshot();
+    report.record_http(&client.http);
     report.egress = Some(EgressReport {
         period_days: EGRESS_PERIOD_DAYS,
         used_bytes: client.egress_used(),

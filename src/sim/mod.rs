@@ -16,6 +16,7 @@ pub mod graphql;
 mod gzip;
 pub mod legacy;
 mod oauth;
+pub mod ratelimit;
 pub mod search;
 mod webex;
 mod wire;
@@ -83,6 +84,9 @@ pub struct SimConfig {
     pub processing_ms: i64,
     /// The most records one Search API query pages through (taskDetails: 100,000).
     pub search_record_cap: usize,
+    /// The client ID's rate limit on the WxCC API routes (default: the documented 300 a
+    /// minute); `None` lifts it. Tests and benches that need more raise it explicitly.
+    pub rate_limit: Option<ratelimit::RateLimit>,
 }
 
 impl Default for SimConfig {
@@ -113,6 +117,7 @@ impl Default for SimConfig {
             xima_audio_rate: 2000,
             processing_ms: 0,
             search_record_cap: 100_000,
+            rate_limit: Some(ratelimit::RateLimit::WEBEX),
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct Sim {
     base_url: OnceLock<String>,
     xima: xima::XimaState,
     subscriptions: Mutex<Vec<events::SimSubscription>>,
+    /// Webex's per-client-ID rate limit, and what it accepted.
+    pub limiter: ratelimit::Limiter,
 }
 
 impl std::fmt::Debug for Sim {
@@ -182,6 +189,7 @@ impl Sim {
             base_url: OnceLock::new(),
             xima: xima::XimaState::new(cfg.xima_bandwidth_cap),
             subscriptions: Mutex::new(Vec::new()),
+            limiter: ratelimit::Limiter::default(),
             cfg,
         })
     }
@@ -493,6 +501,11 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             gzip::compress,
+        ))
+        // Outermost: a request over the client ID's limit is refused before anything else.
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            ratelimit::limit,
         ))
         .with_state(sim)
 }

@@ -351,6 +351,18 @@ impl State {
         })
     }
 
+    /// The reports of the last `n` finished runs, newest first.
+    pub fn recent_reports(&self, n: usize) -> Result<Vec<String>, StateError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT report FROM runs WHERE finished_at_ms IS NOT NULL AND report IS NOT NULL \
+                 ORDER BY run_id DESC LIMIT ?",
+            )?;
+            let rows = stmt.query_map(params![n as i64], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
     pub fn finish_run(&self, run_id: i64, status: &str, report: &str) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(

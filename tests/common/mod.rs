@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray, RecordBatch};
 use ccetl::config::PipelineConfig;
 use ccetl::pipeline::{self, RunError, RunOptions, RunReport};
+use ccetl::sim::ratelimit::RateLimit;
 use ccetl::sim::{self, SimConfig, SimHandle, Truth};
 use ccetl::sink::Warehouse;
 use chrono::{DateTime, TimeZone, Utc};
@@ -32,9 +33,17 @@ pub fn sim_config() -> SimConfig {
         audio_rate: 200,
         clock_start_ms: Some(CLOCK_START_MS),
         clock_frozen: true,
+        rate_limit: Some(TEST_RATE_LIMIT),
         ..SimConfig::default()
     }
 }
+
+/// Every test runs under Webex's limit of 300 requests per client ID, its minute scaled to
+/// 3 s so a test stays quick; [`pipeline_toml`]'s source is budgeted to match.
+pub const TEST_RATE_LIMIT: RateLimit = RateLimit {
+    requests: 300,
+    window: std::time::Duration::from_secs(3),
+};
 
 pub struct Env {
     pub sim: SimHandle,
@@ -64,8 +73,13 @@ client_id = "sim-client-id"
 client_secret = "sim-client-secret"
 refresh_token = "{refresh_token}"
 channel_types = ["telephony"]
-{extra_source}
+{budget}{extra_source}
 "#,
+        budget = if extra_source.contains("requests_per_minute") {
+            ""
+        } else {
+            "requests_per_minute = 300\nrate_window = \"3s\"\n"
+        },
         extra_source = extra_source.replace("{BASE}", base_url)
     )
 }
@@ -78,6 +92,9 @@ name = "legacy"
 base_url = "{BASE}/aws/api"
 user_id = "reports@sim.example"
 api_key = "sim-legacy-api-key"
+# The legacy API publishes no limit and the simulator enforces none; the conservative
+# default (60 a minute) would only slow the tests down.
+requests_per_minute = 6000
 "#;
 
 pub async fn env(cfg: SimConfig) -> Env {

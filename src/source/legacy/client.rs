@@ -4,6 +4,8 @@
 //! response that reaches the cap is treated as truncated: its range is halved (with the one
 //! window splitter) and each half asked again, until every piece is below the cap.
 
+use std::time::Duration;
+
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -15,6 +17,7 @@ use super::{tables, LegacyError};
 use crate::auth::LegacyAuth;
 use crate::config::LegacyConfig;
 use crate::http::fetch::BodyError;
+use crate::http::pacer::{PaceRule, Pacer};
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::window;
 
@@ -61,7 +64,15 @@ pub struct LegacyClient {
 
 impl LegacyClient {
     pub fn connect(cfg: &LegacyConfig) -> Result<Self, LegacyError> {
-        let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?;
+        // One budget per host and user: the API publishes no limit (see the config default).
+        let key = format!(
+            "legacy|{}|{}",
+            crate::http::redact_url(&cfg.base_url),
+            cfg.user_id
+        );
+        let rule = PaceRule::per_window(cfg.requests_per_minute as usize, Duration::from_secs(60));
+        let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?
+            .paced(Pacer::shared(&key, rule));
         Ok(LegacyClient {
             http,
             auth: LegacyAuth::new(&cfg.user_id, &cfg.api_key, cfg.tenant_id.as_deref()),

@@ -16,6 +16,7 @@ use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
 use crate::http::fetch::decode_json;
+use crate::http::pacer::{PaceRule, Pacer};
 use crate::http::pagination::{self, PageSizes};
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::secret::Secret;
@@ -39,19 +40,49 @@ fn required_scope(endpoint: &str) -> &'static str {
     }
 }
 
+/// The key of a Webex rate budget: the API host and the client ID (hashed: keys are
+/// logged). Every source with the same pair draws on one [`Pacer`].
+pub fn budget_key(base_url: &url::Url, client_id: &Secret) -> String {
+    use sha2::Digest;
+    let id = hex::encode(sha2::Sha256::digest(client_id.expose().as_bytes()));
+    format!(
+        "webex|{}|{}",
+        crate::http::redact_url(&base_url.join("/").unwrap_or_else(|_| base_url.clone())),
+        &id[..12]
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct WebexClient {
+    /// API calls, paced by the client ID's budget.
     pub(crate) http: HttpClient,
+    /// Pre-signed audio downloads: not API calls, so not paced (same pool and counters).
+    pub(crate) downloads: HttpClient,
+    /// Search calls: the API's budget and Search's own.
+    search: HttpClient,
     tokens: Arc<OAuthTokens>,
     cfg: WebexConfig,
     org_id: Arc<Mutex<Option<String>>>,
 }
 
 impl WebexClient {
-    pub fn new(http: HttpClient, tokens: Arc<OAuthTokens>, cfg: WebexConfig) -> Self {
+    /// A client whose API calls draw on the shared budget of `cfg`'s host and client ID.
+    pub fn new(downloads: HttpClient, tokens: Arc<OAuthTokens>, cfg: WebexConfig) -> Self {
         let org = cfg.org_id.clone();
+        let http = downloads.paced(api_pacer(&cfg));
+        let search_rule = PaceRule::per_window(
+            match &cfg.discovery {
+                crate::config::Discovery::Search(s) => s.requests_per_minute(),
+                crate::config::Discovery::Tasks => crate::config::SEARCH_REQUESTS_PER_MINUTE,
+            } as usize,
+            cfg.rate_window,
+        );
+        let search_key = format!("{}|search", budget_key(&cfg.base_url, &cfg.client_id));
+        let search = http.paced(Pacer::shared(&search_key, search_rule));
         WebexClient {
             http,
+            downloads,
+            search,
             tokens,
             cfg,
             org_id: Arc::new(Mutex::new(org)),
@@ -63,7 +94,8 @@ impl WebexClient {
         let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?;
         let tokens = OAuthTokens::new(
             &cfg.name,
-            http.clone(),
+            // Token requests count against the integration's budget too.
+            http.paced(api_pacer(cfg)),
             cfg.token_url.clone(),
             cfg.client_id.clone(),
             cfg.client_secret.clone(),
@@ -75,6 +107,19 @@ impl WebexClient {
 
     pub fn config(&self) -> &WebexConfig {
         &self.cfg
+    }
+
+    /// This client with its API calls also drawing on Search's budget.
+    pub(super) fn for_search(&self) -> WebexClient {
+        WebexClient {
+            http: self.search.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// The budget this source's API calls draw on.
+    pub fn pacer(&self) -> Option<&Arc<Pacer>> {
+        self.http.pacers().first()
     }
 
     pub(super) fn url(&self, path: &str) -> url::Url {
@@ -319,6 +364,12 @@ impl WebexClient {
             )
             .await
     }
+}
+
+/// The process-wide budget of `cfg`'s host and client ID.
+fn api_pacer(cfg: &WebexConfig) -> Arc<Pacer> {
+    let rule = PaceRule::per_window(cfg.requests_per_minute as usize, cfg.rate_window);
+    Pacer::shared(&budget_key(&cfg.base_url, &cfg.client_id), rule)
 }
 
 /// A JSON body as `T`, which may borrow from it; an error names the endpoint and the field.

@@ -253,7 +253,7 @@ async fn copy_one(
     let mut url = parse_file_path(first_url)?;
     let mut renewals = 0;
     loop {
-        match audio::copy(&client.http, &url, wh, &path).await {
+        match audio::copy(&client.downloads, &url, wh, &path).await {
             Ok(stored) => return Ok(AudioState::stored(uri, stored)),
             Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
                 renewals += 1;

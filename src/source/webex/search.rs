@@ -101,6 +101,7 @@ async fn find(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<Task>, WebexError> {
+    let client = &client.for_search();
     let org = client.org_id().await?;
     let (org, filter, variables) = (org.as_deref(), filter.as_deref(), &filters.variables);
     let cap = filters.record_cap();

@@ -31,7 +31,6 @@ pub enum Quota {
 #[derive(Debug, Clone)]
 pub struct XimaClient {
     pub(crate) http: HttpClient,
-    pacer: Arc<Pacer>,
     cfg: XimaConfig,
     /// Set by the first 509 (or the budget): no more audio requests to this tenant this run.
     stopped: Arc<Mutex<Option<Quota>>>,
@@ -62,8 +61,9 @@ impl XimaClient {
             cfg.tenant
         );
         Ok(XimaClient {
-            http: HttpClient::new(RetryConfig::default(), cfg.read_timeout)?,
-            pacer: Pacer::shared(&key, cfg.pace),
+            // Every request, audio included, keeps the tenant's pace.
+            http: HttpClient::new(RetryConfig::default(), cfg.read_timeout)?
+                .paced(Pacer::shared(&key, cfg.pace)),
             cfg: cfg.clone(),
             stopped: Arc::new(Mutex::new(None)),
             egress: Arc::new(AtomicU64::new(0)),
@@ -132,7 +132,6 @@ impl XimaClient {
         let send = || async {
             self.http
                 .send(endpoint, || async {
-                    self.pacer.wait().await;
                     Ok::<_, HttpError>(
                         self.http
                             .reqwest()
@@ -206,7 +205,6 @@ impl XimaClient {
             &self.http,
             endpoint,
             || async {
-                self.pacer.wait().await;
                 Ok(self
                     .http
                     .reqwest()
