@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod failpoint;
 pub mod http;
 pub mod memory;

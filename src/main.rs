@@ -74,8 +74,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the whole cause chain, joined with ": ".
-            eprintln!("error: {e:#}");
+            // One line: the whole cause chain, each cause once.
+            eprintln!("error: {}", ccetl::error::one_line(&e));
             ExitCode::from(commands::exit_code(&e))
         }
     }

@@ -356,15 +356,15 @@ fn with_state(url: &str, state: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_names_the_fix_for_a_token_without_access() {
-    let env = env(sim_config()).await;
+async fn check_names_the_fix_for_a_token_without_access_and_checks_the_other_sources() {
+    let env = env_with(sim_config(), LEGACY_SOURCE).await;
     // The API answers 403 to a valid token (missing scope, or no access to the org).
     env.sim
         .sim
         .faults
         .add(ccetl::sim::faults::parse("tasks:403").unwrap());
     let p = env.pipeline.to_str().unwrap().to_string();
-    let (code, _, err) = tokio::task::spawn_blocking(move || ccetl(&["check", &p], ""))
+    let (code, out, err) = tokio::task::spawn_blocking(move || ccetl(&["check", &p], ""))
         .await
         .unwrap();
     assert_eq!(code, 3, "{err}");
@@ -372,4 +372,13 @@ async fn check_names_the_fix_for_a_token_without_access() {
         err.contains("HTTP 403") && err.contains("cjp:config_read") && err.contains("source 'wx'"),
         "{err}"
     );
+    // The failing source does not hide the others: each gets its line.
+    assert!(
+        out.contains("ok   warehouse")
+            && out.contains("ok   source legacy (webex_legacy): signature accepted"),
+        "{out}"
+    );
+    assert!(err.contains("1 of 3 checks failed"), "{err}");
+    let http_403 = err.matches("HTTP 403").count();
+    assert_eq!(http_403, 1, "each cause once: {err}");
 }

@@ -178,6 +178,7 @@ async fn fault_matrix() {
         .into_iter()
         .filter(|r| only.as_deref().is_none_or(|o| o == r.faults))
     {
+        let started = std::time::Instant::now();
         let env = env_with(matrix_sim(), &sources()).await;
         env.sim.sim.faults.add(faults::parse(r.faults).unwrap());
         let (report, result) = env.run().await;
@@ -186,12 +187,13 @@ async fn fault_matrix() {
         let restarts: u64 = report.sources.iter().map(|s| s.http.body_restarts).sum();
         let outcome = check(&env, &r, &want, result, &report).await;
         let line = format!(
-            "{:<52} {:<44} {:>3} {:>7} {:>8}  {}",
+            "{:<52} {:<44} {:>3} {:>7} {:>8} {:>5.1}  {}",
             r.faults,
             r.what,
             injected,
             retries,
             restarts,
+            started.elapsed().as_secs_f64(),
             outcome
                 .as_ref()
                 .map_or_else(|e| format!("FAILED: {e}"), |o| o.clone())
@@ -208,8 +210,8 @@ async fn fault_matrix() {
         table.push(line);
     }
     println!(
-        "\n{:<52} {:<44} {:>3} {:>7} {:>8}  outcome",
-        "faults", "what", "inj", "retries", "restarts"
+        "\n{:<52} {:<44} {:>3} {:>7} {:>8} {:>5}  outcome",
+        "faults", "what", "inj", "retries", "restarts", "s"
     );
     for l in &table {
         println!("{l}");

@@ -47,6 +47,24 @@ pub enum LoginError {
     Store(String),
 }
 
+impl LoginError {
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            LoginError::StateMismatch
+            | LoginError::Denied { .. }
+            | LoginError::NoCode
+            | LoginError::Exchange { .. } => ErrorKind::Auth,
+            LoginError::Config(_) => ErrorKind::Config,
+            LoginError::Http(e) => e.kind(),
+            LoginError::BadResponse(_) => ErrorKind::Data,
+            LoginError::Listener { .. } | LoginError::Timeout(_) | LoginError::Store(_) => {
+                ErrorKind::Other
+            }
+        }
+    }
+}
+
 /// A login in progress: the URL to open and the `state` it must come back with.
 #[derive(Debug)]
 pub struct Authorization {

@@ -62,6 +62,17 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// A rejection is `Auth`; a refresh that failed on the way is its transport's kind.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            e if e.is_rejection() => ErrorKind::Auth,
+            AuthError::Http { source, .. } => source.kind(),
+            AuthError::BadResponse { .. } => ErrorKind::Data,
+            _ => ErrorKind::Other,
+        }
+    }
+
     /// The server (or the absence of any credential) said no: exit code 3.
     pub fn is_rejection(&self) -> bool {
         matches!(

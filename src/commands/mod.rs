@@ -5,68 +5,20 @@ pub mod webhooks;
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::auth::AuthError;
 use crate::cli::{RunArgs, SimulateArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
-use crate::pipeline::{self, RunError, RunOptions, RunReport};
+use crate::pipeline::{self, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::legacy::{LegacyClient, LegacyError, RecordType};
+use crate::source::legacy::{LegacyClient, RecordType};
 use crate::source::webex::WebexClient;
 
 /// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return 2;
-        }
-        if let Some(r) = cause.downcast_ref::<RunError>() {
-            if matches!(r, RunError::UnknownSource(_)) {
-                return 2;
-            }
-            if r.is_partial() {
-                return 4;
-            }
-            if r.is_auth() {
-                return 3;
-            }
-        }
-        if cause
-            .downcast_ref::<AuthError>()
-            .is_some_and(AuthError::is_rejection)
-        {
-            return 3;
-        }
-        // `WebexError::Auth` is transparent: its AuthError is not a separate link of the chain.
-        if let Some(crate::source::webex::WebexError::Auth(a)) = cause.downcast_ref() {
-            if a.is_rejection() {
-                return 3;
-            }
-        }
-        if cause
-            .downcast_ref::<LegacyError>()
-            .is_some_and(LegacyError::is_auth)
-        {
-            return 3;
-        }
-        if cause
-            .downcast_ref::<crate::source::xima::XimaError>()
-            .is_some_and(crate::source::xima::XimaError::is_auth)
-        {
-            return 3;
-        }
-        if let Some(l) = cause.downcast_ref::<crate::auth::login::LoginError>() {
-            use crate::auth::login::LoginError as L;
-            return match l {
-                L::StateMismatch | L::Denied { .. } | L::NoCode | L::Exchange { .. } => 3,
-                L::Config(_) => 2,
-                _ => 1,
-            };
-        }
-    }
-    1
+    crate::error::kind_of(err).exit_code()
 }
 
 /// The pipeline, its Webex source `name` (or its only one) and that source's state.
@@ -273,6 +225,17 @@ fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) 
     line
 }
 
+/// Some of `ccetl check`'s lines failed; each was printed. Its kind is the worst of theirs.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} checks failed (each is named above)")]
+pub struct CheckFailed {
+    pub failed: usize,
+    pub total: usize,
+    pub kind: crate::error::ErrorKind,
+}
+
+/// Checks the config, then the warehouse and every source, each on its own line, so one
+/// failure does not hide another; exits with the worst failure's code.
 pub async fn check(path: &Path) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     println!(
@@ -283,64 +246,111 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     if let Some(w) = crate::config::exposure::warning(path) {
         println!("warn {w}");
     }
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+    let states = pipeline::open_states(&cfg, &names)?;
+    let mut outcome = CheckOutcome::default();
+    outcome.record("warehouse", check_warehouse(&cfg).await);
+    for src in &cfg.sources {
+        let what = format!("source '{}' ({})", src.name(), src.kind());
+        outcome.record(&what, check_source(path, src, &states[src.name()]).await);
+    }
+    let CheckOutcome {
+        total,
+        failed,
+        worst,
+    } = outcome;
+    match worst {
+        None => Ok(()),
+        Some(kind) => Err(CheckFailed {
+            failed,
+            total,
+            kind,
+        }
+        .into()),
+    }
+}
+
+/// `ccetl check`'s lines so far: each printed as it is known.
+#[derive(Default)]
+struct CheckOutcome {
+    total: usize,
+    failed: usize,
+    worst: Option<crate::error::ErrorKind>,
+}
+
+impl CheckOutcome {
+    fn record(&mut self, what: &str, result: anyhow::Result<String>) {
+        self.total += 1;
+        match result {
+            Ok(line) => println!("ok   {line}"),
+            Err(e) => {
+                self.failed += 1;
+                let kind = crate::error::kind_of(&e);
+                if self.worst.is_none_or(|w| kind.severity() > w.severity()) {
+                    self.worst = Some(kind);
+                }
+                eprintln!("error: {what}: {}", crate::error::one_line(&e));
+            }
+        }
+    }
+}
+
+/// Writes and deletes a probe object: the warehouse is reachable and writable.
+async fn check_warehouse(cfg: &PipelineConfig) -> anyhow::Result<String> {
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     let probe = format!("_ccetl/probe-{}", std::process::id());
     wh.put(&probe, bytes::Bytes::from_static(b"ccetl write probe"))
         .await
         .with_context(|| {
             format!(
-                "warehouse {} is not writable; check the path or the credentials",
+                "{} is not writable; check the path or the credentials",
                 wh.url()
             )
         })?;
     let _ = wh.delete(&probe).await;
-    println!("ok   warehouse {} is writable", wh.url());
-    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
-    let states = pipeline::open_states(&cfg, &names)?;
-    for src in &cfg.sources {
-        match src {
-            SourceConfig::Webex(w) => {
-                auth::check_tokens(path, w, &states[&w.name])
-                    .with_context(|| format!("source '{}' (webex)", w.name))?;
-                let client = WebexClient::connect(w, states[&w.name].clone())?;
-                let now = chrono::Utc::now();
-                crate::source::webex::discover(&client, now - chrono::Duration::minutes(1), now)
-                    .await
-                    .with_context(|| format!("source '{}' (webex)", w.name))?;
-                let api = match w.discovery {
-                    crate::config::Discovery::Tasks => "tasks API works",
-                    crate::config::Discovery::Search(_) => "Search API accepts the filters",
-                };
-                println!("ok   source {} (webex): token and {api}", w.name);
-            }
-            SourceConfig::Xima(x) => {
-                // One paced request for the last minute's calls proves the key works.
-                let client = crate::source::xima::XimaClient::connect(x)?;
-                let now = chrono::Utc::now();
-                client
-                    .calls(now - chrono::Duration::minutes(1), now)
-                    .await
-                    .with_context(|| format!("source '{}' (xima)", x.name))?;
-                println!(
-                    "ok   source {} (xima): key accepted for tenant {}",
-                    x.name, x.tenant
-                );
-            }
-            SourceConfig::Legacy(l) => {
-                // A record that cannot exist: 404 proves the signature was accepted.
-                let client = LegacyClient::connect(l)?;
-                client
-                    .get(RecordType::Csr, "ccetl-credential-probe")
-                    .await
-                    .with_context(|| format!("source '{}' (webex_legacy)", l.name))?;
-                println!(
-                    "ok   source {} (webex_legacy): signature accepted for {}",
-                    l.name, l.user_id
-                );
-            }
+    Ok(format!("warehouse {} is writable", wh.url()))
+}
+
+/// One cheap request proving the source's credentials and API work.
+async fn check_source(
+    path: &Path,
+    src: &SourceConfig,
+    state: &Arc<crate::state::State>,
+) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    let minute_ago = now - chrono::Duration::minutes(1);
+    match src {
+        SourceConfig::Webex(w) => {
+            auth::check_tokens(path, w, state)?;
+            let client = WebexClient::connect(w, state.clone())?;
+            crate::source::webex::discover(&client, minute_ago, now).await?;
+            let api = match w.discovery {
+                crate::config::Discovery::Tasks => "tasks API works",
+                crate::config::Discovery::Search(_) => "Search API accepts the filters",
+            };
+            Ok(format!("source {} (webex): token and {api}", w.name))
+        }
+        SourceConfig::Xima(x) => {
+            // One paced request for the last minute's calls proves the key works.
+            let client = crate::source::xima::XimaClient::connect(x)?;
+            client.calls(minute_ago, now).await?;
+            Ok(format!(
+                "source {} (xima): key accepted for tenant {}",
+                x.name, x.tenant
+            ))
+        }
+        SourceConfig::Legacy(l) => {
+            // A record that cannot exist: 404 proves the signature was accepted.
+            let client = LegacyClient::connect(l)?;
+            client
+                .get(RecordType::Csr, "ccetl-credential-probe")
+                .await?;
+            Ok(format!(
+                "source {} (webex_legacy): signature accepted for {}",
+                l.name, l.user_id
+            ))
         }
     }
-    Ok(())
 }
 
 pub async fn state(action: StateAction) -> anyhow::Result<()> {

@@ -11,31 +11,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
-
 pub mod exposure;
-mod search;
+pub mod fields;
 mod units;
-pub use search::{Discovery, SearchConfig, SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE};
 pub use units::{parse_bytes, parse_duration};
 
-/// The longest `urlExpiration` the captures API accepts, in minutes (spec: maximum 60).
-pub const MAX_URL_EXPIRATION_MINUTES: u32 = 60;
-
-/// Webex Contact Center's documented default limit: 300 requests a minute per client ID
-/// (developer portal, "Rate Limiting"; Cisco raises it on request).
-pub const WEBEX_REQUESTS_PER_MINUTE: u32 = 300;
-/// The legacy reporting API publishes no limit: a conservative budget.
-pub const LEGACY_REQUESTS_PER_MINUTE: u32 = 60;
-
-/// A requests-per-minute setting, checked; errors are (key, message).
-fn check_rate(key: &'static str, n: u32) -> Result<u32, (&'static str, String)> {
-    if (1..=1_000_000).contains(&n) {
-        Ok(n)
-    } else {
-        Err((key, "must be between 1 and 1000000".into()))
-    }
-}
+use crate::source::legacy::config::RawLegacy;
+pub use crate::source::legacy::config::{LegacyConfig, LEGACY_REQUESTS_PER_MINUTE};
+use crate::source::webex::config::RawWebex;
+pub use crate::source::webex::config::{
+    Discovery, SearchConfig, WebexConfig, CHANNEL_TYPES, MAX_URL_EXPIRATION_MINUTES, READ_SCOPE,
+    SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE, WEBEX_REQUESTS_PER_MINUTE, WRITE_SCOPE,
+};
+use crate::source::xima::config::RawXima;
+pub use crate::source::xima::config::XimaConfig;
+use fields::{struct_keys, Fields, KeyError};
 
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +47,19 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Config
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     pipeline: RawPipeline,
+    /// Each `[[source]]` table, read by its kind's own struct once `kind` is known.
     #[serde(default, rename = "source")]
-    sources: Vec<RawSource>,
+    sources: Vec<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,92 +95,6 @@ fn default_settle() -> String {
 }
 fn default_concurrency() -> usize {
     8
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    kind: String,
-    name: String,
-    base_url: String,
-    #[serde(default)]
-    token_url: Option<String>,
-    #[serde(default)]
-    org_id: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    client_secret: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    channel_types: Option<Vec<String>>,
-    #[serde(default = "default_true")]
-    audio: bool,
-    #[serde(default = "default_true")]
-    segments: bool,
-    #[serde(default)]
-    discovery: Option<String>,
-    #[serde(default)]
-    search: Option<search::RawSearch>,
-    #[serde(default)]
-    webhook_secret: Option<String>,
-    #[serde(default)]
-    page_size: Option<u32>,
-    /// Longest time range one tasks request may cover; windows are split to fit.
-    #[serde(default)]
-    max_range: Option<String>,
-    #[serde(default)]
-    url_expiration_minutes: Option<u32>,
-    #[serde(default)]
-    concurrency: Option<usize>,
-    /// The API's rate budget, shared by every source with the same host and credential.
-    #[serde(default)]
-    requests_per_minute: Option<u32>,
-    /// The window `requests_per_minute` is counted over (60s); shorter only to scale time.
-    #[serde(default)]
-    rate_window: Option<String>,
-    #[serde(default)]
-    allow_insecure_http: bool,
-    /// How long a read may wait for a byte before the request counts as stalled.
-    #[serde(default)]
-    read_timeout: Option<String>,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    authorize_url: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    // webex_legacy
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    api_key: Option<String>,
-    #[serde(default)]
-    tenant_id: Option<String>,
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default)]
-    record_cap: Option<u64>,
-    #[serde(default)]
-    anchor_id: Option<String>,
-    #[serde(default)]
-    max_session: Option<String>,
-    // xima
-    #[serde(default)]
-    tenant: Option<String>,
-    #[serde(default)]
-    min_interval: Option<String>,
-    #[serde(default)]
-    burst_max: Option<usize>,
-    #[serde(default)]
-    burst_window: Option<String>,
-    #[serde(default)]
-    egress_budget: Option<String>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// A validated pipeline.
@@ -239,100 +150,111 @@ impl SourceConfig {
     }
 }
 
-/// Xima CCaaS: recordings with their calls, OPUS audio, a strict per-tenant pace.
-#[derive(Debug, Clone)]
-pub struct XimaConfig {
-    pub name: String,
-    pub base_url: url::Url,
-    /// The tenant name in audio paths (`/recordings/{tenant}/{key}/audio`) and the pacer's key.
-    pub tenant: String,
-    /// The service user's key (`Authorization: Bearer …`).
-    pub api_key: Secret,
-    pub pace: crate::http::pacer::PaceRule,
-    pub audio: bool,
-    /// Audio bytes to download in a rolling five days at most: stop before Xima's cap (509).
-    pub egress_budget: Option<u64>,
-    pub read_timeout: Duration,
+/// Every source kind: its `kind = "…"`, the keys its table takes and its parser. What
+/// must know every kind reads this list, so a kind cannot be half-registered.
+struct Kind {
+    name: &'static str,
+    keys: fn() -> &'static [&'static str],
+    parse: fn(toml::Table, &Fields) -> Result<SourceConfig, KeyError>,
+    /// Why a key some other kind takes does not apply to this one, where "not this kind"
+    /// alone would not help.
+    hints: &'static [(&'static str, &'static str)],
 }
 
-/// The legacy 1.0 reporting API (CSR/CAR, HMAC-SHA1, CSV).
-#[derive(Debug, Clone)]
-pub struct LegacyConfig {
-    pub name: String,
-    pub base_url: url::Url,
-    /// The portal user the API key belongs to (sent as `From`).
-    pub user_id: String,
-    pub api_key: Secret,
-    /// Appended as `;tenantId=` to the signature when set (newer tenants).
-    pub tenant_id: Option<String>,
-    pub timezone: String,
-    /// `numberOfRecords` per query; a response that reaches it is split and asked again.
-    pub record_cap: u64,
-    pub anchor_id: String,
-    /// Longest a session can run; bounds how far past a window its activities are read.
-    pub max_session: Duration,
-    pub read_timeout: Duration,
-    /// The API's budget per user: `requests_per_minute` in any minute.
-    pub requests_per_minute: u32,
-}
+const KINDS: [Kind; 3] = [
+    Kind {
+        name: "webex",
+        keys: struct_keys::<RawWebex>,
+        parse: |t, f| {
+            let raw: RawWebex = fields::deserialize(t)?;
+            Ok(SourceConfig::Webex(Box::new(raw.validate(f)?)))
+        },
+        hints: &[],
+    },
+    Kind {
+        name: "webex_legacy",
+        keys: struct_keys::<RawLegacy>,
+        parse: |t, f| {
+            let raw: RawLegacy = fields::deserialize(t)?;
+            Ok(SourceConfig::Legacy(Box::new(raw.validate(f)?)))
+        },
+        hints: &[],
+    },
+    Kind {
+        name: "xima",
+        keys: struct_keys::<RawXima>,
+        parse: |t, f| {
+            let raw: RawXima = fields::deserialize(t)?;
+            Ok(SourceConfig::Xima(Box::new(raw.validate(f)?)))
+        },
+        hints: &[(
+            "requests_per_minute",
+            "whose pace is min_interval, burst_max and burst_window",
+        )],
+    },
+];
 
-/// The v1 Webex Contact Center API.
-#[derive(Debug, Clone)]
-pub struct WebexConfig {
-    pub name: String,
-    pub base_url: url::Url,
-    pub token_url: url::Url,
-    pub org_id: Option<String>,
-    pub client_id: Secret,
-    pub client_secret: Secret,
-    /// Optional: `ccetl auth login`/`import` keep tokens in the state DB instead.
-    pub refresh_token: Option<Secret>,
-    /// OAuth scopes asked for by `ccetl auth login`.
-    pub scopes: Vec<String>,
-    pub authorize_url: url::Url,
-    /// Where the browser is sent after consent; a loopback `http://` URI is received by
-    /// `ccetl auth login` itself. Must equal a redirect URI registered for the integration.
-    pub redirect_uri: url::Url,
-    pub channel_types: Vec<String>,
-    pub audio: bool,
-    pub segments: bool,
-    pub page_size: u32,
-    pub max_range: Duration,
-    pub url_expiration_minutes: u32,
-    pub concurrency: usize,
-    /// The API's budget per client ID: `requests_per_minute` in any `rate_window`.
-    pub requests_per_minute: u32,
-    pub rate_window: Duration,
-    /// A read that waits longer than this for a byte is a stalled request, retried.
-    pub read_timeout: Duration,
-    /// `/v1/tasks`, or the Search API with filters.
-    pub discovery: Discovery,
-    /// Signs `capture:available` events (`ccetl subscribe` registers it, `ccetl serve`
-    /// checks it).
-    pub webhook_secret: Option<Secret>,
-}
-
-/// Replaces every `${NAME}` with the environment variable's value.
-fn expand_env(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated ${…}; write ${NAME}".to_string())?;
-        let name = &after[..end];
-        let val = lookup(name).ok_or_else(|| {
-            format!(
-                "environment variable {name} is not set; export it or put the value in the file"
-            )
-        })?;
-        out.push_str(&val);
-        rest = &after[end + 1..];
+/// `"webex", "webex_legacy" or "xima"`.
+fn kind_list() -> String {
+    let names: Vec<String> = KINDS.iter().map(|k| format!("\"{}\"", k.name)).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
     }
-    out.push_str(rest);
-    Ok(out)
+}
+
+/// Why `key` is refused on a source of `kind`: another kind's key, or no kind's.
+fn foreign_key(kind: &Kind, key: &str) -> String {
+    if let Some((_, why)) = kind.hints.iter().find(|(k, _)| *k == key) {
+        return format!("does not apply to {}, {why}", kind.name);
+    }
+    let owners: Vec<&str> = KINDS
+        .iter()
+        .filter(|k| (k.keys)().contains(&key))
+        .map(|k| k.name)
+        .collect();
+    if owners.is_empty() {
+        format!(
+            "unknown key for a {} source; it takes kind, {}",
+            kind.name,
+            (kind.keys)().join(", ")
+        )
+    } else {
+        format!(
+            "is a key of {} sources, not of {} ones; remove it, or check `kind`",
+            owners.join(" and "),
+            kind.name
+        )
+    }
+}
+
+/// One `[[source]]` table, checked by its kind; errors are (key within the source, message).
+fn parse_source(mut table: toml::Table, fields: &Fields) -> Result<SourceConfig, KeyError> {
+    let kind = match table.remove("kind") {
+        Some(toml::Value::String(k)) => k,
+        Some(_) => {
+            return Err(KeyError::new(
+                "kind",
+                format!("must be a string: {}", kind_list()),
+            ))
+        }
+        None => {
+            return Err(KeyError::new(
+                "kind",
+                format!("is required: {}", kind_list()),
+            ))
+        }
+    };
+    let kind = KINDS.iter().find(|k| k.name == kind).ok_or_else(|| {
+        KeyError::new(
+            "kind",
+            format!("'{kind}' is not a known source kind; use {}", kind_list()),
+        )
+    })?;
+    if let Some(key) = table.keys().find(|k| !(kind.keys)().contains(&k.as_str())) {
+        return Err(KeyError::new(key.as_str(), foreign_key(kind, key)));
+    }
+    (kind.parse)(table, fields)
 }
 
 impl PipelineConfig {
@@ -396,252 +318,32 @@ impl PipelineConfig {
 
         let mut sources = Vec::new();
         let mut names = std::collections::BTreeSet::new();
-        for (i, s) in raw.sources.into_iter().enumerate() {
-            let at = |k: &str| format!("source[{i}].{k}");
-            if s.name.is_empty()
-                || !s
-                    .name
+        let fields = Fields::new(env, p.concurrency);
+        for (i, table) in raw.sources.into_iter().enumerate() {
+            let at = |k: &str| match k {
+                "" => format!("source[{i}]"),
+                k => format!("source[{i}].{k}"),
+            };
+            let source =
+                parse_source(table, &fields).map_err(|e| invalid(&at(&e.key), e.message))?;
+            let name = source.name();
+            if name.is_empty()
+                || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return Err(invalid(
                     &at("name"),
-                    format!(
-                        "'{}' must be non-empty and use only letters, digits, '-' and '_'",
-                        s.name
-                    ),
+                    format!("'{name}' must be non-empty and use only letters, digits, '-' and '_'"),
                 ));
             }
-            if !names.insert(s.name.clone()) {
+            if !names.insert(name.to_string()) {
                 return Err(invalid(
                     &at("name"),
-                    format!("'{}' is used by two sources; names must be unique", s.name),
+                    format!("'{name}' is used by two sources; names must be unique"),
                 ));
             }
-            let secret = |k: &str, v: Option<String>| -> Result<Secret, ConfigError> {
-                let v =
-                    v.ok_or_else(|| invalid(&at(k), "is required for this source kind".into()))?;
-                expand_env(&v, env)
-                    .map(Secret::new)
-                    .map_err(|m| invalid(&at(k), m))
-            };
-            let url = |k: &str, v: &str| -> Result<url::Url, ConfigError> {
-                let v = expand_env(v, env).map_err(|m| invalid(&at(k), m))?;
-                let u = url::Url::parse(&v)
-                    .map_err(|e| invalid(&at(k), format!("'{v}' is not a URL: {e}")))?;
-                check_scheme(&u, s.allow_insecure_http).map_err(|m| invalid(&at(k), m))?;
-                Ok(u)
-            };
-            let read_timeout = match &s.read_timeout {
-                Some(v) => dur(&at("read_timeout"), v)?,
-                None => Duration::from_secs(60),
-            };
-            if read_timeout < Duration::from_millis(100) {
-                return Err(invalid(
-                    &at("read_timeout"),
-                    "must be at least 100ms (60s is the default)".into(),
-                ));
-            }
-            let rate_key = |k: &str| {
-                match s.kind.as_str() {
-                "xima" => Err(invalid(
-                    &at(k),
-                    "does not apply to xima, whose pace is min_interval, burst_max and burst_window".into(),
-                )),
-                _ => Ok(()),
-            }
-            };
-            if s.requests_per_minute.is_some() {
-                rate_key("requests_per_minute")?;
-            }
-            if s.rate_window.is_some() && s.kind != "webex" {
-                return Err(invalid(
-                    &at("rate_window"),
-                    "applies to webex sources only".into(),
-                ));
-            }
-            let requests_per_minute = |default: u32| {
-                s.requests_per_minute
-                    .map(|n| check_rate("requests_per_minute", n))
-                    .transpose()
-                    .map(|n| n.unwrap_or(default))
-                    .map_err(|(k, m)| invalid(&at(k), m))
-            };
-            match s.kind.as_str() {
-                "webex" => {
-                    let rate_window = match &s.rate_window {
-                        Some(v) => dur(&at("rate_window"), v)?,
-                        None => Duration::from_secs(60),
-                    };
-                    if rate_window < Duration::from_millis(100) {
-                        return Err(invalid(&at("rate_window"), "must be at least 100ms (60s is the default)".into()));
-                    }
-                    let base_url = url("base_url", &s.base_url)?;
-                    let token_url = url(
-                        "token_url",
-                        s.token_url
-                            .as_deref()
-                            .unwrap_or("https://webexapis.com/v1/access_token"),
-                    )?;
-                    let max_range = match &s.max_range {
-                        Some(v) => dur(&at("max_range"), v)?,
-                        None => Duration::from_secs(86_400),
-                    };
-                    let page_size = s.page_size.unwrap_or(1000);
-                    if !(1..=1000).contains(&page_size) {
-                        return Err(invalid(
-                            &at("page_size"),
-                            "must be between 1 and 1000".into(),
-                        ));
-                    }
-                    let url_expiration_minutes = s.url_expiration_minutes.unwrap_or(30);
-                    // The captures API refuses 0 and anything past 60 minutes (spec:
-                    // `urlExpiration`, maximum 60).
-                    if !(1..=MAX_URL_EXPIRATION_MINUTES).contains(&url_expiration_minutes) {
-                        return Err(invalid(
-                            &at("url_expiration_minutes"),
-                            format!("must be between 1 and {MAX_URL_EXPIRATION_MINUTES} (the captures API's limit, in minutes)"),
-                        ));
-                    }
-                    let discovery = search::discovery(s.discovery.as_deref(), s.search)
-                        .map_err(|(key, m)| invalid(&at(key), m))?;
-                    let webhook_secret = s
-                        .webhook_secret
-                        .clone()
-                        .map(|v| secret("webhook_secret", Some(v)))
-                        .transpose()?;
-                    if let Some(w) = &webhook_secret {
-                        if !(32..=256).contains(&w.expose().chars().count()) {
-                            return Err(invalid(
-                                &at("webhook_secret"),
-                                "must be 32 to 256 characters (Webex's rule for a subscription secret); generate one with `openssl rand -hex 24`".into(),
-                            ));
-                        }
-                    }
-                    sources.push(SourceConfig::Webex(Box::new(WebexConfig {
-                        name: s.name.clone(),
-                        base_url,
-                        token_url,
-                        org_id: s
-                            .org_id
-                            .as_deref()
-                            .map(|v| expand_env(v, env).map_err(|m| invalid(&at("org_id"), m)))
-                            .transpose()?,
-                        client_id: secret("client_id", s.client_id.clone())?,
-                        client_secret: secret("client_secret", s.client_secret.clone())?,
-                        refresh_token: s
-                            .refresh_token
-                            .clone()
-                            .map(|v| secret("refresh_token", Some(v)))
-                            .transpose()?,
-                        scopes: scopes(s.scopes.clone(), webhook_secret.is_some())
-                            .map_err(|m| invalid(&at("scopes"), m))?,
-                        authorize_url: url(
-                            "authorize_url",
-                            s.authorize_url
-                                .as_deref()
-                                .unwrap_or("https://webexapis.com/v1/authorize"),
-                        )?,
-                        redirect_uri: {
-                            let v = s
-                                .redirect_uri
-                                .as_deref()
-                                .unwrap_or("http://127.0.0.1:8765/callback");
-                            url::Url::parse(v).map_err(|e| {
-                                invalid(&at("redirect_uri"), format!("'{v}' is not a URL: {e}"))
-                            })?
-                        },
-                        channel_types: channel_types(s.channel_types.clone())
-                            .map_err(|m| invalid(&at("channel_types"), m))?,
-                        audio: s.audio,
-                        segments: s.segments,
-                        page_size,
-                        max_range,
-                        url_expiration_minutes,
-                        concurrency: s.concurrency.unwrap_or(p.concurrency).clamp(1, 64),
-                        requests_per_minute: requests_per_minute(WEBEX_REQUESTS_PER_MINUTE)?,
-                        rate_window,
-                        read_timeout,
-                        discovery,
-                        webhook_secret,
-                    })));
-                }
-                "webex_legacy" => {
-                    let record_cap = s.record_cap.unwrap_or(50_000);
-                    if record_cap < 2 {
-                        return Err(invalid(&at("record_cap"), "must be at least 2".into()));
-                    }
-                    let user_id = s
-                        .user_id
-                        .as_deref()
-                        .ok_or_else(|| invalid(&at("user_id"), "is required for webex_legacy: the portal user the API key belongs to".into()))
-                        .and_then(|v| expand_env(v, env).map_err(|m| invalid(&at("user_id"), m)))?;
-                    sources.push(SourceConfig::Legacy(Box::new(LegacyConfig {
-                        name: s.name.clone(),
-                        base_url: url("base_url", &s.base_url)?,
-                        user_id,
-                        api_key: secret("api_key", s.api_key.clone())?,
-                        tenant_id: s.tenant_id.clone(),
-                        timezone: s.timezone.clone().unwrap_or_else(|| "UTC".into()),
-                        record_cap,
-                        anchor_id: s.anchor_id.clone().unwrap_or_default(),
-                        max_session: match &s.max_session {
-                            Some(v) => dur(&at("max_session"), v)?,
-                            None => Duration::from_secs(86_400),
-                        },
-                        read_timeout,
-                        requests_per_minute: requests_per_minute(LEGACY_REQUESTS_PER_MINUTE)?,
-                    })));
-                }
-                "xima" => {
-                    let tenant = s
-                        .tenant
-                        .clone()
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| {
-                            invalid(
-                                &at("tenant"),
-                                "is required for xima: the tenant name in its audio paths".into(),
-                            )
-                        })?;
-                    let min_interval = match &s.min_interval {
-                        Some(v) => dur(&at("min_interval"), v)?,
-                        None => Duration::from_secs(3),
-                    };
-                    // Xima's ratio: one per 3 s and three per 10 s, so a scaled interval
-                    // scales the window with it.
-                    let burst_window = match &s.burst_window {
-                        Some(v) => dur(&at("burst_window"), v)?,
-                        None => min_interval * 10 / 3,
-                    };
-                    let burst_max = s.burst_max.unwrap_or(3).max(1);
-                    let egress_budget = s
-                        .egress_budget
-                        .as_deref()
-                        .map(|v| parse_bytes(v).map_err(|m| invalid(&at("egress_budget"), m)))
-                        .transpose()?;
-                    sources.push(SourceConfig::Xima(Box::new(XimaConfig {
-                        name: s.name.clone(),
-                        base_url: url("base_url", &s.base_url)?,
-                        tenant,
-                        api_key: secret("api_key", s.api_key.clone())?,
-                        pace: crate::http::pacer::PaceRule {
-                            min_interval,
-                            burst_max,
-                            burst_window,
-                        },
-                        audio: s.audio,
-                        egress_budget,
-                        read_timeout,
-                    })));
-                }
-                other => {
-                    return Err(invalid(
-                        &at("kind"),
-                        format!("'{other}' is not a known source kind; use \"webex\", \"webex_legacy\" or \"xima\""),
-                    ))
-                }
-            }
+            sources.push(source);
         }
         if sources.is_empty() {
             return Err(invalid(
@@ -674,27 +376,6 @@ impl PipelineConfig {
     }
 }
 
-/// Only https, or http on a loopback host (the simulator, a local proxy).
-fn check_scheme(u: &url::Url, allow_insecure: bool) -> Result<(), String> {
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" => {
-            let loopback = match u.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
-            };
-            if loopback || allow_insecure {
-                Ok(())
-            } else {
-                Err(format!("'{u}' uses plain http to a non-loopback host; use https or set allow_insecure_http = true"))
-            }
-        }
-        s => Err(format!("scheme '{s}' is not supported; use https")),
-    }
-}
-
 /// Turns a warehouse setting into a URL; bare paths become `file://` relative to the pipeline file.
 fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, String> {
     if let Some((scheme, _)) = value.split_once("://") {
@@ -712,45 +393,6 @@ fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, String> {
     let u = url::Url::from_directory_path(&abs)
         .map_err(|_| format!("'{}' is not a usable directory path", abs.display()))?;
     Ok(u.as_str().trim_end_matches('/').to_string())
-}
-
-/// The scope reading tasks, captures and search needs (`cjp:config` also grants it).
-pub const READ_SCOPE: &str = "cjp:config_read";
-/// The scope creating, updating and deleting subscriptions needs (spec).
-pub const WRITE_SCOPE: &str = "cjp:config_write";
-
-/// The OAuth scopes `ccetl auth login` asks for: read, and write when webhooks are set up
-/// (`webhook_secret`: `ccetl subscribe` registers a subscription). Configured scopes that
-/// lack what the configured features need are refused here, not at the first 403.
-fn scopes(v: Option<Vec<String>>, webhooks: bool) -> Result<Vec<String>, String> {
-    let has = |v: &[String], s: &str| v.iter().any(|x| x == s || x == "cjp:config");
-    match v {
-        None if webhooks => Ok(vec![READ_SCOPE.into(), WRITE_SCOPE.into()]),
-        None => Ok(vec![READ_SCOPE.into()]),
-        Some(v) if !has(&v, READ_SCOPE) => Err(format!(
-            "must include {READ_SCOPE} (tasks, captures and search need it)"
-        )),
-        Some(v) if webhooks && !has(&v, WRITE_SCOPE) => Err(format!(
-            "must include {WRITE_SCOPE}: webhook_secret is set and `ccetl subscribe` needs it to register the subscription"
-        )),
-        Some(v) => Ok(v),
-    }
-}
-
-/// The channel types the API knows (spec: `/v1/tasks` `channelTypes`, an enum; the Search
-/// API's `channelType` filter is a GraphQL enum of the same values).
-pub const CHANNEL_TYPES: [&str; 4] = ["telephony", "chat", "email", "social"];
-
-/// `channel_types`, each one the API knows; telephony when unset, every channel when empty.
-fn channel_types(v: Option<Vec<String>>) -> Result<Vec<String>, String> {
-    let v = v.unwrap_or_else(|| vec!["telephony".into()]);
-    match v.iter().find(|c| !CHANNEL_TYPES.contains(&c.as_str())) {
-        Some(c) => Err(format!(
-            "'{c}' is not a channel type of the API; use {} (lowercase)",
-            CHANNEL_TYPES.join(", ")
-        )),
-        None => Ok(v),
-    }
 }
 
 /// Parses RFC 3339 or a plain UTC date.
@@ -989,6 +631,88 @@ refresh_token = "r"
         let text = format!("{GOOD}{}", legacy.replace("user_id", "# user_id"));
         let e = PipelineConfig::parse(Path::new("x.toml"), &text, &env).unwrap_err();
         assert!(e.to_string().contains("source[1].user_id"), "{e}");
+    }
+
+    #[test]
+    fn another_kinds_key_is_refused_naming_the_kind_that_has_it() {
+        let xima = "[[source]]\nkind = \"xima\"\nname = \"x\"\nbase_url = \"http://127.0.0.1:9\"\ntenant = \"t\"\napi_key = \"k\"\n";
+        let legacy = "[[source]]\nkind = \"webex_legacy\"\nname = \"lg\"\nbase_url = \"https://rest.example/aws/api\"\nuser_id = \"u\"\napi_key = \"k\"\n";
+        let parse = |text: String| {
+            PipelineConfig::parse(Path::new("x.toml"), &text, &env).map_err(|e| e.to_string())
+        };
+        assert!(parse(format!("{GOOD}{xima}{legacy}")).is_ok());
+        for (text, key, says) in [
+            (
+                format!("{GOOD}tenant = \"t\"\n"),
+                "source[0].tenant",
+                "a key of xima sources, not of webex ones",
+            ),
+            (
+                format!("{GOOD}{xima}discovery = \"search\"\n"),
+                "source[1].discovery",
+                "a key of webex sources, not of xima ones",
+            ),
+            (
+                format!("{GOOD}{xima}[source.search]\nqueues = [\"q\"]\n"),
+                "source[1].search",
+                "a key of webex sources",
+            ),
+            (
+                format!("{GOOD}{legacy}audio = false\n"),
+                "source[1].audio",
+                "a key of webex and xima sources, not of webex_legacy ones",
+            ),
+            (
+                format!("{GOOD}{legacy}egress_budget = \"1GB\"\n"),
+                "source[1].egress_budget",
+                "a key of xima sources",
+            ),
+            (
+                format!("{GOOD}{xima}rate_window = \"6s\"\n"),
+                "source[1].rate_window",
+                "a key of webex sources",
+            ),
+            (
+                format!("{GOOD}tenent = \"t\"\n"),
+                "source[0].tenent",
+                "unknown key for a webex source; it takes kind, name, base_url",
+            ),
+            (
+                format!("{GOOD}page_size = \"big\"\n"),
+                "source[0].page_size",
+                "invalid type: string \"big\", expected u32",
+            ),
+            (
+                GOOD.replace("kind = \"webex\"\n", ""),
+                "source[0].kind",
+                "is required: \"webex\", \"webex_legacy\" or \"xima\"",
+            ),
+            (
+                GOOD.replace("\"webex\"", "\"genesys\""),
+                "source[0].kind",
+                "'genesys' is not a known source kind",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.contains(&format!("{key}: ")) && e.contains(says),
+                "{key}: {e}"
+            );
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn each_kind_knows_its_keys() {
+        for k in &KINDS {
+            let keys = (k.keys)();
+            assert!(
+                keys.contains(&"name") && keys.contains(&"base_url"),
+                "{}: {keys:?}",
+                k.name
+            );
+        }
+        assert!((KINDS[0].keys)().contains(&"search"));
     }
 
     #[test]

@@ -53,6 +53,23 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// Rejected credentials are reported by the layer that knows them (each source maps
+    /// its 401s); here a 4xx is the request's fault and the rest the network's or server's.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            HttpError::Status { status, .. }
+                if status.is_client_error() && *status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                ErrorKind::Other
+            }
+            HttpError::Status { .. } | HttpError::Transport { .. } | HttpError::Body { .. } => {
+                ErrorKind::Transient
+            }
+            HttpError::Request { .. } => ErrorKind::Other,
+        }
+    }
+
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             HttpError::Status { status, .. } => Some(*status),
@@ -152,16 +169,19 @@ impl HttpClient {
         c
     }
 
-    /// The budgets this client draws on, narrowest last.
+    /// The budgets this client draws on: the credential's own first, narrower ones (Search) after.
     pub fn pacers(&self) -> &[Arc<Pacer>] {
         &self.pacers
     }
 
-    /// Waits for a slot in every budget; the instant the request may leave.
+    /// Waits for a slot in every budget; the instant the request may leave. The narrowest
+    /// budget is asked first: its wait is the long one, and the wider budget's slot, taken
+    /// last, is then the instant the request really leaves (a slot taken before a long wait
+    /// elsewhere would let that budget's window end before the API's does).
     async fn take_slot(&self) -> tokio::time::Instant {
         let asked = tokio::time::Instant::now();
         let mut at = asked;
-        for p in &self.pacers {
+        for p in self.pacers.iter().rev() {
             at = p.wait().await;
         }
         if !self.pacers.is_empty() {

@@ -9,10 +9,11 @@
 //! A request takes its slot before it is sent: the later of `last + min_interval`, the
 //! `limit`-th last `+ window` (plus a margin for transit jitter) and the end of a pause. The
 //! allowance is adaptive (AIMD): a 429 pauses every request for its `Retry-After` and lowers
-//! the allowance under what the API just accepted, cutting once per congestion (further
-//! refusals in flight only bring it down to what was accepted, never by another 20%); each window spent at the allowance without a 429 raises it by 2% of
-//! the rule's maximum, so a limit lower than configured (another app on the same client ID, a
-//! busier org) costs a 429 every few windows, not a storm.
+//! the allowance under what the API just accepted (once a tenth of it was sent; by a fifth
+//! before), cutting once per congestion (further refusals in flight only bring it down to
+//! what was accepted, never by another 20%); each window spent at the allowance without a
+//! 429 raises it by 2% of the rule's maximum, so a limit lower than configured (another app
+//! on the same client ID, a busier org) costs a 429 every few windows, not a storm.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -185,7 +186,14 @@ impl Pacer {
         let pause = retry_after.unwrap_or(window / 12).min(window);
         clock.paused_until = clock.paused_until.max(Some(now + pause));
         let accepted = clock.in_window(now, window);
-        let under_accepted = ((accepted as f64 * 0.9) as usize).max(1);
+        // What the API took tells its limit only when we sent a real share of ours (a
+        // tenth): a 429 after a handful of requests is a blip or another client's traffic,
+        // and cutting to the handful would starve the run for many windows.
+        let under_accepted = if accepted * 10 >= clock.limit {
+            ((accepted as f64 * 0.9) as usize).max(1)
+        } else {
+            clock.limit
+        };
         if clock.last_cut.is_some_and(|cut| sent_at <= cut) {
             // The same congestion: each refusal in flight shows the API took one fewer.
             if under_accepted < clock.limit {
@@ -332,15 +340,26 @@ mod tests {
     async fn the_allowance_grows_back_while_it_is_used() {
         let rule = PaceRule::per_window(100, Duration::from_millis(100));
         let p = Pacer::new("t", rule);
-        let first = p.wait().await;
-        p.refused(first, Some(Duration::from_millis(1)));
-        assert_eq!(p.counts().limit, 1);
+        let mut last = p.wait().await;
+        for _ in 0..19 {
+            last = p.wait().await;
+        }
+        p.refused(last, Some(Duration::from_millis(1)));
+        assert_eq!(p.counts().limit, 17, "under the 19 accepted");
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(900) {
             p.wait().await;
         }
         let c = p.counts();
-        assert!(c.limit > 1 && c.limit < 100, "{c:?}");
-        assert_eq!(c.lowest, 1);
+        assert!(c.limit > 17 && c.limit < 100, "{c:?}");
+        assert_eq!(c.lowest, 17);
+    }
+
+    #[tokio::test]
+    async fn a_429_among_the_first_requests_cuts_by_a_fifth_not_to_them() {
+        let p = Pacer::new("t", PaceRule::per_window(300, Duration::from_secs(3)));
+        let first = p.wait().await;
+        p.refused(first, Some(Duration::from_millis(1)));
+        assert_eq!(p.counts().limit, 240);
     }
 }

@@ -28,6 +28,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::{PipelineConfig, SourceConfig};
+use crate::error::ErrorKind;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
 use crate::sink::parquet;
 use crate::sink::{StoreError, Warehouse};
@@ -115,33 +116,55 @@ pub enum SourceFailure {
 }
 
 impl SourceFailure {
-    pub fn is_auth(&self) -> bool {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            SourceFailure::Webex(WebexError::Auth(a)) => a.is_rejection(),
-            SourceFailure::Legacy(e) => e.is_auth(),
-            SourceFailure::Xima(e) => e.is_auth(),
-            _ => false,
+            SourceFailure::Webex(e) => e.kind(),
+            SourceFailure::Legacy(e) => e.kind(),
+            SourceFailure::Xima(e) => e.kind(),
+            SourceFailure::Write(_)
+            | SourceFailure::Store(_)
+            | SourceFailure::State(_)
+            | SourceFailure::Transform(_)
+            | SourceFailure::ShutDown(_) => ErrorKind::Other,
         }
+    }
+
+    pub fn is_auth(&self) -> bool {
+        self.kind() == ErrorKind::Auth
     }
 }
 
 impl RunError {
+    /// `Quota` when only quotas stopped the run (everything else succeeded); a failed source
+    /// is its own error's kind; of several, the first's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RunError::UnknownSource(_) => ErrorKind::Config,
+            RunError::Partial { .. } => ErrorKind::Quota,
+            RunError::Source { error, .. } => error.kind(),
+            RunError::Some {
+                all_partial: true, ..
+            } => ErrorKind::Quota,
+            RunError::Some { first, .. } => match first.kind() {
+                ErrorKind::Quota => ErrorKind::Other,
+                k => k,
+            },
+            RunError::State(_)
+            | RunError::Store(_)
+            | RunError::Task(_)
+            | RunError::Rebuild(_)
+            | RunError::StateMissing { .. } => ErrorKind::Other,
+        }
+    }
+
     /// True when only a quota stopped the run (exit code 4): everything else succeeded.
     pub fn is_partial(&self) -> bool {
-        match self {
-            RunError::Partial { .. } => true,
-            RunError::Some { all_partial, .. } => *all_partial,
-            _ => false,
-        }
+        self.kind() == ErrorKind::Quota
     }
 
     /// True when the cause is rejected credentials (exit code 3).
     pub fn is_auth(&self) -> bool {
-        match self {
-            RunError::Source { error, .. } => error.is_auth(),
-            RunError::Some { first, .. } => first.is_auth(),
-            _ => false,
-        }
+        self.kind() == ErrorKind::Auth
     }
 }
 

@@ -75,7 +75,13 @@ refresh_token = "{refresh_token}"
 channel_types = ["telephony"]
 {budget}{extra_source}
 "#,
-        budget = if extra_source.contains("requests_per_minute") {
+        // The Webex source's own keys come before any further [[source]]: a budget set
+        // there (not another source's) replaces the scaled test budget.
+        budget = if extra_source
+            .split("[[source]]")
+            .next()
+            .is_some_and(|own| own.contains("requests_per_minute"))
+        {
             ""
         } else {
             "requests_per_minute = 300\nrate_window = \"3s\"\n"

@@ -7,6 +7,7 @@
 //! chain in one window, and no activity is stored twice.
 
 pub mod client;
+pub mod config;
 pub mod csv;
 pub mod tables;
 
@@ -56,8 +57,16 @@ pub enum LegacyError {
 }
 
 impl LegacyError {
-    pub fn is_auth(&self) -> bool {
-        matches!(self, LegacyError::Auth { .. })
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            LegacyError::Http(e) => e.kind(),
+            LegacyError::Auth { .. } => ErrorKind::Auth,
+            LegacyError::Csv { .. } | LegacyError::Decode { .. } | LegacyError::TooDense { .. } => {
+                ErrorKind::Data
+            }
+            LegacyError::Arrow(_) => ErrorKind::Other,
+        }
     }
 }
 

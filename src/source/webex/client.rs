@@ -117,11 +117,6 @@ impl WebexClient {
         }
     }
 
-    /// The budget this source's API calls draw on.
-    pub fn pacer(&self) -> Option<&Arc<Pacer>> {
-        self.http.pacers().first()
-    }
-
     pub(super) fn url(&self, path: &str) -> url::Url {
         crate::http::join_path(&self.cfg.base_url, path)
     }

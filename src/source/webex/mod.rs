@@ -7,6 +7,7 @@
 
 pub mod captures;
 pub mod client;
+pub mod config;
 pub mod events;
 pub mod model;
 pub mod search;
@@ -51,6 +52,20 @@ pub enum WebexError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("POST /search: {0}")]
     CursorLoop(#[from] crate::http::pagination::CursorLoop),
+}
+
+impl WebexError {
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            WebexError::Http(e) => e.kind(),
+            WebexError::Auth(e) => e.kind(),
+            WebexError::Decode { .. } | WebexError::PageLoop(_) | WebexError::CursorLoop(_) => {
+                ErrorKind::Data
+            }
+            WebexError::State(_) | WebexError::Arrow(_) => ErrorKind::Other,
+        }
+    }
 }
 
 /// A window's extracted data, before audio.

@@ -6,6 +6,7 @@
 //! `pending`, and after a 509 the rest is `deferred`, both retried by later runs.
 
 pub mod client;
+pub mod config;
 pub mod model;
 pub mod tables;
 
@@ -38,8 +39,14 @@ pub enum XimaError {
 }
 
 impl XimaError {
-    pub fn is_auth(&self) -> bool {
-        matches!(self, XimaError::Auth { .. })
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            XimaError::Http(e) => e.kind(),
+            XimaError::Auth { .. } => ErrorKind::Auth,
+            XimaError::Decode { .. } => ErrorKind::Data,
+            XimaError::Audio(_) | XimaError::State(_) => ErrorKind::Other,
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::parse_duration;
+use crate::config::fields::check_rate;
+use crate::config::parse_duration;
 
 /// `[source.search]` as written. Lists match any of their values; the filters combine with
 /// AND.
@@ -160,7 +161,7 @@ fn check(raw: RawSearch) -> Result<SearchConfig, (&'static str, String)> {
         variables: raw.variables,
         requests_per_minute: raw
             .requests_per_minute
-            .map(|n| super::check_rate("search.requests_per_minute", n))
+            .map(|n| check_rate("search.requests_per_minute", n))
             .transpose()?,
         record_cap: match raw.record_cap {
             Some(n) if n < 2 => return Err(("search.record_cap", "must be at least 2".into())),
