@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::http::pacer::Pacer;
 use crate::http::{HttpClient, HttpCounts};
+use crate::sink::audio::{AudioState, AudioStatus};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct WindowReport {
@@ -149,29 +150,29 @@ pub struct RunReport {
 impl WindowReport {
     /// Counts one recording's audio outcome.
     /// Counts a recording row kept from the window's files (not read again this run).
-    pub fn count_kept(&mut self, status: &str, segment: bool) {
+    pub fn count_kept(&mut self, status: Option<AudioStatus>, segment: bool) {
         self.recordings += 1;
         self.segments += u64::from(segment);
         match status {
-            "stored" => self.audio_reused += 1,
-            "pending" => self.audio_pending += 1,
-            "deferred" => self.audio_deferred += 1,
-            "missing" => self.audio_missing += 1,
-            _ => {}
+            Some(AudioStatus::Stored) => self.audio_reused += 1,
+            Some(AudioStatus::Pending) => self.audio_pending += 1,
+            Some(AudioStatus::Deferred) => self.audio_deferred += 1,
+            Some(AudioStatus::Missing) => self.audio_missing += 1,
+            Some(AudioStatus::Disabled) | None => {}
         }
     }
 
-    pub fn count_audio(&mut self, a: &crate::sink::audio::AudioState) {
+    pub fn count_audio(&mut self, a: &AudioState) {
         match a.status {
-            "stored" if a.reused => self.audio_reused += 1,
-            "stored" => {
+            AudioStatus::Stored if a.reused => self.audio_reused += 1,
+            AudioStatus::Stored => {
                 self.audio_stored += 1;
                 self.audio_bytes += a.bytes.unwrap_or(0);
             }
-            "pending" => self.audio_pending += 1,
-            "deferred" => self.audio_deferred += 1,
-            "missing" => self.audio_missing += 1,
-            _ => {}
+            AudioStatus::Pending => self.audio_pending += 1,
+            AudioStatus::Deferred => self.audio_deferred += 1,
+            AudioStatus::Missing => self.audio_missing += 1,
+            AudioStatus::Disabled => {}
         }
     }
 }

@@ -150,7 +150,8 @@ fn webex_capture_pages() {
             // What the audio step does with a file path: parse it as a URL, or refuse.
             let _ = url::Url::parse(url);
         }
-        let audio = vec![AudioState::none("disabled", None); window.len()];
+        let audio =
+            vec![AudioState::none(ccetl::sink::audio::AudioStatus::Disabled, None); window.len()];
         let (table, dates) = window.captures_table(&audio);
         let (segments, seg_dates) =
             captures::segments_table(&table, &dates).map_err(|e| e.to_string())?;

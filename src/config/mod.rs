@@ -165,34 +165,36 @@ const KINDS: [Kind; 3] = [
     Kind {
         name: "webex",
         keys: struct_keys::<RawWebex>,
-        parse: |t, f| {
-            let raw: RawWebex = fields::deserialize(t)?;
-            Ok(SourceConfig::Webex(Box::new(raw.validate(f)?)))
-        },
+        parse: |t, f| parse_as(t, f, RawWebex::validate, SourceConfig::Webex),
         hints: &[],
     },
     Kind {
         name: "webex_legacy",
         keys: struct_keys::<RawLegacy>,
-        parse: |t, f| {
-            let raw: RawLegacy = fields::deserialize(t)?;
-            Ok(SourceConfig::Legacy(Box::new(raw.validate(f)?)))
-        },
+        parse: |t, f| parse_as(t, f, RawLegacy::validate, SourceConfig::Legacy),
         hints: &[],
     },
     Kind {
         name: "xima",
         keys: struct_keys::<RawXima>,
-        parse: |t, f| {
-            let raw: RawXima = fields::deserialize(t)?;
-            Ok(SourceConfig::Xima(Box::new(raw.validate(f)?)))
-        },
+        parse: |t, f| parse_as(t, f, RawXima::validate, SourceConfig::Xima),
         hints: &[(
             "requests_per_minute",
             "whose pace is min_interval, burst_max and burst_window",
         )],
     },
 ];
+
+/// A source's table read as its kind's raw struct `R`, validated, and wrapped.
+fn parse_as<R: serde::de::DeserializeOwned, C>(
+    table: toml::Table,
+    fields: &Fields,
+    validate: fn(R, &Fields) -> Result<C, KeyError>,
+    wrap: fn(Box<C>) -> SourceConfig,
+) -> Result<SourceConfig, KeyError> {
+    let raw: R = fields::deserialize(table)?;
+    Ok(wrap(Box::new(validate(raw, fields)?)))
+}
 
 /// `"webex", "webex_legacy" or "xima"`.
 fn kind_list() -> String {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{SourceFailure, SourceRun, WindowReport};
+use crate::sink::audio::AudioStatus;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows, WrittenFile};
 use crate::state::{AudioRecord, WindowRecord};
@@ -117,7 +118,7 @@ pub(super) async fn load(
 
 /// Whether a recording of the window found missing has runs left to be asked for again.
 fn retry_missing(run: &SourceRun<'_>, ledger: &[AudioRecord]) -> Result<bool, SourceFailure> {
-    for a in ledger.iter().filter(|a| a.status == "missing") {
+    for a in ledger.iter().filter(|a| a.status == AudioStatus::Missing) {
         if run.state.audio_attempts(run.name, &a.recording_id)? + 1 < MISSING_ATTEMPTS {
             return Ok(true);
         }

@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::SourceFailure;
+use crate::sink::audio::AudioStatus;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::TableRows;
 use crate::sink::Warehouse;
@@ -57,7 +58,7 @@ impl Previous {
             let status = strings(batch, "audio_status")?;
             for i in 0..batch.num_rows() {
                 let task = tasks.value(i).to_string();
-                if matches!(status.value(i), "stored" | "disabled") {
+                if AudioStatus::parse(status.value(i)).is_some_and(AudioStatus::is_settled) {
                     settled.insert(task);
                 } else {
                     open.insert(task);
@@ -124,8 +125,16 @@ async fn previous_rows(
     Ok(out)
 }
 
-/// `(capture_id, audio_status, segment)` of each row of a `webex_captures` batch.
-pub fn recordings(captures: &RecordBatch) -> Result<Vec<(&str, &str, bool)>, SourceFailure> {
+/// A recording row of a window's files: its id, audio status and whether it is a segment.
+pub struct KeptRecording<'a> {
+    pub id: &'a str,
+    /// `None` for a name ccetl does not write (counted as nothing).
+    pub status: Option<AudioStatus>,
+    pub segment: bool,
+}
+
+/// Each row of a `webex_captures` batch.
+pub fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>>, SourceFailure> {
     let ids = strings(captures, "capture_id")?;
     let status = strings(captures, "audio_status")?;
     let segment = captures
@@ -135,7 +144,11 @@ pub fn recordings(captures: &RecordBatch) -> Result<Vec<(&str, &str, bool)>, Sou
             arrow::error::ArrowError::SchemaError("no boolean column 'segment'".into())
         })?;
     Ok((0..captures.num_rows())
-        .map(|i| (ids.value(i), status.value(i), segment.value(i)))
+        .map(|i| KeptRecording {
+            id: ids.value(i),
+            status: AudioStatus::parse(status.value(i)),
+            segment: segment.value(i),
+        })
         .collect())
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::{open_states, stream_of, RunError};
 use crate::config::{PipelineConfig, SourceConfig};
+use crate::sink::audio::AudioStatus;
 use crate::sink::{manifest, Warehouse};
 use crate::state::{AudioRecord, State, WindowRecord};
 
@@ -120,7 +121,7 @@ async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRec
                 uri: uris.is_valid(i).then(|| uris.value(i).to_string()),
                 bytes: bytes.is_valid(i).then(|| bytes.value(i) as u64),
                 sha256: sha.is_valid(i).then(|| sha.value(i).to_string()),
-                status: "stored".into(),
+                status: AudioStatus::Stored,
                 last_error: None,
             });
         }

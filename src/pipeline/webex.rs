@@ -189,9 +189,9 @@ fn tables_of(
     // Recordings kept from the window's files count too: the manifest says what it holds.
     if previous.is_some() {
         let read: HashSet<&str> = ids.iter().flatten().collect();
-        for (id, status, segment) in merge::recordings(&t[1].batch)? {
-            if !read.contains(id) {
-                wr.count_kept(status, segment);
+        for kept in merge::recordings(&t[1].batch)? {
+            if !read.contains(kept.id) {
+                wr.count_kept(kept.status, kept.segment);
             }
         }
     }

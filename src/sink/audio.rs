@@ -34,11 +34,63 @@ pub enum AudioError {
     },
 }
 
+/// Where a recording's audio stands. Its name is the `audio_status` column and the ledger's
+/// `status`; the README's warehouse section lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioStatus {
+    /// In the warehouse at `audio_uri`.
+    Stored,
+    /// Not downloadable yet (not ready, or its URL kept failing): the next run tries again.
+    Pending,
+    /// Held back by a quota (Xima's bandwidth cap, the egress budget): a rerun resumes.
+    Deferred,
+    /// The recording is gone (404); asked for again by a few runs, then left.
+    Missing,
+    /// Audio is off for the source: nothing was attempted.
+    Disabled,
+}
+
+impl AudioStatus {
+    pub const ALL: [AudioStatus; 5] = [
+        AudioStatus::Stored,
+        AudioStatus::Pending,
+        AudioStatus::Deferred,
+        AudioStatus::Missing,
+        AudioStatus::Disabled,
+    ];
+
+    /// The name written to tables and the ledger.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AudioStatus::Stored => "stored",
+            AudioStatus::Pending => "pending",
+            AudioStatus::Deferred => "deferred",
+            AudioStatus::Missing => "missing",
+            AudioStatus::Disabled => "disabled",
+        }
+    }
+
+    /// The status a table or the ledger names; `None` for a name ccetl never writes.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Nothing more will come of asking again: stored, or not asked for at all.
+    pub fn is_settled(self) -> bool {
+        matches!(self, AudioStatus::Stored | AudioStatus::Disabled)
+    }
+}
+
+impl std::fmt::Display for AudioStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a recording's audio ended up, whichever source it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioState {
-    /// `stored`, `pending`, `deferred`, `missing` or `disabled`.
-    pub status: &'static str,
+    pub status: AudioStatus,
     pub uri: Option<String>,
     pub bytes: Option<u64>,
     pub sha256: Option<String>,
@@ -51,7 +103,7 @@ impl AudioState {
     /// Audio this run stored at `uri`.
     pub fn stored(uri: String, s: Stored) -> Self {
         AudioState {
-            status: "stored",
+            status: AudioStatus::Stored,
             uri: Some(uri),
             bytes: Some(s.bytes),
             sha256: Some(s.sha256),
@@ -61,7 +113,7 @@ impl AudioState {
     }
 
     /// No audio (`pending`, `deferred`, `missing`, `disabled`), and why.
-    pub fn none(status: &'static str, error: Option<String>) -> Self {
+    pub fn none(status: AudioStatus, error: Option<String>) -> Self {
         AudioState {
             status,
             uri: None,
@@ -74,9 +126,10 @@ impl AudioState {
 
     /// The ledger's entry, when it already holds this recording's audio at `uri`.
     pub fn already_stored(prev: Option<AudioRecord>, uri: &str) -> Option<Self> {
-        let prev = prev.filter(|p| p.status == "stored" && p.uri.as_deref() == Some(uri))?;
+        let prev =
+            prev.filter(|p| p.status == AudioStatus::Stored && p.uri.as_deref() == Some(uri))?;
         Some(AudioState {
-            status: "stored",
+            status: AudioStatus::Stored,
             uri: prev.uri,
             bytes: prev.bytes,
             sha256: prev.sha256,
@@ -88,7 +141,7 @@ impl AudioState {
     /// The ledger row of an object this run stored (not one it found already stored): what
     /// [`crate::state::StoredLedger`] records before the window commits.
     pub fn newly_stored(&self, recording_id: &str, call_id: &str) -> Option<AudioRecord> {
-        (self.status == "stored" && !self.reused)
+        (self.status == AudioStatus::Stored && !self.reused)
             .then(|| self.ledger(recording_id, call_id))
             .flatten()
     }
@@ -97,7 +150,7 @@ impl AudioState {
     /// attempted, so there is nothing to record, and a row an earlier run with audio on
     /// wrote (the object it stored) must stay as it is.
     pub fn ledger(&self, recording_id: &str, call_id: &str) -> Option<AudioRecord> {
-        if self.status == "disabled" {
+        if self.status == AudioStatus::Disabled {
             return None;
         }
         Some(AudioRecord {
@@ -106,7 +159,7 @@ impl AudioState {
             uri: self.uri.clone(),
             bytes: self.bytes,
             sha256: self.sha256.clone(),
-            status: self.status.to_string(),
+            status: self.status,
             last_error: self.error.clone(),
         })
     }
@@ -231,7 +284,10 @@ mod tests {
     fn audio_off_leaves_the_ledger_alone_and_other_states_are_recorded() {
         // A run with audio off attempted nothing: an entry would overwrite the one a run
         // with audio on wrote (the stored object's URI and hash).
-        assert_eq!(AudioState::none("disabled", None).ledger("r1", "c1"), None);
+        assert_eq!(
+            AudioState::none(AudioStatus::Disabled, None).ledger("r1", "c1"),
+            None
+        );
         let stored = AudioState::stored(
             "file:///wh/audio/r1.wav".into(),
             Stored {
@@ -244,7 +300,7 @@ mod tests {
             (entry.status.as_str(), entry.uri.as_deref(), entry.bytes),
             ("stored", Some("file:///wh/audio/r1.wav"), Some(3))
         );
-        let pending = AudioState::none("pending", Some("not yet available".into()));
+        let pending = AudioState::none(AudioStatus::Pending, Some("not yet available".into()));
         let entry = pending.ledger("r1", "c1").expect("pending is recorded");
         assert_eq!(entry.last_error.as_deref(), Some("not yet available"));
     }

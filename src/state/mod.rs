@@ -20,6 +20,7 @@ pub use stored::StoredLedger;
 
 use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
+use crate::sink::audio::AudioStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -102,7 +103,7 @@ pub struct AudioRecord {
     pub uri: Option<String>,
     pub bytes: Option<u64>,
     pub sha256: Option<String>,
-    pub status: String,
+    pub status: AudioStatus,
     pub last_error: Option<String>,
 }
 
@@ -517,7 +518,16 @@ fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
         uri: r.get(2)?,
         bytes: r.get::<_, Option<i64>>(3)?.map(|b| b as u64),
         sha256: r.get(4)?,
-        status: r.get(5)?,
+        status: {
+            let name: String = r.get(5)?;
+            AudioStatus::parse(&name).ok_or_else(|| {
+                duckdb::Error::FromSqlConversionFailure(
+                    5,
+                    duckdb::types::Type::Text,
+                    format!("'{name}' is not an audio status ccetl writes").into(),
+                )
+            })?
+        },
         last_error: r.get(6)?,
     })
 }
@@ -561,7 +571,7 @@ fn upsert_audio(
                 a.uri,
                 a.bytes.map(|b| b as i64),
                 a.sha256,
-                a.status,
+                a.status.as_str(),
                 counted,
                 a.last_error,
                 now

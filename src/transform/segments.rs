@@ -128,7 +128,7 @@ mod tests {
             .collect();
         let window = WindowCaptures::new(pages, &created).unwrap();
         let stored = AudioState {
-            status: "stored",
+            status: crate::sink::audio::AudioStatus::Stored,
             uri: Some("u".into()),
             bytes: None,
             sha256: None,

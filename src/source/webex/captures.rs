@@ -334,7 +334,7 @@ impl WindowCaptures {
             uri.append_option(a.uri.as_deref());
             bytes.append_option(a.bytes.map(|b| b as i64));
             sha.append_option(a.sha256.as_deref());
-            status.append_value(a.status);
+            status.append_value(a.status.as_str());
         }
         let mut cols: Vec<ArrayRef> = self.batch.columns()[..AUDIO_AT].to_vec();
         cols.extend([
@@ -579,7 +579,8 @@ mod tests {
         assert_eq!(window.segments(), 100);
         assert!(window.created_ms().iter().all(|&ms| ms == 86_400_000 * 3));
 
-        let audio = vec![AudioState::none("disabled", None); window.len()];
+        let audio =
+            vec![AudioState::none(crate::sink::audio::AudioStatus::Disabled, None); window.len()];
         let (captures, dates) = window.captures_table(&audio);
         assert_eq!(captures.schema(), captures_schema());
         assert_eq!(dates[0], NaiveDate::from_ymd_opt(1970, 1, 4).unwrap());

@@ -29,7 +29,7 @@ use model::Task;
 use crate::auth::AuthError;
 use crate::config::Discovery;
 use crate::http::HttpError;
-use crate::sink::audio::{self, AudioError, AudioState};
+use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
 use crate::sink::{keys, Warehouse};
 use crate::state::{AudioRecord, State, StoredLedger};
 
@@ -191,7 +191,7 @@ async fn copy_audio(
         let ids: Vec<&str> = captures.ids().iter().flatten().collect();
         state.stored_audio(source, &ids)?
     };
-    let mut audio = vec![AudioState::none("disabled", None); captures.len()];
+    let mut audio = vec![AudioState::none(AudioStatus::Disabled, None); captures.len()];
     if client.config().audio {
         // Items own nothing borrowed (only a row number): a closure over borrowed items is
         // not `Send` for every lifetime, and runs are spawned on the runtime.
@@ -313,11 +313,11 @@ async fn copy_one(
 }
 
 fn missing(error: String) -> AudioState {
-    AudioState::none("missing", Some(error))
+    AudioState::none(AudioStatus::Missing, Some(error))
 }
 
 fn pending(error: String) -> AudioState {
-    AudioState::none("pending", Some(error))
+    AudioState::none(AudioStatus::Pending, Some(error))
 }
 
 fn parse_file_path(p: &str) -> Result<url::Url, WebexError> {

@@ -19,7 +19,7 @@ use tables::RecordingRow;
 
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
-use crate::sink::audio::AudioState;
+use crate::sink::audio::{AudioState, AudioStatus};
 use crate::sink::{keys, Warehouse};
 use crate::state::{AudioRecord, State, StoredLedger};
 use crate::window::Window;
@@ -141,12 +141,12 @@ async fn audio_of(
     let uri = wh.uri(&path);
     if !client.config().audio {
         let stored = AudioState::already_stored(stored_before, &uri);
-        return Ok(stored.unwrap_or_else(|| AudioState::none("disabled", None)));
+        return Ok(stored.unwrap_or_else(|| AudioState::none(AudioStatus::Disabled, None)));
     }
     if rec.status.as_deref() != Some("SAVED") {
         let status = rec.status.as_deref().unwrap_or("unknown");
         return Ok(AudioState::none(
-            "pending",
+            AudioStatus::Pending,
             Some(format!("recording status {status}")),
         ));
     }
@@ -160,8 +160,8 @@ async fn audio_of(
                 state.record_egress(source, Utc::now(), stored.bytes)?;
                 AudioState::stored(uri, stored)
             }
-            Ok(None) => AudioState::none("deferred", Some(deferral(client))),
-            Err(e @ AudioError::NotFound { .. }) => AudioState::none("missing", Some(e.to_string())),
+            Ok(None) => AudioState::none(AudioStatus::Deferred, Some(deferral(client))),
+            Err(e @ AudioError::NotFound { .. }) => AudioState::none(AudioStatus::Missing, Some(e.to_string())),
             Err(AudioError::Http(e)) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) => {
                 return Err(client.auth_error(e))
             }
@@ -175,7 +175,7 @@ async fn audio_of(
             }
             // Retried by the next run, like any recording not yet stored.
             Err(e @ AudioError::Http(_)) => {
-                AudioState::none("pending", Some(e.to_string()))
+                AudioState::none(AudioStatus::Pending, Some(e.to_string()))
             }
             Err(e @ AudioError::Store { .. }) => return Err(e.into()),
         },

@@ -179,7 +179,7 @@ pub fn recordings_batch(rows: &[RecordingRow]) -> Result<RecordBatch, ArrowError
         uri.append_option(row.audio.uri.as_deref());
         bytes.append_option(row.audio.bytes.map(|b| b as i64));
         sha.append_option(row.audio.sha256.as_deref());
-        audio_status.append_value(row.audio.status);
+        audio_status.append_value(row.audio.status.as_str());
         ex.append_option(extra(&r.extra));
     }
     let columns: Vec<ArrayRef> = vec![
