@@ -89,9 +89,10 @@ pub async fn extract(client: &LegacyClient, w: Window) -> Result<Extracted, Lega
     let csr = keep(&csr, |_, cstts| cstts >= lo && cstts < hi)?;
     let csr = dedupe(&csr, "sid")?;
 
-    let sids = csr.column(0).as_string::<i32>();
-    let starts = csr.column(1).as_primitive::<TimestampMicrosecondType>();
-    let ends = csr.column(2).as_primitive::<TimestampMicrosecondType>();
+    let column = |name: &str| csr_schema.index_of(name).map(|i| csr.column(i));
+    let sids = column("sid")?.as_string::<i32>();
+    let starts = column("cstts")?.as_primitive::<TimestampMicrosecondType>();
+    let ends = column("cetts")?.as_primitive::<TimestampMicrosecondType>();
     let max_session = Duration::from_std(client.config().max_session).unwrap_or(Duration::days(1));
     let mut session_dates = HashMap::with_capacity(csr.num_rows());
     let mut car_end: Option<DateTime<Utc>> = None;

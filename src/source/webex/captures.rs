@@ -25,29 +25,67 @@ use super::tables::{captures_schema, segments_schema, ts_builder};
 use crate::schema::{day_of_ms, utf8};
 use crate::sink::audio::AudioState;
 
-/// Column positions in [`page_schema`]; the first [`AUDIO_AT`] are `webex_captures`' own.
-pub mod col {
-    pub const ID: usize = 0;
-    pub const TASK: usize = 1;
-    pub const SEGMENT: usize = 2;
-    pub const FILE_NAME: usize = 4;
-    pub const START: usize = 5;
-    pub const PARTICIPANTS: usize = 10;
-    pub const EXTRA: usize = 12;
-    pub const URL: usize = 13;
+/// Where each column sits in [`page_schema`], looked up by name once: the schema is
+/// defined in `tables.rs`, and its order may change there without breaking this file.
+pub struct Cols {
+    pub id: usize,
+    pub task: usize,
+    pub segment: usize,
+    pub file_name: usize,
+    pub start: usize,
+    pub extra: usize,
+    /// The pre-signed URL, which no table holds.
+    pub url: usize,
+    /// How many leading columns `webex_captures` takes as they are (those before the audio's).
+    pub own: usize,
 }
 
-/// `webex_captures` holds the page's first twelve columns, then the audio's, then `extra`.
-const AUDIO_AT: usize = 12;
+/// The column positions of [`page_schema`].
+pub fn col() -> &'static Cols {
+    static COLS: LazyLock<Cols> = LazyLock::new(|| {
+        let schema = page_schema();
+        // Both schemas are static and name every one of these (test `columns_are_found_by_name`).
+        let at = |name: &str| {
+            schema
+                .index_of(name)
+                .unwrap_or_else(|_| panic!("the captures page has no column {name}"))
+        };
+        Cols {
+            id: at("capture_id"),
+            task: at("task_id"),
+            segment: at("segment"),
+            file_name: at("file_name"),
+            start: at("start_time"),
+            extra: at("extra"),
+            url: at(URL_COLUMN),
+            own: own_columns(),
+        }
+    });
+    &COLS
+}
+
+/// The page column holding each recording's pre-signed URL.
+const URL_COLUMN: &str = "file_path";
+
+/// `webex_captures`' leading columns, up to its first audio column: the page has them as
+/// they are, then `extra`, then the URL.
+fn own_columns() -> usize {
+    let table = captures_schema();
+    table
+        .fields()
+        .iter()
+        .position(|f| f.name() == "audio_uri")
+        .unwrap_or(table.fields().len())
+}
 
 /// A captures response as columns: `webex_captures` without the audio columns, plus the
 /// pre-signed URL (null with audio off), which no table holds.
 pub fn page_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         let table = captures_schema();
-        let own = table.fields().iter().take(AUDIO_AT);
+        let own = table.fields().iter().take(own_columns());
         let extra = table.fields().iter().filter(|f| f.name() == "extra");
-        let url = Arc::new(utf8("file_path", true));
+        let url = Arc::new(utf8(URL_COLUMN, true));
         let fields: Vec<FieldRef> = own.chain(extra).cloned().chain([url]).collect();
         Arc::new(Schema::new(fields))
     });
@@ -164,16 +202,16 @@ pub fn join_kinds(
     segments: &RecordBatch,
 ) -> Result<RecordBatch, ArrowError> {
     let (ids, tasks) = (
-        stitched.column(col::ID).as_string::<i32>(),
-        stitched.column(col::TASK).as_string::<i32>(),
+        stitched.column(col().id).as_string::<i32>(),
+        stitched.column(col().task).as_string::<i32>(),
     );
     let taken: std::collections::HashSet<(&str, &str), ahash::RandomState> = (0..stitched
         .num_rows())
         .map(|i| (tasks.value(i), ids.value(i)))
         .collect();
     let (seg_ids, seg_tasks) = (
-        segments.column(col::ID).as_string::<i32>(),
-        segments.column(col::TASK).as_string::<i32>(),
+        segments.column(col().id).as_string::<i32>(),
+        segments.column(col().task).as_string::<i32>(),
     );
     let keep: BooleanArray = (0..segments.num_rows())
         .map(|i| {
@@ -190,7 +228,7 @@ pub fn join_kinds(
         values: both.column(i).clone(),
         options: None,
     };
-    let order = lexsort_to_indices(&[sort(col::TASK), sort(col::ID)], None)?;
+    let order = lexsort_to_indices(&[sort(col().task), sort(col().id)], None)?;
     take_record_batch(&both, &order)
 }
 
@@ -259,10 +297,10 @@ impl WindowCaptures {
                 values: batch.column(i).clone(),
                 options: None,
             };
-            let order = lexsort_to_indices(&[sort(col::TASK), sort(col::ID)], None)?;
+            let order = lexsort_to_indices(&[sort(col().task), sort(col().id)], None)?;
             batch = take_record_batch(&batch, &order)?;
         }
-        let tasks = batch.column(col::TASK).as_string::<i32>();
+        let tasks = batch.column(col().task).as_string::<i32>();
         let created_ms = tasks
             .iter()
             .map(|t| t.and_then(|t| created.get(t)).copied().unwrap_or_default())
@@ -279,20 +317,20 @@ impl WindowCaptures {
     }
 
     pub fn ids(&self) -> &StringArray {
-        self.batch.column(col::ID).as_string()
+        self.batch.column(col().id).as_string()
     }
 
     pub fn task_ids(&self) -> &StringArray {
-        self.batch.column(col::TASK).as_string()
+        self.batch.column(col().task).as_string()
     }
 
     pub fn file_names(&self) -> &StringArray {
-        self.batch.column(col::FILE_NAME).as_string()
+        self.batch.column(col().file_name).as_string()
     }
 
     /// Pre-signed URLs: null with audio off.
     pub fn urls(&self) -> &StringArray {
-        self.batch.column(col::URL).as_string()
+        self.batch.column(col().url).as_string()
     }
 
     /// Drops the pre-signed URLs once the audio is copied: short-lived credentials no table
@@ -303,7 +341,7 @@ impl WindowCaptures {
             return;
         }
         let mut cols = self.batch.columns().to_vec();
-        cols[col::URL] = new_null_array(&DataType::Utf8, self.len());
+        cols[col().url] = new_null_array(&DataType::Utf8, self.len());
         // The same schema with a nullable column nulled: cannot fail.
         self.batch = RecordBatch::try_new(page_schema(), cols)
             .unwrap_or_else(|e| panic!("captures page shape: {e}"));
@@ -315,11 +353,11 @@ impl WindowCaptures {
 
     /// Whether row `i` is a segment (else the stitched recording).
     pub fn is_segment(&self, i: usize) -> bool {
-        self.batch.column(col::SEGMENT).as_boolean().value(i)
+        self.batch.column(col().segment).as_boolean().value(i)
     }
 
     pub fn segments(&self) -> usize {
-        self.batch.column(col::SEGMENT).as_boolean().true_count()
+        self.batch.column(col().segment).as_boolean().true_count()
     }
 
     /// `webex_captures` (every recording, stitched or segment), with each row's audio, and
@@ -336,13 +374,13 @@ impl WindowCaptures {
             sha.append_option(a.sha256.as_deref());
             status.append_value(a.status.as_str());
         }
-        let mut cols: Vec<ArrayRef> = self.batch.columns()[..AUDIO_AT].to_vec();
+        let mut cols: Vec<ArrayRef> = self.batch.columns()[..col().own].to_vec();
         cols.extend([
             Arc::new(uri.finish()) as ArrayRef,
             Arc::new(bytes.finish()),
             Arc::new(sha.finish()),
             Arc::new(status.finish()),
-            self.batch.column(col::EXTRA).clone(),
+            self.batch.column(col().extra).clone(),
         ]);
         // One audio state per row is the caller's contract; a mismatch is a bug caught by tests.
         let batch = RecordBatch::try_new(captures_schema(), cols)
@@ -355,8 +393,8 @@ impl WindowCaptures {
 /// Whether rows are in (task id, recording id) order already.
 fn in_order(batch: &RecordBatch) -> bool {
     let (ids, tasks) = (
-        batch.column(col::ID).as_string::<i32>(),
-        batch.column(col::TASK).as_string::<i32>(),
+        batch.column(col().id).as_string::<i32>(),
+        batch.column(col().task).as_string::<i32>(),
     );
     (1..batch.num_rows())
         .all(|i| (tasks.value(i - 1), ids.value(i - 1)) <= (tasks.value(i), ids.value(i)))
@@ -447,6 +485,33 @@ pub fn segments_table(
 mod tests {
     use super::*;
 
+    #[test]
+    fn columns_are_found_by_name() {
+        let page = page_schema();
+        let c = col();
+        let names = [
+            (c.id, "capture_id"),
+            (c.task, "task_id"),
+            (c.segment, "segment"),
+            (c.file_name, "file_name"),
+            (c.start, "start_time"),
+            (c.extra, "extra"),
+            (c.url, URL_COLUMN),
+        ];
+        for (at, name) in names {
+            assert_eq!(page.field(at).name(), name);
+        }
+        let table = captures_schema();
+        for i in 0..c.own {
+            assert_eq!(
+                page.field(i),
+                table.field(i),
+                "the table's own columns lead the page"
+            );
+        }
+        assert_eq!(table.field(c.own).name(), "audio_uri");
+    }
+
     /// A captures response for `tasks` (id, recordings), each recording a segment or not.
     fn page(tasks: &[(&str, &[(&str, bool)])], urls: bool) -> RecordBatch {
         let data: Vec<_> = tasks
@@ -483,8 +548,8 @@ mod tests {
             true,
         );
         let both = join_kinds(&stitched, &segments).unwrap();
-        let ids = both.column(col::ID).as_string::<i32>();
-        let segs = both.column(col::SEGMENT).as_boolean();
+        let ids = both.column(col().id).as_string::<i32>();
+        let segs = both.column(col().segment).as_boolean();
         let got: Vec<(&str, bool)> = (0..both.num_rows())
             .map(|i| (ids.value(i), segs.value(i)))
             .collect();
@@ -504,20 +569,20 @@ mod tests {
         ] } ] })
         .to_string();
         let p = page_batch(serde_json::from_str(&body).unwrap(), true);
-        let ids = p.column(col::ID).as_string::<i32>();
+        let ids = p.column(col().id).as_string::<i32>();
         assert_eq!(
             strings(ids),
             [Some("r1"), Some("r3"), Some("r4")],
             "no id: left out"
         );
-        let urls = p.column(col::URL).as_string::<i32>();
+        let urls = p.column(col().url).as_string::<i32>();
         assert_eq!(
             strings(urls),
             [None, Some("https://s3/r3?sig"), None],
             "no filePath yet"
         );
         let start = p
-            .column(col::START)
+            .column(col().start)
             .as_primitive::<TimestampMicrosecondType>();
         assert_eq!((start.is_valid(0), start.is_valid(1)), (true, false));
     }
@@ -532,15 +597,15 @@ mod tests {
             ],
             true,
         );
-        let ids: &StringArray = p.column(col::ID).as_string();
-        let tasks: &StringArray = p.column(col::TASK).as_string();
+        let ids: &StringArray = p.column(col().id).as_string();
+        let tasks: &StringArray = p.column(col().task).as_string();
         assert_eq!(strings(ids), [Some("c"), Some("a"), Some("b")]);
         assert_eq!(strings(tasks), [Some("t1"), Some("t2"), Some("t2")]);
-        let urls: &StringArray = p.column(col::URL).as_string();
+        let urls: &StringArray = p.column(col().url).as_string();
         assert_eq!(urls.value(0), "https://s3/c?sig");
         let duration = p.column(7).as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(duration.value(0), 2_500);
-        let extra: &StringArray = p.column(col::EXTRA).as_string();
+        let extra: &StringArray = p.column(col().extra).as_string();
         assert_eq!(extra.value(0), r#"{"newKey":{"a":1}}"#);
 
         let mut window = PageJoiner::default();
@@ -552,7 +617,7 @@ mod tests {
 
         // Audio off: no URL is kept.
         let p = page(&[("t1", &[("c", true)])], false);
-        assert_eq!(p.column(col::URL).null_count(), 1);
+        assert_eq!(p.column(col().url).null_count(), 1);
     }
 
     #[test]

@@ -282,8 +282,8 @@ async fn copy_one(
                     .query_captures_of(&[task_id.to_string()], job.segment)
                     .await?;
                 let (ids, urls) = (
-                    fresh.column(captures::col::ID).as_string::<i32>(),
-                    fresh.column(captures::col::URL).as_string::<i32>(),
+                    fresh.column(captures::col().id).as_string::<i32>(),
+                    fresh.column(captures::col().url).as_string::<i32>(),
                 );
                 let found = (0..fresh.num_rows())
                     .find(|&i| ids.value(i) == recording && urls.is_valid(i))
