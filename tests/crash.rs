@@ -108,11 +108,11 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
     // up to a fifth of a full run, until `kills` runs died by SIGKILL.
     let mut rng = rand::rng();
     let (mut killed, mut killed_before_done, mut done) = (0, 0, false);
+    let mut max = (full.as_millis() as u64 / 5).max(50);
     for _ in 0..kills * 4 {
         if killed >= kills {
             break;
         }
-        let max = (full.as_millis() as u64 / 5).max(50);
         let delay = Duration::from_millis(rng.random_range(0..=max));
         let mut child = spawn_run(&env);
         tokio::time::sleep(delay).await;
@@ -120,6 +120,9 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
             Some(status) => {
                 assert!(status.success(), "a run failed before its kill: {status}");
                 done = true;
+                // Runs now finish within `delay` (little or nothing left): kill the next
+                // ones sooner, or they all finish and the kills never come.
+                max = (delay.as_millis() as u64 / 2).max(20);
             }
             None => {
                 child.kill().unwrap(); // SIGKILL
