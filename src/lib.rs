@@ -5,6 +5,8 @@
 //! what is committed, `pipeline` running the stages, and `http`/`auth` shared by all
 //! sources. `sim` is the built-in simulator the demo and the tests run against.
 
+// `pub` is what other crates (the binary, tests, benches) may use; the rest says pub(crate).
+#![warn(unreachable_pub)]
 pub mod auth;
 pub mod blocking;
 pub mod cli;

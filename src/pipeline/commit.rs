@@ -17,7 +17,7 @@ use crate::window::Window;
 /// Runs that find a recording's audio gone (404) before it is `missing` for good: until
 /// then its window stays open, so the next runs ask again (storage can lag the listing),
 /// and after that the watermark moves on.
-pub const MISSING_ATTEMPTS: u64 = 3;
+pub(super) const MISSING_ATTEMPTS: u64 = 3;
 
 /// What a source produced for one window, ready to load.
 #[derive(Debug)]

@@ -22,13 +22,13 @@ use crate::window::Window;
 const KEY: &str = "task_id";
 
 /// What a window's files held, read back once per window for the tables a read needs.
-pub struct Previous {
+pub(super) struct Previous {
     rows: HashMap<&'static str, Vec<(RecordBatch, NaiveDate)>>,
 }
 
 impl Previous {
     /// The window's rows of `tables`; `None` when the window was never committed.
-    pub async fn read(
+    pub(super) async fn read(
         wh: &Warehouse,
         source: &str,
         stream: &str,
@@ -51,7 +51,7 @@ impl Previous {
 
     /// Tasks whose captures the window's `webex_captures` rows hold with every recording
     /// `stored` (or audio `disabled`): reading their captures again would change nothing.
-    pub fn settled_tasks(&self) -> Result<HashSet<String>, SourceFailure> {
+    pub(super) fn settled_tasks(&self) -> Result<HashSet<String>, SourceFailure> {
         let (mut settled, mut open) = (HashSet::new(), HashSet::new());
         for (batch, _) in self.of("webex_captures") {
             let tasks = strings(batch, KEY)?;
@@ -71,7 +71,7 @@ impl Previous {
     /// Adds to each of `tables` the previous rows whose task `keep` says to keep, then
     /// orders rows by task (stably): the order a fresh read gives the capture tables, so a
     /// merge that changes nothing writes identical files.
-    pub fn keep_into(
+    pub(super) fn keep_into(
         &self,
         keep: &(dyn Fn(&str) -> bool + Sync),
         tables: &mut [TableRows],
@@ -126,7 +126,7 @@ async fn previous_rows(
 }
 
 /// A recording row of a window's files: its id, audio status and whether it is a segment.
-pub struct KeptRecording<'a> {
+pub(super) struct KeptRecording<'a> {
     pub id: &'a str,
     /// `None` for a name ccetl does not write (counted as nothing).
     pub status: Option<AudioStatus>,
@@ -134,7 +134,7 @@ pub struct KeptRecording<'a> {
 }
 
 /// Each row of a `webex_captures` batch.
-pub fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>>, SourceFailure> {
+pub(super) fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>>, SourceFailure> {
     let ids = strings(captures, "capture_id")?;
     let status = strings(captures, "audio_status")?;
     let segment = captures

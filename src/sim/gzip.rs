@@ -17,7 +17,7 @@ use super::Sim;
 
 /// Answers at most this large go uncompressed whatever was asked (spec: "only if its size
 /// exceeds 1 MB").
-pub const THRESHOLD: u64 = 1_000_000;
+pub(super) const THRESHOLD: u64 = 1_000_000;
 
 fn asks_gzip(req: &Request) -> bool {
     req.headers()
@@ -28,7 +28,7 @@ fn asks_gzip(req: &Request) -> bool {
         .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
 }
 
-pub async fn compress(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+pub(super) async fn compress(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let compressible = matches!(path, "/v1/tasks" | "/search") && asks_gzip(&req);
     let resp = next.run(req).await;

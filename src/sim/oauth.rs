@@ -26,7 +26,7 @@ use super::Sim;
 /// The scope the tasks and captures APIs need (`cjp:config` also grants it).
 const REQUIRED_SCOPE: &str = "cjp:config_read";
 /// The scope subscriptions need to be created, updated or deleted.
-pub const WRITE_SCOPE: &str = "cjp:config_write";
+pub(super) const WRITE_SCOPE: &str = "cjp:config_write";
 
 /// The scope code a token carries for a space-separated scope list.
 pub(super) fn scope_code(scopes: &str) -> &'static str {
@@ -57,7 +57,7 @@ fn redirect(to: &url::Url) -> Response {
 }
 
 /// `GET /v1/authorize?client_id&response_type=code&redirect_uri&scope&state`.
-pub async fn authorize(
+pub(super) async fn authorize(
     State(sim): State<Arc<Sim>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -97,7 +97,7 @@ pub async fn authorize(
 }
 
 /// `POST /v1/access_token`.
-pub async fn token(
+pub(super) async fn token(
     State(sim): State<Arc<Sim>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {

@@ -178,7 +178,7 @@ fn task_json(t: &SimTask, now: i64) -> Value {
     json!({ "id": t.id, "attributes": attrs })
 }
 
-pub async fn tasks(
+pub(super) async fn tasks(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
@@ -255,7 +255,7 @@ pub async fn tasks(
     Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": data })).into_response()
 }
 
-pub async fn captures(
+pub(super) async fn captures(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Json(body): Json<Value>,
@@ -363,7 +363,7 @@ fn s3_error(status: StatusCode, code: &str, msg: &str) -> Response {
         .into_response()
 }
 
-pub async fn storage(
+pub(super) async fn storage(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path((task_id, file)): Path<(String, String)>,

@@ -34,7 +34,7 @@ fn route_of(path: &str) -> Option<&'static str> {
     })
 }
 
-pub async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
+pub(super) async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     let Some(route) = route_of(req.uri().path()) else {
         return next.run(req).await;
     };
