@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
-use super::parse_duration;
+use super::{format_duration, parse_duration};
 
 /// A problem with one key of a source: the key (relative to the source, e.g. `tenant` or
 /// `search.ani`) and what to do about it.
@@ -90,8 +90,8 @@ impl<'a> Fields<'a> {
                 key,
                 format!(
                     "must be at least {} ({} is the default)",
-                    humantime_short(min),
-                    humantime_short(default)
+                    format_duration(min),
+                    format_duration(default)
                 ),
             ));
         }
@@ -129,16 +129,6 @@ pub fn check_rate(key: &'static str, n: u32) -> Result<u32, (&'static str, Strin
         Ok(n)
     } else {
         Err((key, "must be between 1 and 1000000".into()))
-    }
-}
-
-/// `100ms`, `60s`, `1d`: the shape durations are written in.
-fn humantime_short(d: Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{ms}ms"),
     }
 }
 

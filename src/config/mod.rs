@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub mod exposure;
 pub mod fields;
 mod units;
-pub use units::{parse_bytes, parse_duration};
+pub use units::{format_duration, parse_bytes, parse_duration};
 
 use crate::source::legacy::config::RawLegacy;
 pub use crate::source::legacy::config::{LegacyConfig, LEGACY_REQUESTS_PER_MINUTE};
@@ -253,7 +253,8 @@ fn parse_source(mut table: toml::Table, fields: &Fields) -> Result<SourceConfig,
             format!("'{kind}' is not a known source kind; use {}", kind_list()),
         )
     })?;
-    if let Some(key) = table.keys().find(|k| !(kind.keys)().contains(&k.as_str())) {
+    let known = (kind.keys)();
+    if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(KeyError::new(key.as_str(), foreign_key(kind, key)));
     }
     (kind.parse)(table, fields)

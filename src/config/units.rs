@@ -27,6 +27,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A duration as a config file would write it (`100ms`, `60s`, `1d`): what
+/// [`parse_duration`] reads back.
+pub fn format_duration(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 /// Parses a byte size such as `20GB`, `512MiB`, `1500000` (decimal and binary units).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -65,6 +75,9 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("3w").is_err());
+        for d in ["100ms", "60s", "1d", "90s"] {
+            assert_eq!(format_duration(parse_duration(d).unwrap()), d);
+        }
     }
 
     #[test]

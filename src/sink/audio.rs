@@ -81,12 +81,6 @@ impl AudioStatus {
     }
 }
 
-impl std::fmt::Display for AudioStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Where a recording's audio ended up, whichever source it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioState {
