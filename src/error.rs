@@ -60,9 +60,7 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<source::webex::WebexError>() {
         e.kind()
-    } else if let Some(e) = e.downcast_ref::<source::legacy::LegacyError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<source::xima::XimaError>() {
+    } else if let Some(e) = e.downcast_ref::<pipeline::SourceFailure>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<crate::http::HttpError>() {
         e.kind()

@@ -1,9 +1,9 @@
 //! ccetl: contact-center call data and recordings into a Parquet warehouse.
 //!
-//! Layers, in the order data flows: `source` (extract, per external system) → `transform`
-//! → `sink` (Parquet, audio, manifests in object storage), with `state` (DuckDB) recording
-//! what is committed, `pipeline` running the stages, and `http`/`auth` shared by all
-//! sources. `sim` is the built-in simulator the demo and the tests run against.
+//! Layers, in the order data flows: `source` (extract and transform, one module per external
+//! system, listed in `source::KINDS`) → `sink` (Parquet, audio, manifests in object
+//! storage), with `state` (DuckDB) recording what is committed, `pipeline` running the
+//! stages, and `http`/`auth` shared by all sources. `sim` is the built-in simulator the demo and the tests run against.
 
 // `pub` is what other crates (the binary, tests, benches) may use; the rest says pub(crate).
 #![warn(unreachable_pub)]
@@ -27,5 +27,4 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
-pub mod transform;
 pub mod window;

@@ -148,26 +148,27 @@ pub struct RunReport {
 }
 
 impl WindowReport {
-    /// Counts one recording's audio outcome.
-    /// Counts a recording row kept from the window's files (not read again this run).
+    /// A recording kept from the window's files (not read again), by its `audio_status`.
     pub fn count_kept(&mut self, status: Option<AudioStatus>, segment: bool) {
         self.recordings += 1;
         self.segments += u64::from(segment);
-        match status {
-            Some(AudioStatus::Stored) => self.audio_reused += 1,
-            Some(AudioStatus::Pending) => self.audio_pending += 1,
-            Some(AudioStatus::Deferred) => self.audio_deferred += 1,
-            Some(AudioStatus::Missing) => self.audio_missing += 1,
-            Some(AudioStatus::Disabled) | None => {}
+        if let Some(status) = status {
+            self.count_status(status, true, 0);
         }
     }
 
+    /// A recording's audio as this window settled it.
     pub fn count_audio(&mut self, a: &AudioState) {
-        match a.status {
-            AudioStatus::Stored if a.reused => self.audio_reused += 1,
+        self.count_status(a.status, a.reused, a.bytes.unwrap_or(0));
+    }
+
+    /// One recording's audio: `reused` when the object was stored by an earlier run.
+    fn count_status(&mut self, status: AudioStatus, reused: bool, bytes: u64) {
+        match status {
+            AudioStatus::Stored if reused => self.audio_reused += 1,
             AudioStatus::Stored => {
                 self.audio_stored += 1;
-                self.audio_bytes += a.bytes.unwrap_or(0);
+                self.audio_bytes += bytes;
             }
             AudioStatus::Pending => self.audio_pending += 1,
             AudioStatus::Deferred => self.audio_deferred += 1,

@@ -197,7 +197,7 @@ fn legacy_csr_csv() {
 fn legacy_car_csv_and_chains() {
     fuzz(CARS, |b| {
         let batch = decode_csv(&tables::CAR, b, 13)?;
-        ccetl::transform::chains::build(&batch).map_err(|e| e.to_string())?;
+        ccetl::source::legacy::chains::build(&batch).map_err(|e| e.to_string())?;
         Ok(())
     });
 }

@@ -8,9 +8,9 @@ fn code_schemas_match_schema_files() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
     let mut mismatched = Vec::new();
-    for (table, schema) in ccetl::schema::tables() {
-        let path = dir.join(format!("{table}.json"));
-        let want = ccetl::schema::to_json(table, &schema);
+    for table in ccetl::source::tables() {
+        let path = dir.join(format!("{}.json", table.name));
+        let want = ccetl::schema::to_json(table);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &want).unwrap();
@@ -27,9 +27,8 @@ fn code_schemas_match_schema_files() {
         mismatched.join("\n")
     );
     // Every file in schemas/ belongs to a table the code writes.
-    let known: Vec<String> = ccetl::schema::tables()
-        .iter()
-        .map(|(t, _)| format!("{t}.json"))
+    let known: Vec<String> = ccetl::source::tables()
+        .map(|t| format!("{}.json", t.name))
         .collect();
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -50,4 +49,25 @@ fn example_pipelines_parse() {
         ccetl::config::PipelineConfig::parse(&path, &text, &env)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+/// The README's table of tables is the registry's: every table, its one-line docs and its
+/// key columns, in the registry's order.
+#[test]
+fn readme_lists_every_table_as_the_registry_declares_it() {
+    let readme = include_str!("../README.md");
+    let header = "| table | one row per | key columns |";
+    let start = readme.find(header).expect("the README's table of tables");
+    let rows: Vec<&str> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let want: Vec<String> = ccetl::source::tables()
+        .map(|t| {
+            let keys: Vec<String> = t.keys.iter().map(|k| format!("`{k}`")).collect();
+            format!("| `{}` | {} | {} |", t.name, t.docs, keys.join(", "))
+        })
+        .collect();
+    assert_eq!(rows, want, "README table of tables vs the registry");
 }

@@ -21,7 +21,8 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
     );
 
     // The documented schema is what DuckDB reads (plus the Hive partition columns).
-    for (table, schema) in ccetl::schema::tables() {
+    for def in ccetl::source::tables() {
+        let (table, schema) = (def.name, (def.schema)());
         let got: Vec<String> = env
             .sql(&format!(
                 "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {table})"

@@ -36,7 +36,7 @@ fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<Sta
 }
 
 async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {
-    let timeout = crate::config::parse_duration(timeout).map_err(|m| usage("--timeout", m))?;
+    let timeout = crate::config::parse_duration(timeout).map_err(|e| usage("--timeout", e))?;
     let (cfg, state) = webex_source(path, name)?;
     // Bind before printing the URL, so a fast browser cannot beat the listener.
     let listener = if no_listen {

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use crate::cli::{RunArgs, SimulateArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
-use crate::pipeline::{self, RunOptions, RunReport};
+use crate::pipeline::{self, RunOptions, RunReport, SourceFailure};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::legacy::{LegacyClient, RecordType};
-use crate::source::webex::WebexClient;
+use crate::source::legacy::{LegacyClient, LegacyError, RecordType};
+use crate::source::webex::{WebexClient, WebexError};
+use crate::source::xima::XimaError;
 
 /// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -316,7 +317,8 @@ async fn check_warehouse(cfg: &PipelineConfig) -> anyhow::Result<String> {
     Ok(format!("warehouse {} is writable", wh.url()))
 }
 
-/// One cheap request proving the source's credentials and API work.
+/// One cheap request proving the source's credentials and API work. Its failure is a
+/// [`SourceFailure`], whose kind the exit code reads, whichever the source.
 async fn check_source(
     path: &Path,
     src: &SourceConfig,
@@ -324,38 +326,47 @@ async fn check_source(
 ) -> anyhow::Result<String> {
     let now = chrono::Utc::now();
     let minute_ago = now - chrono::Duration::minutes(1);
-    match src {
+    let checked: Result<String, SourceFailure> = match src {
         SourceConfig::Webex(w) => {
             auth::check_tokens(path, w, state)?;
-            let client = WebexClient::connect(w, state.clone())?;
-            crate::source::webex::discover(&client, minute_ago, now).await?;
-            let api = match w.discovery {
-                crate::config::Discovery::Tasks => "tasks API works",
-                crate::config::Discovery::Search(_) => "Search API accepts the filters",
-            };
-            Ok(format!("source {} (webex): token and {api}", w.name))
+            async {
+                let client = WebexClient::connect(w, state.clone())?;
+                crate::source::webex::discover(&client, minute_ago, now).await?;
+                let api = match w.discovery {
+                    crate::config::Discovery::Tasks => "tasks API works",
+                    crate::config::Discovery::Search(_) => "Search API accepts the filters",
+                };
+                Ok::<_, WebexError>(format!("source {} (webex): token and {api}", w.name))
+            }
+            .await
+            .map_err(SourceFailure::from)
         }
-        SourceConfig::Xima(x) => {
+        SourceConfig::Xima(x) => async {
             // One paced request for the last minute's calls proves the key works.
             let client = crate::source::xima::XimaClient::connect(x)?;
             client.calls(minute_ago, now).await?;
-            Ok(format!(
+            Ok::<_, XimaError>(format!(
                 "source {} (xima): key accepted for tenant {}",
                 x.name, x.tenant
             ))
         }
-        SourceConfig::Legacy(l) => {
+        .await
+        .map_err(SourceFailure::from),
+        SourceConfig::Legacy(l) => async {
             // A record that cannot exist: 404 proves the signature was accepted.
             let client = LegacyClient::connect(l)?;
             client
                 .get(RecordType::Csr, "ccetl-credential-probe")
                 .await?;
-            Ok(format!(
+            Ok::<_, LegacyError>(format!(
                 "source {} (webex_legacy): signature accepted for {}",
                 l.name, l.user_id
             ))
         }
-    }
+        .await
+        .map_err(SourceFailure::from),
+    };
+    Ok(checked?)
 }
 
 pub async fn state(action: StateAction) -> anyhow::Result<()> {
@@ -503,11 +514,11 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
 }
 
 /// A bad command-line value, reported like a config error (exit 2).
-pub(crate) fn usage(key: &str, message: String) -> anyhow::Error {
+pub(crate) fn usage(key: &str, message: impl ToString) -> anyhow::Error {
     ConfigError::Invalid {
         path: PathBuf::from("(command line)"),
         key: key.into(),
-        message,
+        message: message.to_string(),
     }
     .into()
 }

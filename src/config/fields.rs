@@ -82,7 +82,7 @@ impl<'a> Fields<'a> {
         min: Duration,
     ) -> Result<Duration, KeyError> {
         let d = match value {
-            Some(v) => parse_duration(v).map_err(|m| KeyError::new(key, m))?,
+            Some(v) => parse_duration(v).map_err(|e| KeyError::new(key, e.to_string()))?,
             None => default,
         };
         if d < min {

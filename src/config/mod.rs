@@ -14,18 +14,16 @@ use serde::Deserialize;
 pub mod exposure;
 pub mod fields;
 mod units;
-pub use units::{format_duration, parse_bytes, parse_duration};
+pub use units::{format_duration, parse_bytes, parse_duration, UnitError};
 
-use crate::source::legacy::config::RawLegacy;
 pub use crate::source::legacy::config::{LegacyConfig, LEGACY_REQUESTS_PER_MINUTE};
-use crate::source::webex::config::RawWebex;
 pub use crate::source::webex::config::{
     Discovery, SearchConfig, WebexConfig, CHANNEL_TYPES, MAX_URL_EXPIRATION_MINUTES, READ_SCOPE,
     SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE, WEBEX_REQUESTS_PER_MINUTE, WRITE_SCOPE,
 };
-use crate::source::xima::config::RawXima;
 pub use crate::source::xima::config::XimaConfig;
-use fields::{struct_keys, Fields, KeyError};
+use crate::source::{SourceKind, KINDS};
+use fields::{Fields, KeyError};
 
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -141,52 +139,23 @@ impl SourceConfig {
         })
     }
 
+    /// Its `kind = "…"`.
     pub fn kind(&self) -> &'static str {
+        self.source_kind().name
+    }
+
+    /// Its system in the registry of source kinds.
+    pub fn source_kind(&self) -> &'static SourceKind {
         match self {
-            SourceConfig::Webex(_) => "webex",
-            SourceConfig::Legacy(_) => "webex_legacy",
-            SourceConfig::Xima(_) => "xima",
+            SourceConfig::Webex(_) => &crate::source::webex::KIND,
+            SourceConfig::Legacy(_) => &crate::source::legacy::KIND,
+            SourceConfig::Xima(_) => &crate::source::xima::KIND,
         }
     }
 }
 
-/// Every source kind: its `kind = "…"`, the keys its table takes and its parser. What
-/// must know every kind reads this list, so a kind cannot be half-registered.
-struct Kind {
-    name: &'static str,
-    keys: fn() -> &'static [&'static str],
-    parse: fn(toml::Table, &Fields) -> Result<SourceConfig, KeyError>,
-    /// Why a key some other kind takes does not apply to this one, where "not this kind"
-    /// alone would not help.
-    hints: &'static [(&'static str, &'static str)],
-}
-
-const KINDS: [Kind; 3] = [
-    Kind {
-        name: "webex",
-        keys: struct_keys::<RawWebex>,
-        parse: |t, f| parse_as(t, f, RawWebex::validate, SourceConfig::Webex),
-        hints: &[],
-    },
-    Kind {
-        name: "webex_legacy",
-        keys: struct_keys::<RawLegacy>,
-        parse: |t, f| parse_as(t, f, RawLegacy::validate, SourceConfig::Legacy),
-        hints: &[],
-    },
-    Kind {
-        name: "xima",
-        keys: struct_keys::<RawXima>,
-        parse: |t, f| parse_as(t, f, RawXima::validate, SourceConfig::Xima),
-        hints: &[(
-            "requests_per_minute",
-            "whose pace is min_interval, burst_max and burst_window",
-        )],
-    },
-];
-
 /// A source's table read as its kind's raw struct `R`, validated, and wrapped.
-fn parse_as<R: serde::de::DeserializeOwned, C>(
+pub(crate) fn parse_as<R: serde::de::DeserializeOwned, C>(
     table: toml::Table,
     fields: &Fields,
     validate: fn(R, &Fields) -> Result<C, KeyError>,
@@ -206,7 +175,7 @@ fn kind_list() -> String {
 }
 
 /// Why `key` is refused on a source of `kind`: another kind's key, or no kind's.
-fn foreign_key(kind: &Kind, key: &str) -> String {
+fn foreign_key(kind: &SourceKind, key: &str) -> String {
     if let Some((_, why)) = kind.hints.iter().find(|(k, _)| *k == key) {
         return format!("does not apply to {}, {why}", kind.name);
     }
@@ -293,7 +262,7 @@ impl PipelineConfig {
         if p.name.trim().is_empty() {
             return Err(invalid("pipeline.name", "must not be empty".into()));
         }
-        let dur = |key: &str, v: &str| parse_duration(v).map_err(|m| invalid(key, m));
+        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| invalid(key, e.to_string()));
         let window = dur("pipeline.window", &p.window)?;
         let ws = window.as_secs();
         if ws < 60 || !(86_400 % ws == 0 || ws % 86_400 == 0) {
@@ -707,7 +676,7 @@ refresh_token = "r"
 
     #[test]
     fn each_kind_knows_its_keys() {
-        for k in &KINDS {
+        for k in KINDS {
             let keys = (k.keys)();
             assert!(
                 keys.contains(&"name") && keys.contains(&"base_url"),
@@ -715,7 +684,7 @@ refresh_token = "r"
                 k.name
             );
         }
-        assert!((KINDS[0].keys)().contains(&"search"));
+        assert!((crate::source::webex::KIND.keys)().contains(&"search"));
     }
 
     #[test]

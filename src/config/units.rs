@@ -2,16 +2,38 @@
 
 use std::time::Duration;
 
+/// A duration or size a config file (or flag) wrote that does not read; the key it came
+/// from is named by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("'{0}' has no unit; write e.g. 30s, 15m, 6h or 1d")]
+    NoUnit(String),
+    #[error("'{value}' does not start with a whole number; write e.g. {example}")]
+    NotANumber {
+        value: String,
+        example: &'static str,
+    },
+    #[error("'{value}' has unknown unit '{unit}'; use {known}")]
+    UnknownUnit {
+        value: String,
+        unit: String,
+        known: &'static str,
+    },
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+}
+
 /// Parses a duration such as `15m`, `6h`, `1d`, `30s`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("'{s}' has no unit; write e.g. 30s, 15m, 6h or 1d"))?;
+        .ok_or_else(|| UnitError::NoUnit(s.to_string()))?;
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' does not start with a whole number; write e.g. 15m"))?;
+    let n: u64 = num.parse().map_err(|_| UnitError::NotANumber {
+        value: s.to_string(),
+        example: "15m",
+    })?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
         "s" => n,
@@ -19,9 +41,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600,
         "d" => n * 86_400,
         _ => {
-            return Err(format!(
-                "'{s}' has unknown unit '{unit}'; use ms, s, m, h or d"
-            ))
+            return Err(UnitError::UnknownUnit {
+                value: s.to_string(),
+                unit: unit.to_string(),
+                known: "ms, s, m, h or d",
+            })
         }
     };
     Ok(Duration::from_secs(secs))
@@ -38,13 +62,14 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Parses a byte size such as `20GB`, `512MiB`, `1500000` (decimal and binary units).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' does not start with a whole number; write e.g. 20GB"))?;
+    let n: u64 = num.parse().map_err(|_| UnitError::NotANumber {
+        value: s.to_string(),
+        example: "20GB",
+    })?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KB" | "kB" => 1_000,
@@ -56,13 +81,15 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "GiB" => 1 << 30,
         "TiB" => 1 << 40,
         u => {
-            return Err(format!(
-                "'{s}' has unknown unit '{u}'; use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB"
-            ))
+            return Err(UnitError::UnknownUnit {
+                value: s.to_string(),
+                unit: u.to_string(),
+                known: "B, KB, MB, GB, TB or KiB, MiB, GiB, TiB",
+            })
         }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
+        .ok_or_else(|| UnitError::TooLarge(s.to_string()))
 }
 
 #[cfg(test)]
@@ -73,8 +100,12 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("3w").is_err());
+        assert_eq!(parse_duration("15"), Err(UnitError::NoUnit("15".into())));
+        let e = parse_duration("3w").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'3w' has unknown unit 'w'; use ms, s, m, h or d"
+        );
         for d in ["100ms", "60s", "1d", "90s"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }
@@ -85,8 +116,17 @@ mod tests {
         assert_eq!(parse_bytes("20GB").unwrap(), 20_000_000_000);
         assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
         assert_eq!(parse_bytes("1500").unwrap(), 1500);
-        assert!(parse_bytes("GB").is_err());
-        assert!(parse_bytes("3 parsecs").is_err());
-        assert!(parse_bytes("99999999999999TB").is_err());
+        assert!(matches!(
+            parse_bytes("GB"),
+            Err(UnitError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse_bytes("3 parsecs"),
+            Err(UnitError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_bytes("99999999999999TB"),
+            Err(UnitError::TooLarge(_))
+        ));
     }
 }

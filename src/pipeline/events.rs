@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    lock_states, open_states, webex, RunError, RunOptions, SourceReport, SourceRun, WEBEX_STREAM,
-};
+use super::{lock_states, open_states, webex, RunError, RunOptions, SourceReport, SourceRun};
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::sink::Warehouse;
 
@@ -52,7 +50,7 @@ async fn commit_events_inner(
         opts: &opts,
         now: Utc::now(),
         name: source,
-        stream: WEBEX_STREAM,
+        stream: crate::source::webex::KIND.stream,
         state: &state,
         wh: &wh,
         run_id,

@@ -3,8 +3,7 @@
 use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
 use crate::config::LegacyConfig;
 use crate::sink::parquet::TableRows;
-use crate::source::legacy::{self, LegacyClient};
-use crate::transform::chains;
+use crate::source::legacy::{self, chains, tables, LegacyClient};
 use crate::window::Window;
 
 pub(super) async fn run(
@@ -46,17 +45,17 @@ async fn extract(client: &LegacyClient, w: Window) -> Result<WindowOutput, Sourc
     };
     let tables = vec![
         TableRows {
-            table: "legacy_csr",
+            table: &tables::CSR_TABLE,
             batch: ex.csr,
             dates: csr_dates,
         },
         TableRows {
-            table: "legacy_car",
+            table: &tables::CAR_TABLE,
             batch: ex.car,
             dates: car_dates,
         },
         TableRows {
-            table: "activity_chains",
+            table: &chains::ACTIVITY_CHAINS,
             batch: chains,
             dates: chain_dates,
         },

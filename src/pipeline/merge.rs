@@ -16,6 +16,7 @@ use crate::sink::audio::AudioStatus;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::TableRows;
 use crate::sink::Warehouse;
+use crate::source::webex::tables;
 use crate::window::Window;
 
 /// The column rows are kept or replaced by.
@@ -53,7 +54,7 @@ impl Previous {
     /// `stored` (or audio `disabled`): reading their captures again would change nothing.
     pub(super) fn settled_tasks(&self) -> Result<HashSet<String>, SourceFailure> {
         let (mut settled, mut open) = (HashSet::new(), HashSet::new());
-        for (batch, _) in self.of("webex_captures") {
+        for (batch, _) in self.of(tables::CAPTURES.name) {
             let tasks = strings(batch, KEY)?;
             let status = strings(batch, "audio_status")?;
             for i in 0..batch.num_rows() {
@@ -79,7 +80,7 @@ impl Previous {
         for t in tables.iter_mut() {
             let mut batches = vec![t.batch.clone()];
             let mut dates = t.dates.clone();
-            for (batch, date) in self.of(t.table) {
+            for (batch, date) in self.of(t.table.name) {
                 let keys = strings(batch, KEY)?;
                 let mask: BooleanArray = (0..keys.len())
                     .map(|i| Some(keys.is_valid(i) && keep(keys.value(i))))

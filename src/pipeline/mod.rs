@@ -168,20 +168,9 @@ impl RunError {
     }
 }
 
-/// The stream name of the Webex tasks pipeline in state and manifests.
-pub const WEBEX_STREAM: &str = "tasks";
-/// The stream name of the legacy sessions pipeline (CSRs, CARs and chains together).
-pub const LEGACY_STREAM: &str = "sessions";
-/// The stream name of a Xima tenant's calls and recordings.
-pub const XIMA_STREAM: &str = "calls";
-
 /// The stream name a source's windows, manifests and watermark are kept under.
 pub fn stream_of(src: &SourceConfig) -> &'static str {
-    match src {
-        SourceConfig::Webex(_) => WEBEX_STREAM,
-        SourceConfig::Legacy(_) => LEGACY_STREAM,
-        SourceConfig::Xima(_) => XIMA_STREAM,
-    }
+    src.source_kind().stream
 }
 
 /// Takes the run lock of each state file the named sources use (once per file).

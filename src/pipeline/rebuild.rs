@@ -91,11 +91,10 @@ async fn rebuild_source(
 
 /// The source's stored recordings, as its recording table lists them.
 async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRecord>, RunError> {
-    let (table, id, call) = match src {
-        SourceConfig::Webex(_) => ("webex_captures", "capture_id", "task_id"),
-        SourceConfig::Xima(_) => ("xima_recordings", "recording_key", "call_key"),
-        SourceConfig::Legacy(_) => return Ok(Vec::new()),
+    let Some(recordings) = src.source_kind().recordings else {
+        return Ok(Vec::new());
     };
+    let (table, id, call) = (recordings.table.name, recordings.id, recordings.call);
     let conn = crate::query::open(wh)
         .await
         .map_err(|e| RunError::Rebuild(e.to_string()))?;

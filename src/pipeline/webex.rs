@@ -11,8 +11,7 @@ use crate::config::WebexConfig;
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
 use crate::source::webex::model::Task;
-use crate::source::webex::{self, captures, tables, WebexClient, WindowCaptures};
-use crate::transform;
+use crate::source::webex::{self, captures, segments, tables, WebexClient, WindowCaptures};
 use crate::window::{self, Window};
 
 pub(super) async fn run(
@@ -71,7 +70,7 @@ async fn read(
     // A window read before (the lookback): tasks whose recordings are all stored keep the
     // capture rows the window holds instead of being asked again. Late recordings are on
     // the other tasks, which are asked.
-    let tables = ["webex_captures", "webex_segments"];
+    let tables = [tables::CAPTURES.name, tables::SEGMENTS.name];
     let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
     let mut settled = match &previous {
         Some(p) => p.settled_tasks()?,
@@ -143,17 +142,17 @@ fn tables_of(
     let (segments, segment_dates) = captures::segments_table(&captures_batch, &capture_dates)?;
     let mut t = vec![
         TableRows {
-            table: "webex_tasks",
+            table: &tables::TASKS,
             batch: tasks,
             dates: task_dates,
         },
         TableRows {
-            table: "webex_captures",
+            table: &tables::CAPTURES,
             batch: captures_batch,
             dates: capture_dates,
         },
         TableRows {
-            table: "webex_segments",
+            table: &tables::SEGMENTS,
             batch: segments,
             dates: segment_dates,
         },
@@ -166,9 +165,9 @@ fn tables_of(
         p.keep_into(keep, &mut t[from..])?;
     }
     // The join runs after the merge, so kept segments get their task's current attributes.
-    let joined = transform::segments::join(&t[2].batch, &t[0].batch)?;
+    let joined = segments::join(&t[2].batch, &t[0].batch)?;
     let joined = TableRows {
-        table: "task_segments",
+        table: &segments::TASK_SEGMENTS,
         batch: joined,
         dates: t[2].dates.clone(),
     };
@@ -241,7 +240,11 @@ pub(super) async fn commit_events(
         let ids: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
         let loaded = async {
             let ex = webex::with_captures(&client, tasks, &HashSet::new()).await?;
-            let tables = ["webex_tasks", "webex_captures", "webex_segments"];
+            let tables = [
+                tables::TASKS.name,
+                tables::CAPTURES.name,
+                tables::SEGMENTS.name,
+            ];
             let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
             let keep = Keep::AllBut(ids.clone());
             let mut out = output(&client, run, ex, previous, keep).await?;

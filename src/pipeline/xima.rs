@@ -89,12 +89,12 @@ async fn extract(
     }
     let tables = vec![
         TableRows {
-            table: "xima_calls",
+            table: &tables::CALLS,
             batch: tables::calls_batch(&ex.calls)?,
             dates: call_dates,
         },
         TableRows {
-            table: "xima_recordings",
+            table: &tables::RECORDINGS,
             batch: tables::recordings_batch(&ex.recordings)?,
             dates: rec_dates,
         },

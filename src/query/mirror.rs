@@ -35,7 +35,7 @@ pub async fn sync(wh: &Warehouse, dir: &FsPath) -> Result<usize, QueryError> {
     };
     let mut wanted = BTreeSet::new();
     let mut fetched = 0;
-    for (table, _) in crate::schema::tables() {
+    for table in crate::source::tables().map(|t| t.name) {
         let prefix = wh.path(&[table]);
         let objects: Vec<_> = wh
             .store()

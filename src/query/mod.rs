@@ -168,7 +168,8 @@ pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
 /// DuckDB views over the tables under `root`.
 fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
-    for (table, schema) in crate::schema::tables() {
+    for def in crate::source::tables() {
+        let table = def.name;
         let dir = root.join(table);
         let has_files = dir.is_dir() && walk_has_parquet(&dir);
         let sql = if has_files {
@@ -178,9 +179,11 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
                 sql_str(&glob)
             )
         } else {
-            empty_view(table, &schema)
+            empty_view(table, &(def.schema)())
         };
         conn.execute_batch(&sql)?;
+        // What a row is, for `SELECT view_name, comment FROM duckdb_views()`.
+        conn.execute_batch(&format!("COMMENT ON VIEW {table} IS {}", sql_str(def.docs)))?;
     }
     conn.execute_batch(UNIFIED)?;
     Ok(conn)

@@ -48,7 +48,7 @@ impl RateLimit {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("'{n}' is not a positive number of requests"))?;
-        let window = crate::config::parse_duration(w.trim())?;
+        let window = crate::config::parse_duration(w.trim()).map_err(|e| e.to_string())?;
         if window.is_zero() {
             return Err("the window must be longer than 0".into());
         }

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod keys;
 pub mod manifest;
 pub mod parquet;
+pub mod settle;
 pub mod store;
 pub mod sweep;
 pub mod upload;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys;
 use super::store::{StoreError, Warehouse};
+use crate::schema::TableDef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -39,7 +40,7 @@ pub enum WriteError {
 /// A table's rows for one window, with each row's partition date (the call's own date).
 #[derive(Debug, Clone)]
 pub struct TableRows {
-    pub table: &'static str,
+    pub table: &'static TableDef,
     pub batch: RecordBatch,
     pub dates: Vec<NaiveDate>,
 }
@@ -56,37 +57,15 @@ pub struct WrittenFile {
     pub unchanged: bool,
 }
 
-/// Columns whose values (nearly) every row has its own of: ids, each recording's file name,
-/// object URI and hash, and the times (millisecond times and durations: without a dictionary
-/// the metadata bench's warehouse is 44.0 MB instead of 49.9, for ~1.5% less CPU).
-const UNIQUE_PER_ROW: [&str; 17] = [
-    "task_id",
-    "capture_id",
-    "car_id",
-    "call_id",
-    "event_id",
-    "call_key",
-    "recording_key",
-    "file_name",
-    "audio_uri",
-    "audio_sha256",
-    "created_time",
-    "last_updated_time",
-    "ended_time",
-    "start_time",
-    "stop_time",
-    "task_created_time",
-    "duration_ms",
-];
-
-fn properties() -> WriterProperties {
+/// The writer's settings for a table.
+fn properties(table: &TableDef) -> WriterProperties {
     let builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(128 * 1024));
-    // A dictionary of values that do not repeat is a hash table built to be thrown away (the
-    // writer falls back to plain encoding once the dictionary page is full): a tenth of
-    // Parquet's CPU on the metadata path went to interning ids.
-    UNIQUE_PER_ROW
+    // Interning values that do not repeat took a tenth of Parquet's CPU on the metadata path
+    // (the writer falls back to plain encoding once the dictionary page is full anyway).
+    table
+        .unique_columns
         .iter()
         .fold(builder, |b, column| {
             b.set_column_dictionary_enabled(ColumnPath::from(*column), false)
@@ -107,7 +86,7 @@ pub async fn write_table(
     rows: TableRows,
     previous: &HashMap<String, String>,
 ) -> Result<Vec<WrittenFile>, WriteError> {
-    let table = rows.table;
+    let table = rows.table.name;
     let parts =
         crate::blocking::run("Parquet encoding", move || encode_partitions(&rows)).await??;
     let mut written = Vec::with_capacity(parts.len());
@@ -150,7 +129,7 @@ fn encode_partitions(rows: &TableRows) -> Result<Vec<(NaiveDate, Encoded)>, Writ
         } else {
             take_record_batch(&rows.batch, &UInt32Array::from(idx)).map_err(|source| {
                 WriteError::Split {
-                    table: rows.table.to_string(),
+                    table: rows.table.name.to_string(),
                     source,
                 }
             })?
@@ -167,13 +146,14 @@ fn encode_partitions(rows: &TableRows) -> Result<Vec<(NaiveDate, Encoded)>, Writ
     Ok(parts)
 }
 
-fn encode(table: &str, batch: &RecordBatch) -> Result<Bytes, WriteError> {
+fn encode(table: &TableDef, batch: &RecordBatch) -> Result<Bytes, WriteError> {
     let err = |source| WriteError::Encode {
-        table: table.to_string(),
+        table: table.name.to_string(),
         source,
     };
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(properties())).map_err(err)?;
+    let mut w =
+        ArrowWriter::try_new(&mut buf, batch.schema(), Some(properties(table))).map_err(err)?;
     w.write(batch).map_err(err)?;
     w.close().map_err(err)?;
     Ok(Bytes::from(buf))

@@ -508,7 +508,8 @@ pub fn one_error_line(stderr: &str) -> &str {
 /// Every table's rows as sorted CSV, without `audio_uri` (it names the warehouse itself).
 pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (table, schema) in ccetl::schema::tables() {
+    for def in ccetl::source::tables() {
+        let (table, schema) = (def.name, (def.schema)());
         let cols: Vec<String> = schema
             .fields()
             .iter()

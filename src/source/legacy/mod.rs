@@ -6,6 +6,7 @@
 //! one of the window's sessions, so a session that crosses a window boundary keeps its whole
 //! chain in one window, and no activity is stored twice.
 
+pub mod chains;
 pub mod client;
 pub mod config;
 pub mod csv;
@@ -21,9 +22,28 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub use client::{LegacyClient, RecordType};
 
+use crate::config::fields::struct_keys;
+use crate::config::{parse_as, SourceConfig};
 use crate::http::HttpError;
 use crate::schema::day_of_ms;
+use crate::source::SourceKind;
 use crate::window::Window;
+
+/// The legacy 1.0 reporting API in the registry of source kinds: CSRs, CARs and their
+/// chains, kept together as one stream of sessions.
+pub static KIND: SourceKind = SourceKind {
+    name: "webex_legacy",
+    stream: "sessions",
+    tables: &[
+        &tables::CSR_TABLE,
+        &tables::CAR_TABLE,
+        &chains::ACTIVITY_CHAINS,
+    ],
+    recordings: None,
+    keys: struct_keys::<config::RawLegacy>,
+    parse: |t, f| parse_as(t, f, config::RawLegacy::validate, SourceConfig::Legacy),
+    hints: &[],
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LegacyError {

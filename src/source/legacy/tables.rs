@@ -9,6 +9,7 @@
 //! unknown column lands in `extra`, so a guessed name that is wrong loses nothing.
 
 use super::csv::{ColKind, ColSpec, Derive, TableSpec, Value};
+use crate::schema::TableDef;
 
 const fn col(header: &'static str, name: &'static str, kind: ColKind, required: bool) -> ColSpec {
     ColSpec {
@@ -20,6 +21,24 @@ const fn col(header: &'static str, name: &'static str, kind: ColKind, required: 
 }
 
 use ColKind::{EpochMs, Int, Text};
+
+/// `legacy_csr`, decoded by [`CSR`].
+pub static CSR_TABLE: TableDef = TableDef {
+    name: CSR.table,
+    schema: || CSR.schema(),
+    unique_columns: &["duration_ms"],
+    keys: &["sid"],
+    docs: "contact session (CSR): times, channel, direction, ANI/DNIS, entry point, queue, agent, team, termination, IVR/queue/talk durations",
+};
+
+/// `legacy_car`, decoded by [`CAR`].
+pub static CAR_TABLE: TableDef = TableDef {
+    name: CAR.table,
+    schema: || CAR.schema(),
+    unique_columns: &["car_id", "duration_ms"],
+    keys: &["car_id", "session_id", "event"],
+    docs: "activity (CAR) of a session: event, state, times, agent, queue, team",
+};
 
 pub const CSR: TableSpec = TableSpec {
     table: "legacy_csr",

@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod model;
 pub mod search;
+pub mod segments;
 pub mod subscriptions;
 pub mod tables;
 
@@ -18,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
 
 use arrow::array::{Array, AsArray};
 use captures::PageJoiner;
@@ -27,11 +27,34 @@ pub use client::WebexClient;
 use model::Task;
 
 use crate::auth::AuthError;
-use crate::config::Discovery;
+use crate::config::fields::struct_keys;
+use crate::config::{parse_as, Discovery, SourceConfig};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
+use crate::sink::settle::{Settle, Target};
 use crate::sink::{keys, Warehouse};
-use crate::state::{AudioRecord, State, StoredLedger};
+use crate::source::{RecordingsTable, SourceKind};
+use crate::state::State;
+
+/// Webex Contact Center's v1 API in the registry of source kinds.
+pub static KIND: SourceKind = SourceKind {
+    name: "webex",
+    stream: "tasks",
+    tables: &[
+        &tables::TASKS,
+        &tables::CAPTURES,
+        &tables::SEGMENTS,
+        &segments::TASK_SEGMENTS,
+    ],
+    recordings: Some(RecordingsTable {
+        table: &tables::CAPTURES,
+        id: "capture_id",
+        call: "task_id",
+    }),
+    keys: struct_keys::<config::RawWebex>,
+    parse: |t, f| parse_as(t, f, config::RawWebex::validate, SourceConfig::Webex),
+    hints: &[],
+};
 
 /// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
 const MAX_URL_RENEWALS: u32 = 3;
@@ -52,6 +75,8 @@ pub enum WebexError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("POST /search: {0}")]
     CursorLoop(#[from] crate::http::pagination::CursorLoop),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
 }
 
 impl WebexError {
@@ -63,7 +88,7 @@ impl WebexError {
             WebexError::Decode { .. } | WebexError::PageLoop(_) | WebexError::CursorLoop(_) => {
                 ErrorKind::Data
             }
-            WebexError::State(_) | WebexError::Arrow(_) => ErrorKind::Other,
+            WebexError::State(_) | WebexError::Arrow(_) | WebexError::Audio(_) => ErrorKind::Other,
         }
     }
 }
@@ -173,91 +198,49 @@ pub async fn fetch_audio(
     state: &Arc<State>,
     captures: &mut WindowCaptures,
 ) -> Result<Vec<AudioState>, WebexError> {
-    let audio = copy_audio(client, wh, state, captures).await;
+    let config = client.config();
+    let settle = Settle {
+        state,
+        wh,
+        source: &config.name,
+        copy_audio: config.audio,
+        concurrency: config.concurrency,
+    };
+    let window: &WindowCaptures = captures;
+    let (ids, task_ids) = (window.ids(), window.task_ids());
+    let audio = settle
+        .run(
+            window.len(),
+            |i| (ids.value(i), task_ids.value(i)),
+            |i| audio_key(&config.name, &Job::of(window, i)),
+            |i, to| copy_one(client, wh, Job::of(window, i), to),
+        )
+        .await;
     captures.forget_urls();
     audio
 }
 
-async fn copy_audio(
-    client: &WebexClient,
-    wh: &Warehouse,
-    state: &Arc<State>,
-    captures: &WindowCaptures,
-) -> Result<Vec<AudioState>, WebexError> {
-    let source = client.config().name.as_str();
-    // What the ledger already holds of the window, in one query: reused with audio on,
-    // still reported (and where) with audio off.
-    let mut stored = {
-        let ids: Vec<&str> = captures.ids().iter().flatten().collect();
-        state.stored_audio(source, &ids)?
-    };
-    let mut audio = vec![AudioState::none(AudioStatus::Disabled, None); captures.len()];
-    if client.config().audio {
-        // Items own nothing borrowed (only a row number): a closure over borrowed items is
-        // not `Send` for every lifetime, and runs are spawned on the runtime.
-        let ids = captures.ids();
-        let jobs = (0..captures.len()).map(|i| (i, stored.remove(ids.value(i))));
-        let mut copied = futures::stream::iter(jobs)
-            .map(|(i, before)| async move {
-                let state = copy_one(client, wh, source, &Job::of(captures, i), before).await?;
-                Ok::<_, WebexError>((i, state))
-            })
-            .buffer_unordered(client.config().concurrency);
-        let mut ledger = StoredLedger::new(state, source);
-        loop {
-            let (i, done) = match copied.try_next().await {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
-                Err(e) => {
-                    // The window stops, but what it stored is recorded first.
-                    ledger.flush_quietly().await;
-                    return Err(e);
-                }
-            };
-            let stored = done.newly_stored(ids.value(i), captures.task_ids().value(i));
-            ledger.add(stored).await?;
-            audio[i] = done;
-        }
-        ledger.flush().await?;
-    } else if !stored.is_empty() {
-        // Audio an earlier run stored says so, and where: "disabled" would tell the analyst
-        // it does not exist.
-        for (i, row) in audio.iter_mut().enumerate() {
-            let job = Job::of(captures, i);
-            if let Some(before) = stored.remove(job.recording_id) {
-                let (_, uri) = audio_path(wh, source, &job);
-                if let Some(done) = AudioState::already_stored(Some(before), &uri) {
-                    *row = done;
-                }
-            }
-        }
-    }
-    Ok(audio)
-}
-
-/// Where a recording's audio goes in the warehouse, and that place as a URI.
-fn audio_path(wh: &Warehouse, source: &str, job: &Job) -> (Path, String) {
+/// Where a recording's audio goes in the warehouse.
+fn audio_key(source: &str, job: &Job) -> String {
     let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms).unwrap_or_default();
-    let ext = extension(job.file_name);
-    let key = keys::audio_key(source, at, job.task_id, job.recording_id, ext);
-    let path: Path = wh.path(&[&key]);
-    let uri = wh.uri(&path);
-    (path, uri)
+    keys::audio_key(
+        source,
+        at,
+        job.task_id,
+        job.recording_id,
+        extension(job.file_name),
+    )
 }
 
-/// Copies a recording's audio, unless `before` (its ledger entry) says it is stored already.
+/// Copies a recording's audio from its pre-signed URL, renewing an expired one.
 async fn copy_one(
     client: &WebexClient,
     wh: &Warehouse,
-    source: &str,
-    job: &Job<'_>,
-    before: Option<AudioRecord>,
+    job: Job<'_>,
+    to: Target,
 ) -> Result<AudioState, WebexError> {
-    let (task_id, recording) = (job.task_id, job.recording_id);
-    let (path, uri) = audio_path(wh, source, job);
-    if let Some(done) = AudioState::already_stored(before, &uri) {
-        return Ok(done);
-    }
+    let (source, task_id, recording) =
+        (client.config().name.as_str(), job.task_id, job.recording_id);
     let Some(first_url) = job.url else {
         // Listed before its audio is ready (the spec requires no attribute of a recording):
         // a later run, re-reading the window, finds the path.
@@ -268,8 +251,8 @@ async fn copy_one(
     let mut url = parse_file_path(first_url)?;
     let mut renewals = 0;
     loop {
-        match audio::copy(&client.downloads, &url, wh, &path).await {
-            Ok(stored) => return Ok(AudioState::stored(uri, stored)),
+        match audio::copy(&client.downloads, &url, wh, &to.path).await {
+            Ok(stored) => return Ok(AudioState::stored(to.uri, stored)),
             Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
                 renewals += 1;
                 tracing::info!(
@@ -302,12 +285,7 @@ async fn copy_one(
             }
             Err(e @ AudioError::Expired { .. }) => return Ok(pending(e.to_string())),
             Err(e @ AudioError::Http(_)) => return Ok(pending(e.to_string())),
-            Err(AudioError::Store { key, source }) => {
-                return Err(WebexError::Decode {
-                    endpoint: format!("audio store {key}"),
-                    message: source.to_string(),
-                })
-            }
+            Err(e @ AudioError::Store { .. }) => return Err(e.into()),
         }
     }
 }

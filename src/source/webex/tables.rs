@@ -11,7 +11,50 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use chrono::NaiveDate;
 
 use super::model::Task;
-use crate::schema::{day_of_ms, field, list_utf8, ts, utf8};
+use crate::schema::{day_of_ms, field, list_utf8, ts, utf8, TableDef};
+
+/// `webex_tasks`.
+pub static TASKS: TableDef = TableDef {
+    name: "webex_tasks",
+    schema: tasks_schema,
+    unique_columns: &["task_id", "created_time", "last_updated_time", "ended_time"],
+    keys: &["task_id"],
+    docs: "task (call)",
+};
+
+/// `webex_captures`.
+pub static CAPTURES: TableDef = TableDef {
+    name: "webex_captures",
+    schema: captures_schema,
+    unique_columns: &[
+        "capture_id",
+        "task_id",
+        "file_name",
+        "start_time",
+        "stop_time",
+        "duration_ms",
+        "audio_uri",
+        "audio_sha256",
+    ],
+    keys: &["capture_id", "task_id", "segment"],
+    docs: "recording (stitched and segments), with audio columns",
+};
+
+/// `webex_segments`.
+pub static SEGMENTS: TableDef = TableDef {
+    name: "webex_segments",
+    schema: segments_schema,
+    unique_columns: &[
+        "capture_id",
+        "task_id",
+        "start_time",
+        "stop_time",
+        "duration_ms",
+        "audio_uri",
+    ],
+    keys: &["capture_id", "task_id", "seq"],
+    docs: "segment recording, numbered `seq` in time order, with its agent",
+};
 
 pub fn tasks_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -96,7 +96,7 @@ impl RawXima {
         let egress_budget = self
             .egress_budget
             .as_deref()
-            .map(|v| parse_bytes(v).map_err(|m| KeyError::new("egress_budget", m)))
+            .map(|v| parse_bytes(v).map_err(|e| KeyError::new("egress_budget", e.to_string())))
             .transpose()?;
         Ok(XimaConfig {
             base_url: f.url("base_url", &self.base_url, self.allow_insecure_http)?,

@@ -17,12 +17,34 @@ use chrono::{DateTime, Utc};
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
 
+use crate::config::fields::struct_keys;
+use crate::config::{parse_as, SourceConfig};
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::{AudioState, AudioStatus};
+use crate::sink::settle::{Settle, Target};
 use crate::sink::{keys, Warehouse};
-use crate::state::{AudioRecord, State, StoredLedger};
+use crate::source::{RecordingsTable, SourceKind};
+use crate::state::State;
 use crate::window::Window;
+
+/// Xima CCaaS in the registry of source kinds: a tenant's calls and recordings.
+pub static KIND: SourceKind = SourceKind {
+    name: "xima",
+    stream: "calls",
+    tables: &[&tables::CALLS, &tables::RECORDINGS],
+    recordings: Some(RecordingsTable {
+        table: &tables::RECORDINGS,
+        id: "recording_key",
+        call: "call_key",
+    }),
+    keys: struct_keys::<config::RawXima>,
+    parse: |t, f| parse_as(t, f, config::RawXima::validate, SourceConfig::Xima),
+    hints: &[(
+        "requests_per_minute",
+        "whose pace is min_interval, burst_max and burst_window",
+    )],
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum XimaError {
@@ -71,40 +93,55 @@ pub async fn extract(
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
-    // What the ledger already holds of the window, in one query: reused with audio on,
-    // still reported as stored with audio off.
-    let mut stored = {
-        let keys = calls.iter().flat_map(|c| c.recordings.iter());
-        let keys: Vec<&str> = keys.map(|r| r.recording_key.as_str()).collect();
-        state.stored_audio(&client.config().name, &keys)?
+    let recs: Vec<(&model::Call, &model::Recording)> = calls
+        .iter()
+        .flat_map(|c| c.recordings.iter().map(move |r| (c, r)))
+        .collect();
+    let config = client.config();
+    let settle = Settle {
+        state,
+        wh,
+        source: &config.name,
+        copy_audio: config.audio,
+        // One at a time on purpose: the tenant's pacer admits one request at a time anyway.
+        concurrency: 1,
     };
-    let mut recordings = Vec::new();
-    let mut ledger = StoredLedger::new(state, &client.config().name);
-    // Sequential on purpose: the tenant's pacer admits one request at a time anyway.
-    for call in &calls {
-        let started = call.start_time.unwrap_or(w.start.timestamp_millis());
-        let at = DateTime::from_timestamp_millis(started).unwrap_or(w.start);
-        for rec in &call.recordings {
-            let before = stored.remove(&rec.recording_key);
-            let audio = match audio_of(client, wh, state, at, call, rec, before).await {
-                Ok(audio) => audio,
-                Err(e) => {
-                    // The window stops, but what it stored is recorded first.
-                    ledger.flush_quietly().await;
-                    return Err(e);
-                }
-            };
-            let stored = audio.newly_stored(&rec.recording_key, &call.call_key);
-            ledger.add(stored).await?;
-            recordings.push(RecordingRow {
-                call_key: call.call_key.clone(),
-                date: tables::call_date(call, w.start.timestamp_millis()),
-                recording: rec.clone(),
-                audio,
-            });
-        }
-    }
-    ledger.flush().await?;
+    let started = |call: &model::Call| {
+        let ms = call.start_time.unwrap_or(w.start.timestamp_millis());
+        DateTime::from_timestamp_millis(ms).unwrap_or(w.start)
+    };
+    let audio = settle
+        .run(
+            recs.len(),
+            |i| {
+                (
+                    recs[i].1.recording_key.as_str(),
+                    recs[i].0.call_key.as_str(),
+                )
+            },
+            |i| {
+                let (call, rec) = recs[i];
+                keys::audio_key(
+                    &config.name,
+                    started(call),
+                    &call.call_key,
+                    &rec.recording_key,
+                    "opus",
+                )
+            },
+            |i, to| copy_one(client, wh, state, recs[i].0, recs[i].1, to),
+        )
+        .await?;
+    let recordings = recs
+        .iter()
+        .zip(audio)
+        .map(|((call, rec), audio)| RecordingRow {
+            call_key: call.call_key.clone(),
+            date: tables::call_date(call, w.start.timestamp_millis()),
+            recording: (*rec).clone(),
+            audio,
+        })
+        .collect();
     Ok(Extracted { calls, recordings })
 }
 
@@ -123,26 +160,17 @@ fn tenant_of<'a>(
         .unwrap_or(&client.config().tenant)
 }
 
-/// One recording's audio: skipped unless `SAVED`, reused when the ledger has it
-/// (`stored_before`), else copied (or deferred once a quota stopped audio for the run). With
-/// audio off: what an earlier run stored, else "disabled".
-async fn audio_of(
+/// Copies one recording's audio, unless Xima does not have it yet (not `SAVED`) or a quota
+/// stopped audio for the run.
+async fn copy_one(
     client: &XimaClient,
     wh: &Warehouse,
     state: &State,
-    at: DateTime<Utc>,
     call: &model::Call,
     rec: &model::Recording,
-    stored_before: Option<AudioRecord>,
+    to: Target,
 ) -> Result<AudioState, XimaError> {
     let source = &client.config().name;
-    let key = keys::audio_key(source, at, &call.call_key, &rec.recording_key, "opus");
-    let path = wh.path(&[&key]);
-    let uri = wh.uri(&path);
-    if !client.config().audio {
-        let stored = AudioState::already_stored(stored_before, &uri);
-        return Ok(stored.unwrap_or_else(|| AudioState::none(AudioStatus::Disabled, None)));
-    }
     if rec.status.as_deref() != Some("SAVED") {
         let status = rec.status.as_deref().unwrap_or("unknown");
         return Ok(AudioState::none(
@@ -150,15 +178,12 @@ async fn audio_of(
             Some(format!("recording status {status}")),
         ));
     }
-    if let Some(done) = AudioState::already_stored(stored_before, &uri) {
-        return Ok(done);
-    }
     let size = rec.size.and_then(|s| u64::try_from(s).ok());
     Ok(
-        match client.copy_audio(tenant_of(client, call, rec), &rec.recording_key, size, wh, &path).await {
+        match client.copy_audio(tenant_of(client, call, rec), &rec.recording_key, size, wh, &to.path).await {
             Ok(Some(stored)) => {
                 state.record_egress(source, Utc::now(), stored.bytes)?;
-                AudioState::stored(uri, stored)
+                AudioState::stored(to.uri, stored)
             }
             Ok(None) => AudioState::none(AudioStatus::Deferred, Some(deferral(client))),
             Err(e @ AudioError::NotFound { .. }) => AudioState::none(AudioStatus::Missing, Some(e.to_string())),

@@ -10,8 +10,35 @@ use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
 use super::model::{Call, Recording};
-use crate::schema::{day_of_ms, field, ts, utf8};
+use crate::schema::{day_of_ms, field, ts, utf8, TableDef};
 use crate::sink::audio::AudioState;
+
+/// `xima_calls`.
+pub static CALLS: TableDef = TableDef {
+    name: "xima_calls",
+    schema: calls_schema,
+    unique_columns: &["call_key", "call_id", "start_time"],
+    keys: &["call_key"],
+    docs: "Xima call (expanded call info): ids, times, direction, caller id, dialed number, account codes, hold time, location, drop event, `recording_count`",
+};
+
+/// `xima_recordings`.
+pub static RECORDINGS: TableDef = TableDef {
+    name: "xima_recordings",
+    schema: recordings_schema,
+    unique_columns: &[
+        "recording_key",
+        "call_key",
+        "start_time",
+        "stop_time",
+        "duration_ms",
+        "event_id",
+        "audio_uri",
+        "audio_sha256",
+    ],
+    keys: &["recording_key", "call_key"],
+    docs: "Xima recording with Xima's `status`, party names, skill, agent, size, and the audio columns",
+};
 
 pub fn calls_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -146,7 +146,7 @@ fn check(raw: RawSearch) -> Result<SearchConfig, (&'static str, String)> {
     let min_duration = raw
         .min_duration
         .as_deref()
-        .map(|v| parse_duration(v).map_err(|m| ("search.min_duration", m)))
+        .map(|v| parse_duration(v).map_err(|e| ("search.min_duration", e.to_string())))
         .transpose()?;
     Ok(SearchConfig {
         ani: pattern("search.ani", raw.ani)?,

@@ -15,7 +15,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
-use crate::schema::{field, ts, utf8};
+use crate::schema::{field, ts, utf8, TableDef};
 
 /// CAR columns copied into the chain as they are (after sorting).
 const COPIED: [&str; 6] = [
@@ -26,6 +26,15 @@ const COPIED: [&str; 6] = [
     "team_name",
     "entrypoint_name",
 ];
+
+/// `activity_chains`.
+pub static ACTIVITY_CHAINS: TableDef = TableDef {
+    name: "activity_chains",
+    schema: activity_chains_schema,
+    unique_columns: &["car_id", "start_time", "duration_ms"],
+    keys: &["session_id", "seq", "event"],
+    docs: "activity in its session's chain: `seq` from 1, `prev_state`/`next_state`, `anomaly`",
+};
 
 pub fn activity_chains_schema() -> SchemaRef {
     let mut fields = vec![

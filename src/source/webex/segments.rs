@@ -12,7 +12,7 @@ use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use crate::schema::ts;
+use crate::schema::{ts, TableDef};
 
 /// Segment columns kept, in order.
 const SEGMENT_COLUMNS: [&str; 10] = [
@@ -42,9 +42,26 @@ const TASK_COLUMNS: [(&str, &str); 10] = [
     ("owner_name", "owner_name"),
 ];
 
+/// `task_segments`.
+pub static TASK_SEGMENTS: TableDef = TableDef {
+    name: "task_segments",
+    schema: task_segments_schema,
+    unique_columns: &[
+        "capture_id",
+        "task_id",
+        "start_time",
+        "stop_time",
+        "duration_ms",
+        "audio_uri",
+        "task_created_time",
+    ],
+    keys: &["capture_id", "task_id"],
+    docs: "segment joined to its task's queue, agent, direction, ANI/DNIS, times",
+};
+
 pub fn task_segments_schema() -> SchemaRef {
-    let seg = crate::source::webex::tables::segments_schema();
-    let task = crate::source::webex::tables::tasks_schema();
+    let seg = super::tables::segments_schema();
+    let task = super::tables::tasks_schema();
     let mut fields: Vec<Field> = SEGMENT_COLUMNS
         .iter()
         .filter_map(|n| seg.field_with_name(n).ok().cloned())

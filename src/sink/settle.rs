@@ -1,0 +1,112 @@
+//! A window's audio, settled: the one copy sequence every source shares.
+//!
+//! For each recording of a window: reuse the object the ledger says is stored (no request),
+//! else let the source copy it (its `copy` knows the source's URLs, renewals and quotas),
+//! and record each new object in the ledger as it lands, so that a window failing later does
+//! not download it again. With audio off nothing is copied, but audio an earlier run stored
+//! is still reported, and where: "disabled" would tell the analyst it does not exist.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+
+use super::audio::{AudioState, AudioStatus};
+use super::store::Warehouse;
+use crate::state::{State, StateError, StoredLedger};
+
+/// Where a recording's audio goes: its object's path and that path as a URI.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: Path,
+    pub uri: String,
+}
+
+/// One source's audio settings for a window.
+pub struct Settle<'a> {
+    pub state: &'a Arc<State>,
+    pub wh: &'a Warehouse,
+    /// The source's name: the ledger's key and the objects' prefix.
+    pub source: &'a str,
+    /// Whether the source copies audio (its `audio` key).
+    pub copy_audio: bool,
+    /// Copies at a time.
+    pub concurrency: usize,
+}
+
+impl Settle<'_> {
+    /// The audio of a window's `n` recordings, one state per recording in order.
+    ///
+    /// `ids(i)` is recording `i`'s id and its call's id (the ledger's key and row);
+    /// `key_of(i)` its audio object's key in the warehouse; `copy(i, target)` copies it
+    /// there, called only for a recording the ledger does not hold at that place.
+    pub async fn run<'r, E, I, K, C, F>(
+        &self,
+        n: usize,
+        ids: I,
+        key_of: K,
+        copy: C,
+    ) -> Result<Vec<AudioState>, E>
+    where
+        E: From<StateError>,
+        I: Fn(usize) -> (&'r str, &'r str),
+        K: Fn(usize) -> String,
+        C: Fn(usize, Target) -> F,
+        F: Future<Output = Result<AudioState, E>>,
+    {
+        let target = |i: usize| {
+            let path = self.wh.path(&[&key_of(i)]);
+            let uri = self.wh.uri(&path);
+            Target { path, uri }
+        };
+        // What the ledger already holds of the window, in one query.
+        let mut stored = {
+            let wanted: Vec<&str> = (0..n).map(|i| ids(i).0).collect();
+            self.state.stored_audio(self.source, &wanted)?
+        };
+        let mut audio = vec![AudioState::none(AudioStatus::Disabled, None); n];
+        if !self.copy_audio {
+            if !stored.is_empty() {
+                for (i, row) in audio.iter_mut().enumerate() {
+                    if let Some(before) = stored.remove(ids(i).0) {
+                        if let Some(done) = AudioState::already_stored(Some(before), &target(i).uri)
+                        {
+                            *row = done;
+                        }
+                    }
+                }
+            }
+            return Ok(audio);
+        }
+        let jobs = (0..n).map(|i| (i, stored.remove(ids(i).0)));
+        let (target, copy) = (&target, &copy);
+        let mut copied = futures::stream::iter(jobs)
+            .map(|(i, before)| async move {
+                let to = target(i);
+                let done = match AudioState::already_stored(before, &to.uri) {
+                    Some(done) => done,
+                    None => copy(i, to).await?,
+                };
+                Ok::<_, E>((i, done))
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut ledger = StoredLedger::new(self.state, self.source);
+        loop {
+            let (i, done) = match copied.try_next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    // The window stops, but what it stored is recorded first.
+                    ledger.flush_quietly().await;
+                    return Err(e);
+                }
+            };
+            let (id, call) = ids(i);
+            ledger.add(done.newly_stored(id, call)).await?;
+            audio[i] = done;
+        }
+        ledger.flush().await?;
+        Ok(audio)
+    }
+}
