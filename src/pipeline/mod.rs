@@ -11,7 +11,6 @@ mod commit;
 mod estimate;
 mod events;
 mod legacy;
-mod merge;
 pub mod rebuild;
 mod stages;
 mod webex;
@@ -31,6 +30,7 @@ use crate::config::{PipelineConfig, SourceConfig};
 use crate::error::ErrorKind;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
 use crate::sink::parquet;
+use crate::sink::settle::Settle;
 use crate::sink::{StoreError, Warehouse};
 use crate::source::legacy::LegacyError;
 use crate::source::webex::WebexError;
@@ -443,6 +443,18 @@ impl SourceRun<'_> {
             source_name: self.name.to_string(),
             window,
             error: Box::new(error),
+        }
+    }
+
+    /// The audio settings of the source's windows (see [`crate::sink::settle`]).
+    fn settle(&self, copy_audio: bool, concurrency: usize, count_egress: bool) -> Settle<'_> {
+        Settle {
+            state: self.state,
+            wh: self.wh,
+            source: self.name,
+            copy_audio,
+            concurrency,
+            count_egress,
         }
     }
 

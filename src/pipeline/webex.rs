@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::commit;
-use super::merge::{self, Previous};
 use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
 use crate::config::WebexConfig;
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
+use crate::source::webex::merge::{self, Previous};
 use crate::source::webex::model::Task;
 use crate::source::webex::{self, captures, segments, tables, WebexClient, WindowCaptures};
 use crate::window::{self, Window};
@@ -110,7 +110,9 @@ async fn output(
         mut captures,
         org_id,
     } = ex;
-    let audio = webex::fetch_audio(client, run.wh, run.state, &mut captures).await?;
+    let config = client.config();
+    let settle = run.settle(config.audio, config.concurrency, false);
+    let audio = webex::fetch_audio(client, &settle, &mut captures).await?;
     // A day of calls takes a while to turn into tables, all CPU: off the run's task, which
     // meanwhile reads the next window (see `SourceRun::drive`).
     crate::blocking::run("building the window's tables", move || {

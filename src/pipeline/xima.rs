@@ -69,7 +69,10 @@ async fn extract(
     run: &SourceRun<'_>,
     w: Window,
 ) -> Result<WindowOutput, SourceFailure> {
-    let ex = xima::extract(client, run.wh, run.state, w).await?;
+    // One copy at a time: the tenant's pacer admits one request at a time anyway. Xima caps
+    // a tenant's egress over a rolling period: each object counts as it lands.
+    let settle = run.settle(client.config().audio, 1, true);
+    let ex = xima::extract(client, &settle, w).await?;
     let fallback = w.start.timestamp_millis();
     let call_dates = ex
         .calls

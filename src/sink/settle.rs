@@ -33,6 +33,9 @@ pub struct Settle<'a> {
     pub copy_audio: bool,
     /// Copies at a time.
     pub concurrency: usize,
+    /// Count each object stored in the egress ledger as it lands, for an API that caps
+    /// egress over a rolling period (Xima): a run killed right after still counts it.
+    pub count_egress: bool,
 }
 
 impl Settle<'_> {
@@ -103,7 +106,13 @@ impl Settle<'_> {
                 }
             };
             let (id, call) = ids(i);
-            ledger.add(done.newly_stored(id, call)).await?;
+            let stored = done.newly_stored(id, call);
+            if let (true, Some(bytes)) = (self.count_egress, stored.as_ref().and_then(|s| s.bytes))
+            {
+                self.state
+                    .record_egress(self.source, chrono::Utc::now(), bytes)?;
+            }
+            ledger.add(stored).await?;
             audio[i] = done;
         }
         ledger.flush().await?;

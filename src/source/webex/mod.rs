@@ -9,6 +9,7 @@ pub mod captures;
 pub mod client;
 pub mod config;
 pub mod events;
+pub(crate) mod merge;
 pub mod model;
 pub mod search;
 pub mod segments;
@@ -16,7 +17,6 @@ pub mod subscriptions;
 pub mod tables;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -34,7 +34,6 @@ use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
 use crate::sink::settle::{Settle, Target};
 use crate::sink::{keys, Warehouse};
 use crate::source::{RecordingsTable, SourceKind};
-use crate::state::State;
 
 /// Webex Contact Center's v1 API in the registry of source kinds.
 pub static KIND: SourceKind = SourceKind {
@@ -77,6 +76,8 @@ pub enum WebexError {
     CursorLoop(#[from] crate::http::pagination::CursorLoop),
     #[error(transparent)]
     Audio(#[from] AudioError),
+    #[error(transparent)]
+    Store(#[from] crate::sink::StoreError),
 }
 
 impl WebexError {
@@ -88,7 +89,10 @@ impl WebexError {
             WebexError::Decode { .. } | WebexError::PageLoop(_) | WebexError::CursorLoop(_) => {
                 ErrorKind::Data
             }
-            WebexError::State(_) | WebexError::Arrow(_) | WebexError::Audio(_) => ErrorKind::Other,
+            WebexError::State(_)
+            | WebexError::Arrow(_)
+            | WebexError::Audio(_)
+            | WebexError::Store(_) => ErrorKind::Other,
         }
     }
 }
@@ -194,18 +198,10 @@ impl<'a> Job<'a> {
 /// each one's audio is, one state per row of `captures`; their URLs are forgotten.
 pub async fn fetch_audio(
     client: &WebexClient,
-    wh: &Warehouse,
-    state: &Arc<State>,
+    settle: &Settle<'_>,
     captures: &mut WindowCaptures,
 ) -> Result<Vec<AudioState>, WebexError> {
-    let config = client.config();
-    let settle = Settle {
-        state,
-        wh,
-        source: &config.name,
-        copy_audio: config.audio,
-        concurrency: config.concurrency,
-    };
+    let (config, wh) = (client.config(), settle.wh);
     let window: &WindowCaptures = captures;
     let (ids, task_ids) = (window.ids(), window.task_ids());
     let audio = settle

@@ -10,9 +10,7 @@ pub mod config;
 pub mod model;
 pub mod tables;
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
@@ -25,7 +23,6 @@ use crate::sink::audio::{AudioState, AudioStatus};
 use crate::sink::settle::{Settle, Target};
 use crate::sink::{keys, Warehouse};
 use crate::source::{RecordingsTable, SourceKind};
-use crate::state::State;
 use crate::window::Window;
 
 /// Xima CCaaS in the registry of source kinds: a tenant's calls and recordings.
@@ -88,8 +85,7 @@ fn deferral(client: &XimaClient) -> String {
 
 pub async fn extract(
     client: &XimaClient,
-    wh: &Warehouse,
-    state: &Arc<State>,
+    settle: &Settle<'_>,
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
@@ -97,15 +93,7 @@ pub async fn extract(
         .iter()
         .flat_map(|c| c.recordings.iter().map(move |r| (c, r)))
         .collect();
-    let config = client.config();
-    let settle = Settle {
-        state,
-        wh,
-        source: &config.name,
-        copy_audio: config.audio,
-        // One at a time on purpose: the tenant's pacer admits one request at a time anyway.
-        concurrency: 1,
-    };
+    let (config, wh) = (client.config(), settle.wh);
     let started = |call: &model::Call| {
         let ms = call.start_time.unwrap_or(w.start.timestamp_millis());
         DateTime::from_timestamp_millis(ms).unwrap_or(w.start)
@@ -129,7 +117,7 @@ pub async fn extract(
                     "opus",
                 )
             },
-            |i, to| copy_one(client, wh, state, recs[i].0, recs[i].1, to),
+            |i, to| copy_one(client, wh, recs[i].0, recs[i].1, to),
         )
         .await?;
     let recordings = recs
@@ -165,12 +153,10 @@ fn tenant_of<'a>(
 async fn copy_one(
     client: &XimaClient,
     wh: &Warehouse,
-    state: &State,
     call: &model::Call,
     rec: &model::Recording,
     to: Target,
 ) -> Result<AudioState, XimaError> {
-    let source = &client.config().name;
     if rec.status.as_deref() != Some("SAVED") {
         let status = rec.status.as_deref().unwrap_or("unknown");
         return Ok(AudioState::none(
@@ -181,10 +167,7 @@ async fn copy_one(
     let size = rec.size.and_then(|s| u64::try_from(s).ok());
     Ok(
         match client.copy_audio(tenant_of(client, call, rec), &rec.recording_key, size, wh, &to.path).await {
-            Ok(Some(stored)) => {
-                state.record_egress(source, Utc::now(), stored.bytes)?;
-                AudioState::stored(to.uri, stored)
-            }
+            Ok(Some(stored)) => AudioState::stored(to.uri, stored),
             Ok(None) => AudioState::none(AudioStatus::Deferred, Some(deferral(client))),
             Err(e @ AudioError::NotFound { .. }) => AudioState::none(AudioStatus::Missing, Some(e.to_string())),
             Err(AudioError::Http(e)) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) => {

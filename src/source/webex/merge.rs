@@ -11,31 +11,31 @@ use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::SourceFailure;
+use super::tables;
+use super::WebexError;
 use crate::sink::audio::AudioStatus;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::TableRows;
 use crate::sink::Warehouse;
-use crate::source::webex::tables;
 use crate::window::Window;
 
 /// The column rows are kept or replaced by.
 const KEY: &str = "task_id";
 
 /// What a window's files held, read back once per window for the tables a read needs.
-pub(super) struct Previous {
+pub(crate) struct Previous {
     rows: HashMap<&'static str, Vec<(RecordBatch, NaiveDate)>>,
 }
 
 impl Previous {
     /// The window's rows of `tables`; `None` when the window was never committed.
-    pub(super) async fn read(
+    pub(crate) async fn read(
         wh: &Warehouse,
         source: &str,
         stream: &str,
         w: Window,
         tables: &[&'static str],
-    ) -> Result<Option<Self>, SourceFailure> {
+    ) -> Result<Option<Self>, WebexError> {
         let Some(m) = manifest::read(wh, source, stream, w.start).await? else {
             return Ok(None);
         };
@@ -52,7 +52,7 @@ impl Previous {
 
     /// Tasks whose captures the window's `webex_captures` rows hold with every recording
     /// `stored` (or audio `disabled`): reading their captures again would change nothing.
-    pub(super) fn settled_tasks(&self) -> Result<HashSet<String>, SourceFailure> {
+    pub(crate) fn settled_tasks(&self) -> Result<HashSet<String>, WebexError> {
         let (mut settled, mut open) = (HashSet::new(), HashSet::new());
         for (batch, _) in self.of(tables::CAPTURES.name) {
             let tasks = strings(batch, KEY)?;
@@ -72,11 +72,11 @@ impl Previous {
     /// Adds to each of `tables` the previous rows whose task `keep` says to keep, then
     /// orders rows by task (stably): the order a fresh read gives the capture tables, so a
     /// merge that changes nothing writes identical files.
-    pub(super) fn keep_into(
+    pub(crate) fn keep_into(
         &self,
         keep: &(dyn Fn(&str) -> bool + Sync),
         tables: &mut [TableRows],
-    ) -> Result<(), SourceFailure> {
+    ) -> Result<(), WebexError> {
         for t in tables.iter_mut() {
             let mut batches = vec![t.batch.clone()];
             let mut dates = t.dates.clone();
@@ -108,7 +108,7 @@ async fn previous_rows(
     wh: &Warehouse,
     m: &Manifest,
     table: &str,
-) -> Result<Vec<(RecordBatch, NaiveDate)>, SourceFailure> {
+) -> Result<Vec<(RecordBatch, NaiveDate)>, WebexError> {
     let mut out = Vec::new();
     for f in m.files.iter().filter(|f| f.table == table) {
         let date = date_of(&f.key).ok_or_else(|| corrupt(&f.key, "no date= in its key"))?;
@@ -127,7 +127,7 @@ async fn previous_rows(
 }
 
 /// A recording row of a window's files: its id, audio status and whether it is a segment.
-pub(super) struct KeptRecording<'a> {
+pub(crate) struct KeptRecording<'a> {
     pub id: &'a str,
     /// `None` for a name ccetl does not write (counted as nothing).
     pub status: Option<AudioStatus>,
@@ -135,7 +135,7 @@ pub(super) struct KeptRecording<'a> {
 }
 
 /// Each row of a `webex_captures` batch.
-pub(super) fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>>, SourceFailure> {
+pub(crate) fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>>, WebexError> {
     let ids = strings(captures, "capture_id")?;
     let status = strings(captures, "audio_status")?;
     let segment = captures
@@ -153,7 +153,7 @@ pub(super) fn recordings(captures: &RecordBatch) -> Result<Vec<KeptRecording<'_>
         .collect())
 }
 
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, SourceFailure> {
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, WebexError> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_string_opt::<i32>())
@@ -168,7 +168,7 @@ fn date_of(key: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(part, "%Y-%m-%d").ok()
 }
 
-fn corrupt(key: &str, why: &str) -> SourceFailure {
+fn corrupt(key: &str, why: &str) -> WebexError {
     arrow::error::ArrowError::ParseError(format!(
         "{key}: cannot read the window's file back to keep its rows: {why}"
     ))
