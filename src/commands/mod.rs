@@ -87,15 +87,7 @@ fn parse_time_arg(
     v: &Option<String>,
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
     v.as_deref()
-        .map(|s| {
-            crate::config::parse_time(s).map_err(|m| {
-                anyhow::Error::new(ConfigError::Invalid {
-                    path: PathBuf::from("(command line)"),
-                    key: flag.to_string(),
-                    message: m,
-                })
-            })
-        })
+        .map(|s| crate::config::parse_time(s).map_err(|e| usage(flag, e)))
         .transpose()
 }
 

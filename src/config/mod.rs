@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub mod exposure;
 pub mod fields;
 mod units;
-pub use units::{format_duration, parse_bytes, parse_duration, UnitError};
+pub use units::{format_duration, parse_bytes, parse_duration, parse_time, UnitError};
 
 pub use crate::source::legacy::config::{LegacyConfig, LEGACY_REQUESTS_PER_MINUTE};
 pub use crate::source::webex::config::{
@@ -285,7 +285,7 @@ impl PipelineConfig {
         let start = p
             .start
             .as_deref()
-            .map(|s| parse_time(s).map_err(|m| invalid("pipeline.start", m)))
+            .map(|s| parse_time(s).map_err(|e| invalid("pipeline.start", e.to_string())))
             .transpose()?;
 
         let mut sources = Vec::new();
@@ -365,19 +365,6 @@ fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, String> {
     let u = url::Url::from_directory_path(&abs)
         .map_err(|_| format!("'{}' is not a usable directory path", abs.display()))?;
     Ok(u.as_str().trim_end_matches('/').to_string())
-}
-
-/// Parses RFC 3339 or a plain UTC date.
-pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-    }
-    Err(format!(
-        "'{s}' is not a time; write 2026-01-31 or 2026-01-31T00:00:00Z"
-    ))
 }
 
 #[cfg(test)]

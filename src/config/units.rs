@@ -1,4 +1,5 @@
-//! Durations (`15m`, `250ms`) and byte sizes (`20GB`, `512MiB`) as config files write them.
+//! Durations (`15m`, `250ms`), byte sizes (`20GB`, `512MiB`) and times (`2026-01-31`) as
+//! config files and flags write them.
 
 use std::time::Duration;
 
@@ -21,6 +22,19 @@ pub enum UnitError {
     },
     #[error("'{0}' is too large")]
     TooLarge(String),
+    #[error("'{0}' is not a time; write 2026-01-31 or 2026-01-31T00:00:00Z")]
+    NotATime(String),
+}
+
+/// Parses RFC 3339 or a plain UTC date.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, UnitError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    Err(UnitError::NotATime(s.to_string()))
 }
 
 /// Parses a duration such as `15m`, `6h`, `1d`, `30s`, `250ms`.

@@ -187,7 +187,7 @@ impl HttpClient {
 /// Tracking the path costs on every field, so it is done only to explain a failure: the
 /// page is decoded plainly first, and again with the path only when that fails. The plain
 /// pass checks the body's UTF-8 once, in bulk, rather than string by string.
-pub fn decode_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
+pub fn decode_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, JsonError> {
     if let Ok(text) = std::str::from_utf8(body) {
         if let Ok(value) = serde_json::from_str(text) {
             return Ok(value);
@@ -196,14 +196,23 @@ pub fn decode_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
+        JsonError {
+            path: (path != ".").then_some(path),
+            error: e.into_inner(),
         }
     })?;
-    de.end().map_err(|e| e.to_string())?;
+    de.end().map_err(|error| JsonError { path: None, error })?;
     Ok(value)
+}
+
+/// A JSON body that does not decode, and where in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{error}", path.as_ref().map(|p| format!("{p}: ")).unwrap_or_default())]
+pub struct JsonError {
+    /// The field's path in the body (`data[3].attributes.createdTime`), when known.
+    pub path: Option<String>,
+    /// Part of the message, not a separate cause: the message is the whole story.
+    error: serde_json::Error,
 }
 
 /// "256 MiB" for messages.
@@ -276,11 +285,16 @@ mod tests {
     #[test]
     fn decode_errors_name_the_field() {
         let e = decode_json::<Page>(br#"{"data":[{"id":"a","n":1},{"id":"b","n":{}}]}"#);
-        assert!(e.unwrap_err().starts_with("data[1].n: invalid type: map"));
+        let e = e.unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("data[1].n"));
+        assert!(e.to_string().starts_with("data[1].n: invalid type: map"));
         let e = decode_json::<Page>(br#"{"data":[{"id":"a"}]}"#).unwrap_err();
-        assert!(e.starts_with("data[0]: missing field `n`"), "{e}");
+        assert!(
+            e.to_string().starts_with("data[0]: missing field `n`"),
+            "{e}"
+        );
         let e = decode_json::<Page>(br#"{"data":[]} trailing"#).unwrap_err();
-        assert!(e.contains("trailing characters"), "{e}");
+        assert!(e.to_string().contains("trailing characters"), "{e}");
         assert!(decode_json::<Page>(br#"{"data":[{"id":"a","n":2}]}"#).is_ok());
     }
 }

@@ -372,9 +372,9 @@ fn decode<'de, T: serde::Deserialize<'de>>(
     endpoint: &str,
     body: &'de [u8],
 ) -> Result<T, WebexError> {
-    decode_json(body).map_err(|message| WebexError::Decode {
+    decode_json(body).map_err(|e| WebexError::Decode {
         endpoint: endpoint.to_string(),
-        message,
+        message: e.to_string(),
     })
 }
 

@@ -152,7 +152,7 @@ impl XimaClient {
                     if body.iter().all(u8::is_ascii_whitespace) {
                         return Ok(Vec::new()); // 204 No Content: no calls
                     }
-                    crate::http::fetch::decode_json(body).map_err(decode_err)
+                    crate::http::fetch::decode_json(body).map_err(|e| decode_err(e.to_string()))
                 },
                 |limit| {
                     decode_err(format!(
