@@ -43,6 +43,15 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
             .collect();
         want.extend(["source VARCHAR".to_string(), "date DATE".to_string()]);
         assert_eq!(got, want, "{table} columns and types");
+        // What a row is travels with the view.
+        let comment = env.sql(&format!(
+            "SELECT comment FROM duckdb_views() WHERE view_name = '{table}'"
+        ));
+        assert_eq!(
+            comment[0].column(0).as_string::<i32>().value(0),
+            def.docs,
+            "{table} view comment"
+        );
     }
 
     // Second run, nothing new: no new files, no audio downloaded, few requests.
