@@ -13,9 +13,8 @@ use crate::pipeline::{self, RunOptions, RunReport, SourceFailure};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::legacy::{LegacyClient, LegacyError, RecordType};
-use crate::source::webex::{WebexClient, WebexError};
-use crate::source::xima::XimaError;
+use crate::source::legacy::{LegacyClient, RecordType};
+use crate::source::webex::WebexClient;
 
 /// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -309,56 +308,58 @@ async fn check_warehouse(cfg: &PipelineConfig) -> anyhow::Result<String> {
     Ok(format!("warehouse {} is writable", wh.url()))
 }
 
-/// One cheap request proving the source's credentials and API work. Its failure is a
-/// [`SourceFailure`], whose kind the exit code reads, whichever the source.
+/// One cheap request proving the source's credentials and API work (Webex: after its
+/// tokens are checked).
 async fn check_source(
     path: &Path,
     src: &SourceConfig,
     state: &Arc<crate::state::State>,
 ) -> anyhow::Result<String> {
+    if let SourceConfig::Webex(w) = src {
+        auth::check_tokens(path, w, state)?;
+    }
+    Ok(probe_source(src, state).await?)
+}
+
+/// The request of [`check_source`]. Its failure is a [`SourceFailure`], whose kind the exit
+/// code reads, whichever the source.
+async fn probe_source(
+    src: &SourceConfig,
+    state: &Arc<crate::state::State>,
+) -> Result<String, SourceFailure> {
     let now = chrono::Utc::now();
     let minute_ago = now - chrono::Duration::minutes(1);
-    let checked: Result<String, SourceFailure> = match src {
+    Ok(match src {
         SourceConfig::Webex(w) => {
-            auth::check_tokens(path, w, state)?;
-            async {
-                let client = WebexClient::connect(w, state.clone())?;
-                crate::source::webex::discover(&client, minute_ago, now).await?;
-                let api = match w.discovery {
-                    crate::config::Discovery::Tasks => "tasks API works",
-                    crate::config::Discovery::Search(_) => "Search API accepts the filters",
-                };
-                Ok::<_, WebexError>(format!("source {} (webex): token and {api}", w.name))
-            }
-            .await
-            .map_err(SourceFailure::from)
+            let client = WebexClient::connect(w, state.clone())?;
+            crate::source::webex::discover(&client, minute_ago, now).await?;
+            let api = match w.discovery {
+                crate::config::Discovery::Tasks => "tasks API works",
+                crate::config::Discovery::Search(_) => "Search API accepts the filters",
+            };
+            format!("source {} (webex): token and {api}", w.name)
         }
-        SourceConfig::Xima(x) => async {
+        SourceConfig::Xima(x) => {
             // One paced request for the last minute's calls proves the key works.
             let client = crate::source::xima::XimaClient::connect(x)?;
             client.calls(minute_ago, now).await?;
-            Ok::<_, XimaError>(format!(
+            format!(
                 "source {} (xima): key accepted for tenant {}",
                 x.name, x.tenant
-            ))
+            )
         }
-        .await
-        .map_err(SourceFailure::from),
-        SourceConfig::Legacy(l) => async {
+        SourceConfig::Legacy(l) => {
             // A record that cannot exist: 404 proves the signature was accepted.
             let client = LegacyClient::connect(l)?;
             client
                 .get(RecordType::Csr, "ccetl-credential-probe")
                 .await?;
-            Ok::<_, LegacyError>(format!(
+            format!(
                 "source {} (webex_legacy): signature accepted for {}",
                 l.name, l.user_id
-            ))
+            )
         }
-        .await
-        .map_err(SourceFailure::from),
-    };
-    Ok(checked?)
+    })
 }
 
 pub async fn state(action: StateAction) -> anyhow::Result<()> {

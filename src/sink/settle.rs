@@ -12,7 +12,10 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use super::audio::{AudioState, AudioStatus};
+use super::keys;
 use super::store::Warehouse;
 use crate::state::{State, StateError, StoredLedger};
 
@@ -42,24 +45,27 @@ impl Settle<'_> {
     /// The audio of a window's `n` recordings, one state per recording in order.
     ///
     /// `ids(i)` is recording `i`'s id and its call's id (the ledger's key and row);
-    /// `key_of(i)` its audio object's key in the warehouse; `copy(i, target)` copies it
-    /// there, called only for a recording the ledger does not hold at that place.
-    pub async fn run<'r, E, I, K, C, F>(
+    /// `placed(i)` the call's time and the audio's file extension, which with the ids place
+    /// its object ([`keys::audio_key`]); `copy(i, target)` copies it there, called only for
+    /// a recording the ledger does not hold at that place.
+    pub async fn run<'r, E, I, P, C, F>(
         &self,
         n: usize,
         ids: I,
-        key_of: K,
+        placed: P,
         copy: C,
     ) -> Result<Vec<AudioState>, E>
     where
         E: From<StateError>,
         I: Fn(usize) -> (&'r str, &'r str),
-        K: Fn(usize) -> String,
+        P: Fn(usize) -> (DateTime<Utc>, &'r str),
         C: Fn(usize, Target) -> F,
         F: Future<Output = Result<AudioState, E>>,
     {
         let target = |i: usize| {
-            let path = self.wh.path(&[&key_of(i)]);
+            let ((id, call), (at, ext)) = (ids(i), placed(i));
+            let key = keys::audio_key(self.source, at, call, id, ext);
+            let path = self.wh.path(&[&key]);
             let uri = self.wh.uri(&path);
             Target { path, uri }
         };
@@ -107,10 +113,10 @@ impl Settle<'_> {
             };
             let (id, call) = ids(i);
             let stored = done.newly_stored(id, call);
-            if let (true, Some(bytes)) = (self.count_egress, stored.as_ref().and_then(|s| s.bytes))
-            {
-                self.state
-                    .record_egress(self.source, chrono::Utc::now(), bytes)?;
+            if self.count_egress {
+                if let Some(bytes) = stored.as_ref().and_then(|s| s.bytes) {
+                    self.state.record_egress(self.source, Utc::now(), bytes)?;
+                }
             }
             ledger.add(stored).await?;
             audio[i] = done;

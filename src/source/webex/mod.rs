@@ -32,7 +32,7 @@ use crate::config::{parse_as, Discovery, SourceConfig};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
 use crate::sink::settle::{Settle, Target};
-use crate::sink::{keys, Warehouse};
+use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
 
 /// Webex Contact Center's v1 API in the registry of source kinds.
@@ -201,31 +201,23 @@ pub async fn fetch_audio(
     settle: &Settle<'_>,
     captures: &mut WindowCaptures,
 ) -> Result<Vec<AudioState>, WebexError> {
-    let (config, wh) = (client.config(), settle.wh);
+    let wh = settle.wh;
     let window: &WindowCaptures = captures;
     let (ids, task_ids) = (window.ids(), window.task_ids());
     let audio = settle
         .run(
             window.len(),
             |i| (ids.value(i), task_ids.value(i)),
-            |i| audio_key(&config.name, &Job::of(window, i)),
+            |i| {
+                let job = Job::of(window, i);
+                let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms);
+                (at.unwrap_or_default(), extension(job.file_name))
+            },
             |i, to| copy_one(client, wh, Job::of(window, i), to),
         )
         .await;
     captures.forget_urls();
     audio
-}
-
-/// Where a recording's audio goes in the warehouse.
-fn audio_key(source: &str, job: &Job) -> String {
-    let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms).unwrap_or_default();
-    keys::audio_key(
-        source,
-        at,
-        job.task_id,
-        job.recording_id,
-        extension(job.file_name),
-    )
 }
 
 /// Copies a recording's audio from its pre-signed URL, renewing an expired one.

@@ -21,7 +21,7 @@ use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::{AudioState, AudioStatus};
 use crate::sink::settle::{Settle, Target};
-use crate::sink::{keys, Warehouse};
+use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
 use crate::window::Window;
 
@@ -93,7 +93,7 @@ pub async fn extract(
         .iter()
         .flat_map(|c| c.recordings.iter().map(move |r| (c, r)))
         .collect();
-    let (config, wh) = (client.config(), settle.wh);
+    let wh = settle.wh;
     let started = |call: &model::Call| {
         let ms = call.start_time.unwrap_or(w.start.timestamp_millis());
         DateTime::from_timestamp_millis(ms).unwrap_or(w.start)
@@ -107,16 +107,7 @@ pub async fn extract(
                     recs[i].0.call_key.as_str(),
                 )
             },
-            |i| {
-                let (call, rec) = recs[i];
-                keys::audio_key(
-                    &config.name,
-                    started(call),
-                    &call.call_key,
-                    &rec.recording_key,
-                    "opus",
-                )
-            },
+            |i| (started(recs[i].0), "opus"),
             |i, to| copy_one(client, wh, recs[i].0, recs[i].1, to),
         )
         .await?;
