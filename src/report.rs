@@ -12,7 +12,11 @@ use crate::sink::audio::{AudioState, AudioStatus};
 pub struct WindowReport {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// Webex: the window's tasks (calls and digital contacts).
     pub tasks: u64,
+    /// Xima: the window's calls.
+    pub calls: u64,
+    /// Recordings (Webex captures, Xima recordings).
     pub recordings: u64,
     pub segments: u64,
     pub audio_stored: u64,
@@ -183,6 +187,7 @@ impl RunReport {
         let mut t = WindowReport::default();
         for w in self.sources.iter().flat_map(|s| &s.windows) {
             t.tasks += w.tasks;
+            t.calls += w.calls;
             t.recordings += w.recordings;
             t.segments += w.segments;
             t.audio_stored += w.audio_stored;

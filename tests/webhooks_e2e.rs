@@ -184,7 +184,10 @@ async fn subscribe_names_the_missing_write_scope_and_refuses_bad_destinations() 
 async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
     let env = env_with(sim_config(), &with_secret()).await;
     let cfg = env.config();
-    let ccetl::config::SourceConfig::Webex(w) = cfg.sources[0].clone() else {
+    let Some(w) = cfg.sources[0]
+        .downcast::<ccetl::config::WebexConfig>()
+        .cloned()
+    else {
         panic!("webex source expected")
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -196,7 +199,7 @@ async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
     };
     let server = tokio::spawn(ccetl::serve::serve(
         cfg.clone(),
-        *w.clone(),
+        w.clone(),
         opts,
         async {
             let _ = stop_rx.await;

@@ -44,7 +44,7 @@ pub enum LoginError {
     #[error("no redirect arrived within {0:?}; run again, or use --no-listen and paste the redirect URL")]
     Timeout(Duration),
     #[error("storing the tokens: {0}")]
-    Store(String),
+    Store(crate::state::StateError),
 }
 
 impl LoginError {

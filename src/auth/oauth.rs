@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
+use crate::state::StateError;
 
 /// A credential problem. Exit code 3 when the server said no.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +38,10 @@ pub enum AuthError {
         source_name: String,
         message: String,
     },
-    #[error("cannot persist the rotated refresh token: {message}")]
+    #[error("cannot persist the rotated refresh token: {source}")]
     Persist {
         source_name: String,
-        message: String,
+        source: Box<StateError>,
     },
     #[error("no refresh token: run `ccetl auth login PIPELINE.toml --source {source_name}` (Integration) or `ccetl auth import PIPELINE.toml --source {source_name}` (Service App), or set refresh_token")]
     NotAuthorized { source_name: String },
@@ -100,8 +101,8 @@ pub struct StoredToken {
 
 /// Where rotated tokens are persisted (the state DB in production).
 pub trait TokenStore: Send + Sync {
-    fn load(&self, source: &str) -> Result<Option<StoredToken>, String>;
-    fn save(&self, source: &str, token: &StoredToken) -> Result<(), String>;
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError>;
+    fn save(&self, source: &str, token: &StoredToken) -> Result<(), StateError>;
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,7 +169,7 @@ pub fn current_token(
     store: &dyn TokenStore,
     source: &str,
     configured: Option<&Secret>,
-) -> Result<Option<StoredToken>, String> {
+) -> Result<Option<StoredToken>, StateError> {
     let fp = config_fingerprint(configured);
     Ok(store.load(source)?.filter(|t| t.config_fingerprint == fp))
 }
@@ -186,12 +187,13 @@ impl OAuthTokens {
         store: Arc<dyn TokenStore>,
     ) -> Result<Self, AuthError> {
         let fp = config_fingerprint(configured_refresh.as_ref());
-        let stored = current_token(store.as_ref(), source, configured_refresh.as_ref()).map_err(
-            |message| AuthError::Persist {
-                source_name: source.to_string(),
-                message,
-            },
-        )?;
+        let stored =
+            current_token(store.as_ref(), source, configured_refresh.as_ref()).map_err(|e| {
+                AuthError::Persist {
+                    source_name: source.to_string(),
+                    source: Box::new(e),
+                }
+            })?;
         let (cached, refresh_token, refresh_expires_at) = match (stored, configured_refresh) {
             (Some(t), _) => {
                 let cached = match (t.access_token, t.access_expires_at) {
@@ -318,9 +320,9 @@ impl OAuthTokens {
                     refresh_expires_at,
                 },
             )
-            .map_err(|message| AuthError::Persist {
+            .map_err(|e| AuthError::Persist {
                 source_name: self.source.clone(),
-                message,
+                source: Box::new(e),
             })?;
         tracing::info!(source = %self.source, expires_in_s = tr.expires_in, "Refreshed access token.");
         inner.refresh_token = refresh_token;

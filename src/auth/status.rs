@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::oauth::{current_token, org_from_token};
 use crate::config::WebexConfig;
-use crate::state::State;
+use crate::state::{State, StateError};
 
 /// Renew a refresh token that has less than this left.
 pub const RENEW_WITHIN_DAYS: i64 = 14;
@@ -34,10 +34,14 @@ pub struct TokenStatus {
 }
 
 /// The status of the tokens `cfg` would use now.
-pub fn webex(cfg: &WebexConfig, state: &State, now: DateTime<Utc>) -> Result<TokenStatus, String> {
+pub fn webex(
+    cfg: &WebexConfig,
+    state: &State,
+    now: DateTime<Utc>,
+) -> Result<TokenStatus, StateError> {
     let stored = current_token(state, &cfg.name, cfg.refresh_token.as_ref())?;
     let saved_at = match &stored {
-        Some(_) => state.token_saved_at(&cfg.name).map_err(|e| e.to_string())?,
+        Some(_) => state.token_saved_at(&cfg.name)?,
         None => None,
     };
     let refresh_expires_at = stored.as_ref().and_then(|t| t.refresh_expires_at);

@@ -9,11 +9,12 @@ use anyhow::Context;
 
 use super::usage;
 use crate::auth::login::{self, LoginError};
-use crate::auth::status::{self, Health};
+
 use crate::auth::TokenStore;
 use crate::cli::AuthAction;
-use crate::config::{PipelineConfig, SourceConfig, WebexConfig};
+use crate::config::{PipelineConfig, WebexConfig};
 use crate::pipeline;
+use crate::source::CheckContext;
 use crate::state::State;
 
 pub async fn run(action: AuthAction) -> anyhow::Result<()> {
@@ -146,46 +147,12 @@ fn status(path: &Path) -> anyhow::Result<()> {
     let states = pipeline::open_states(&cfg, &names)?;
     let now = chrono::Utc::now();
     for src in &cfg.sources {
-        match src {
-            SourceConfig::Webex(w) => {
-                let st = status::webex(w, &states[&w.name], now)
-                    .map_err(|m| anyhow::anyhow!("reading the tokens of '{}': {m}", w.name))?;
-                println!("{}", st.describe(now));
-                if let Some(advice) = st.advice(&path.display().to_string()) {
-                    println!("  {advice}");
-                }
-            }
-            SourceConfig::Xima(x) => println!(
-                "{} (xima)\n  service user key for tenant {} (`ccetl check` tests it)",
-                x.name, x.tenant
-            ),
-            SourceConfig::Legacy(l) => println!(
-                "{} (webex_legacy)\n  HMAC-SHA1 API key for {} (keys do not expire; `ccetl check` tests it)",
-                l.name, l.user_id
-            ),
-        }
+        let ctx = CheckContext {
+            pipeline: path,
+            state: &states[src.name()],
+            now,
+        };
+        println!("{}", src.credentials(&ctx)?);
     }
     Ok(())
-}
-
-/// For `ccetl check`: prints a renewal warning, and fails once the refresh token expired.
-pub fn check_tokens(path: &Path, cfg: &WebexConfig, state: &State) -> anyhow::Result<()> {
-    let now = chrono::Utc::now();
-    let st = status::webex(cfg, state, now)
-        .map_err(|m| anyhow::anyhow!("reading the tokens of '{}': {m}", cfg.name))?;
-    let advice = st.advice(&path.display().to_string());
-    match (st.health, advice) {
-        (Health::Expired | Health::Missing, Some(advice)) => {
-            Err(crate::auth::AuthError::RenewalNeeded {
-                source_name: cfg.name.clone(),
-                advice,
-            }
-            .into())
-        }
-        (_, Some(a)) => {
-            println!("{a}");
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }

@@ -13,8 +13,7 @@ use crate::pipeline::{self, RunOptions, RunReport, SourceFailure};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::legacy::{LegacyClient, RecordType};
-use crate::source::webex::WebexClient;
+use crate::source::{CheckContext, Checked};
 
 /// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -41,23 +40,24 @@ pub(crate) fn webex_source(
     let webex: Vec<&crate::config::WebexConfig> = cfg
         .sources
         .iter()
-        .filter_map(|s| match s {
-            SourceConfig::Webex(w) => Some(w.as_ref()),
-            _ => None,
-        })
+        .filter_map(|s| s.downcast::<crate::config::WebexConfig>())
         .collect();
     let w = match name {
-        Some(n) => match cfg.sources.iter().find(|s| s.name() == n) {
-            Some(SourceConfig::Webex(w)) => w.as_ref().clone(),
-            Some(s) => {
-                return Err(invalid(format!(
-                    "source '{n}' is a {} source; {purpose} is for webex sources",
-                    s.kind()
-                ))
-                .into())
+        Some(n) => {
+            let Some(s) = cfg.sources.iter().find(|s| s.name() == n) else {
+                return Err(invalid(format!("no source named '{n}' in the pipeline")).into());
+            };
+            match s.downcast::<crate::config::WebexConfig>() {
+                Some(w) => w.clone(),
+                None => {
+                    return Err(invalid(format!(
+                        "source '{n}' is a {} source; {purpose} is for webex sources",
+                        s.kind()
+                    ))
+                    .into())
+                }
             }
-            None => return Err(invalid(format!("no source named '{n}' in the pipeline")).into()),
-        },
+        }
         None => match webex.as_slice() {
             [one] => (*one).clone(),
             [] => {
@@ -150,6 +150,9 @@ fn print_summary(r: &RunReport) {
         r.requests(),
         retries
     );
+    if t.calls > 0 || r.sources.iter().any(|s| s.kind == "xima") {
+        println!("  xima: {} calls", t.calls);
+    }
     if t.sessions > 0 || r.sources.iter().any(|s| s.kind == "webex_legacy") {
         println!(
             "  legacy: {} sessions, {} activities, {} chain rows flagged",
@@ -241,7 +244,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
     let mut outcome = CheckOutcome::default();
-    outcome.record("warehouse", check_warehouse(&cfg).await);
+    outcome.record("warehouse", check_warehouse(&cfg).await.map(Checked::from));
     // At once: an unreachable host costs its retries (~20 s) once, not once per source.
     let checks = cfg
         .sources
@@ -249,7 +252,8 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
         .map(|src| check_source(path, src, &states[src.name()]));
     let results = futures::future::join_all(checks).await;
     for (src, result) in cfg.sources.iter().zip(results) {
-        outcome.record(&format!("source '{}' ({})", src.name(), src.kind()), result);
+        let what = format!("source '{}' ({})", src.name(), src.kind());
+        outcome.record(&what, result.map_err(anyhow::Error::from));
     }
     let CheckOutcome {
         total,
@@ -276,10 +280,15 @@ struct CheckOutcome {
 }
 
 impl CheckOutcome {
-    fn record(&mut self, what: &str, result: anyhow::Result<String>) {
+    fn record(&mut self, what: &str, result: anyhow::Result<Checked>) {
         self.total += 1;
         match result {
-            Ok(line) => println!("ok   {line}"),
+            Ok(Checked { line, warnings }) => {
+                println!("ok   {line}");
+                for w in warnings {
+                    println!("{w}");
+                }
+            }
             Err(e) => {
                 self.failed += 1;
                 let kind = crate::error::kind_of(&e);
@@ -309,57 +318,19 @@ async fn check_warehouse(cfg: &PipelineConfig) -> anyhow::Result<String> {
 }
 
 /// One cheap request proving the source's credentials and API work (Webex: after its
-/// tokens are checked).
+/// tokens are checked). Its failure is a [`SourceFailure`], whose kind the exit code reads,
+/// whichever the source.
 async fn check_source(
     path: &Path,
     src: &SourceConfig,
     state: &Arc<crate::state::State>,
-) -> anyhow::Result<String> {
-    if let SourceConfig::Webex(w) = src {
-        auth::check_tokens(path, w, state)?;
-    }
-    Ok(probe_source(src, state).await?)
-}
-
-/// The request of [`check_source`]. Its failure is a [`SourceFailure`], whose kind the exit
-/// code reads, whichever the source.
-async fn probe_source(
-    src: &SourceConfig,
-    state: &Arc<crate::state::State>,
-) -> Result<String, SourceFailure> {
-    let now = chrono::Utc::now();
-    let minute_ago = now - chrono::Duration::minutes(1);
-    Ok(match src {
-        SourceConfig::Webex(w) => {
-            let client = WebexClient::connect(w, state.clone())?;
-            crate::source::webex::discover(&client, minute_ago, now).await?;
-            let api = match w.discovery {
-                crate::config::Discovery::Tasks => "tasks API works",
-                crate::config::Discovery::Search(_) => "Search API accepts the filters",
-            };
-            format!("source {} (webex): token and {api}", w.name)
-        }
-        SourceConfig::Xima(x) => {
-            // One paced request for the last minute's calls proves the key works.
-            let client = crate::source::xima::XimaClient::connect(x)?;
-            client.calls(minute_ago, now).await?;
-            format!(
-                "source {} (xima): key accepted for tenant {}",
-                x.name, x.tenant
-            )
-        }
-        SourceConfig::Legacy(l) => {
-            // A record that cannot exist: 404 proves the signature was accepted.
-            let client = LegacyClient::connect(l)?;
-            client
-                .get(RecordType::Csr, "ccetl-credential-probe")
-                .await?;
-            format!(
-                "source {} (webex_legacy): signature accepted for {}",
-                l.name, l.user_id
-            )
-        }
-    })
+) -> Result<Checked, SourceFailure> {
+    let ctx = CheckContext {
+        pipeline: path,
+        state,
+        now: chrono::Utc::now(),
+    };
+    src.check(&ctx).await
 }
 
 pub async fn state(action: StateAction) -> anyhow::Result<()> {
@@ -411,7 +382,7 @@ async fn rebuild(path: &Path, source: Option<&str>) -> anyhow::Result<()> {
     if cfg
         .sources
         .iter()
-        .any(|s| matches!(s, SourceConfig::Webex(_)))
+        .any(|s| s.downcast::<crate::config::WebexConfig>().is_some())
     {
         println!("tokens are not in the warehouse: if a Webex refresh token lived only in the state, run `ccetl auth login` (or `auth import`) again");
     }

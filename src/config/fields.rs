@@ -46,7 +46,7 @@ impl<'a> Fields<'a> {
 
     /// `value` with every `${NAME}` replaced by the environment variable's value.
     pub fn expand(&self, key: &str, value: &str) -> Result<String, KeyError> {
-        expand_env(value, self.env).map_err(|m| KeyError::new(key, m))
+        expand_env(value, self.env).map_err(|e| KeyError::new(key, e.to_string()))
     }
 
     /// A secret this kind requires.
@@ -69,7 +69,7 @@ impl<'a> Fields<'a> {
         let v = self.expand(key, value)?;
         let u = url::Url::parse(&v)
             .map_err(|e| KeyError::new(key, format!("'{v}' is not a URL: {e}")))?;
-        check_scheme(&u, allow_insecure).map_err(|m| KeyError::new(key, m))?;
+        check_scheme(&u, allow_insecure).map_err(|e| KeyError::new(key, e.to_string()))?;
         Ok(u)
     }
 
@@ -132,22 +132,40 @@ pub fn check_rate(key: &'static str, n: u32) -> Result<u32, (&'static str, Strin
     }
 }
 
+/// A value that cannot be used as written; [`KeyError`] adds its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("unterminated ${{…}}; write ${{NAME}}")]
+    UnterminatedVariable,
+    #[error("environment variable {0} is not set; export it or put the value in the file")]
+    UnsetVariable(String),
+    #[error(
+        "'{0}' uses plain http to a non-loopback host; use https or set allow_insecure_http = true"
+    )]
+    PlainHttp(String),
+    #[error("scheme '{0}' is not supported; use https")]
+    UrlScheme(String),
+    #[error("scheme '{0}' is not supported; use file://, s3://, gs:// or az://")]
+    WarehouseScheme(String),
+    #[error("cannot resolve '{path}': {source}")]
+    Unresolvable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("'{0}' is not a usable directory path")]
+    NotADirectory(String),
+}
+
 /// Replaces every `${NAME}` with the environment variable's value.
-fn expand_env(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand_env(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ValueError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated ${…}; write ${NAME}".to_string())?;
+        let end = after.find('}').ok_or(ValueError::UnterminatedVariable)?;
         let name = &after[..end];
-        let val = lookup(name).ok_or_else(|| {
-            format!(
-                "environment variable {name} is not set; export it or put the value in the file"
-            )
-        })?;
+        let val = lookup(name).ok_or_else(|| ValueError::UnsetVariable(name.to_string()))?;
         out.push_str(&val);
         rest = &after[end + 1..];
     }
@@ -156,7 +174,7 @@ fn expand_env(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
 }
 
 /// Only https, or http on a loopback host (the simulator, a local proxy).
-fn check_scheme(u: &url::Url, allow_insecure: bool) -> Result<(), String> {
+fn check_scheme(u: &url::Url, allow_insecure: bool) -> Result<(), ValueError> {
     match u.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -169,10 +187,10 @@ fn check_scheme(u: &url::Url, allow_insecure: bool) -> Result<(), String> {
             if loopback || allow_insecure {
                 Ok(())
             } else {
-                Err(format!("'{u}' uses plain http to a non-loopback host; use https or set allow_insecure_http = true"))
+                Err(ValueError::PlainHttp(u.to_string()))
             }
         }
-        s => Err(format!("scheme '{s}' is not supported; use https")),
+        s => Err(ValueError::UrlScheme(s.to_string())),
     }
 }
 

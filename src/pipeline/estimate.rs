@@ -36,7 +36,12 @@ pub(super) fn estimate(
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let listed: u64 = windows.iter().filter_map(|w| w["tasks"].as_u64()).sum();
+        // What a window lists: Webex's tasks, Xima's calls.
+        let listed: u64 = windows
+            .iter()
+            .flat_map(|w| [&w["tasks"], &w["calls"]])
+            .filter_map(Value::as_u64)
+            .sum();
         if listed == 0 {
             continue;
         }

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{lock_states, open_states, webex, RunError, RunOptions, SourceReport, SourceRun};
-use crate::config::{PipelineConfig, SourceConfig};
+use super::{lock_states, open_states, RunError, RunOptions, SourceReport, SourceRun};
+use crate::config::{PipelineConfig, WebexConfig};
 use crate::sink::Warehouse;
+use crate::source::webex;
 
 /// Commits the tasks that `capture:available` events announced for Webex source `source`
-/// (see [`webex::commit_events`]): a run of its own in the ledger, under the state's run
+/// (see [`webex::run::commit_events`]): a run of its own in the ledger, under the state's run
 /// lock. Returns the report and the ids committed.
 pub async fn commit_events(
     cfg: &PipelineConfig,
@@ -36,7 +37,8 @@ async fn commit_events_inner(
     range: (DateTime<Utc>, DateTime<Utc>),
     report: &mut SourceReport,
 ) -> Result<Vec<String>, RunError> {
-    let Some(SourceConfig::Webex(wcfg)) = cfg.sources.iter().find(|s| s.name() == source) else {
+    let found = cfg.sources.iter().find(|s| s.name() == source);
+    let Some(wcfg) = found.and_then(|s| s.downcast::<WebexConfig>()) else {
         return Err(RunError::UnknownSource(source.to_string()));
     };
     let _lock = lock_states(cfg, &[source])?;
@@ -50,12 +52,12 @@ async fn commit_events_inner(
         opts: &opts,
         now: Utc::now(),
         name: source,
-        stream: crate::source::webex::KIND.stream,
+        stream: webex::KIND.stream,
         state: &state,
         wh: &wh,
         run_id,
     };
-    let result = webex::commit_events(&ctx, wcfg, ids, range, report).await;
+    let result = webex::run::commit_events(&ctx, wcfg, ids, range, report).await;
     let status = if result.is_ok() {
         "succeeded"
     } else {

@@ -10,14 +10,12 @@
 mod commit;
 mod estimate;
 mod events;
-mod legacy;
 pub mod rebuild;
 mod stages;
-mod webex;
-mod xima;
 
 pub use commit::WindowOutput;
 pub use events::commit_events;
+pub use stages::{Listing, ReadWindow, WindowStages};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,8 +30,7 @@ pub use crate::report::{RunReport, SourceReport, WindowReport};
 use crate::sink::parquet;
 use crate::sink::settle::Settle;
 use crate::sink::{StoreError, Warehouse};
-use crate::source::legacy::LegacyError;
-use crate::source::webex::WebexError;
+use crate::source::SystemError;
 use crate::state::lock::RunLock;
 use crate::state::{State, StateError};
 use crate::window::{self, Window};
@@ -97,12 +94,9 @@ pub enum RunError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceFailure {
+    /// The source system's own error (its API, its data).
     #[error(transparent)]
-    Webex(#[from] WebexError),
-    #[error(transparent)]
-    Legacy(#[from] LegacyError),
-    #[error(transparent)]
-    Xima(#[from] crate::source::xima::XimaError),
+    System(SystemFailure),
     #[error(transparent)]
     Write(#[from] parquet::WriteError),
     #[error(transparent)]
@@ -118,9 +112,7 @@ pub enum SourceFailure {
 impl SourceFailure {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SourceFailure::Webex(e) => e.kind(),
-            SourceFailure::Legacy(e) => e.kind(),
-            SourceFailure::Xima(e) => e.kind(),
+            SourceFailure::System(e) => e.0.kind(),
             SourceFailure::Write(_)
             | SourceFailure::Store(_)
             | SourceFailure::State(_)
@@ -131,6 +123,28 @@ impl SourceFailure {
 
     pub fn is_auth(&self) -> bool {
         self.kind() == ErrorKind::Auth
+    }
+}
+
+impl<E: SystemError> From<E> for SourceFailure {
+    fn from(e: E) -> Self {
+        SourceFailure::System(SystemFailure(Box::new(e)))
+    }
+}
+
+/// A source system's error, whichever the system: shown as itself, causes and all.
+#[derive(Debug)]
+pub struct SystemFailure(Box<dyn SystemError>);
+
+impl std::fmt::Display for SystemFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SystemFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -374,11 +388,7 @@ async fn run_source(
         wh,
         run_id,
     };
-    let outcome = match src {
-        SourceConfig::Webex(c) => webex::run(&ctx, c, &mut sr).await,
-        SourceConfig::Legacy(c) => legacy::run(&ctx, c, &mut sr).await,
-        SourceConfig::Xima(c) => xima::run(&ctx, c, &mut sr).await,
-    };
+    let outcome = src.run(&ctx, &mut sr).await;
     sr.set_duration(started.elapsed().as_millis() as u64);
     if opts.dry_run {
         match estimate::estimate(src, state, &sr) {
@@ -418,8 +428,9 @@ pub fn plan_windows(
     window::plan(from, to, step)
 }
 
-/// One source's part of a run: what every window of it needs to know.
-pub(crate) struct SourceRun<'a> {
+/// One source's part of a run: what every window of it needs to know, and what a source's
+/// [`Source::run`](crate::source::Source::run) calls to plan, drive and commit its windows.
+pub struct SourceRun<'a> {
     cfg: &'a PipelineConfig,
     opts: &'a RunOptions,
     now: DateTime<Utc>,
@@ -430,9 +441,34 @@ pub(crate) struct SourceRun<'a> {
     run_id: i64,
 }
 
-impl SourceRun<'_> {
+impl<'a> SourceRun<'a> {
+    /// The source's name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Its state: stored tokens, the egress ledger.
+    pub fn state(&self) -> &'a Arc<State> {
+        self.state
+    }
+
+    /// The warehouse its windows are committed to.
+    pub fn warehouse(&self) -> &'a Warehouse {
+        self.wh
+    }
+
+    /// The stream its windows are kept under.
+    pub fn stream(&self) -> &'static str {
+        self.stream
+    }
+
+    /// The pipeline's window length.
+    pub fn window_step(&self) -> Duration {
+        Duration::from_std(self.cfg.window).unwrap_or(Duration::days(1))
+    }
+
     /// The error for a failure, located in its window (not for credentials: there it is noise).
-    fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
+    pub fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
         let window = match w {
             Some(w) if !error.is_auth() => {
                 format!(", window {}..{}", w.start.to_rfc3339(), w.end.to_rfc3339())
@@ -446,8 +482,18 @@ impl SourceRun<'_> {
         }
     }
 
+    /// Commits one window outside [`SourceRun::drive`] (what events announced): it never
+    /// moves the watermark.
+    pub async fn commit(
+        &self,
+        w: Window,
+        out: WindowOutput,
+    ) -> Result<WindowReport, SourceFailure> {
+        Ok(commit::load(self, w, None, out).await?.0)
+    }
+
     /// The audio settings of the source's windows (see [`crate::sink::settle`]).
-    fn settle(&self, copy_audio: bool, concurrency: usize, count_egress: bool) -> Settle<'_> {
+    pub fn settle(&self, copy_audio: bool, concurrency: usize, count_egress: bool) -> Settle<'_> {
         Settle {
             state: self.state,
             wh: self.wh,
@@ -459,7 +505,7 @@ impl SourceRun<'_> {
     }
 
     /// The windows to read; `None` on a dry run, whose report then lists them.
-    fn plan(&self, report: &mut SourceReport) -> Result<Option<Vec<Window>>, RunError> {
+    pub fn plan(&self, report: &mut SourceReport) -> Result<Option<Vec<Window>>, RunError> {
         let hw = self.state.high_water(self.name, self.stream)?;
         let windows = plan_windows(self.cfg, self.opts, self.now, hw);
         tracing::info!(source = %self.name, windows = windows.len(), high_water = ?hw, "Planned windows.");

@@ -16,7 +16,7 @@ use crate::window::Window;
 pub(super) const LIST_AHEAD_MAX_TASKS: usize = 50_000;
 
 /// A window's listing, as far as the pipeline needs to know it.
-pub(super) trait Listing {
+pub trait Listing {
     /// How many tasks it holds: what a window's memory grows with.
     fn tasks(&self) -> usize;
 }
@@ -27,17 +27,61 @@ impl Listing for () {
     }
 }
 
-/// The `finish` of a source whose read already yields the window's output.
-pub(super) fn ready(
-    _: Window,
-    out: WindowOutput,
-) -> std::future::Ready<Result<WindowOutput, SourceFailure>> {
-    std::future::ready(Ok(out))
+/// A source's work on one window, in the three stages [`SourceRun::drive`] overlaps across
+/// windows. A source whose windows need no listing implements [`ReadWindow`] instead.
+pub trait WindowStages: Sync {
+    /// What `list` hands `read`.
+    type Listing: Listing + Send;
+    /// What `read` hands `finish`.
+    type Read: Send;
+    /// The requests that must go one after another (paging a window's task list).
+    fn list(&self, w: Window) -> impl Future<Output = Result<Self::Listing, SourceFailure>> + Send;
+    /// The window's records (captures, reports), from its listing.
+    fn read(
+        &self,
+        w: Window,
+        listing: Self::Listing,
+    ) -> impl Future<Output = Result<Self::Read, SourceFailure>> + Send;
+    /// Audio and tables: the window ready to commit.
+    fn finish(
+        &self,
+        w: Window,
+        read: Self::Read,
+    ) -> impl Future<Output = Result<WindowOutput, SourceFailure>> + Send;
 }
 
-/// The `list` of a source whose windows need no listing ahead of their read.
-pub(super) fn no_listing(_: Window) -> std::future::Ready<Result<(), SourceFailure>> {
-    std::future::ready(Ok(()))
+/// A source that reads a window in one go: no listing ahead, nothing left to finish.
+pub trait ReadWindow: Sync {
+    /// The window ready to commit.
+    fn read_window(
+        &self,
+        w: Window,
+    ) -> impl Future<Output = Result<WindowOutput, SourceFailure>> + Send;
+}
+
+impl<T: ReadWindow> WindowStages for T {
+    type Listing = ();
+    type Read = WindowOutput;
+
+    fn list(&self, _: Window) -> impl Future<Output = Result<(), SourceFailure>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    fn read(
+        &self,
+        w: Window,
+        (): (),
+    ) -> impl Future<Output = Result<WindowOutput, SourceFailure>> + Send {
+        self.read_window(w)
+    }
+
+    fn finish(
+        &self,
+        _: Window,
+        out: WindowOutput,
+    ) -> impl Future<Output = Result<WindowOutput, SourceFailure>> + Send {
+        std::future::ready(Ok(out))
+    }
 }
 
 /// A pipeline stage's work for one window, if there is a window at that stage.
@@ -59,27 +103,16 @@ impl SourceRun<'_> {
     /// blocking pool, off this task. Commits happen in window order; at most three windows
     /// are held, one of them only as a listing — two when windows are large (see
     /// [`LIST_AHEAD_MAX_TASKS`]): then a window's read lists it first.
-    pub(super) async fn drive<L, LF, Y, R, RF, X, F, FF>(
+    pub async fn drive<S: WindowStages>(
         &self,
         windows: &[Window],
         report: &mut SourceReport,
-        mut list: L,
-        mut read: R,
-        mut finish: F,
-    ) -> Result<(), RunError>
-    where
-        L: FnMut(Window) -> LF,
-        LF: Future<Output = Result<Y, SourceFailure>>,
-        Y: Listing,
-        R: FnMut(Window, Y) -> RF,
-        RF: Future<Output = Result<X, SourceFailure>>,
-        F: FnMut(Window, X) -> FF,
-        FF: Future<Output = Result<WindowOutput, SourceFailure>>,
-    {
+        stages: &S,
+    ) -> Result<(), RunError> {
         let progress = crate::progress::bar(windows.len() as u64, self.name);
         let mut frontier = self.state.high_water(self.name, self.stream)?;
-        let mut listed: Option<(Window, Y)> = None;
-        let mut extracted: Option<(Window, X)> = None;
+        let mut listed: Option<(Window, S::Listing)> = None;
+        let mut extracted: Option<(Window, S::Read)> = None;
         let mut next = windows.iter().copied();
         // The last window read was large: the next one is listed by its own read.
         let mut list_in_read = false;
@@ -88,34 +121,33 @@ impl SourceRun<'_> {
             .list_ahead_max_tasks
             .unwrap_or(LIST_AHEAD_MAX_TASKS);
         // Whether the next window may be listed while this listing's window is read.
-        let small = move |y: &Y| y.tasks() <= max;
+        let small = move |y: &S::Listing| y.tasks() <= max;
         let result = loop {
-            let to_load = extracted.take().map(|(w, x)| (w, finish(w, x)));
+            let to_load = extracted.take().map(|(w, x)| (w, stages.finish(w, x)));
             let (to_read, to_list) = match listed.take() {
                 Some((w, y)) => {
                     let small = small(&y);
-                    let reading = read(w, y);
+                    let reading = stages.read(w, y);
                     let reading = async move { Ok::<_, SourceFailure>((reading.await?, small)) };
                     let ahead = if small { next.next() } else { None };
                     (
                         Some((w, Either::Left(reading))),
-                        ahead.map(|w| (w, list(w))),
+                        ahead.map(|w| (w, stages.list(w))),
                     )
                 }
                 None if list_in_read => {
                     let to_read = next.next().map(|w| {
-                        let listing = list(w);
-                        let read = &mut read;
+                        let listing = stages.list(w);
                         let reading = async move {
                             let y = listing.await?;
                             let small = small(&y);
-                            Ok::<_, SourceFailure>((read(w, y).await?, small))
+                            Ok::<_, SourceFailure>((stages.read(w, y).await?, small))
                         };
                         (w, Either::Right(reading))
                     });
                     (to_read, None)
                 }
-                None => (None, next.next().map(|w| (w, list(w)))),
+                None => (None, next.next().map(|w| (w, stages.list(w)))),
             };
             if to_load.is_none() && to_read.is_none() && to_list.is_none() {
                 break Ok(());

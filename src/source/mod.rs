@@ -5,13 +5,26 @@
 //! parser, `schemas/`, `ccetl query`, `state rebuild`) iterates it, so a system cannot be
 //! half-registered.
 
+#[cfg(test)]
+mod example;
 pub mod legacy;
 pub mod webex;
 pub mod xima;
 
+use std::any::Any;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
 use crate::config::fields::{Fields, KeyError};
 use crate::config::SourceConfig;
+use crate::error::ErrorKind;
+use crate::pipeline::{RunError, SourceFailure, SourceRun};
+use crate::report::SourceReport;
 use crate::schema::TableDef;
+use crate::state::State;
 
 /// A source system, as everything outside its directory needs to know it.
 #[derive(Debug)]
@@ -44,8 +57,75 @@ pub struct RecordingsTable {
     pub call: &'static str,
 }
 
+/// A configured source at run time: what the pipeline, `ccetl check` and `ccetl auth
+/// status` ask of it. Each kind's validated config implements it; the pipeline holds them
+/// as [`SourceConfig`], so nothing outside a source's directory matches on its kind.
+///
+/// Boxed futures, so it can be a trait object: one allocation per source per run, while
+/// each window's stages run monomorphised ([`crate::pipeline::WindowStages`]).
+pub trait Source: fmt::Debug + Send + Sync + Any {
+    /// Its `name`: state, manifests and audio keys are kept under it.
+    fn name(&self) -> &str;
+    /// Its system in [`KINDS`].
+    fn source_kind(&self) -> &'static SourceKind;
+    /// Its API budget in requests per minute, which a dry run's estimate divides by.
+    fn requests_per_minute(&self) -> Option<f64>;
+    /// Connects, then extracts and commits the windows `run` plans
+    /// ([`SourceRun::plan`], [`SourceRun::drive`]).
+    fn run<'a>(
+        &'a self,
+        run: &'a SourceRun<'_>,
+        report: &'a mut SourceReport,
+    ) -> BoxFuture<'a, Result<(), RunError>>;
+    /// For `ccetl check`: one cheap request proving the credentials and the API work.
+    fn check<'a>(
+        &'a self,
+        ctx: &'a CheckContext<'_>,
+    ) -> BoxFuture<'a, Result<Checked, SourceFailure>>;
+    /// For `ccetl auth status`: what credentials it uses and how long they last.
+    fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
+}
+
+/// What a source's check may read.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckContext<'a> {
+    /// The pipeline file, for advice naming the command to run.
+    pub pipeline: &'a Path,
+    /// The source's state (stored tokens).
+    pub state: &'a Arc<State>,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// A check that passed: its line, and warnings to print beside it.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub line: String,
+    pub warnings: Vec<String>,
+}
+
+impl From<String> for Checked {
+    fn from(line: String) -> Self {
+        Checked {
+            line,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A source system's own error: the pipeline carries it as a [`SourceFailure`] and reads
+/// its kind for the exit code.
+pub trait SystemError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind;
+}
+
 /// Every source system ccetl reads.
-pub static KINDS: [&SourceKind; 3] = [&webex::KIND, &legacy::KIND, &xima::KIND];
+pub static KINDS: &[&SourceKind] = &[
+    &webex::KIND,
+    &legacy::KIND,
+    &xima::KIND,
+    #[cfg(test)]
+    &example::KIND,
+];
 
 /// Every table ccetl writes, each once (two systems may not share a table).
 pub fn tables() -> impl Iterator<Item = &'static TableDef> {

@@ -452,7 +452,7 @@ impl State {
 }
 
 impl TokenStore for State {
-    fn load(&self, source: &str) -> Result<Option<StoredToken>, String> {
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError> {
         self.with(|c| {
             c.query_row(
                 "SELECT config_fingerprint, refresh_token, access_token, access_expires_at_ms, refresh_expires_at_ms
@@ -470,10 +470,9 @@ impl TokenStore for State {
             )
             .optional()
         })
-        .map_err(|e| e.to_string())
     }
 
-    fn save(&self, source: &str, t: &StoredToken) -> Result<(), String> {
+    fn save(&self, source: &str, t: &StoredToken) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -490,7 +489,6 @@ impl TokenStore for State {
             // Make the rotated token durable now, not at the next checkpoint.
             c.execute_batch("CHECKPOINT")
         })
-        .map_err(|e| e.to_string())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod chains;
 pub mod client;
 pub mod config;
 pub mod csv;
+mod run;
 pub mod tables;
 
 use std::collections::{HashMap, HashSet};
@@ -23,7 +24,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 pub use client::{LegacyClient, RecordType};
 
 use crate::config::fields::struct_keys;
-use crate::config::{parse_as, SourceConfig};
+use crate::config::parse_as;
 use crate::http::HttpError;
 use crate::schema::day_of_ms;
 use crate::source::SourceKind;
@@ -41,7 +42,7 @@ pub static KIND: SourceKind = SourceKind {
     ],
     recordings: None,
     keys: struct_keys::<config::RawLegacy>,
-    parse: |t, f| parse_as(t, f, config::RawLegacy::validate, SourceConfig::Legacy),
+    parse: |t, f| parse_as(t, f, config::RawLegacy::validate),
     hints: &[],
 };
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub(crate) mod merge;
 pub mod model;
+pub mod run;
 pub mod search;
 pub mod segments;
 pub mod subscriptions;
@@ -28,7 +29,7 @@ use model::Task;
 
 use crate::auth::AuthError;
 use crate::config::fields::struct_keys;
-use crate::config::{parse_as, Discovery, SourceConfig};
+use crate::config::{parse_as, Discovery};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
 use crate::sink::settle::{Settle, Target};
@@ -51,7 +52,7 @@ pub static KIND: SourceKind = SourceKind {
         call: "task_id",
     }),
     keys: struct_keys::<config::RawWebex>,
-    parse: |t, f| parse_as(t, f, config::RawWebex::validate, SourceConfig::Webex),
+    parse: |t, f| parse_as(t, f, config::RawWebex::validate),
     hints: &[],
 };
 

@@ -171,7 +171,7 @@ async fn page(
             |_: &Response| Ok(()),
         )
         .await
-        .and_then(|r| details(r).map_err(decode))?;
+        .and_then(|r| details(r).map_err(|e| decode(e.to_string())))?;
     let next = match (
         details.page_info.has_next_page,
         details.page_info.end_cursor,
@@ -199,29 +199,41 @@ async fn page(
     Ok((tasks, next))
 }
 
+/// What in a Search API answer cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("the Search API refused the query: {0} (check the source's [source.search] filters)")]
+    Refused(String),
+    #[error("the answer holds no data.taskDetails")]
+    NoDetails,
+    #[error("data.taskDetails: {0}")]
+    Details(serde_json::Error),
+    #[error("missing field `id`")]
+    NoId,
+    #[error(transparent)]
+    Attributes(serde_json::Error),
+}
+
 /// The `taskDetails` (or older `task`) part of an answer; GraphQL errors name the filters.
-fn details(r: Response) -> Result<TaskDetails, String> {
+fn details(r: Response) -> Result<TaskDetails, AnswerError> {
     if let Some(e) = r.errors.first() {
-        return Err(format!(
-            "the Search API refused the query: {} (check the source's [source.search] filters)",
-            e.message
-        ));
+        return Err(AnswerError::Refused(e.message.clone()));
     }
     let mut data = r.data.unwrap_or_default();
     let root = data
         .remove("taskDetails")
         .or_else(|| data.remove("task"))
-        .ok_or("the answer holds no data.taskDetails")?;
-    serde_json::from_value(root).map_err(|e| format!("data.taskDetails: {e}"))
+        .ok_or(AnswerError::NoDetails)?;
+    serde_json::from_value(root).map_err(AnswerError::Details)
 }
 
 /// A search record as a task: `lastQueue` is the queue `/v1/tasks` calls `queue`, global
 /// variables are gathered under `globalVariables`, and everything else the model does not
 /// name goes to `extra`.
-fn to_task(mut r: Map<String, Value>, variables: &[String]) -> Result<Task, String> {
+fn to_task(mut r: Map<String, Value>, variables: &[String]) -> Result<Task, AnswerError> {
     let id = match r.remove("id") {
         Some(Value::String(id)) => id,
-        _ => return Err("missing field `id`".into()),
+        _ => return Err(AnswerError::NoId),
     };
     if let Some(q) = r.remove("lastQueue") {
         r.insert("queue".into(), q);
@@ -238,7 +250,7 @@ fn to_task(mut r: Map<String, Value>, variables: &[String]) -> Result<Task, Stri
     }
     r.retain(|_, v| !v.is_null());
     let attributes: TaskAttributes =
-        serde_json::from_value(Value::Object(r)).map_err(|e| e.to_string())?;
+        serde_json::from_value(Value::Object(r)).map_err(AnswerError::Attributes)?;
     Ok(Task { id, attributes })
 }
 
@@ -391,7 +403,7 @@ mod tests {
             r#"{"data":null,"errors":[{"message":"Validation error: Field 'lastTeamX' is undefined"}]}"#,
         )
         .unwrap();
-        let e = details(r).unwrap_err();
+        let e = details(r).unwrap_err().to_string();
         assert!(
             e.contains("lastTeamX") && e.contains("[source.search]"),
             "{e}"
@@ -402,7 +414,8 @@ mod tests {
         .unwrap();
         assert!(details(r).unwrap().tasks.is_empty());
         let r: Response = serde_json::from_str(r#"{"data":{}}"#).unwrap();
-        assert!(details(r).unwrap_err().contains("no data.taskDetails"));
+        let e = details(r).unwrap_err().to_string();
+        assert!(e.contains("no data.taskDetails"), "{e}");
     }
 
     #[test]
@@ -428,6 +441,7 @@ mod tests {
         let bad = serde_json::json!({"id": "t2"});
         assert!(to_task(bad.as_object().unwrap().clone(), &[])
             .unwrap_err()
+            .to_string()
             .contains("createdTime"));
     }
 }

@@ -81,8 +81,8 @@ pub fn name_for(pipeline: &str, source: &str) -> String {
 /// Refuses a destination Webex would refuse, before asking: HTTPS on port 443 with a path,
 /// no user name or password, no query or fragment (plain `http://127.0.0.1` is let through
 /// for the simulator). The URL is echoed without its credentials.
-pub fn check_destination(url: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("--url is not a URL: {e}"))?;
+pub fn check_destination(url: &str) -> Result<url::Url, DestinationError> {
+    let u = url::Url::parse(url).map_err(DestinationError::NotAUrl)?;
     let shown = {
         let mut s = u.clone();
         let _ = s.set_username("");
@@ -90,32 +90,39 @@ pub fn check_destination(url: &str) -> Result<url::Url, String> {
         s.to_string()
     };
     let loopback = u.scheme() == "http" && u.host_str() == Some("127.0.0.1");
-    if u.scheme() != "https" && !loopback {
-        return Err(format!(
-            "--url '{shown}': Webex delivers only to https:// URLs"
-        ));
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!(
-            "--url '{shown}': Webex refuses a user name or password in the URL; authenticate deliveries with webhook_secret"
-        ));
-    }
-    if !loopback && u.port().is_some() {
-        return Err(format!(
-            "--url '{shown}': Webex delivers only to port 443; put the receiver behind a proxy on 443"
-        ));
-    }
-    if u.query().is_some() || u.fragment().is_some() {
-        return Err(format!(
-            "--url '{shown}': Webex refuses a query or fragment; put any routing in the path"
-        ));
-    }
-    if u.path() == "/" {
-        return Err(format!(
-            "--url '{shown}': Webex wants a path after the host (e.g. /webhooks/wxcc)"
-        ));
-    }
-    Ok(u)
+    let refused = if u.scheme() != "https" && !loopback {
+        DestinationError::NotHttps
+    } else if !u.username().is_empty() || u.password().is_some() {
+        DestinationError::Credentials
+    } else if !loopback && u.port().is_some() {
+        DestinationError::Port
+    } else if u.query().is_some() || u.fragment().is_some() {
+        DestinationError::Query
+    } else if u.path() == "/" {
+        DestinationError::NoPath
+    } else {
+        return Ok(u);
+    };
+    Err(refused(shown))
+}
+
+/// A webhook destination Webex would refuse; the URL is shown without its credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    #[error("--url is not a URL: {0}")]
+    NotAUrl(url::ParseError),
+    #[error("--url '{0}': Webex delivers only to https:// URLs")]
+    NotHttps(String),
+    #[error("--url '{0}': Webex refuses a user name or password in the URL; authenticate deliveries with webhook_secret")]
+    Credentials(String),
+    #[error(
+        "--url '{0}': Webex delivers only to port 443; put the receiver behind a proxy on 443"
+    )]
+    Port(String),
+    #[error("--url '{0}': Webex refuses a query or fragment; put any routing in the path")]
+    Query(String),
+    #[error("--url '{0}': Webex wants a path after the host (e.g. /webhooks/wxcc)")]
+    NoPath(String),
 }
 
 fn org_query(url: &mut url::Url, org: Option<&str>) {
@@ -245,14 +252,15 @@ mod tests {
         assert_eq!(name_for(&"p".repeat(80), "s").chars().count(), 64);
         assert!(check_destination("https://hooks.acme.example/wxcc").is_ok());
         assert!(check_destination("http://127.0.0.1:8088/webhooks/wxcc").is_ok());
-        let e = check_destination("http://hooks.acme.example/wxcc").unwrap_err();
+        let refusal = |url: &str| check_destination(url).unwrap_err().to_string();
+        let e = refusal("http://hooks.acme.example/wxcc");
         assert!(e.contains("https://"), "{e}");
-        let e = check_destination("https://hooks.acme.example/wxcc?token=1").unwrap_err();
+        let e = refusal("https://hooks.acme.example/wxcc?token=1");
         assert!(e.contains("query"), "{e}");
         assert!(check_destination("https://hooks.acme.example:443/wxcc").is_ok());
-        let e = check_destination("https://hooks.acme.example:8443/wxcc").unwrap_err();
+        let e = refusal("https://hooks.acme.example:8443/wxcc");
         assert!(e.contains("port 443"), "{e}");
-        let e = check_destination("https://u:secret@hooks.acme.example/wxcc").unwrap_err();
+        let e = refusal("https://u:secret@hooks.acme.example/wxcc");
         assert!(e.contains("user name") && !e.contains("secret@"), "{e}");
         assert!(check_destination("https://hooks.acme.example").is_err());
     }

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod model;
+mod run;
 pub mod tables;
 
 use chrono::DateTime;
@@ -16,7 +17,7 @@ pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
 
 use crate::config::fields::struct_keys;
-use crate::config::{parse_as, SourceConfig};
+use crate::config::parse_as;
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::{AudioState, AudioStatus};
@@ -36,7 +37,7 @@ pub static KIND: SourceKind = SourceKind {
         call: "call_key",
     }),
     keys: struct_keys::<config::RawXima>,
-    parse: |t, f| parse_as(t, f, config::RawXima::validate, SourceConfig::Xima),
+    parse: |t, f| parse_as(t, f, config::RawXima::validate),
     hints: &[(
         "requests_per_minute",
         "whose pace is min_interval, burst_max and burst_window",

@@ -1,20 +1,102 @@
-//! The Webex v1 source in the run loop: tasks → captures → audio → four tables per window.
+//! The Webex v1 source at run time: tasks → captures → audio → four tables per window, and
+//! its `ccetl check` and `auth status`.
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 
-use super::commit;
-use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
-use crate::config::WebexConfig;
+use super::merge::{self, Previous};
+use super::model::Task;
+use super::{captures, segments, tables, WebexClient, WebexError, WindowCaptures};
+use crate::auth::status::{self, Health};
+use crate::auth::AuthError;
+use crate::config::{Discovery, WebexConfig};
+use crate::pipeline::{
+    Listing, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
+    WindowStages,
+};
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
-use crate::source::webex::merge::{self, Previous};
-use crate::source::webex::model::Task;
-use crate::source::webex::{self, captures, segments, tables, WebexClient, WindowCaptures};
+use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
 use crate::window::{self, Window};
 
-pub(super) async fn run(
+impl SystemError for WebexError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        WebexError::kind(self)
+    }
+}
+
+impl Source for WebexConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn source_kind(&self) -> &'static SourceKind {
+        &super::KIND
+    }
+
+    fn requests_per_minute(&self) -> Option<f64> {
+        Some(f64::from(self.requests_per_minute) * 60.0 / self.rate_window.as_secs_f64())
+    }
+
+    fn run<'a>(
+        &'a self,
+        run: &'a SourceRun<'_>,
+        report: &'a mut SourceReport,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        self::run(run, self, report).boxed()
+    }
+
+    fn check<'a>(
+        &'a self,
+        ctx: &'a CheckContext<'_>,
+    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
+        check(self, ctx).boxed()
+    }
+
+    fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure> {
+        let st = status::webex(self, ctx.state, ctx.now).map_err(WebexError::from)?;
+        let mut text = st.describe(ctx.now);
+        if let Some(advice) = st.advice(&ctx.pipeline.display().to_string()) {
+            text.push_str("\n  ");
+            text.push_str(&advice);
+        }
+        Ok(text)
+    }
+}
+
+/// The tokens first (a renewal warning, or the advice once the refresh token expired),
+/// then one listing of the last minute.
+async fn check(cfg: &WebexConfig, ctx: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
+    let st = status::webex(cfg, ctx.state, ctx.now).map_err(WebexError::from)?;
+    let advice = st.advice(&ctx.pipeline.display().to_string());
+    let warnings = match (st.health, advice) {
+        (Health::Expired | Health::Missing, Some(advice)) => {
+            let e = AuthError::RenewalNeeded {
+                source_name: cfg.name.clone(),
+                advice,
+            };
+            return Err(WebexError::Auth(e).into());
+        }
+        (_, Some(a)) => vec![a],
+        _ => Vec::new(),
+    };
+    let client = WebexClient::connect(cfg, ctx.state.clone())?;
+    let minute_ago = ctx.now - chrono::Duration::minutes(1);
+    super::discover(&client, minute_ago, ctx.now).await?;
+    let api = match cfg.discovery {
+        Discovery::Tasks => "tasks API works",
+        Discovery::Search(_) => "Search API accepts the filters",
+    };
+    Ok(Checked {
+        line: format!("source {} (webex): token and {api}", cfg.name),
+        warnings,
+    })
+}
+
+async fn run(
     run: &SourceRun<'_>,
     cfg: &WebexConfig,
     report: &mut SourceReport,
@@ -23,30 +105,41 @@ pub(super) async fn run(
         return Ok(());
     };
     let client =
-        WebexClient::connect(cfg, run.state.clone()).map_err(|e| run.fail(None, e.into()))?;
-    let client = &client;
-    let result = run
-        .drive(
-            &windows,
-            report,
-            |w| async move { Ok(webex::discover(client, w.start, w.end).await?) },
-            |w, tasks| read(client, run, w, tasks),
-            |_, r: Read| {
-                output(
-                    client,
-                    run,
-                    r.extracted,
-                    r.previous,
-                    Keep::Captures(r.settled),
-                )
-            },
-        )
-        .await;
+        WebexClient::connect(cfg, run.state().clone()).map_err(|e| run.fail(None, e.into()))?;
+    let stages = Stages {
+        client: &client,
+        run,
+    };
+    let result = run.drive(&windows, report, &stages).await;
     report.record_http(&client.http);
     result
 }
 
-impl super::stages::Listing for Vec<Task> {
+/// A window's stages: list its tasks, read their captures, then audio and tables.
+struct Stages<'a> {
+    client: &'a WebexClient,
+    run: &'a SourceRun<'a>,
+}
+
+impl WindowStages for Stages<'_> {
+    type Listing = Vec<Task>;
+    type Read = Read;
+
+    async fn list(&self, w: Window) -> Result<Vec<Task>, SourceFailure> {
+        Ok(super::discover(self.client, w.start, w.end).await?)
+    }
+
+    async fn read(&self, w: Window, tasks: Vec<Task>) -> Result<Read, SourceFailure> {
+        read(self.client, self.run, w, tasks).await
+    }
+
+    async fn finish(&self, _: Window, r: Read) -> Result<WindowOutput, SourceFailure> {
+        let keep = Keep::Captures(r.settled);
+        output(self.client, self.run, r.extracted, r.previous, keep).await
+    }
+}
+
+impl Listing for Vec<Task> {
     fn tasks(&self) -> usize {
         self.len()
     }
@@ -54,7 +147,7 @@ impl super::stages::Listing for Vec<Task> {
 
 /// A window as read from the API, before audio and tables.
 struct Read {
-    extracted: webex::Extracted,
+    extracted: super::Extracted,
     previous: Option<Previous>,
     /// Tasks whose capture rows the window's files keep (not asked for again).
     settled: HashSet<String>,
@@ -71,7 +164,7 @@ async fn read(
     // capture rows the window holds instead of being asked again. Late recordings are on
     // the other tasks, which are asked.
     let tables = [tables::CAPTURES.name, tables::SEGMENTS.name];
-    let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
+    let previous = Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
     let mut settled = match &previous {
         Some(p) => p.settled_tasks()?,
         None => HashSet::new(),
@@ -80,7 +173,7 @@ async fn read(
         let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
         settled.retain(|id| listed.contains(id.as_str()));
     }
-    let extracted = webex::with_captures(client, tasks, &settled).await?;
+    let extracted = super::with_captures(client, tasks, &settled).await?;
     Ok(Read {
         extracted,
         previous,
@@ -101,18 +194,18 @@ enum Keep {
 async fn output(
     client: &WebexClient,
     run: &SourceRun<'_>,
-    ex: webex::Extracted,
+    ex: super::Extracted,
     previous: Option<Previous>,
     keep: Keep,
 ) -> Result<WindowOutput, SourceFailure> {
-    let webex::Extracted {
+    let super::Extracted {
         tasks,
         mut captures,
         org_id,
     } = ex;
     let config = client.config();
     let settle = run.settle(config.audio, config.concurrency, false);
-    let audio = webex::fetch_audio(client, &settle, &mut captures).await?;
+    let audio = super::fetch_audio(client, &settle, &mut captures).await?;
     // A day of calls takes a while to turn into tables, all CPU: off the run's task, which
     // meanwhile reads the next window (see `SourceRun::drive`).
     crate::blocking::run("building the window's tables", move || {
@@ -209,7 +302,7 @@ fn tables_of(
 /// `range`), their captures and audio fetched, each added to the grid window it belongs to,
 /// merged with what that window holds. Returns the ids committed; an id not found (filtered
 /// out, or not searchable yet) is not among them.
-pub(super) async fn commit_events(
+pub(crate) async fn commit_events(
     run: &SourceRun<'_>,
     cfg: &WebexConfig,
     ids: &[String],
@@ -217,11 +310,11 @@ pub(super) async fn commit_events(
     report: &mut SourceReport,
 ) -> Result<Vec<String>, RunError> {
     let client =
-        WebexClient::connect(cfg, run.state.clone()).map_err(|e| run.fail(None, e.into()))?;
-    let found = webex::search::tasks_by_id(&client, ids, range.0, range.1)
+        WebexClient::connect(cfg, run.state().clone()).map_err(|e| run.fail(None, e.into()))?;
+    let found = super::search::tasks_by_id(&client, ids, range.0, range.1)
         .await
         .map_err(|e| run.fail(None, e.into()))?;
-    let step = Duration::from_std(run.cfg.window).unwrap_or(Duration::days(1));
+    let step = run.window_step();
     let mut by_window: BTreeMap<Window, Vec<Task>> = BTreeMap::new();
     for t in found {
         let created = Utc
@@ -241,21 +334,22 @@ pub(super) async fn commit_events(
     for (w, tasks) in by_window {
         let ids: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
         let loaded = async {
-            let ex = webex::with_captures(&client, tasks, &HashSet::new()).await?;
+            let ex = super::with_captures(&client, tasks, &HashSet::new()).await?;
             let tables = [
                 tables::TASKS.name,
                 tables::CAPTURES.name,
                 tables::SEGMENTS.name,
             ];
-            let previous = Previous::read(run.wh, run.name, run.stream, w, &tables).await?;
+            let previous =
+                Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
             let keep = Keep::AllBut(ids.clone());
             let mut out = output(&client, run, ex, previous, keep).await?;
             out.partial = true;
-            commit::load(run, w, None, out).await
+            run.commit(w, out).await
         }
         .await;
         match loaded {
-            Ok((wr, _)) => report.windows.push(wr),
+            Ok(wr) => report.windows.push(wr),
             Err(e) => {
                 report.record_http(&client.http);
                 return Err(run.fail(Some(&w), e));

@@ -1,19 +1,79 @@
-//! The Xima source in the run loop: calls → recordings → paced audio → two tables per window.
-//! A 509 ends audio for the tenant; metadata keeps being committed and the run is partial.
+//! The Xima source at run time: calls → recordings → paced audio → two tables per window,
+//! and its `ccetl check` and `auth status`. A 509 ends audio for the tenant; metadata keeps
+//! being committed and the run is partial.
 
 use chrono::{Duration, Utc};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 
-use super::{RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport};
+use super::{tables, Quota, XimaClient, XimaError};
 use crate::config::XimaConfig;
+use crate::pipeline::{
+    ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
+};
 use crate::report::EgressReport;
 use crate::sink::parquet::TableRows;
-use crate::source::xima::{self, tables, Quota, XimaClient};
+use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
 use crate::window::Window;
+
+impl SystemError for XimaError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        XimaError::kind(self)
+    }
+}
+
+impl Source for XimaConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn source_kind(&self) -> &'static SourceKind {
+        &super::KIND
+    }
+
+    fn requests_per_minute(&self) -> Option<f64> {
+        Some(self.pace.per_minute())
+    }
+
+    fn run<'a>(
+        &'a self,
+        run: &'a SourceRun<'_>,
+        report: &'a mut SourceReport,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        self::run(run, self, report).boxed()
+    }
+
+    /// One paced request for the last minute's calls proves the key works.
+    fn check<'a>(
+        &'a self,
+        ctx: &'a CheckContext<'_>,
+    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
+        async move {
+            let client = XimaClient::connect(self)?;
+            client
+                .calls(ctx.now - Duration::minutes(1), ctx.now)
+                .await?;
+            let line = format!(
+                "source {} (xima): key accepted for tenant {}",
+                self.name, self.tenant
+            );
+            Ok(line.into())
+        }
+        .boxed()
+    }
+
+    fn credentials(&self, _: &CheckContext<'_>) -> Result<String, SourceFailure> {
+        Ok(format!(
+            "{} (xima)\n  service user key for tenant {} (`ccetl check` tests it)",
+            self.name, self.tenant
+        ))
+    }
+}
 
 /// Xima's bandwidth cap rolls over five days.
 const EGRESS_PERIOD_DAYS: u32 = 5;
 
-pub(super) async fn run(
+async fn run(
     run: &SourceRun<'_>,
     cfg: &XimaConfig,
     report: &mut SourceReport,
@@ -23,18 +83,13 @@ pub(super) async fn run(
     };
     let client = XimaClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
     let since = Utc::now() - Duration::days(EGRESS_PERIOD_DAYS.into());
-    let used = run.state.egress_since(&cfg.name, since)?;
+    let used = run.state().egress_since(&cfg.name, since)?;
     client.set_egress_used(used);
-    let client = &client;
-    let result = run
-        .drive(
-            &windows,
-            report,
-            super::stages::no_listing,
-            |w, ()| extract(client, run, w),
-            super::stages::ready,
-        )
-        .await;
+    let windows_of = Windows {
+        client: &client,
+        run,
+    };
+    let result = run.drive(&windows, report, &windows_of).await;
     report.record_http(&client.http);
     report.egress = Some(EgressReport {
         period_days: EGRESS_PERIOD_DAYS,
@@ -64,6 +119,18 @@ pub(super) async fn run(
     })
 }
 
+/// A window is read in one go: its calls with their recordings, then the audio.
+struct Windows<'a> {
+    client: &'a XimaClient,
+    run: &'a SourceRun<'a>,
+}
+
+impl ReadWindow for Windows<'_> {
+    async fn read_window(&self, w: Window) -> Result<WindowOutput, SourceFailure> {
+        extract(self.client, self.run, w).await
+    }
+}
+
 async fn extract(
     client: &XimaClient,
     run: &SourceRun<'_>,
@@ -72,7 +139,7 @@ async fn extract(
     // One copy at a time: the tenant's pacer admits one request at a time anyway. Xima caps
     // a tenant's egress over a rolling period: each object counts as it lands.
     let settle = run.settle(client.config().audio, 1, true);
-    let ex = xima::extract(client, &settle, w).await?;
+    let ex = super::extract(client, &settle, w).await?;
     let fallback = w.start.timestamp_millis();
     let call_dates = ex
         .calls
@@ -81,7 +148,7 @@ async fn extract(
         .collect();
     let rec_dates = ex.recordings.iter().map(|r| r.date).collect();
     let mut wr = WindowReport {
-        tasks: ex.calls.len() as u64,
+        calls: ex.calls.len() as u64,
         recordings: ex.recordings.len() as u64,
         ..Default::default()
     };
@@ -105,7 +172,7 @@ async fn extract(
     Ok(WindowOutput {
         tables,
         ledger,
-        rows: wr.tasks,
+        rows: wr.calls,
         report: wr,
         partial: false,
     })

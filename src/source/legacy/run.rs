@@ -1,0 +1,131 @@
+//! The legacy reporting source at run time: CSRs → CARs → activity chains per window, and
+//! its `ccetl check` and `auth status`.
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{chains, tables, LegacyClient, LegacyError, RecordType};
+use crate::config::LegacyConfig;
+use crate::pipeline::{
+    ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
+};
+use crate::sink::parquet::TableRows;
+use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
+use crate::window::Window;
+
+impl SystemError for LegacyError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        LegacyError::kind(self)
+    }
+}
+
+impl Source for LegacyConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn source_kind(&self) -> &'static SourceKind {
+        &super::KIND
+    }
+
+    fn requests_per_minute(&self) -> Option<f64> {
+        Some(f64::from(self.requests_per_minute))
+    }
+
+    fn run<'a>(
+        &'a self,
+        run: &'a SourceRun<'_>,
+        report: &'a mut SourceReport,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        self::run(run, self, report).boxed()
+    }
+
+    /// A record that cannot exist: its 404 proves the signature was accepted.
+    fn check<'a>(
+        &'a self,
+        _: &'a CheckContext<'_>,
+    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
+        async move {
+            let client = LegacyClient::connect(self)?;
+            client
+                .get(RecordType::Csr, "ccetl-credential-probe")
+                .await?;
+            let line = format!(
+                "source {} (webex_legacy): signature accepted for {}",
+                self.name, self.user_id
+            );
+            Ok(line.into())
+        }
+        .boxed()
+    }
+
+    fn credentials(&self, _: &CheckContext<'_>) -> Result<String, SourceFailure> {
+        Ok(format!(
+            "{} (webex_legacy)\n  HMAC-SHA1 API key for {} (keys do not expire; `ccetl check` tests it)",
+            self.name, self.user_id
+        ))
+    }
+}
+
+async fn run(
+    run: &SourceRun<'_>,
+    cfg: &LegacyConfig,
+    report: &mut SourceReport,
+) -> Result<(), RunError> {
+    let Some(windows) = run.plan(report)? else {
+        return Ok(());
+    };
+    let client = LegacyClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
+    let result = run.drive(&windows, report, &Windows(&client)).await;
+    report.record_http(&client.http);
+    result
+}
+
+/// A window is read in one go: its sessions, their activities, then the chains.
+struct Windows<'a>(&'a LegacyClient);
+
+impl ReadWindow for Windows<'_> {
+    async fn read_window(&self, w: Window) -> Result<WindowOutput, SourceFailure> {
+        extract(self.0, w).await
+    }
+}
+
+async fn extract(client: &LegacyClient, w: Window) -> Result<WindowOutput, SourceFailure> {
+    let ex = super::extract(client, w).await?;
+    let chains = chains::build(&ex.car)?;
+    // Sessions, their activities and chains share the session's start date as partition, so
+    // a session that runs past midnight stays in one place.
+    let csr_dates = super::dates_by_session(&ex.csr, "sid", &ex.session_dates)?;
+    let car_dates = super::dates_by_session(&ex.car, "session_id", &ex.session_dates)?;
+    let chain_dates = super::dates_by_session(&chains, "session_id", &ex.session_dates)?;
+    let wr = WindowReport {
+        sessions: ex.csr.num_rows() as u64,
+        activities: ex.car.num_rows() as u64,
+        chain_anomalies: chains::anomalies(&chains),
+        ..Default::default()
+    };
+    let tables = vec![
+        TableRows {
+            table: &tables::CSR_TABLE,
+            batch: ex.csr,
+            dates: csr_dates,
+        },
+        TableRows {
+            table: &tables::CAR_TABLE,
+            batch: ex.car,
+            dates: car_dates,
+        },
+        TableRows {
+            table: &chains::ACTIVITY_CHAINS,
+            batch: chains,
+            dates: chain_dates,
+        },
+    ];
+    Ok(WindowOutput {
+        tables,
+        ledger: Vec::new(),
+        rows: wr.sessions,
+        report: wr,
+        partial: false,
+    })
+}
