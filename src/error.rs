@@ -49,6 +49,7 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
 
 /// The kind of one link of a chain, for the public error types a command can return.
 fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use crate::source::SystemError;
     use crate::{auth, config, pipeline, source};
     Some(if let Some(e) = e.downcast_ref::<config::ConfigError>() {
         e.kind()

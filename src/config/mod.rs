@@ -24,7 +24,7 @@ pub use crate::source::webex::config::{
     SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE, WEBEX_REQUESTS_PER_MINUTE, WRITE_SCOPE,
 };
 pub use crate::source::xima::config::XimaConfig;
-use crate::source::{Source, SourceKind, KINDS};
+use crate::source::{DynSource, Source, SourceKind, KINDS};
 use fields::{Fields, KeyError, ValueError};
 
 /// A config problem. Always exit code 2.
@@ -115,39 +115,44 @@ pub struct PipelineConfig {
     pub sources: Vec<SourceConfig>,
 }
 
-/// A validated `[[source]]`: its kind's config, behind the [`Source`] interface.
+/// A validated `[[source]]`: its kind's config, behind the [`Source`] interface, and the
+/// kind in the registry that parsed it.
 #[derive(Clone)]
-pub struct SourceConfig(Arc<dyn Source>);
+pub struct SourceConfig {
+    kind: &'static SourceKind,
+    source: Arc<dyn DynSource>,
+}
 
 impl SourceConfig {
-    pub fn new(source: impl Source) -> Self {
-        SourceConfig(Arc::new(source))
-    }
-
     /// Its `kind = "…"`.
     pub fn kind(&self) -> &'static str {
-        self.0.source_kind().name
+        self.kind.name
+    }
+
+    /// Its system in the registry of source kinds.
+    pub fn source_kind(&self) -> &'static SourceKind {
+        self.kind
     }
 
     /// Its kind's own config, when it is of kind `T` (for commands only one kind has, such
     /// as Webex's `auth login`).
     pub fn downcast<T: Source>(&self) -> Option<&T> {
-        let any: &dyn Any = &*self.0;
+        let any: &dyn Any = &*self.source;
         any.downcast_ref()
     }
 }
 
 impl std::ops::Deref for SourceConfig {
-    type Target = dyn Source;
+    type Target = dyn DynSource;
 
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.source
     }
 }
 
 impl std::fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
+        std::fmt::Debug::fmt(&*self.source, f)
     }
 }
 
@@ -156,9 +161,9 @@ pub(crate) fn parse_as<R: serde::de::DeserializeOwned, C: Source>(
     table: toml::Table,
     fields: &Fields,
     validate: fn(R, &Fields) -> Result<C, KeyError>,
-) -> Result<SourceConfig, KeyError> {
+) -> Result<Arc<dyn DynSource>, KeyError> {
     let raw: R = fields::deserialize(table)?;
-    Ok(SourceConfig::new(validate(raw, fields)?))
+    Ok(Arc::new(validate(raw, fields)?))
 }
 
 /// `"webex", "webex_legacy" or "xima"`.
@@ -222,7 +227,10 @@ fn parse_source(mut table: toml::Table, fields: &Fields) -> Result<SourceConfig,
     if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(KeyError::new(key.as_str(), foreign_key(kind, key)));
     }
-    (kind.parse)(table, fields)
+    Ok(SourceConfig {
+        kind,
+        source: (kind.parse)(table, fields)?,
+    })
 }
 
 impl PipelineConfig {

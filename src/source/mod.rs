@@ -13,13 +13,13 @@ pub mod xima;
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use crate::config::fields::{Fields, KeyError};
-use crate::config::SourceConfig;
 use crate::error::ErrorKind;
 use crate::pipeline::{RunError, SourceFailure, SourceRun};
 use crate::report::SourceReport;
@@ -41,11 +41,14 @@ pub struct SourceKind {
     /// The keys its `[[source]]` table takes.
     pub(crate) keys: fn() -> &'static [&'static str],
     /// Its `[[source]]` table, read and checked.
-    pub(crate) parse: fn(toml::Table, &Fields) -> Result<SourceConfig, KeyError>,
+    pub(crate) parse: ParseFn,
     /// Why a key some other kind takes does not apply to this one, where "not this kind"
     /// alone would not help.
     pub(crate) hints: &'static [(&'static str, &'static str)],
 }
+
+/// Reads and checks a `[[source]]` table of one kind (`kind` already taken out).
+pub(crate) type ParseFn = fn(toml::Table, &Fields) -> Result<Arc<dyn DynSource>, KeyError>;
 
 /// Where a source's recordings table keeps what the audio ledger holds.
 #[derive(Debug, Clone, Copy)]
@@ -59,31 +62,78 @@ pub struct RecordingsTable {
 
 /// A configured source at run time: what the pipeline, `ccetl check` and `ccetl auth
 /// status` ask of it. Each kind's validated config implements it; the pipeline holds them
-/// as [`SourceConfig`], so nothing outside a source's directory matches on its kind.
-///
-/// Boxed futures, so it can be a trait object: one allocation per source per run, while
-/// each window's stages run monomorphised ([`crate::pipeline::WindowStages`]).
+/// as [`SourceConfig`](crate::config::SourceConfig) (a [`DynSource`]), so nothing outside a
+/// source's directory matches on its kind.
 pub trait Source: fmt::Debug + Send + Sync + Any {
     /// Its `name`: state, manifests and audio keys are kept under it.
     fn name(&self) -> &str;
-    /// Its system in [`KINDS`].
-    fn source_kind(&self) -> &'static SourceKind;
     /// Its API budget in requests per minute, which a dry run's estimate divides by.
     fn requests_per_minute(&self) -> Option<f64>;
     /// Connects, then extracts and commits the windows `run` plans
     /// ([`SourceRun::plan`], [`SourceRun::drive`]).
+    fn run(
+        &self,
+        run: &SourceRun<'_>,
+        report: &mut SourceReport,
+    ) -> impl Future<Output = Result<(), RunError>> + Send;
+    /// For `ccetl check`: one cheap request proving the credentials and the API work.
+    fn check(
+        &self,
+        ctx: &CheckContext<'_>,
+    ) -> impl Future<Output = Result<Checked, SourceFailure>> + Send;
+    /// For `ccetl auth status`: what credentials it uses and how long they last.
+    fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
+}
+
+/// [`Source`] as a trait object: its futures boxed, one allocation per source per run
+/// (each window's stages still run monomorphised, see [`crate::pipeline::WindowStages`]).
+pub trait DynSource: fmt::Debug + Send + Sync + Any {
+    /// [`Source::name`].
+    fn name(&self) -> &str;
+    /// [`Source::requests_per_minute`].
+    fn requests_per_minute(&self) -> Option<f64>;
+    /// [`Source::run`].
     fn run<'a>(
         &'a self,
         run: &'a SourceRun<'_>,
         report: &'a mut SourceReport,
     ) -> BoxFuture<'a, Result<(), RunError>>;
-    /// For `ccetl check`: one cheap request proving the credentials and the API work.
+    /// [`Source::check`].
     fn check<'a>(
         &'a self,
         ctx: &'a CheckContext<'_>,
     ) -> BoxFuture<'a, Result<Checked, SourceFailure>>;
-    /// For `ccetl auth status`: what credentials it uses and how long they last.
+    /// [`Source::credentials`].
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
+}
+
+impl<T: Source> DynSource for T {
+    fn name(&self) -> &str {
+        Source::name(self)
+    }
+
+    fn requests_per_minute(&self) -> Option<f64> {
+        Source::requests_per_minute(self)
+    }
+
+    fn run<'a>(
+        &'a self,
+        run: &'a SourceRun<'_>,
+        report: &'a mut SourceReport,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(Source::run(self, run, report))
+    }
+
+    fn check<'a>(
+        &'a self,
+        ctx: &'a CheckContext<'_>,
+    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
+        Box::pin(Source::check(self, ctx))
+    }
+
+    fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure> {
+        Source::credentials(self, ctx)
+    }
 }
 
 /// What a source's check may read.

@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{Schema, SchemaRef};
-use futures::future::BoxFuture;
-use futures::FutureExt;
 
 use config::{ExampleConfig, RawExample};
 
@@ -69,37 +67,23 @@ impl Source for ExampleConfig {
         &self.name
     }
 
-    fn source_kind(&self) -> &'static SourceKind {
-        &KIND
-    }
-
     fn requests_per_minute(&self) -> Option<f64> {
         None
     }
 
-    fn run<'a>(
-        &'a self,
-        run: &'a SourceRun<'_>,
-        report: &'a mut SourceReport,
-    ) -> BoxFuture<'a, Result<(), RunError>> {
-        async move {
-            let Some(windows) = run.plan(report)? else {
-                return Ok(());
-            };
-            run.drive(&windows, report, self).await
-        }
-        .boxed()
+    async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
+        let Some(windows) = run.plan(report)? else {
+            return Ok(());
+        };
+        run.drive(&windows, report, self).await
     }
 
-    fn check<'a>(
-        &'a self,
-        _: &'a CheckContext<'_>,
-    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
+    async fn check(&self, _: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
         let line = format!(
             "source {} (example): a clock needs no credentials",
             self.name
         );
-        std::future::ready(Ok(line.into())).boxed()
+        Ok(line.into())
     }
 
     fn credentials(&self, _: &CheckContext<'_>) -> Result<String, SourceFailure> {

@@ -77,8 +77,8 @@ pub enum LegacyError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-impl LegacyError {
-    pub fn kind(&self) -> crate::error::ErrorKind {
+impl crate::source::SystemError for LegacyError {
+    fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
             LegacyError::Http(e) => e.kind(),

@@ -1,62 +1,45 @@
 //! The legacy reporting source at run time: CSRs → CARs → activity chains per window, and
 //! its `ccetl check` and `auth status`.
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
-
-use super::{chains, tables, LegacyClient, LegacyError, RecordType};
+use super::{chains, tables, LegacyClient, RecordType};
 use crate::config::LegacyConfig;
 use crate::pipeline::{
     ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
 };
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
+use crate::source::{CheckContext, Checked, Source};
 use crate::window::Window;
-
-impl SystemError for LegacyError {
-    fn kind(&self) -> crate::error::ErrorKind {
-        LegacyError::kind(self)
-    }
-}
 
 impl Source for LegacyConfig {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn source_kind(&self) -> &'static SourceKind {
-        &super::KIND
-    }
-
     fn requests_per_minute(&self) -> Option<f64> {
         Some(f64::from(self.requests_per_minute))
     }
 
-    fn run<'a>(
-        &'a self,
-        run: &'a SourceRun<'_>,
-        report: &'a mut SourceReport,
-    ) -> BoxFuture<'a, Result<(), RunError>> {
-        self::run(run, self, report).boxed()
+    async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
+        let Some(windows) = run.plan(report)? else {
+            return Ok(());
+        };
+        let client = LegacyClient::connect(self).map_err(|e| run.fail(None, e.into()))?;
+        let result = run.drive(&windows, report, &Windows(&client)).await;
+        report.record_http(&client.http);
+        result
     }
 
     /// A record that cannot exist: its 404 proves the signature was accepted.
-    fn check<'a>(
-        &'a self,
-        _: &'a CheckContext<'_>,
-    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
-        async move {
-            let client = LegacyClient::connect(self)?;
-            client
-                .get(RecordType::Csr, "ccetl-credential-probe")
-                .await?;
-            let line = format!(
-                "source {} (webex_legacy): signature accepted for {}",
-                self.name, self.user_id
-            );
-            Ok(line.into())
-        }
-        .boxed()
+    async fn check(&self, _: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
+        let client = LegacyClient::connect(self)?;
+        client
+            .get(RecordType::Csr, "ccetl-credential-probe")
+            .await?;
+        let line = format!(
+            "source {} (webex_legacy): signature accepted for {}",
+            self.name, self.user_id
+        );
+        Ok(line.into())
     }
 
     fn credentials(&self, _: &CheckContext<'_>) -> Result<String, SourceFailure> {
@@ -65,20 +48,6 @@ impl Source for LegacyConfig {
             self.name, self.user_id
         ))
     }
-}
-
-async fn run(
-    run: &SourceRun<'_>,
-    cfg: &LegacyConfig,
-    report: &mut SourceReport,
-) -> Result<(), RunError> {
-    let Some(windows) = run.plan(report)? else {
-        return Ok(());
-    };
-    let client = LegacyClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
-    let result = run.drive(&windows, report, &Windows(&client)).await;
-    report.record_http(&client.http);
-    result
 }
 
 /// A window is read in one go: its sessions, their activities, then the chains.

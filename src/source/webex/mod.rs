@@ -81,8 +81,8 @@ pub enum WebexError {
     Store(#[from] crate::sink::StoreError),
 }
 
-impl WebexError {
-    pub fn kind(&self) -> crate::error::ErrorKind {
+impl crate::source::SystemError for WebexError {
+    fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
             WebexError::Http(e) => e.kind(),

@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
-use futures::future::BoxFuture;
-use futures::FutureExt;
 
 use super::merge::{self, Previous};
 use super::model::Task;
@@ -19,41 +17,60 @@ use crate::pipeline::{
 };
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
+use crate::source::{CheckContext, Checked, Source};
 use crate::window::{self, Window};
-
-impl SystemError for WebexError {
-    fn kind(&self) -> crate::error::ErrorKind {
-        WebexError::kind(self)
-    }
-}
 
 impl Source for WebexConfig {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn source_kind(&self) -> &'static SourceKind {
-        &super::KIND
-    }
-
     fn requests_per_minute(&self) -> Option<f64> {
         Some(f64::from(self.requests_per_minute) * 60.0 / self.rate_window.as_secs_f64())
     }
 
-    fn run<'a>(
-        &'a self,
-        run: &'a SourceRun<'_>,
-        report: &'a mut SourceReport,
-    ) -> BoxFuture<'a, Result<(), RunError>> {
-        self::run(run, self, report).boxed()
+    async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
+        let Some(windows) = run.plan(report)? else {
+            return Ok(());
+        };
+        let client = WebexClient::connect(self, run.state().clone())
+            .map_err(|e| run.fail(None, e.into()))?;
+        let stages = Stages {
+            client: &client,
+            run,
+        };
+        let result = run.drive(&windows, report, &stages).await;
+        report.record_http(&client.http);
+        result
     }
 
-    fn check<'a>(
-        &'a self,
-        ctx: &'a CheckContext<'_>,
-    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
-        check(self, ctx).boxed()
+    /// The tokens first (a renewal warning, or the advice once the refresh token expired),
+    /// then one listing of the last minute.
+    async fn check(&self, ctx: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
+        let st = status::webex(self, ctx.state, ctx.now).map_err(WebexError::from)?;
+        let advice = st.advice(&ctx.pipeline.display().to_string());
+        let warnings = match (st.health, advice) {
+            (Health::Expired | Health::Missing, Some(advice)) => {
+                let e = AuthError::RenewalNeeded {
+                    source_name: self.name.clone(),
+                    advice,
+                };
+                return Err(WebexError::Auth(e).into());
+            }
+            (_, Some(a)) => vec![a],
+            _ => Vec::new(),
+        };
+        let client = WebexClient::connect(self, ctx.state.clone())?;
+        let minute_ago = ctx.now - chrono::Duration::minutes(1);
+        super::discover(&client, minute_ago, ctx.now).await?;
+        let api = match self.discovery {
+            Discovery::Tasks => "tasks API works",
+            Discovery::Search(_) => "Search API accepts the filters",
+        };
+        Ok(Checked {
+            line: format!("source {} (webex): token and {api}", self.name),
+            warnings,
+        })
     }
 
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure> {
@@ -65,54 +82,6 @@ impl Source for WebexConfig {
         }
         Ok(text)
     }
-}
-
-/// The tokens first (a renewal warning, or the advice once the refresh token expired),
-/// then one listing of the last minute.
-async fn check(cfg: &WebexConfig, ctx: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
-    let st = status::webex(cfg, ctx.state, ctx.now).map_err(WebexError::from)?;
-    let advice = st.advice(&ctx.pipeline.display().to_string());
-    let warnings = match (st.health, advice) {
-        (Health::Expired | Health::Missing, Some(advice)) => {
-            let e = AuthError::RenewalNeeded {
-                source_name: cfg.name.clone(),
-                advice,
-            };
-            return Err(WebexError::Auth(e).into());
-        }
-        (_, Some(a)) => vec![a],
-        _ => Vec::new(),
-    };
-    let client = WebexClient::connect(cfg, ctx.state.clone())?;
-    let minute_ago = ctx.now - chrono::Duration::minutes(1);
-    super::discover(&client, minute_ago, ctx.now).await?;
-    let api = match cfg.discovery {
-        Discovery::Tasks => "tasks API works",
-        Discovery::Search(_) => "Search API accepts the filters",
-    };
-    Ok(Checked {
-        line: format!("source {} (webex): token and {api}", cfg.name),
-        warnings,
-    })
-}
-
-async fn run(
-    run: &SourceRun<'_>,
-    cfg: &WebexConfig,
-    report: &mut SourceReport,
-) -> Result<(), RunError> {
-    let Some(windows) = run.plan(report)? else {
-        return Ok(());
-    };
-    let client =
-        WebexClient::connect(cfg, run.state().clone()).map_err(|e| run.fail(None, e.into()))?;
-    let stages = Stages {
-        client: &client,
-        run,
-    };
-    let result = run.drive(&windows, report, &stages).await;
-    report.record_http(&client.http);
-    result
 }
 
 /// A window's stages: list its tasks, read their captures, then audio and tables.

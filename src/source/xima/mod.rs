@@ -58,8 +58,8 @@ pub enum XimaError {
     State(#[from] crate::state::StateError),
 }
 
-impl XimaError {
-    pub fn kind(&self) -> crate::error::ErrorKind {
+impl crate::source::SystemError for XimaError {
+    fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
             XimaError::Http(e) => e.kind(),

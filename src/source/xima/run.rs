@@ -3,63 +3,41 @@
 //! being committed and the run is partial.
 
 use chrono::{Duration, Utc};
-use futures::future::BoxFuture;
-use futures::FutureExt;
 
-use super::{tables, Quota, XimaClient, XimaError};
+use super::{tables, Quota, XimaClient};
 use crate::config::XimaConfig;
 use crate::pipeline::{
     ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
 };
 use crate::report::EgressReport;
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source, SourceKind, SystemError};
+use crate::source::{CheckContext, Checked, Source};
 use crate::window::Window;
-
-impl SystemError for XimaError {
-    fn kind(&self) -> crate::error::ErrorKind {
-        XimaError::kind(self)
-    }
-}
 
 impl Source for XimaConfig {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn source_kind(&self) -> &'static SourceKind {
-        &super::KIND
-    }
-
     fn requests_per_minute(&self) -> Option<f64> {
         Some(self.pace.per_minute())
     }
 
-    fn run<'a>(
-        &'a self,
-        run: &'a SourceRun<'_>,
-        report: &'a mut SourceReport,
-    ) -> BoxFuture<'a, Result<(), RunError>> {
-        self::run(run, self, report).boxed()
+    async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
+        run_windows(run, self, report).await
     }
 
     /// One paced request for the last minute's calls proves the key works.
-    fn check<'a>(
-        &'a self,
-        ctx: &'a CheckContext<'_>,
-    ) -> BoxFuture<'a, Result<Checked, SourceFailure>> {
-        async move {
-            let client = XimaClient::connect(self)?;
-            client
-                .calls(ctx.now - Duration::minutes(1), ctx.now)
-                .await?;
-            let line = format!(
-                "source {} (xima): key accepted for tenant {}",
-                self.name, self.tenant
-            );
-            Ok(line.into())
-        }
-        .boxed()
+    async fn check(&self, ctx: &CheckContext<'_>) -> Result<Checked, SourceFailure> {
+        let client = XimaClient::connect(self)?;
+        client
+            .calls(ctx.now - Duration::minutes(1), ctx.now)
+            .await?;
+        let line = format!(
+            "source {} (xima): key accepted for tenant {}",
+            self.name, self.tenant
+        );
+        Ok(line.into())
     }
 
     fn credentials(&self, _: &CheckContext<'_>) -> Result<String, SourceFailure> {
@@ -73,7 +51,8 @@ impl Source for XimaConfig {
 /// Xima's bandwidth cap rolls over five days.
 const EGRESS_PERIOD_DAYS: u32 = 5;
 
-async fn run(
+/// The run's windows, its egress report, and a partial outcome when a quota stopped audio.
+async fn run_windows(
     run: &SourceRun<'_>,
     cfg: &XimaConfig,
     report: &mut SourceReport,
