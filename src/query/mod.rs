@@ -72,6 +72,33 @@ fn empty_view(table: &str, schema: &SchemaRef) -> String {
     )
 }
 
+/// One row per recording of every source that copies audio, from each kind's recordings
+/// table in the registry (a Webex segment is a part of a stitched recording; other systems
+/// have none).
+fn recordings_view() -> String {
+    let selects: Vec<String> = crate::source::KINDS
+        .iter()
+        .filter_map(|k| {
+            let r = k.recordings?;
+            let has_segment = (r.table.schema)().field_with_name("segment").is_ok();
+            let segment = if has_segment { "segment" } else { "false" };
+            Some(format!(
+                "SELECT {} AS recording_id, {} AS call_id, {} AS system, source, date, \
+                 {segment} AS segment, start_time, stop_time, duration_ms, audio_uri, \
+                 audio_bytes, audio_sha256, audio_status FROM {}",
+                r.id,
+                r.call,
+                sql_str(k.name),
+                r.table.name
+            ))
+        })
+        .collect();
+    format!(
+        "CREATE OR REPLACE VIEW recordings AS\n{};",
+        selects.join("\nUNION ALL\n")
+    )
+}
+
 fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -83,7 +110,7 @@ fn sql_str(s: &str) -> String {
 /// A call's `end_time` is a real end or null, never `lastUpdatedTime` (the spec: it "may
 /// also update after task closure"): the legacy CSR's `cetts`, else the Search API's
 /// `endedTime`, else the last `stopTime` of the task's stitched recordings.
-const UNIFIED: &str = r#"
+const CALLS: &str = r#"
 CREATE OR REPLACE VIEW calls AS
 WITH rec AS (
   SELECT task_id, max(stop_time) AS stop_time
@@ -125,14 +152,6 @@ FROM xima_calls x
 LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
                   last(agent ORDER BY start_time) AS agent
            FROM xima_recordings GROUP BY call_key) r ON r.call_key = x.call_key;
-CREATE OR REPLACE VIEW recordings AS
-SELECT capture_id AS recording_id, task_id AS call_id, 'webex' AS system, source, date, segment,
-       start_time, stop_time, duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status
-FROM webex_captures
-UNION ALL
-SELECT recording_key, call_key, 'xima', source, date, false, start_time, stop_time,
-       duration_ms, audio_uri, audio_bytes, audio_sha256, audio_status
-FROM xima_recordings;
 "#;
 
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
@@ -185,7 +204,8 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
         // What a row is, for `SELECT view_name, comment FROM duckdb_views()`.
         conn.execute_batch(&format!("COMMENT ON VIEW {table} IS {}", sql_str(def.docs)))?;
     }
-    conn.execute_batch(UNIFIED)?;
+    conn.execute_batch(CALLS)?;
+    conn.execute_batch(&recordings_view())?;
     Ok(conn)
 }
 

@@ -209,9 +209,13 @@ mod tests {
             if let Some(r) = k.recordings {
                 assert!(k.tables.iter().any(|t| std::ptr::eq(*t, r.table)));
                 let schema = (r.table.schema)();
+                // What the `recordings` view in `ccetl query` selects.
                 for c in [
                     r.id,
                     r.call,
+                    "start_time",
+                    "stop_time",
+                    "duration_ms",
                     "audio_uri",
                     "audio_bytes",
                     "audio_sha256",
