@@ -22,6 +22,7 @@ pub(super) const MISSING_ATTEMPTS: u64 = 3;
 /// What a source produced for one window, ready to load.
 #[derive(Debug)]
 pub struct WindowOutput {
+    /// The window's rows of each table the source writes, with each row's date partition.
     pub tables: Vec<TableRows>,
     /// Audio ledger rows to record with the window (empty for sources without audio).
     pub ledger: Vec<AudioRecord>,

@@ -6,6 +6,11 @@
 //! durable before the state that points at it, so a crash anywhere replays the window
 //! harmlessly (its files are replaced, not duplicated). The watermark advances only over
 //! contiguous complete windows.
+//!
+//! What a source implements against ([`SourceRun`], [`WindowStages`], [`ReadWindow`],
+//! [`SourceFailure`]) is documented item by item: the lint below keeps it so.
+
+#![warn(missing_docs)]
 
 mod commit;
 mod estimate;
@@ -38,10 +43,13 @@ use crate::window::{self, Window};
 /// Options of one `ccetl run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Read from here instead of the watermark minus the lookback (`--since`).
     pub since: Option<DateTime<Utc>>,
+    /// Read up to here at most (`--until`); never past now minus `settle`.
     pub until: Option<DateTime<Utc>>,
     /// Only these sources (all when empty).
     pub sources: Vec<String>,
+    /// Plan and estimate only: no request, no write (`--dry-run`).
     pub dry_run: bool,
     /// The run's idea of "now" (tests and reproducible backfills); the wall clock otherwise.
     pub now: Option<DateTime<Utc>>,
@@ -50,19 +58,27 @@ pub struct RunOptions {
     pub list_ahead_max_tasks: Option<usize>,
 }
 
+/// Why a run, or part of it, failed. Its [`kind`](RunError::kind) sets the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The state file could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The warehouse could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `--source` names no source of the pipeline.
     #[error("--source {0}: no source of that name in the pipeline")]
     UnknownSource(String),
+    /// A source's task panicked or was cancelled.
     #[error("a source's task ended abnormally: {0}")]
     Task(String),
+    /// `state rebuild` could not read the recordings tables back.
     #[error("state rebuild: reading the recording tables: {0}")]
     Rebuild(String),
+    /// The state file is gone but the warehouse holds committed windows.
     #[error("state file {path} is missing, but the warehouse holds {windows} committed windows of source '{source_name}': run `ccetl state rebuild {pipeline}` to recreate the state from the warehouse (or remove {warehouse}/_ccetl/manifests to extract everything again)")]
+    #[allow(missing_docs)]
     StateMissing {
         path: PathBuf,
         source_name: String,
@@ -70,7 +86,9 @@ pub enum RunError {
         pipeline: String,
         warehouse: String,
     },
+    /// A source failed, in a window when one is named.
     #[error("source '{source_name}'{window}: {error}")]
+    #[allow(missing_docs)]
     Source {
         source_name: String,
         window: String,
@@ -78,38 +96,51 @@ pub enum RunError {
     },
     /// A quota stopped part of the work; what was done is committed and a rerun resumes.
     #[error("source '{source_name}': partial: {message}")]
+    #[allow(missing_docs)]
     Partial {
         source_name: String,
         message: String,
     },
+    /// Several sources ran and some failed.
     #[error("{failed} of {total} sources failed; first: {first}")]
     Some {
+        /// How many failed, of how many.
         failed: usize,
+        /// How many sources ran.
         total: usize,
+        /// The first failure.
         first: Box<RunError>,
         /// Every failure was a quota (exit 4, not 1).
         all_partial: bool,
     },
 }
 
+/// Why a source's window (or its connection) failed: its system's own error, or one of
+/// the writes every source shares.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceFailure {
     /// The source system's own error (its API, its data).
     #[error(transparent)]
     System(SystemFailure),
+    /// Encoding a table's Parquet file.
     #[error(transparent)]
     Write(#[from] parquet::WriteError),
+    /// Writing to the warehouse.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing the state.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Building a table in Arrow.
     #[error(transparent)]
     Transform(#[from] arrow::error::ArrowError),
+    /// The runtime shut down under a blocking task.
     #[error(transparent)]
     ShutDown(#[from] crate::blocking::ShutDown),
 }
 
 impl SourceFailure {
+    /// What the user does about it: the system's own kind, `Other` for shared writes.
     pub fn kind(&self) -> ErrorKind {
         match self {
             SourceFailure::System(e) => e.0.kind(),
@@ -121,6 +152,7 @@ impl SourceFailure {
         }
     }
 
+    /// True when the cause is rejected credentials (no window is named then).
     pub fn is_auth(&self) -> bool {
         self.kind() == ErrorKind::Auth
     }

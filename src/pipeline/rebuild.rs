@@ -21,9 +21,13 @@ use crate::state::{AudioRecord, State, WindowRecord};
 /// What a rebuild found for one source.
 #[derive(Debug, Clone)]
 pub struct Rebuilt {
+    /// The source's name.
     pub source: String,
+    /// Committed windows its manifests list.
     pub windows: usize,
+    /// Its watermark, from the complete windows that follow each other.
     pub high_water: Option<DateTime<Utc>>,
+    /// Stored audio objects put back in the ledger.
     pub audio_objects: usize,
 }
 

@@ -143,13 +143,16 @@ pub struct CheckContext<'a> {
     pub pipeline: &'a Path,
     /// The source's state (stored tokens).
     pub state: &'a Arc<State>,
+    /// The time the check runs at (token expiry is measured against it).
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// A check that passed: its line, and warnings to print beside it.
 #[derive(Debug, Default)]
 pub struct Checked {
+    /// What was proven, printed after `ok`.
     pub line: String,
+    /// What the user should act on soon (a refresh token about to expire).
     pub warnings: Vec<String>,
 }
 
@@ -165,6 +168,7 @@ impl From<String> for Checked {
 /// A source system's own error: the pipeline carries it as a [`SourceFailure`] and reads
 /// its kind for the exit code.
 pub trait SystemError: std::error::Error + Send + Sync + 'static {
+    /// What the user does about it (the exit code).
     fn kind(&self) -> ErrorKind;
 }
 
