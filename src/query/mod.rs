@@ -206,6 +206,18 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     }
     conn.execute_batch(CALLS)?;
     conn.execute_batch(&recordings_view())?;
+    for (view, docs) in [
+        (
+            "calls",
+            "call, whichever sources saw it (`systems`); join recordings on call_id",
+        ),
+        (
+            "recordings",
+            "recording of every source that copies audio, with its audio object",
+        ),
+    ] {
+        conn.execute_batch(&format!("COMMENT ON VIEW {view} IS {}", sql_str(docs)))?;
+    }
     Ok(conn)
 }
 
