@@ -16,18 +16,23 @@ use crate::http::fetch::BodyError;
 use crate::http::{redact_url, HttpClient, HttpError};
 use crate::state::AudioRecord;
 
+/// Why one recording's audio was not copied.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// The pre-signed URL expired (S3 answers 403): ask the API for a fresh one.
     #[error("{endpoint}: pre-signed URL refused or expired (HTTP 403)")]
+    #[allow(missing_docs)] // the message names them
     Expired { endpoint: String },
     /// The object is gone.
     #[error("{endpoint}: recording not found (HTTP 404)")]
+    #[allow(missing_docs)] // the message names them
     NotFound { endpoint: String },
     /// A status the retry policy gave up on, or a body that kept breaking off.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The warehouse refused the object.
     #[error("writing audio object {key}: {source}")]
+    #[allow(missing_docs)] // the message names them
     Store {
         key: String,
         source: object_store::Error,
@@ -51,6 +56,7 @@ pub enum AudioStatus {
 }
 
 impl AudioStatus {
+    /// Every status, in the README's order.
     pub const ALL: [AudioStatus; 5] = [
         AudioStatus::Stored,
         AudioStatus::Pending,
@@ -84,10 +90,15 @@ impl AudioStatus {
 /// Where a recording's audio ended up, whichever source it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioState {
+    /// Where it stands.
     pub status: AudioStatus,
+    /// The object's URI, once stored.
     pub uri: Option<String>,
+    /// The object's size, once stored.
     pub bytes: Option<u64>,
+    /// The object's SHA-256 (hex), once stored.
     pub sha256: Option<String>,
+    /// Why it is not stored, when it failed.
     pub error: Option<String>,
     /// Already stored by an earlier run (the ledger said so): nothing was downloaded.
     pub reused: bool,
@@ -162,7 +173,9 @@ impl AudioState {
 /// A stored object's size and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256, hex.
     pub sha256: String,
 }
 

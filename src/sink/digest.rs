@@ -43,6 +43,7 @@ impl Default for StreamDigest {
 }
 
 impl StreamDigest {
+    /// Hashes a chunk, batched off the download's task.
     pub async fn update(&mut self, chunk: Bytes) -> Result<(), ShutDown> {
         self.batch_len += chunk.len();
         self.batch.push(chunk);

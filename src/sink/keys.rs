@@ -40,6 +40,7 @@ pub fn part_file(window_start: DateTime<Utc>) -> String {
     format!("part-{}.parquet", window_stamp(window_start))
 }
 
+/// `20260131T000000Z`: a window start in file and key names.
 pub fn window_stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }

@@ -10,15 +10,24 @@ use super::keys;
 use super::parquet::WrittenFile;
 use super::store::{StoreError, Warehouse};
 
+/// What one committed window wrote: `_ccetl/manifests/{source}/{stream}/{window}.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The source's name.
     pub source: String,
+    /// The stream its windows are kept under.
     pub stream: String,
+    /// The window.
     pub window_start: DateTime<Utc>,
+    /// Its end (exclusive).
     pub window_end: DateTime<Utc>,
+    /// The run that committed it.
     pub run_id: i64,
+    /// When.
     pub written_at: DateTime<Utc>,
+    /// Its Parquet files.
     pub files: Vec<ManifestFile>,
+    /// Audio objects stored in it.
     pub audio_stored: u64,
     /// Rows the state counts for the window (tasks, sessions, calls).
     #[serde(default)]
@@ -29,12 +38,18 @@ pub struct Manifest {
     pub complete: bool,
 }
 
+/// One Parquet file of a window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestFile {
+    /// Its table.
     pub table: String,
+    /// Its warehouse-relative key.
     pub key: String,
+    /// Its rows.
     pub rows: u64,
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256 (hex): an identical rewrite is skipped.
     #[serde(default)]
     pub sha256: String,
 }
@@ -79,6 +94,7 @@ pub async fn list(wh: &Warehouse, source: &str, stream: &str) -> Result<Vec<Mani
     Ok(out)
 }
 
+/// Puts a window's manifest; returns its key.
 pub async fn write(wh: &Warehouse, m: &Manifest) -> Result<String, StoreError> {
     let key = keys::manifest_key(&m.source, &m.stream, m.window_start);
     let body = serde_json::to_vec_pretty(m).unwrap_or_default();

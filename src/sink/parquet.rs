@@ -19,20 +19,27 @@ use super::keys;
 use super::store::{StoreError, Warehouse};
 use crate::schema::TableDef;
 
+/// Why a table's files could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// Parquet refused the batch.
     #[error("encoding {table} as Parquet: {source}")]
+    #[allow(missing_docs)] // the message names them
     Encode {
         table: String,
         source: parquet::errors::ParquetError,
     },
+    /// Arrow could not split it by date.
     #[error("splitting {table} into partitions: {source}")]
+    #[allow(missing_docs)] // the message names them
     Split {
         table: String,
         source: arrow::error::ArrowError,
     },
+    /// The warehouse refused the file.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The runtime shut down under the encoder.
     #[error(transparent)]
     ShutDown(#[from] crate::blocking::ShutDown),
 }
@@ -40,18 +47,26 @@ pub enum WriteError {
 /// A table's rows for one window, with each row's partition date (the call's own date).
 #[derive(Debug, Clone)]
 pub struct TableRows {
+    /// The table.
     pub table: &'static TableDef,
+    /// Its rows.
     pub batch: RecordBatch,
+    /// Each row's partition date.
     pub dates: Vec<NaiveDate>,
 }
 
 /// A file the writer put.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WrittenFile {
+    /// Its table.
     pub table: String,
+    /// Its warehouse-relative key.
     pub key: String,
+    /// Its rows.
     pub rows: u64,
+    /// Its size.
     pub bytes: u64,
+    /// Its SHA-256 (hex).
     pub sha256: String,
     /// Identical to the file the window's previous manifest recorded: not written again.
     pub unchanged: bool,

@@ -22,13 +22,17 @@ use crate::state::{State, StateError, StoredLedger};
 /// Where a recording's audio goes: its object's path and that path as a URI.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The object's path in the store.
     pub path: Path,
+    /// Its URI, as `audio_uri` records it.
     pub uri: String,
 }
 
 /// One source's audio settings for a window.
 pub struct Settle<'a> {
+    /// The source's state: the audio ledger.
     pub state: &'a Arc<State>,
+    /// Where objects go.
     pub wh: &'a Warehouse,
     /// The source's name: the ledger's key and the objects' prefix.
     pub source: &'a str,

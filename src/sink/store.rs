@@ -16,18 +16,24 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use super::backends::CloudStore;
 use super::upload::{Upload, PART_SIZE};
 
+/// A warehouse operation that failed, naming the object.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The warehouse URL or its options cannot be opened.
     #[error("warehouse '{url}': {message}")]
+    #[allow(missing_docs)] // the message names them
     Open { url: String, message: String },
     /// `cause` rather than `source`: its raw text (S3's XML) is summarised by [`describe`],
     /// and error chains must not print it again.
     #[error("warehouse read {key}: {}", describe(cause))]
+    #[allow(missing_docs)] // the message names them
     Read {
         key: String,
         cause: object_store::Error,
     },
+    /// An object could not be written or deleted.
     #[error("warehouse write {key}: {}", describe(cause))]
+    #[allow(missing_docs)] // the message names them
     Write {
         key: String,
         cause: object_store::Error,
@@ -68,6 +74,7 @@ pub fn describe(e: &object_store::Error) -> String {
     first.chars().take(300).collect()
 }
 
+/// The warehouse: an object store under a URL (local disk, S3, GCS, Azure).
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     store: Arc<dyn ObjectStore>,
@@ -80,6 +87,7 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
+    /// Opens the warehouse at `url` (`file://` directories are created).
     pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Self, StoreError> {
         let open_err = |message: String| StoreError::Open {
             url: url.to_string(),
@@ -113,10 +121,12 @@ impl Warehouse {
         })
     }
 
+    /// The object store under it.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
 
+    /// Its multipart API, on buckets; `None` on local disk.
     pub fn multipart(&self) -> Option<&Arc<dyn CloudStore>> {
         self.multipart.as_ref()
     }
@@ -206,6 +216,7 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// Deletes a warehouse-relative key.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.store
             .delete(&self.path(&[key]))
@@ -226,6 +237,7 @@ impl Warehouse {
         format!("{}/{}", self.url, rel)
     }
 
+    /// Its URL, without a trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }

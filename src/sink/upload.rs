@@ -37,8 +37,11 @@ pub const MARKERS: &str = "_ccetl/uploads";
 /// What the next run needs to abort an upload its writer never finished.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Marker {
+    /// The object being uploaded.
     pub path: String,
+    /// The store's id of the multipart upload.
     pub upload_id: String,
+    /// The process that started it.
     pub writer: Holder,
 }
 
@@ -77,6 +80,7 @@ struct Parts {
 }
 
 impl Upload {
+    /// Starts an upload of `path`, leaving a marker first so a killed run's upload is aborted later.
     pub async fn start(wh: &Warehouse, path: Path) -> object_store::Result<Upload> {
         let mode = match wh.multipart() {
             None => Mode::Staged(WriteMultipart::new_with_chunk_size(
@@ -91,6 +95,7 @@ impl Upload {
         Ok(Upload { path, mode })
     }
 
+    /// Appends a chunk; parts go up as they fill.
     pub async fn write(&mut self, chunk: Bytes) -> object_store::Result<()> {
         match &mut self.mode {
             Mode::Staged(w) => {
@@ -114,6 +119,7 @@ impl Upload {
         Ok(())
     }
 
+    /// Completes the upload: the object appears whole, or not at all.
     pub async fn finish(self) -> object_store::Result<()> {
         match self.mode {
             Mode::Staged(w) => w.finish().await.map(|_| ()),
