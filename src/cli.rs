@@ -13,6 +13,7 @@ use crate::query::Format;
     version,
     about = "Contact-center call data and recordings into Parquet + object storage"
 )]
+/// The command line: global flags, then one command.
 pub struct Cli {
     /// Log format: human-readable text, or JSON lines for schedulers.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -20,41 +21,54 @@ pub struct Cli {
     /// More log detail (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // clap would show variant docs, turning `--help` into its long form
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the simulator in-process, run a pipeline into DIR, print a summary and a query.
     Demo {
+        /// Where the warehouse, state and pipeline file go.
         #[arg(long, default_value = "ccetl-demo")]
         dir: PathBuf,
+        /// Days of simulated calls.
         #[arg(long, default_value_t = 2)]
         days: u32,
+        /// Simulated calls per day.
         #[arg(long, default_value_t = 40)]
         calls_per_day: u32,
     },
     /// Extract, transform and load: incremental by default.
     Run(RunArgs),
     /// Validate the config, resolve secrets, try each source's credentials and the warehouse.
-    Check { pipeline: PathBuf },
+    Check {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
     /// Inspect or reset the run state.
     State {
+        /// What to do with the state.
         #[command(subcommand)]
         action: StateAction,
     },
     /// Query the warehouse with DuckDB SQL (views: one per table, plus calls and recordings).
     Query {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
         /// SQL to run; without it, a sample of calls with their recordings.
         sql: Option<String>,
+        /// How results are printed.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -66,6 +80,7 @@ pub enum Command {
     /// Register (or update) the capture:available subscription that makes Webex push each
     /// new recording to `ccetl serve` at URL (signed with the source's webhook_secret).
     Subscribe {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
         /// Where Webex posts events: https://…/webhooks/wxcc, reaching `ccetl serve`.
         #[arg(long)]
@@ -77,10 +92,12 @@ pub enum Command {
     /// Receive capture:available webhooks for a Webex source (POST /webhooks/wxcc, GET
     /// /healthz) and land each announced recording; SIGTERM drains what was acknowledged.
     Serve {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
         /// Where to listen (put a TLS-terminating proxy in front: Webex posts to https://).
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: std::net::SocketAddr,
+        /// The source (needed when the pipeline has several).
         #[arg(long)]
         source: Option<String>,
         /// Events are gathered this long before a batch is committed.
@@ -92,48 +109,65 @@ pub enum Command {
     Subscriptions(SubscriptionsAction),
 }
 
+/// Commands on a Webex org's event subscriptions.
 #[derive(Debug, Subcommand)]
 pub enum SubscriptionsAction {
     /// The org's subscriptions; ccetl's own is marked with *.
     List {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The source (needed when the pipeline has several).
         #[arg(long)]
         source: Option<String>,
     },
     /// Delete a subscription by id.
     Delete {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The subscription's id (`ccetl subscriptions list` shows it).
         id: String,
+        /// The source (needed when the pipeline has several).
         #[arg(long)]
         source: Option<String>,
     },
 }
 
+/// Commands on the run state.
 #[derive(Debug, Subcommand)]
 pub enum StateAction {
     /// Watermarks, windows, audio ledger and recent runs.
-    Show { pipeline: PathBuf },
+    Show {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
     /// Forget watermarks and windows (tokens and the audio ledger are kept).
     Reset {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The source (needed when the pipeline has several).
         #[arg(long)]
         source: Option<String>,
     },
     /// Recreate the state from the warehouse: windows and watermarks from its manifests,
     /// the audio ledger from its recording tables (tokens need `ccetl auth` again).
     Rebuild {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The source (needed when the pipeline has several).
         #[arg(long)]
         source: Option<String>,
     },
 }
 
+/// Arguments of `ccetl run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The pipeline file (TOML).
     pub pipeline: PathBuf,
     /// Re-extract from this time (RFC 3339 or YYYY-MM-DD); watermarks never move back.
     #[arg(long)]
     pub since: Option<String>,
+    /// Extract up to this time (default: now minus `settle`).
     #[arg(long)]
     pub until: Option<String>,
     /// Only this source (repeatable).
@@ -150,14 +184,19 @@ pub struct RunArgs {
     pub now: Option<String>,
 }
 
+/// Arguments of `ccetl simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
+    /// Port on 127.0.0.1.
     #[arg(long, default_value_t = 8799)]
     pub port: u16,
+    /// Seed of the generated calls: the same seed serves the same data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Days of calls, ending today.
     #[arg(long, default_value_t = 3)]
     pub days: u32,
+    /// Calls per day.
     #[arg(long, default_value_t = 200)]
     pub calls_per_day: u32,
     /// Faults to inject, e.g. "tasks:429x3,captures:503x2,audio:expire,cars:badvalue".
@@ -172,7 +211,7 @@ pub struct SimulateArgs {
     /// The most rows one legacy CSR/CAR query returns.
     #[arg(long, default_value_t = 100_000)]
     pub legacy_record_cap: usize,
-    /// Xima tenants, comma-separated (each has its own calls; key: sim-xima-key-<tenant>).
+    /// Xima tenants, comma-separated (each has its own calls; key: sim-xima-key-TENANT).
     #[arg(long, default_value = "acme-main")]
     pub xima_tenants: String,
     /// Xima's pace: one request per interval, 3 per (interval × 10/3). Xima's own is 3s;
@@ -188,13 +227,16 @@ pub struct SimulateArgs {
     pub rate_limit: String,
 }
 
+/// Commands on a Webex source's OAuth tokens.
 #[derive(Debug, Subcommand)]
 pub enum AuthAction {
     /// OAuth authorization-code login for a Webex Integration: prints the authorize URL,
     /// receives the redirect on 127.0.0.1 (or takes it pasted with --no-listen) and stores
     /// the tokens in the state DB.
     Login {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The Webex source.
         #[arg(long)]
         source: String,
         /// Don't listen for the redirect: paste the URL the browser was sent to.
@@ -206,10 +248,15 @@ pub enum AuthAction {
     },
     /// Store a Service App's tokens read from stdin (its JSON, or just the refresh token).
     Import {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// The Webex source.
         #[arg(long)]
         source: String,
     },
     /// Token age, expiry, org and scopes per source, with a warning when renewal is due.
-    Status { pipeline: PathBuf },
+    Status {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
 }

@@ -7,6 +7,8 @@
 
 // `pub` is what other crates (the binary, tests, benches) may use; the rest says pub(crate).
 #![warn(unreachable_pub)]
+// Every public item says what it is for (its docs are the reference `cargo doc` builds).
+#![warn(missing_docs)]
 pub mod auth;
 pub mod blocking;
 pub mod cli;

@@ -30,7 +30,7 @@ pub static malloc_conf: Option<&'static libc::c_char> =
 /// per core cost nothing measurable there.
 const ARENAS_PER_CORE: usize = 4;
 
-/// Caps glibc's malloc at [`ARENAS_PER_CORE`] arenas per core. Each thread that allocates
+/// Caps glibc's malloc at `ARENAS_PER_CORE` arenas per core. Each thread that allocates
 /// may get its own arena, and each keeps what it freed for itself: while Rust's allocations
 /// still went to glibc, the default held ~45 MB more at the audio bench's peak (148 MB
 /// against 103 MB on a 2-core machine); zstd's contexts on the blocking pool still do.

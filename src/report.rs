@@ -8,9 +8,12 @@ use crate::http::pacer::Pacer;
 use crate::http::{HttpClient, HttpCounts};
 use crate::sink::audio::{AudioState, AudioStatus};
 
+/// What one window did: one entry of a source's `windows` in the JSON run report.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct WindowReport {
+    /// Start of the window (inclusive).
     pub start: DateTime<Utc>,
+    /// End of the window (exclusive).
     pub end: DateTime<Utc>,
     /// Webex: the window's tasks (calls and digital contacts).
     pub tasks: u64,
@@ -18,36 +21,52 @@ pub struct WindowReport {
     pub calls: u64,
     /// Recordings (Webex captures, Xima recordings).
     pub recordings: u64,
+    /// Webex: recordings that are segments of a call.
     pub segments: u64,
+    /// Audio objects copied into the warehouse this run.
     pub audio_stored: u64,
+    /// Audio objects already in the warehouse, reused.
     pub audio_reused: u64,
+    /// Audio bytes copied.
     pub audio_bytes: u64,
+    /// Recordings whose audio is not ready yet or kept failing: the next run tries again.
     pub audio_pending: u64,
     /// Not downloaded because a quota (Xima's bandwidth cap) was reached; next run.
     pub audio_deferred: u64,
+    /// Recordings whose audio the source no longer has (404).
     pub audio_missing: u64,
-    /// Legacy sources: sessions (CSRs), activities (CARs) and chain rows flagged as anomalous.
+    /// Legacy: sessions (CSRs).
     pub sessions: u64,
+    /// Legacy: activities (CARs).
     pub activities: u64,
+    /// Legacy: chain rows flagged as anomalous.
     pub chain_anomalies: u64,
-    /// Parquet files written; `files_unchanged` were already in place, identical.
+    /// Parquet files written.
     pub files: u64,
+    /// Parquet files already in place, identical.
     pub files_unchanged: u64,
+    /// Whether the window committed (nothing pending holds its watermark).
     pub complete: bool,
 }
 
+/// What one source did in a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceReport {
+    /// The source's name.
     pub name: String,
+    /// Its kind (`webex`, `legacy`, `xima`).
     pub kind: String,
+    /// Its windows, in order.
     pub windows: Vec<WindowReport>,
+    /// Its request counters.
     pub http: HttpCounts,
+    /// Its watermark after the run.
     pub high_water: Option<DateTime<Utc>>,
+    /// Why it failed, when it did.
     pub error: Option<String>,
     /// Wall time of this source's part of the run (sources run at the same time).
     pub duration_ms: u64,
-    /// Sources with an egress quota (Xima): audio bytes downloaded in the rolling period,
-    /// this run included, and the configured budget.
+    /// Sources with an egress quota (Xima): what the quota has left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<EgressReport>,
     /// Sources whose API calls draw on a rate budget: the budget and what became of it.
@@ -63,11 +82,15 @@ pub struct SourceReport {
 pub struct Estimate {
     /// The recent runs the figures come from.
     pub runs: usize,
+    /// API requests per task in those runs.
     pub requests_per_task: f64,
+    /// Tasks per day in those runs.
     pub tasks_per_day: f64,
-    /// API requests the planned windows need, and the minutes they take at the budget.
+    /// API requests the planned windows need.
     pub requests: u64,
+    /// The budget the minutes are counted at.
     pub budget_per_minute: f64,
+    /// Minutes the planned windows take at that budget.
     pub minutes: f64,
 }
 
@@ -76,8 +99,9 @@ pub struct Estimate {
 pub struct RateReport {
     /// As configured, in requests per minute (a shortened `rate_window` scales it up).
     pub budget_per_minute: f64,
-    /// The allowance at the end of the run, and the lowest it fell to after 429s.
+    /// The allowance at the end of the run.
     pub allowance_per_minute: f64,
+    /// The lowest the allowance fell to after 429s.
     pub lowest_per_minute: f64,
     /// 429s that lowered the allowance (one per congestion, for all who share it).
     pub cuts: u64,
@@ -133,21 +157,33 @@ impl SourceReport {
     }
 }
 
+/// Audio egress of a source with a quota (Xima's bandwidth cap).
 #[derive(Debug, Clone, Serialize)]
 pub struct EgressReport {
+    /// The rolling period, in days.
     pub period_days: u32,
+    /// Audio bytes downloaded in it, this run included.
     pub used_bytes: u64,
+    /// The configured `egress_budget`.
     pub budget_bytes: Option<u64>,
 }
 
+/// The JSON run report (`--report`), also kept in the state's run ledger.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// The pipeline's name.
     pub pipeline: String,
+    /// The run's id in the ledger (`None` for dry runs).
     pub run_id: Option<i64>,
+    /// When the run started.
     pub started_at: DateTime<Utc>,
+    /// Its wall time.
     pub duration_ms: u64,
+    /// `succeeded`, `partial` (only quotas stopped work) or `failed`.
     pub status: String,
+    /// Whether it was `--dry-run`.
     pub dry_run: bool,
+    /// Each source's part.
     pub sources: Vec<SourceReport>,
 }
 
@@ -183,6 +219,7 @@ impl WindowReport {
 }
 
 impl RunReport {
+    /// The run's windows summed over every source (the summary's figures).
     pub fn totals(&self) -> WindowReport {
         let mut t = WindowReport::default();
         for w in self.sources.iter().flat_map(|s| &s.windows) {
@@ -205,6 +242,7 @@ impl RunReport {
         t
     }
 
+    /// Requests sent by every source.
     pub fn requests(&self) -> u64 {
         self.sources.iter().map(|s| s.http.requests).sum()
     }

@@ -9,22 +9,27 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use chrono::{NaiveDate, TimeZone, Utc};
 
+/// A field of any type.
 pub fn field(name: &str, dt: DataType, nullable: bool) -> Field {
     Field::new(name, dt, nullable)
 }
 
+/// A UTF-8 field.
 pub fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
+/// The timestamp type of every table: microseconds, UTC.
 pub fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
 }
 
+/// A timestamp field.
 pub fn ts(name: &str, nullable: bool) -> Field {
     Field::new(name, ts_type(), nullable)
 }
 
+/// A nullable list of strings.
 pub fn list_utf8(name: &str) -> Field {
     Field::new(
         name,

@@ -5,10 +5,12 @@
 
 use std::fmt;
 
+/// A credential: `Debug` and `Display` print `***`, so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -18,6 +20,7 @@ impl Secret {
         &self.0
     }
 
+    /// Whether it is empty (a `${VAR}` set to nothing).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

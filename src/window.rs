@@ -5,9 +5,12 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+/// A time range `[start, end)` on the UTC grid: the unit a source reads and commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Window {
+    /// Start (inclusive).
     pub start: DateTime<Utc>,
+    /// End (exclusive).
     pub end: DateTime<Utc>,
 }
 

@@ -12,7 +12,9 @@ use crate::secret::Secret;
 /// The two headers every legacy request carries.
 #[derive(Debug, Clone)]
 pub struct LegacyAuth {
+    /// `From`: the portal user the key belongs to.
     pub from: String,
+    /// `Authorization`: the HMAC-SHA1 signature with its key id (a secret).
     pub authorization: Secret,
 }
 

@@ -20,34 +20,49 @@ use crate::secret::Secret;
 /// Requests the loopback listener answers before giving up (browsers also ask for icons).
 const MAX_LISTENER_REQUESTS: usize = 16;
 
+/// Why `ccetl auth login` could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// The source's config cannot log in (e.g. a redirect URI that is not loopback).
     #[error("{0}")]
     Config(String),
+    /// The redirect's `state` is not this login's.
     #[error("the redirect's state does not match this login (a stale or forged redirect); start `ccetl auth login` again")]
     StateMismatch,
+    /// The user or the org refused consent.
     #[error("authorization was not granted ({error}{}); approve the consent screen, or ask an admin to allow the integration's scopes", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[allow(missing_docs)] // the message names them
     Denied {
         error: String,
         description: Option<String>,
     },
+    /// The redirect carried no `code`.
     #[error("the redirect URL has no code; paste the whole URL the browser was sent to")]
     NoCode,
+    /// The token endpoint refused the code.
     #[error("the token endpoint refused the code (HTTP {status}: {message}); codes work once and expire in minutes: start `ccetl auth login` again")]
+    #[allow(missing_docs)] // the message names them
     Exchange { status: u16, message: String },
+    /// The token endpoint could not be reached.
     #[error("token exchange failed: {0}")]
     Http(#[from] HttpError),
+    /// The token endpoint answered something else than tokens.
     #[error("token response: {0}")]
     BadResponse(String),
+    /// The loopback listener could not run.
     #[error("loopback listener on {addr}: {message}")]
+    #[allow(missing_docs)] // the message names them
     Listener { addr: String, message: String },
+    /// No redirect arrived in time.
     #[error("no redirect arrived within {0:?}; run again, or use --no-listen and paste the redirect URL")]
     Timeout(Duration),
+    /// The tokens could not be stored.
     #[error("storing the tokens: {0}")]
     Store(crate::state::StateError),
 }
 
 impl LoginError {
+    /// The exit code's kind of this failure.
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
@@ -68,7 +83,9 @@ impl LoginError {
 /// A login in progress: the URL to open and the `state` it must come back with.
 #[derive(Debug)]
 pub struct Authorization {
+    /// The URL to open in a browser.
     pub url: url::Url,
+    /// The random `state` the redirect must bring back.
     pub state: String,
 }
 

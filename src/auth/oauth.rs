@@ -21,33 +21,47 @@ use crate::state::StateError;
 /// A credential problem. Exit code 3 when the server said no.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// The token endpoint refused the client or the refresh token.
     #[error("the token endpoint rejected the credentials (HTTP {status}: {message}); {fix}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     Rejected {
         source_name: String,
         status: u16,
         message: String,
         fix: &'static str,
     },
+    /// The token endpoint could not be reached.
     #[error("token refresh failed: {source}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     Http {
         source_name: String,
         source: HttpError,
     },
+    /// The token endpoint answered something else than tokens.
     #[error("token response is not valid JSON: {message}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     BadResponse {
         source_name: String,
         message: String,
     },
+    /// A rotated refresh token could not be stored: the next run would hold a dead one.
     #[error("cannot persist the rotated refresh token: {source}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     Persist {
         source_name: String,
         source: Box<StateError>,
     },
+    /// No refresh token anywhere.
     #[error("no refresh token: run `ccetl auth login PIPELINE.toml --source {source_name}` (Integration) or `ccetl auth import PIPELINE.toml --source {source_name}` (Service App), or set refresh_token")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     NotAuthorized { source_name: String },
+    /// The refresh token expired or was revoked.
     #[error("{advice}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     RenewalNeeded { source_name: String, advice: String },
+    /// A scope is missing.
     #[error("{endpoint}: HTTP 403 ({message}): the token is valid but not allowed here; {endpoint} needs the {scope} scope: list it in the source's `scopes` if set, then log in again (`ccetl auth login`) as a user with access to the org")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     Forbidden {
         source_name: String,
         endpoint: String,
@@ -55,7 +69,9 @@ pub enum AuthError {
         /// The scope the endpoint needs (spec).
         scope: &'static str,
     },
+    /// A fresh token still gets 401.
     #[error("the API still answers 401 with a freshly refreshed token ({endpoint}); check that the integration has the cjp:config_read scope and access to the org")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     StillUnauthorized {
         source_name: String,
         endpoint: String,
@@ -93,15 +109,21 @@ pub struct StoredToken {
     /// sha256 of the refresh token configured in the pipeline when this row was written; when
     /// the configured one changes, the user re-authorized and the config wins.
     pub config_fingerprint: String,
+    /// The refresh token (rotated by each refresh when the server rotates).
     pub refresh_token: Secret,
+    /// The last access token, reused until it expires.
     pub access_token: Option<Secret>,
+    /// When the access token expires.
     pub access_expires_at: Option<DateTime<Utc>>,
+    /// When the refresh token expires, when the server said.
     pub refresh_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Where rotated tokens are persisted (the state DB in production).
 pub trait TokenStore: Send + Sync {
+    /// The source's tokens, if any were stored.
     fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError>;
+    /// Stores the source's tokens, replacing earlier ones.
     fn save(&self, source: &str, token: &StoredToken) -> Result<(), StateError>;
 }
 
@@ -154,6 +176,7 @@ impl std::fmt::Debug for OAuthTokens {
     }
 }
 
+/// The SHA-256 of a secret, hex: tells secrets apart without keeping them.
 pub fn fingerprint(secret: &Secret) -> String {
     hex::encode(Sha256::digest(secret.expose().as_bytes()))
 }

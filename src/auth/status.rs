@@ -10,11 +10,14 @@ use crate::state::{State, StateError};
 /// Renew a refresh token that has less than this left.
 pub const RENEW_WITHIN_DAYS: i64 = 14;
 
+/// Whether a source's refresh token will last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
+    /// Valid for more than [`RENEW_WITHIN_DAYS`].
     Ok,
     /// The refresh token expires within [`RENEW_WITHIN_DAYS`].
     ExpiresSoon,
+    /// Past its expiry: log in again.
     Expired,
     /// No stored tokens and no `refresh_token` in the pipeline file.
     Missing,
@@ -22,14 +25,22 @@ pub enum Health {
     Unknown,
 }
 
+/// What `ccetl auth status` reports for one source.
 #[derive(Debug, Clone)]
 pub struct TokenStatus {
+    /// The source's name.
     pub source: String,
+    /// When tokens were last stored.
     pub saved_at: Option<DateTime<Utc>>,
+    /// When the access token expires.
     pub access_expires_at: Option<DateTime<Utc>>,
+    /// When the refresh token expires.
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// The org the source reads.
     pub org_id: Option<String>,
+    /// The scopes asked for.
     pub scopes: Vec<String>,
+    /// The verdict.
     pub health: Health,
 }
 

@@ -17,6 +17,7 @@ use crate::pipeline;
 use crate::source::CheckContext;
 use crate::state::State;
 
+/// `ccetl auth login|import|status`.
 pub async fn run(action: AuthAction) -> anyhow::Result<()> {
     match action {
         AuthAction::Login {

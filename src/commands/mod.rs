@@ -90,6 +90,7 @@ fn parse_time_arg(
         .transpose()
 }
 
+/// `ccetl run`: plans and runs every selected source, prints the summary, writes the report.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&args.pipeline)?;
     let opts = RunOptions {
@@ -224,8 +225,11 @@ fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) 
 #[derive(Debug, thiserror::Error)]
 #[error("{failed} of {total} checks failed (each is named above)")]
 pub struct CheckFailed {
+    /// Lines that failed.
     pub failed: usize,
+    /// Lines checked.
     pub total: usize,
+    /// The worst kind among the failures: the exit code.
     pub kind: crate::error::ErrorKind,
 }
 
@@ -333,6 +337,7 @@ async fn check_source(
     src.check(&ctx).await
 }
 
+/// `ccetl state show|reset|rebuild`.
 pub async fn state(action: StateAction) -> anyhow::Result<()> {
     let (path, source) = match &action {
         StateAction::Show { pipeline } => (pipeline, None),
@@ -396,6 +401,7 @@ FROM calls c JOIN recordings r ON r.call_id = c.call_id AND NOT r.segment
 WHERE r.audio_status = 'stored'
 ORDER BY c.start_time DESC LIMIT 10";
 
+/// `ccetl query`: SQL over the warehouse's views.
 pub async fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
@@ -423,6 +429,7 @@ pub const DEMO_RATE_LIMIT: sim::ratelimit::RateLimit = sim::ratelimit::RateLimit
     window: std::time::Duration::from_secs(3),
 };
 
+/// `ccetl demo`: the simulator, a pipeline run into `dir`, a summary and a query.
 pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let handle = sim::start(
@@ -487,6 +494,7 @@ pub(crate) fn usage(key: &str, message: impl ToString) -> anyhow::Error {
     .into()
 }
 
+/// `ccetl simulate`: serves the simulated APIs until interrupted.
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let faults = sim::faults::parse(&args.faults).map_err(|m| usage("--faults", m))?;
     let cfg = SimConfig {

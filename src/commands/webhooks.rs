@@ -12,6 +12,7 @@ use crate::serve::ServeOptions;
 use crate::source::webex::subscriptions::{self, Outcome};
 use crate::source::webex::WebexClient;
 
+/// `ccetl subscribe`: registers or updates the source's `capture:available` subscription.
 pub async fn subscribe(path: &Path, source: Option<&str>, url: &str) -> anyhow::Result<()> {
     let destination = subscriptions::check_destination(url).map_err(|m| usage("--url", m))?;
     let (cfg, w, state) = super::webex_source(path, source, "subscribing")?;
@@ -40,6 +41,7 @@ pub async fn subscribe(path: &Path, source: Option<&str>, url: &str) -> anyhow::
     Ok(())
 }
 
+/// `ccetl subscriptions list|delete`.
 pub async fn subscriptions(action: SubscriptionsAction) -> anyhow::Result<()> {
     let (path, source) = match &action {
         SubscriptionsAction::List { pipeline, source } => (pipeline, source),
@@ -82,6 +84,7 @@ pub async fn subscriptions(action: SubscriptionsAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ccetl serve`: receives webhooks and lands each announced recording.
 pub async fn serve(
     path: &Path,
     source: Option<&str>,

@@ -13,11 +13,14 @@ use super::{format_duration, parse_duration};
 /// `search.ani`) and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyError {
+    /// The key, relative to its source.
     pub key: String,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
 impl KeyError {
+    /// A problem with `key`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         KeyError {
             key: key.into(),
@@ -135,23 +138,31 @@ pub fn check_rate(key: &'static str, n: u32) -> Result<u32, (&'static str, Strin
 /// A value that cannot be used as written; [`KeyError`] adds its key.
 #[derive(Debug, thiserror::Error)]
 pub enum ValueError {
+    /// `${` without its `}`.
     #[error("unterminated ${{…}}; write ${{NAME}}")]
     UnterminatedVariable,
+    /// A `${NAME}` that is not set.
     #[error("environment variable {0} is not set; export it or put the value in the file")]
     UnsetVariable(String),
     #[error(
         "'{0}' uses plain http to a non-loopback host; use https or set allow_insecure_http = true"
     )]
+    /// Plain http to a host that is not loopback.
     PlainHttp(String),
+    /// A URL scheme other than https (or loopback http).
     #[error("scheme '{0}' is not supported; use https")]
     UrlScheme(String),
+    /// A warehouse scheme object_store does not serve here.
     #[error("scheme '{0}' is not supported; use file://, s3://, gs:// or az://")]
     WarehouseScheme(String),
+    /// A local path that cannot be made absolute.
     #[error("cannot resolve '{path}': {source}")]
+    #[allow(missing_docs)] // the message names them
     Unresolvable {
         path: String,
         source: std::io::Error,
     },
+    /// A path that is not a directory.
     #[error("'{0}' is not a usable directory path")]
     NotADirectory(String),
 }

@@ -1,6 +1,6 @@
 //! Pipeline TOML → validated structs.
 //!
-//! Parsing is split in two, as ripgrep does with its low/high args: [`RawConfig`] mirrors
+//! Parsing is split in two, as ripgrep does with its low/high args: `RawConfig` mirrors
 //! the file (serde), and [`PipelineConfig`] is the checked result, with `${ENV}` secrets
 //! resolved and durations parsed. Every problem is reported before any I/O happens, as one
 //! line that names the key and the fix.
@@ -30,7 +30,9 @@ use fields::{Fields, KeyError, ValueError};
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read pipeline file {path}: {source}")]
+    #[allow(missing_docs)] // the message names them
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -38,8 +40,12 @@ pub enum ConfigError {
     #[error(
         "{path}: not a valid pipeline file: {message} (TOML; see the README's config reference)"
     )]
+    /// The file is not TOML.
+    #[allow(missing_docs)] // the message names them
     Syntax { path: PathBuf, message: String },
+    /// A key has a value that cannot be used.
     #[error("{path}: {key}: {message}")]
+    #[allow(missing_docs)] // the message names them
     Invalid {
         path: PathBuf,
         key: String,
@@ -48,6 +54,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// Always [`ErrorKind::Config`](crate::error::ErrorKind::Config): exit code 2.
     pub fn kind(&self) -> crate::error::ErrorKind {
         crate::error::ErrorKind::Config
     }
@@ -100,18 +107,27 @@ fn default_concurrency() -> usize {
 /// A validated pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
+    /// The pipeline file it was read from.
     pub path: PathBuf,
+    /// The pipeline's name.
     pub name: String,
     /// Warehouse URL, normalised (`file:///abs/path` for local directories).
     pub warehouse: String,
+    /// Options passed to object_store (credentials, region, endpoint).
     pub storage_options: BTreeMap<String, String>,
     /// State DB path, `{source}` not yet substituted.
     pub state: PathBuf,
+    /// The length of one window.
     pub window: Duration,
+    /// How far back each run reads again, for data the API reports late.
     pub lookback: Duration,
+    /// Never read newer than `now - settle`: the API is still filling the newest minutes.
     pub settle: Duration,
+    /// Sources run at once.
     pub concurrency: usize,
+    /// Earliest time the first run extracts from; `None`: 7 days back.
     pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The sources, in file order.
     pub sources: Vec<SourceConfig>,
 }
 

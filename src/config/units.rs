@@ -7,21 +7,28 @@ use std::time::Duration;
 /// from is named by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
+    /// A number without a unit.
     #[error("'{0}' has no unit; write e.g. 30s, 15m, 6h or 1d")]
     NoUnit(String),
+    /// Not a number.
     #[error("'{value}' does not start with a whole number; write e.g. {example}")]
+    #[allow(missing_docs)] // the message names them
     NotANumber {
         value: String,
         example: &'static str,
     },
+    /// A unit this key does not know.
     #[error("'{value}' has unknown unit '{unit}'; use {known}")]
+    #[allow(missing_docs)] // the message names them
     UnknownUnit {
         value: String,
         unit: String,
         known: &'static str,
     },
+    /// A value that overflows.
     #[error("'{0}' is too large")]
     TooLarge(String),
+    /// Not a date or a time.
     #[error("'{0}' is not a time; write 2026-01-31 or 2026-01-31T00:00:00Z")]
     NotATime(String),
 }

@@ -41,6 +41,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A backoff that starts at `config.initial`.
     pub fn new(config: BackoffConfig) -> Self {
         Backoff {
             config,

@@ -25,7 +25,9 @@ pub use retry::RetryConfig;
 /// A failed request, after retries where the failure was transient.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// A status that is not success, after any retries it earned.
     #[error("{endpoint}: HTTP {status}: {message}")]
+    #[allow(missing_docs)] // the message names them
     Status {
         endpoint: String,
         status: StatusCode,
@@ -37,18 +39,24 @@ pub enum HttpError {
         "{endpoint}: {} (after {attempts} attempts; check base_url and that the host is reachable)",
         causes(source)
     )]
+    /// The request never got an answer.
+    #[allow(missing_docs)] // the message names them
     Transport {
         endpoint: String,
         attempts: u32,
         source: reqwest::Error,
     },
+    /// The body kept breaking off.
     #[error("{endpoint}: response body broke off {attempts} times: {message} (the connection is unstable or the server stalls; the run can be repeated)")]
+    #[allow(missing_docs)] // the message names them
     Body {
         endpoint: String,
         attempts: u32,
         message: String,
     },
+    /// The request could not be built (bad header or URL).
     #[error("{endpoint}: cannot build request: {message}")]
+    #[allow(missing_docs)] // the message names them
     Request { endpoint: String, message: String },
 }
 
@@ -70,6 +78,7 @@ impl HttpError {
         }
     }
 
+    /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             HttpError::Status { status, .. } => Some(*status),
@@ -81,36 +90,52 @@ impl HttpError {
 /// Request counters for the run report, one set per source.
 #[derive(Debug, Default)]
 pub struct HttpStats {
+    /// Requests sent, retries included.
     pub requests: AtomicU64,
+    /// Requests sent again after a transient failure.
     pub retries: AtomicU64,
+    /// 429 answers.
     pub throttled: AtomicU64,
+    /// 5xx answers.
     pub server_errors: AtomicU64,
+    /// Requests without an answer (connect, timeout, reset).
     pub transport_errors: AtomicU64,
     /// Bodies that broke off or arrived malformed and were asked for again.
     pub body_restarts: AtomicU64,
+    /// Body bytes received.
     pub bytes_in: AtomicU64,
     /// Requests that drew on a rate budget (API calls, not pre-signed downloads), and the
     /// time they spent waiting for it.
     pub paced: AtomicU64,
+    /// Microseconds paced requests waited for their budget.
     pub pace_wait_us: AtomicU64,
 }
 
 /// A point-in-time copy of [`HttpStats`].
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct HttpCounts {
+    /// Requests sent, retries included.
     pub requests: u64,
+    /// Requests sent again after a transient failure.
     pub retries: u64,
+    /// 429 answers.
     pub throttled_429: u64,
+    /// 5xx answers.
     pub server_errors_5xx: u64,
+    /// Requests without an answer.
     pub transport_errors: u64,
+    /// Bodies asked for again after breaking off or arriving malformed.
     pub body_restarts: u64,
+    /// Body bytes received.
     pub bytes_in: u64,
     /// Requests counted against a rate budget (see [`pacer`]).
     pub paced_requests: u64,
+    /// Milliseconds paced requests waited for their budget.
     pub pace_wait_ms: u64,
 }
 
 impl HttpStats {
+    /// The counters now.
     pub fn snapshot(&self) -> HttpCounts {
         HttpCounts {
             requests: self.requests.load(Ordering::Relaxed),
@@ -124,6 +149,7 @@ impl HttpStats {
             pace_wait_ms: self.pace_wait_us.load(Ordering::Relaxed) / 1000,
         }
     }
+    /// Counts body bytes read outside the request helpers (streamed audio).
     pub fn add_bytes(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
@@ -197,6 +223,7 @@ impl HttpClient {
         &self.inner
     }
 
+    /// The counters this client (and its clones) add to.
     pub fn stats(&self) -> &Arc<HttpStats> {
         &self.stats
     }

@@ -28,6 +28,7 @@ pub struct PaceRule {
     pub min_interval: Duration,
     /// The most requests in any `burst_window`.
     pub burst_max: usize,
+    /// The window `burst_max` is counted over.
     pub burst_window: Duration,
 }
 
@@ -66,14 +67,18 @@ impl PaceRule {
 /// What a pacer has seen, for the run report.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PaceCounts {
-    /// The allowance now, and the lowest it fell to, in requests per window.
+    /// The allowance now, in requests per window.
     pub limit: usize,
+    /// The lowest the allowance fell to.
     pub lowest: usize,
-    /// 429s reported, and how many of them lowered the allowance.
+    /// 429s reported.
     pub refused: u64,
+    /// How many 429s lowered the allowance.
     pub cuts: u64,
 }
 
+/// Spaces requests to a rate rule shared by every client with the same key (a client ID,
+/// a tenant), and lowers its allowance when the server answers 429.
 #[derive(Debug)]
 pub struct Pacer {
     key: String,
@@ -102,6 +107,7 @@ struct Clock {
 }
 
 impl Pacer {
+    /// A pacer of its own, not shared (tests and benches; sources use `shared`).
     pub fn new(key: &str, rule: PaceRule) -> Self {
         Pacer {
             key: key.to_string(),
@@ -143,6 +149,7 @@ impl Pacer {
         pacer
     }
 
+    /// The rule it started with.
     pub fn rule(&self) -> PaceRule {
         self.rule
     }
@@ -151,6 +158,7 @@ impl Pacer {
         self.clock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What it has seen so far.
     pub fn counts(&self) -> PaceCounts {
         self.clock().counts
     }

@@ -28,7 +28,9 @@ pub struct PageSizes {
 #[derive(Debug, thiserror::Error)]
 #[error("more than {count} items created at {at} ms, the API's largest page")]
 pub struct PageLoop {
+    /// Items seen at that millisecond.
     pub count: usize,
+    /// The millisecond (epoch ms).
     pub at: i64,
 }
 

@@ -17,6 +17,7 @@ use super::backoff::BackoffConfig;
 /// Retry policy shared by every source.
 #[derive(Debug, Clone)]
 pub struct RetryConfig {
+    /// The curve for transport errors and 5xx.
     pub backoff: BackoffConfig,
     /// The curve for a 429 that says nothing of when to come back.
     pub throttle: BackoffConfig,

@@ -12,7 +12,7 @@ use crate::sink::Warehouse;
 use crate::source::webex;
 
 /// Commits the tasks that `capture:available` events announced for Webex source `source`
-/// (see [`webex::run::commit_events`]): a run of its own in the ledger, under the state's run
+/// (see `source::webex::run::commit_events`): a run of its own in the ledger, under the state's run
 /// lock. Returns the report and the ids committed.
 pub async fn commit_events(
     cfg: &PipelineConfig,

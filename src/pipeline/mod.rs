@@ -1,16 +1,14 @@
 //! Window planning and the run loop: the only place that knows the order of stages.
 //!
 //! For each source: read the watermark → plan grid windows from `high_water - lookback` to
-//! `now - settle` → per window: the source extracts its tables (and audio) → [`commit`]
-//! writes Parquet files → manifest → state; [`stages`] overlaps consecutive windows. Data is
+//! `now - settle` → per window: the source extracts its tables (and audio) → `commit`
+//! writes Parquet files → manifest → state; `stages` overlaps consecutive windows. Data is
 //! durable before the state that points at it, so a crash anywhere replays the window
 //! harmlessly (its files are replaced, not duplicated). The watermark advances only over
 //! contiguous complete windows.
 //!
 //! What a source implements against ([`SourceRun`], [`WindowStages`], [`ReadWindow`],
 //! [`SourceFailure`]) is documented item by item: the lint below keeps it so.
-
-#![warn(missing_docs)]
 
 mod commit;
 mod estimate;

@@ -102,7 +102,7 @@ impl SourceRun<'_> {
     /// while the warehouse is written. Parquet encoding and the state commit run on the
     /// blocking pool, off this task. Commits happen in window order; at most three windows
     /// are held, one of them only as a listing — two when windows are large (see
-    /// [`LIST_AHEAD_MAX_TASKS`]): then a window's read lists it first.
+    /// `LIST_AHEAD_MAX_TASKS`): then a window's read lists it first.
     pub async fn drive<S: WindowStages>(
         &self,
         windows: &[Window],

@@ -12,14 +12,17 @@ use crate::sink::Warehouse;
 
 pub mod mirror;
 
+/// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// DuckDB's message only: its error source repeats the message and then says "Error
     /// code 1: Unknown error code", which the CLI's cause chain would print too.
     #[error("query: {0}")]
     Db(String),
+    /// Arrow could not print the result.
     #[error("query: {0}")]
     Format(#[from] arrow::error::ArrowError),
+    /// The remote warehouse could not be read into the local mirror.
     #[error("query: mirroring the warehouse: {0}")]
     Mirror(String),
 }
@@ -30,7 +33,9 @@ impl From<duckdb::Error> for QueryError {
     }
 }
 
+/// How `ccetl query` prints results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[allow(missing_docs)] // clap would show variant docs, turning `--help` into its long form
 pub enum Format {
     Table,
     Csv,

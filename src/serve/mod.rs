@@ -43,22 +43,30 @@ const LOOKUPS: u32 = 3;
 /// Knobs of one `ccetl serve`.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// The address to listen on.
     pub listen: SocketAddr,
     /// Events are gathered this long before a batch is committed.
     pub batch_wait: Duration,
+    /// The most events one batch commits.
     pub max_batch: usize,
 }
 
+/// Why `ccetl serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The source has no `webhook_secret`, so deliveries could not be verified.
     #[error("source '{0}': webhook_secret is required to serve: it checks that events come from Webex; set webhook_secret = \"${{WXCC_WEBHOOK_SECRET}}\", the secret `ccetl subscribe` registered")]
     NoSecret(String),
+    /// The address is taken or not allowed.
     #[error("cannot listen on {addr}: {source}; pick another --listen address")]
+    #[allow(missing_docs)] // the message names them
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The on-disk event queue could not be opened.
     #[error("event queue {path}: {source}")]
+    #[allow(missing_docs)] // the message names them
     Queue {
         path: PathBuf,
         source: std::io::Error,
@@ -68,16 +76,23 @@ pub enum ServeError {
 /// Counters for `/healthz` and the final summary.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Events acknowledged and queued.
     pub accepted: AtomicU64,
+    /// Events already queued or landed (Webex retries deliveries).
     pub duplicates: AtomicU64,
+    /// Deliveries refused (bad signature, stale, malformed).
     pub rejected: AtomicU64,
+    /// Events whose recordings landed.
     pub committed: AtomicU64,
+    /// Events given up on (the next scheduled run reconciles them).
     pub dropped: AtomicU64,
+    /// Batches that failed and were retried.
     pub batches_failed: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
 impl Stats {
+    /// The last batch failure, for `/healthz`.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()

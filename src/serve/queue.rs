@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use crate::source::webex::events::Event;
 
+/// Acknowledged events on disk until their batch commits: a crash after the 200 loses none.
 #[derive(Debug)]
 pub struct EventQueue {
     paths: (PathBuf, PathBuf),
@@ -85,15 +86,17 @@ impl EventQueue {
         Ok(true)
     }
 
-    /// Up to `max` pending events, oldest first (they stay pending until [`done`]).
+    /// Up to `max` pending events, oldest first (they stay pending until [`Self::done`]).
     pub fn peek(&self, max: usize) -> Vec<Event> {
         self.lock().pending.iter().take(max).cloned().collect()
     }
 
+    /// Events waiting.
     pub fn len(&self) -> usize {
         self.lock().pending.len()
     }
 
+    /// Whether none wait.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

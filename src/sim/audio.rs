@@ -5,6 +5,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 const CHUNK: usize = 64 * 1024;
+/// Bytes of the WAV header before the samples.
 pub const HEADER_LEN: u64 = 44;
 
 /// The byte length of a recording's WAV file.
@@ -38,6 +39,7 @@ pub struct AudioChunks {
 }
 
 impl AudioChunks {
+    /// The chunks of a recording's audio: deterministic in `seed`, `duration_secs` long at `rate` bytes a second.
     pub fn new(seed: u64, duration_secs: u64, rate: u32) -> Self {
         let data_len = wav_len(duration_secs, rate) - HEADER_LEN;
         AudioChunks {

@@ -9,45 +9,71 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+/// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 const OPEN_MS: i64 = 8 * 3_600_000;
 const CLOSE_MS: i64 = 20 * 3_600_000;
 
+/// A simulated task: what `/v1/tasks`, Search, captures and the legacy API all describe.
 #[derive(Debug, Clone)]
 pub struct SimTask {
+    /// Task id.
     pub id: String,
+    /// Its day (days since the epoch).
     pub day: i64,
+    /// Created (epoch ms).
     pub created_ms: i64,
+    /// Ended (epoch ms).
     pub ended_ms: i64,
+    /// `telephony`, …
     pub channel_type: &'static str,
+    /// The task's state.
     pub status: &'static str,
+    /// `inbound` or `outbound`.
     pub direction: &'static str,
+    /// Caller.
     pub origin: String,
+    /// Dialed number.
     pub destination: String,
+    /// The agent (id, name) who owned it.
     pub owner: Option<(String, String)>,
+    /// The queue (id, name) it was in.
     pub queue: Option<(String, String)>,
+    /// Whether it was recorded.
     pub capture_requested: bool,
+    /// Its recordings: the stitched call, then segments.
     pub recordings: Vec<SimRecording>,
     /// When an agent first answered (`None`: abandoned or IVR only).
     pub answered_ms: Option<i64>,
     /// The agents who handled the call, one per leg, in order.
     pub agents: Vec<(String, String)>,
+    /// The entry point the call came in on.
     pub entrypoint: &'static str,
 }
 
+/// A simulated recording.
 #[derive(Debug, Clone)]
 pub struct SimRecording {
+    /// Capture id.
     pub id: String,
+    /// Its task.
     pub task_id: String,
+    /// A segment rather than the stitched call.
     pub segment: bool,
+    /// The audio file's name.
     pub file_name: String,
+    /// Start (epoch ms).
     pub start_ms: i64,
+    /// Stop (epoch ms).
     pub stop_ms: i64,
+    /// Agent and caller ids heard.
     pub participants: Vec<String>,
+    /// When the captures API starts listing it (recordings appear after the call).
     pub available_ms: i64,
 }
 
 impl SimRecording {
+    /// Its length in whole seconds.
     pub fn duration_secs(&self) -> u64 {
         ((self.stop_ms - self.start_ms).max(0) / 1000) as u64
     }
@@ -80,8 +106,11 @@ pub fn day_of_task_id(id: &str) -> Option<i64> {
         .flatten()
 }
 
+/// The org's agents and queues, as (id, name).
 pub struct People {
+    /// Agents.
     pub agents: Vec<(String, String)>,
+    /// Queues.
     pub queues: Vec<(String, String)>,
 }
 
@@ -115,6 +144,7 @@ impl SimTask {
         self.owner.as_ref().map(|o| team_of(&o.0))
     }
 
+    /// How the call ended, as Search reports it.
     pub fn termination_type(&self) -> &'static str {
         match (self.status, &self.queue) {
             ("abandoned", _) => "abandoned",
@@ -123,6 +153,7 @@ impl SimTask {
         }
     }
 
+    /// The agent's wrap-up code, when an agent took the call.
     pub fn wrapup_code(&self) -> Option<&'static str> {
         const CODES: [&str; 3] = ["Resolved", "Follow-up", "Escalated"];
         self.answered_ms?;
@@ -163,6 +194,7 @@ impl SimTask {
     }
 }
 
+/// The org's agents and queues for `seed`.
 pub fn people(seed: u64) -> People {
     let mut rng = rng_for(seed, "people", 0);
     let agents = (0..12)

@@ -26,12 +26,15 @@ pub const DEACTIVATE_AFTER: u32 = 3;
 
 /// The one resource this simulator publishes events for, and its version.
 pub const RESOURCE_VERSION: &str = "capture:1.0.0";
+/// The event type of a capture becoming available.
 pub const CAPTURE_AVAILABLE: &str = "capture:available";
 
 /// A registered subscription (the secret is never returned by the API).
 #[derive(Debug, Clone)]
 pub struct SimSubscription {
+    /// The subscription as the API shows it.
     pub data: Value,
+    /// The secret deliveries are signed with.
     pub secret: Option<String>,
     /// Non-2xx or failed deliveries since the last 2xx.
     pub failures: u32,
@@ -156,6 +159,7 @@ pub async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     Json(json!({ "data": data, "meta": { "orgId": sim.cfg.org_id } })).into_response()
 }
 
+/// `POST /v1/event-subscriptions`: registers a subscription.
 pub async fn register(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
@@ -221,6 +225,7 @@ pub async fn get_one(
     }
 }
 
+/// `PUT /v1/event-subscriptions/{id}`: updates one.
 pub async fn update(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
@@ -259,6 +264,7 @@ pub async fn update(
     Json(json!({ "meta": { "orgId": sim.cfg.org_id }, "data": s.data })).into_response()
 }
 
+/// `DELETE /v1/event-subscriptions/{id}`.
 pub async fn delete(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
@@ -292,9 +298,11 @@ pub struct Delivered {
     pub events: u64,
     /// POSTs made (duplicates, forged and stale ones included).
     pub posts: u64,
+    /// Answered 2xx.
     pub accepted: u64,
     /// Answered 4xx.
     pub rejected: u64,
+    /// Not answered (connection refused, timeout).
     pub failed: u64,
     /// Subscriptions set inactive by this round (their remaining posts were not sent).
     pub deactivated: u64,

@@ -7,7 +7,7 @@
 //!   without Retry-After, as the spec allows on tasks, captures and search, that opens a
 //!   [`THROTTLE_WINDOW`] in which every request on the route gets the same); `expire` (a
 //!   pre-signed URL refused as expired); `revoked` (the token route refuses the refresh token);
-//! - on the wire, for any route (see [`super::wire`]): `reset` (the connection drops half-way
+//! - on the wire, for any route (see `sim::wire`): `reset` (the connection drops half-way
 //!   through the body), `hang` (the body stops half-way and nothing more comes), `stall` (no
 //!   answer at all for a while), `truncate` (a complete response holding half the body);
 //!   on `tasks`: `repeat` (the previous page again, whatever was asked), `huge` (a page past
@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 /// shortened so tests stay quick; long enough that retrying within it is seen).
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(2);
 
+/// What a fault does to the request it hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultKind {
+    /// Answer with this status.
     Status(u16),
     /// 429 with `Retry-After` as an HTTP-date.
     ThrottleDate,
@@ -70,7 +72,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Faults applied on the wire to a successful answer (by [`super::wire`]), not by the
+    /// Faults applied on the wire to a successful answer (by `sim::wire`), not by the
     /// route's handler; a `truncate` on a CSV route is the handler's CSV quirk instead.
     pub fn is_wire(&self, route: &str) -> bool {
         match self {
@@ -102,13 +104,18 @@ impl FaultKind {
     }
 }
 
+/// A fault on a route, for its next `remaining` requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// The route (one of [`ROUTES`]).
     pub route: String,
+    /// What happens.
     pub kind: FaultKind,
+    /// Requests it still hits.
     pub remaining: u32,
 }
 
+/// The routes faults can name.
 pub const ROUTES: [&str; 10] = [
     "token",
     "tasks",
@@ -122,6 +129,7 @@ pub const ROUTES: [&str; 10] = [
     "xima_audio",
 ];
 
+/// Parses `--faults` (`route:kind[xN],…`).
 pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -190,6 +198,7 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// The faults to inject.
     pub fn new(list: Vec<Fault>) -> Self {
         Faults {
             pending: Mutex::new(list),
@@ -243,6 +252,7 @@ impl Faults {
         Some(f.kind.clone())
     }
 
+    /// More faults, after the ones pending.
     pub fn add(&self, more: Vec<Fault>) {
         self.pending
             .lock()

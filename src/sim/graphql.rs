@@ -20,8 +20,11 @@ pub const SCHEMA: &str = include_str!("search.graphql");
 pub struct Field {
     /// The key it is answered under (the alias, else the name).
     pub key: String,
+    /// The field's name.
     pub name: String,
+    /// Its arguments.
     pub args: Map<String, Value>,
+    /// Its subfields.
     pub selection: Vec<Field>,
 }
 

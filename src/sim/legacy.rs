@@ -21,14 +21,23 @@ use super::{webex, Sim};
 /// One activity of a simulated session.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SimCar {
+    /// Activity id.
     pub id: String,
+    /// Its session (the task id).
     pub session: String,
+    /// The event that started it.
     pub event: String,
+    /// The state it was in (`IVR`, `queued`, `connected`, …).
     pub state: String,
+    /// Start (epoch ms).
     pub start_ms: i64,
+    /// End (epoch ms); `None` while running.
     pub end_ms: Option<i64>,
+    /// The agent (id, name).
     pub agent: Option<(String, String)>,
+    /// The queue (id, name).
     pub queue: Option<(String, String)>,
+    /// The entry point.
     pub entrypoint: String,
 }
 
@@ -103,6 +112,7 @@ pub fn cars(t: &SimTask, now: i64) -> Vec<SimCar> {
         .collect()
 }
 
+/// The CSR CSV header the simulator writes.
 pub const CSR_HEADER: [&str; 19] = [
     "sid",
     "cstts",
@@ -125,6 +135,7 @@ pub const CSR_HEADER: [&str; 19] = [
     "transferCount",
 ];
 
+/// The CAR CSV header.
 pub const CAR_HEADER: [&str; 13] = [
     "id",
     "session",
@@ -186,6 +197,7 @@ pub fn csr_row(t: &SimTask, now: i64) -> Vec<String> {
     ]
 }
 
+/// A CAR as CSV fields, in [`CAR_HEADER`] order.
 pub fn car_row(c: &SimCar) -> Vec<String> {
     vec![
         c.id.clone(),

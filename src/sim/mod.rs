@@ -39,10 +39,13 @@ use data::{People, SimTask, DAY_MS};
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// Seed of everything generated: the same seed serves the same data.
     pub seed: u64,
     /// Days of history before today.
     pub days: u32,
+    /// Calls per day.
     pub calls_per_day: u32,
+    /// Access-token lifetime.
     pub token_ttl_secs: u64,
     /// Lifetime of refresh tokens (`refresh_token_expires_in`; Webex: 90 days).
     pub refresh_ttl_secs: u64,
@@ -50,14 +53,18 @@ pub struct SimConfig {
     pub max_range_ms: i64,
     /// Audio bytes per second of call (8000 = real 8 kHz µ-law).
     pub audio_rate: u32,
+    /// The integration's client ID.
     pub client_id: String,
+    /// Its client secret.
     pub client_secret: String,
+    /// The org it serves.
     pub org_id: String,
     /// The refresh token a new integration starts with (valid once per simulator process;
     /// the rotated tokens it hands out stay valid across restarts with the same seed).
     pub initial_refresh_token: String,
     /// The scopes the initial refresh token was consented with (space-separated).
     pub initial_scopes: String,
+    /// Faults to inject.
     pub faults: Vec<faults::Fault>,
     /// Start the clock at this epoch-ms instant instead of now (deterministic tests).
     pub clock_start_ms: Option<i64>,
@@ -67,6 +74,7 @@ pub struct SimConfig {
     pub latency_ms: u64,
     /// The legacy API's user (`From`) and the API key its signature is made with.
     pub legacy_user_id: String,
+    /// The legacy API key.
     pub legacy_api_key: String,
     /// The most rows one legacy query returns, whatever `numberOfRecords` asks.
     pub legacy_record_cap: usize,
@@ -124,6 +132,7 @@ impl Default for SimConfig {
 
 /// Shared simulator state.
 pub struct Sim {
+    /// What it simulates.
     pub cfg: SimConfig,
     people: People,
     first_day: i64,
@@ -132,6 +141,7 @@ pub struct Sim {
     /// Position of each task id in its day, per day (captures queries look tasks up by id).
     ids: Mutex<HashMap<i64, Arc<HashMap<String, usize>>>>,
     offset_ms: AtomicI64,
+    /// Faults still to inject.
     pub faults: faults::Faults,
     /// The last page served per route, on routes with a wire fault to come (for `repeat`).
     last_page: Mutex<HashMap<&'static str, bytes::Bytes>>,
@@ -160,6 +170,7 @@ type HmacSha256 = Hmac<Sha256>;
 type DayCache = HashMap<(u64, i64), Arc<Vec<SimTask>>>;
 
 impl Sim {
+    /// A simulator for `cfg`; nothing listens until [`start`] or [`router`] serves it.
     pub fn new(cfg: SimConfig) -> Arc<Self> {
         let key = {
             use sha2::Digest;
@@ -204,6 +215,7 @@ impl Sim {
         }
     }
 
+    /// Moves the clock forward by `ms`.
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
@@ -226,6 +238,7 @@ impl Sim {
             .or_default() += 1;
     }
 
+    /// Requests served, by route (and by fault injected).
     pub fn stats(&self) -> BTreeMap<String, u64> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -325,6 +338,7 @@ impl Sim {
         }
     }
 
+    /// A task by id, on whichever day it is.
     pub fn find_task(&self, id: &str) -> Option<SimTask> {
         let day = data::day_of_task_id(id)?;
         let tasks = self.day(day);
@@ -391,28 +405,43 @@ impl Sim {
     }
 }
 
+/// What the warehouse should hold: every task as the simulator knows it.
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
 pub struct Truth {
+    /// The simulator's now (epoch ms).
     pub now_ms: i64,
+    /// Every task created before now.
     pub tasks: Vec<TruthTask>,
 }
 
+/// A task as the warehouse should have it.
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
 pub struct TruthTask {
+    /// Task id.
     pub id: String,
+    /// Created (epoch ms).
     pub created_ms: i64,
+    /// Channel type.
     pub channel_type: String,
+    /// Queue id.
     pub queue: Option<String>,
+    /// Agent id.
     pub owner: Option<String>,
+    /// Direction.
     pub direction: String,
+    /// Caller.
     pub origin: String,
+    /// Its recordings, listed or not yet.
     pub recordings: Vec<TruthRecording>,
     /// `None` while the call is still running.
     pub ended_ms: Option<i64>,
+    /// Entry point.
     pub entrypoint: String,
     /// The last agent's team and its site (business unit); `None` when no agent took it.
     pub team: Option<String>,
+    /// The site (business unit) of the last agent's team.
     pub site: Option<String>,
+    /// How the call ended.
     pub termination_type: String,
     /// The `CustomerTier` global variable the flow set.
     pub customer_tier: String,
@@ -420,12 +449,18 @@ pub struct TruthTask {
     pub chain: Vec<legacy::SimCar>,
 }
 
+/// A recording as the warehouse should have it.
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
 pub struct TruthRecording {
+    /// Capture id.
     pub id: String,
+    /// A segment rather than the stitched call.
     pub segment: bool,
+    /// Whether the captures API lists it yet.
     pub available: bool,
+    /// Audio size.
     pub bytes: u64,
+    /// Audio SHA-256, hex.
     pub sha256: String,
 }
 
@@ -458,6 +493,7 @@ async fn clock(
     Json(serde_json::json!({ "now_ms": sim.now_ms() }))
 }
 
+/// The HTTP routes of every simulated API.
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/v1/authorize", get(oauth::authorize))
@@ -513,17 +549,21 @@ pub fn router(sim: Arc<Sim>) -> Router {
 /// A running simulator.
 #[derive(Debug)]
 pub struct SimHandle {
+    /// The address it listens on (127.0.0.1).
     pub addr: SocketAddr,
+    /// The simulator behind it.
     pub sim: Arc<Sim>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// Stops listening and waits for the server to end.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

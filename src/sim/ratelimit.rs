@@ -23,7 +23,9 @@ use super::Sim;
 /// A limit: at most `requests` in any `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Requests allowed per window.
     pub requests: u32,
+    /// The window, sliding.
     pub window: Duration,
 }
 
@@ -67,12 +69,16 @@ pub struct Limiter {
 /// this with the least time the limit allows for as many).
 #[derive(Debug, Clone, Copy)]
 pub struct Span {
+    /// Requests accepted.
     pub accepted: u64,
+    /// When the first was.
     pub first: Instant,
+    /// When the last was.
     pub last: Instant,
 }
 
 impl Limiter {
+    /// Every request accepted so far, or `None` before the first.
     pub fn span(&self) -> Option<Span> {
         *self.span.lock().unwrap_or_else(|p| p.into_inner())
     }

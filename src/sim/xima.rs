@@ -43,6 +43,7 @@ pub struct XimaState {
 }
 
 impl XimaState {
+    /// A tenant set with a bandwidth cap of `cap` bytes per rolling five days (`u64::MAX`: none).
     pub fn new(cap: u64) -> Self {
         XimaState {
             requests: Mutex::new(HashMap::new()),
@@ -74,10 +75,12 @@ fn tenant_seed(seed: u64, tenant: &str) -> u64 {
     data::audio_seed(seed, &format!("xima-tenant:{tenant}"))
 }
 
+/// The Xima call key of a simulated task.
 pub fn call_key(t: &SimTask) -> String {
     format!("{}-{}-{}", t.id, t.created_ms, t.ended_ms)
 }
 
+/// The Xima recording key of a simulated recording.
 pub fn recording_key(r: &SimRecording) -> String {
     format!("{}-{}", r.id, r.start_ms)
 }
@@ -231,27 +234,40 @@ impl Sim {
     }
 }
 
+/// What a tenant's tables should hold.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct XimaTruth {
+    /// The simulator's now (epoch ms).
     pub now_ms: i64,
     /// Audio bytes served to the tenant in the rolling five days.
     pub egress_bytes: u64,
+    /// Every call started before now.
     pub calls: Vec<XimaTruthCall>,
 }
 
+/// A call as `xima_calls` should have it.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct XimaTruthCall {
+    /// Call key.
     pub call_key: String,
+    /// Start (epoch ms).
     pub start_ms: i64,
+    /// Its recordings.
     pub recordings: Vec<XimaTruthRecording>,
 }
 
+/// A recording as `xima_recordings` should have it.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct XimaTruthRecording {
+    /// Recording key.
     pub recording_key: String,
+    /// Start (epoch ms).
     pub start_ms: i64,
+    /// Xima's status.
     pub status: String,
+    /// Audio size.
     pub bytes: u64,
+    /// Audio SHA-256, hex.
     pub sha256: String,
 }
 

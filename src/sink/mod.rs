@@ -1,7 +1,5 @@
 //! Load: the warehouse (object store), Parquet partition files, audio objects, manifests.
 
-#![warn(missing_docs)]
-
 pub mod audio;
 pub mod backends;
 pub mod digest;

@@ -53,6 +53,7 @@ pub(crate) type ParseFn = fn(toml::Table, &Fields) -> Result<Arc<dyn DynSource>,
 /// Where a source's recordings table keeps what the audio ledger holds.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordingsTable {
+    /// The table holding one row per recording.
     pub table: &'static TableDef,
     /// The recording's id column.
     pub id: &'static str,

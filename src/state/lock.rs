@@ -21,10 +21,14 @@ const BEAT: Duration = Duration::from_secs(30);
 /// delay writes, never by minutes).
 const STALE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
+/// Who holds the run lock (or the state DB), as written in the lock file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
+    /// Its process id.
     pub pid: u32,
+    /// Its host name.
     pub host: String,
+    /// When it took the lock.
     pub since: DateTime<Utc>,
     /// Last heartbeat (locks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +102,8 @@ impl Holder {
 }
 
 impl RunLock {
+    /// Takes the lock next to `state`, taking over one left by a dead process on this host or
+    /// whose heartbeat is stale; refuses a live holder with [`StateError::Running`].
     pub fn acquire(state: &Path) -> Result<RunLock, StateError> {
         let path = lock_path(state);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

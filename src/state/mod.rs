@@ -22,32 +22,44 @@ use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
 use crate::sink::audio::AudioStatus;
 
+/// Why the state DB could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// DuckDB refused a statement.
     #[error("state DB {path}: {source}")]
+    #[allow(missing_docs)] // the message names them
     Db {
         path: PathBuf,
         source: duckdb::Error,
     },
+    /// Another process holds the DuckDB file.
     #[error("state DB {path} is in use by another ccetl process (one run at a time per state file): {message}")]
+    #[allow(missing_docs)] // the message names them
     Busy { path: PathBuf, message: String },
+    /// Another run holds the run lock.
     #[error("state DB {path}: a run is already running (pid {pid} on {host}, since {since}); wait for it to finish, or stop it (a lock left by a killed run on this host is taken over by itself)")]
+    #[allow(missing_docs)] // the message names them
     Running {
         path: PathBuf,
         pid: u32,
         host: String,
         since: chrono::DateTime<Utc>,
     },
+    /// The lock file could not be read or written.
     #[error("state lock {path}: {source}")]
+    #[allow(missing_docs)] // the message names them
     Lock {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The state directory could not be created.
     #[error("state DB {path}: cannot create its directory: {source}")]
+    #[allow(missing_docs)] // the message names them
     Dir {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The blocking pool is shutting down.
     #[error(transparent)]
     ShutDown(#[from] crate::blocking::ShutDown),
 }
@@ -87,23 +99,36 @@ CREATE TABLE IF NOT EXISTS tokens (
 /// A committed window, as the pipeline records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowRecord {
+    /// The source's name.
     pub source: String,
+    /// The stream (table group) the window belongs to.
     pub stream: String,
+    /// Start of the window (inclusive).
     pub start: DateTime<Utc>,
+    /// End of the window (exclusive).
     pub end: DateTime<Utc>,
+    /// Rows written.
     pub rows: u64,
+    /// Files written.
     pub files: u64,
 }
 
 /// One recording in the audio ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioRecord {
+    /// The recording's id in its source.
     pub recording_id: String,
+    /// The call (task) it belongs to.
     pub call_id: String,
+    /// The stored object's URI, once copied.
     pub uri: Option<String>,
+    /// Its size in bytes.
     pub bytes: Option<u64>,
+    /// Its SHA-256, hex.
     pub sha256: Option<String>,
+    /// Where its audio stands.
     pub status: AudioStatus,
+    /// The last failure, for `pending` and `failed`.
     pub last_error: Option<String>,
 }
 
@@ -173,6 +198,7 @@ impl State {
         Ok(state)
     }
 
+    /// The DuckDB file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -201,6 +227,7 @@ impl State {
         })
     }
 
+    /// The watermark of a stream: the end of the last window committed contiguously from the start.
     pub fn high_water(
         &self,
         source: &str,
@@ -331,6 +358,7 @@ impl State {
         })
     }
 
+    /// Records a run as started; returns its id.
     pub fn begin_run(&self, pipeline: &str) -> Result<i64, StateError> {
         let host = hostname();
         self.with(|c| {
@@ -364,6 +392,7 @@ impl State {
         })
     }
 
+    /// Records a run's end and its report (JSON).
     pub fn finish_run(&self, run_id: i64, status: &str, report: &str) -> Result<(), StateError> {
         self.with(|c| {
             c.execute(
@@ -440,6 +469,7 @@ impl State {
             .map(from_ms))
     }
 
+    /// Rows in one of the state's tables (tests and `state` commands).
     pub fn count(&self, table: &str) -> Result<i64, StateError> {
         let sql = match table {
             "watermarks" | "windows" | "runs" | "audio_objects" | "tokens" => {

@@ -24,6 +24,7 @@ pub struct StoredLedger {
 }
 
 impl StoredLedger {
+    /// An empty ledger batch for one source.
     pub fn new(state: &Arc<State>, source: &str) -> Self {
         StoredLedger {
             state: state.clone(),

@@ -36,6 +36,7 @@ pub static ACTIVITY_CHAINS: TableDef = TableDef {
     docs: "activity in its session's chain: `seq` from 1, `prev_state`/`next_state`, `anomaly`",
 };
 
+/// The `legacy_activity_chains` schema: one row per session, its activities in order.
 pub fn activity_chains_schema() -> SchemaRef {
     let mut fields = vec![
         utf8("session_id", false),

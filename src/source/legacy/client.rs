@@ -24,17 +24,21 @@ use crate::window;
 /// The two record types a pipeline reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordType {
+    /// Contact session records: one per call (`/csrs`).
     Csr,
+    /// Contact activity records: the steps of a session (`/cars`).
     Car,
 }
 
 impl RecordType {
+    /// The endpoint's path segment.
     pub fn path(self) -> &'static str {
         match self {
             RecordType::Csr => "csrs",
             RecordType::Car => "cars",
         }
     }
+    /// How its CSV decodes into a table.
     pub fn spec(self) -> &'static TableSpec {
         match self {
             RecordType::Csr => &tables::CSR,
@@ -55,6 +59,7 @@ impl RecordType {
     }
 }
 
+/// A client of the legacy reporting API: HMAC-signed requests, paced and retried.
 #[derive(Debug, Clone)]
 pub struct LegacyClient {
     pub(crate) http: HttpClient,
@@ -63,6 +68,7 @@ pub struct LegacyClient {
 }
 
 impl LegacyClient {
+    /// Builds the HTTP client and pacer from the source's config; sends nothing.
     pub fn connect(cfg: &LegacyConfig) -> Result<Self, LegacyError> {
         // One budget per host and user: the API publishes no limit (see the config default).
         let key = format!(
@@ -80,6 +86,7 @@ impl LegacyClient {
         })
     }
 
+    /// The config it was built from.
     pub fn config(&self) -> &LegacyConfig {
         &self.cfg
     }

@@ -32,6 +32,7 @@ pub struct RawLegacy {
     /// `numberOfRecords` per query; a response that reaches it is split and asked again.
     #[serde(default = "default_record_cap")]
     record_cap: u64,
+    /// The Analyzer query's `anchorId`, as the tenant's portal sends it (empty by default).
     #[serde(default)]
     anchor_id: String,
     /// Longest a session can run; bounds how far past a window its activities are read.
@@ -58,19 +59,25 @@ fn default_record_cap() -> u64 {
 /// The legacy 1.0 reporting API, checked.
 #[derive(Debug, Clone)]
 pub struct LegacyConfig {
+    /// The source's name: state, streams and file names carry it.
     pub name: String,
+    /// The reporting API's base URL (`https://rest.cjp.cisco.com` or a region's).
     pub base_url: url::Url,
     /// The portal user the API key belongs to (sent as `From`).
     pub user_id: String,
+    /// The API key: signs requests (HMAC-SHA1), never sent.
     pub api_key: Secret,
     /// Appended as `;tenantId=` to the signature when set (newer tenants).
     pub tenant_id: Option<String>,
+    /// The tenant's time zone, which CSV times are written in.
     pub timezone: String,
     /// `numberOfRecords` per query; a response that reaches it is split and asked again.
     pub record_cap: u64,
+    /// The Analyzer query's `anchorId`, as the tenant's portal sends it (empty by default).
     pub anchor_id: String,
     /// Longest a session can run; bounds how far past a window its activities are read.
     pub max_session: Duration,
+    /// A read that waits longer than this for a byte is a stalled request, retried.
     pub read_timeout: Duration,
     /// The API's budget per user: `requests_per_minute` in any minute.
     pub requests_per_minute: u32,

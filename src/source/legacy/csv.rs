@@ -22,8 +22,10 @@ pub const MAX_RECORD_BYTES: usize = 4 << 20;
 /// Latest epoch-ms value accepted (year 3000): larger numbers are not timestamps.
 const MAX_EPOCH_MS: i64 = 32_503_680_000_000;
 
+/// How a column's text is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColKind {
+    /// Kept as text.
     Text,
     /// Epoch milliseconds → `Timestamp(µs, UTC)`.
     EpochMs,
@@ -34,16 +36,22 @@ pub enum ColKind {
 /// One known column: its CSV header, its table column, its type.
 #[derive(Debug, Clone, Copy)]
 pub struct ColSpec {
+    /// The header as the API writes it.
     pub header: &'static str,
+    /// The column name in the table.
     pub name: &'static str,
+    /// How its values decode.
     pub kind: ColKind,
+    /// A row without it is refused (and the column is not nullable).
     pub required: bool,
 }
 
 /// A table decoded from CSV: known columns in order, then `extra`.
 #[derive(Debug)]
 pub struct TableSpec {
+    /// The table it becomes.
     pub table: &'static str,
+    /// Its known columns, in table order.
     pub columns: &'static [ColSpec],
     /// Columns a row can do without, because they are derived from confirmed ones.
     pub derive: Option<Derive>,
@@ -55,10 +63,12 @@ pub struct TableSpec {
 pub struct Derive {
     /// The CSV headers `fill` can supply: their absence from a header is not an error.
     pub headers: &'static [&'static str],
+    /// Fills the derived columns of a row from the columns it has.
     pub fill: fn(&mut [Option<Value>]),
 }
 
 impl TableSpec {
+    /// The Arrow schema: the known columns, then `extra`.
     pub fn schema(&self) -> SchemaRef {
         let mut fields: Vec<_> = self
             .columns
@@ -73,23 +83,30 @@ impl TableSpec {
         Arc::new(Schema::new(fields))
     }
 
+    /// The position of a column by table name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
 }
 
+/// Why a CSV body was refused; rows and lines are 1-based, for the user to find them.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CsvError {
+    /// The header row is missing a required column or repeats one.
     #[error("CSV header: {0}")]
     Header(String),
+    /// A value does not decode as its column's kind.
     #[error("CSV row {row} (line {line}), column '{column}': {message}")]
+    #[allow(missing_docs)] // the message names them
     Value {
         row: u64,
         line: u64,
         column: String,
         message: String,
     },
+    /// A row has a stray quote, too many fields or is too long.
     #[error("CSV row {row} (line {line}): {message}")]
+    #[allow(missing_docs)] // the message names them
     Shape {
         row: u64,
         line: u64,
@@ -128,6 +145,7 @@ pub struct CsvDecoder<'a> {
 }
 
 impl<'a> CsvDecoder<'a> {
+    /// A decoder for one table's CSV.
     pub fn new(spec: &'a TableSpec) -> Self {
         let builders = spec
             .columns
@@ -426,7 +444,9 @@ impl<'a> CsvDecoder<'a> {
 /// A decoded value (epoch ms and whole numbers are both `Int`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
+    /// A text value.
     Text(String),
+    /// An epoch-ms time or a whole number.
     Int(i64),
 }
 

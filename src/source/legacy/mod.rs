@@ -46,13 +46,17 @@ pub static KIND: SourceKind = SourceKind {
     hints: &[],
 };
 
+/// Why a legacy window failed; `kind()` maps each cause to its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum LegacyError {
+    /// A transport error or a status the retry policy gave up on.
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(
         "the legacy reporting API refused the credentials (HTTP {status}: {message}); {diagnosis}"
     )]
+    /// HTTP 401/403: the key or the signature was refused.
+    #[allow(missing_docs)] // the message names them
     Auth {
         status: u16,
         message: String,
@@ -61,18 +65,25 @@ pub enum LegacyError {
     #[error(
         "{endpoint}: {source}; the window is not committed, fix the data or report it and rerun"
     )]
+    /// A CSV body did not decode; the window stays uncommitted.
+    #[allow(missing_docs)] // the message names them
     Csv {
         endpoint: String,
         source: csv::CsvError,
     },
+    /// A body that is neither CSV nor the documented error JSON.
     #[error("{endpoint}: unexpected response: {message}")]
+    #[allow(missing_docs)] // the message names them
     Decode { endpoint: String, message: String },
+    /// More records in one millisecond than a page may hold: paging cannot advance.
     #[error("{endpoint}: {cap} or more records start at {at}, in one millisecond; raise record_cap to the API's limit")]
+    #[allow(missing_docs)] // the message names them
     TooDense {
         endpoint: String,
         at: String,
         cap: u64,
     },
+    /// Arrow refused the decoded rows.
     #[error("arranging rows: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }
@@ -94,7 +105,9 @@ impl crate::source::SystemError for LegacyError {
 /// A window's sessions and their activities.
 #[derive(Debug)]
 pub struct Extracted {
+    /// The window's session records.
     pub csr: RecordBatch,
+    /// The window's activity records.
     pub car: RecordBatch,
     /// The partition date of each session (its start date), by session id.
     pub session_dates: HashMap<String, NaiveDate>,

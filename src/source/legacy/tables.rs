@@ -40,6 +40,7 @@ pub static CAR_TABLE: TableDef = TableDef {
     docs: "activity (CAR) of a session: event, state, times, agent, queue, team",
 };
 
+/// Contact session records (`legacy_csr`): one row per session.
 pub const CSR: TableSpec = TableSpec {
     table: "legacy_csr",
     derive: None,
@@ -66,6 +67,7 @@ pub const CSR: TableSpec = TableSpec {
     ],
 };
 
+/// Contact activity records (`legacy_car`): one row per step of a session.
 pub const CAR: TableSpec = TableSpec {
     table: "legacy_car",
     derive: Some(Derive {

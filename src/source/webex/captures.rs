@@ -28,11 +28,17 @@ use crate::sink::audio::AudioState;
 /// Where each column sits in [`page_schema`], looked up by name once: the schema is
 /// defined in `tables.rs`, and its order may change there without breaking this file.
 pub struct Cols {
+    /// `capture_id`.
     pub id: usize,
+    /// `task_id`.
     pub task: usize,
+    /// `segment`.
     pub segment: usize,
+    /// `file_name`.
     pub file_name: usize,
+    /// `start_time`.
     pub start: usize,
+    /// `extra`.
     pub extra: usize,
     /// The pre-signed URL, which no table holds.
     pub url: usize,
@@ -238,7 +244,7 @@ pub fn join_kinds(
 const PAGES_PER_CHUNK: usize = 128;
 
 /// Joins a window's pages, which arrive in any order, in the order they were asked for,
-/// [`PAGES_PER_CHUNK`] at a time.
+/// `PAGES_PER_CHUNK` at a time.
 #[derive(Debug, Default)]
 pub struct PageJoiner {
     next: usize,
@@ -308,22 +314,27 @@ impl WindowCaptures {
         Ok(WindowCaptures { batch, created_ms })
     }
 
+    /// Recordings in the window.
     pub fn len(&self) -> usize {
         self.batch.num_rows()
     }
 
+    /// Whether the window has no recordings.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Capture ids, one per row.
     pub fn ids(&self) -> &StringArray {
         self.batch.column(col().id).as_string()
     }
 
+    /// The task of each row.
     pub fn task_ids(&self) -> &StringArray {
         self.batch.column(col().task).as_string()
     }
 
+    /// File names as the API reports them.
     pub fn file_names(&self) -> &StringArray {
         self.batch.column(col().file_name).as_string()
     }
@@ -347,6 +358,7 @@ impl WindowCaptures {
             .unwrap_or_else(|e| panic!("captures page shape: {e}"));
     }
 
+    /// Each row's task creation time (epoch ms): the partition date of the recording.
     pub fn created_ms(&self) -> &[i64] {
         &self.created_ms
     }
@@ -356,6 +368,7 @@ impl WindowCaptures {
         self.batch.column(col().segment).as_boolean().value(i)
     }
 
+    /// How many rows are segments.
     pub fn segments(&self) -> usize {
         self.batch.column(col().segment).as_boolean().true_count()
     }

@@ -52,6 +52,7 @@ pub fn budget_key(base_url: &url::Url, client_id: &Secret) -> String {
     )
 }
 
+/// A client of the v1 API: OAuth tokens, the client ID's rate budget, retries.
 #[derive(Debug, Clone)]
 pub struct WebexClient {
     /// API calls, paced by the client ID's budget.
@@ -105,6 +106,7 @@ impl WebexClient {
         Ok(Self::new(http, Arc::new(tokens), cfg.clone()))
     }
 
+    /// The config it was built from.
     pub fn config(&self) -> &WebexConfig {
         &self.cfg
     }

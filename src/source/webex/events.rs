@@ -14,7 +14,9 @@ use sha2::Sha256;
 use super::subscriptions::CAPTURE_AVAILABLE;
 use crate::secret::Secret;
 
+/// The HMAC-SHA256 of the body, keyed with the subscription's secret.
 pub const SIGNATURE_HEADER: &str = "x-webexcc-signature";
+/// When Webex sent the delivery (epoch ms).
 pub const TIMESTAMP_HEADER: &str = "x-webexcc-timestamp";
 /// How far a delivery's timestamp may be from this clock (Cisco's sample allows 5 minutes).
 pub const TOLERANCE_MS: i64 = 5 * 60_000;
@@ -22,26 +24,37 @@ pub const TOLERANCE_MS: i64 = 5 * 60_000;
 /// A verified event: a task with a capture to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    /// The event's id: deliveries are retried, so it deduplicates them.
     pub id: String,
+    /// The task whose capture is ready.
     pub task_id: String,
     /// When the capture became available (epoch ms); the task was created before it.
     pub created_ms: i64,
+    /// When this receiver took it (epoch ms).
     pub received_ms: i64,
 }
 
 /// Why a delivery was refused (answered 401, or 400 for a signed body that is not an event).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
+    /// No signature header.
     #[error("no X-WebexCC-Signature header: the subscription has no secret (`ccetl subscribe` registers one)")]
     Unsigned,
+    /// A signature that does not match.
     #[error("the signature does not match the body: forged, or signed with another secret")]
     Forged,
+    /// No timestamp in the header or the body.
     #[error("no timestamp (X-WebExCC-Timestamp or comciscotimestamp): a replay could not be told from a delivery")]
     Untimed,
+    /// A timestamp outside the tolerance.
     #[error("timestamp {at} is {age_s} s away from now (tolerance {} s): stale or replayed", TOLERANCE_MS / 1000)]
+    #[allow(missing_docs)] // the message names them
     Stale { at: i64, age_s: i64 },
+    /// Header and body disagree on the time.
     #[error("the X-WebExCC-Timestamp header ({header}) differs from the body's comciscotimestamp ({body})")]
+    #[allow(missing_docs)] // the message names them
     TimestampMismatch { header: i64, body: i64 },
+    /// Valid signature, invalid event body.
     #[error("signed, but not an event: {0}")]
     Malformed(String),
 }
@@ -49,6 +62,7 @@ pub enum Rejected {
 /// What a verified delivery asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// `capture:available` for a task.
     Capture(Event),
     /// Another event type (answered 2xx so the subscription stays healthy, then dropped).
     Ignored(String),

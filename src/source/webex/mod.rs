@@ -59,24 +59,35 @@ pub static KIND: SourceKind = SourceKind {
 /// Fresh pre-signed URLs asked for one recording before it is left `pending` for the next run.
 const MAX_URL_RENEWALS: u32 = 3;
 
+/// Why a Webex window or command failed; `kind()` maps each cause to its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum WebexError {
+    /// A transport error or a status the retry policy gave up on.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// No usable access token.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A body that does not match the spec's shape.
     #[error("{endpoint}: unexpected response: {message}")]
+    #[allow(missing_docs)] // the message names them
     Decode { endpoint: String, message: String },
+    /// `/v1/tasks` paging stopped advancing.
     #[error("GET /v1/tasks: paging cannot advance: {0}; narrow channel_types or ask Cisco why so many tasks share a createdTime")]
     PageLoop(#[from] crate::http::pagination::PageLoop),
+    /// The state DB refused a read or write.
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    /// Arrow refused the window's columns.
     #[error("joining a window's captures: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// Search's cursor repeated itself.
     #[error("POST /search: {0}")]
     CursorLoop(#[from] crate::http::pagination::CursorLoop),
+    /// Copying audio failed.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// The warehouse refused an object.
     #[error(transparent)]
     Store(#[from] crate::sink::StoreError),
 }
@@ -101,8 +112,11 @@ impl crate::source::SystemError for WebexError {
 /// A window's extracted data, before audio.
 #[derive(Debug)]
 pub struct Extracted {
+    /// The tasks created in the window.
     pub tasks: Vec<Task>,
+    /// Their recordings, one row each.
     pub captures: WindowCaptures,
+    /// The org the API answered for (`meta.orgId`).
     pub org_id: Option<String>,
 }
 

@@ -11,36 +11,50 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+/// A page of `GET /v1/tasks`.
 #[derive(Debug, Deserialize)]
 pub struct TaskPage {
+    /// Paging and the org the answer is for.
     #[serde(default)]
     pub meta: Option<Meta>,
+    /// The tasks on this page.
     pub data: Vec<Task>,
 }
 
+/// The `meta` object of a task page.
 #[derive(Debug, Deserialize, Default)]
 pub struct Meta {
+    /// The org the API answered for.
     #[serde(rename = "orgId", default)]
     pub org_id: Option<String>,
 }
 
+/// A task: one contact (call, chat, email…) in the spec's `Task` schema.
 #[derive(Debug, Deserialize, Clone)]
 pub struct Task {
+    /// The task id (the interaction id of the legacy API).
     pub id: String,
+    /// What the task records.
     pub attributes: TaskAttributes,
 }
 
+/// A task's `attributes`.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskAttributes {
+    /// The agent who owned the task.
     #[serde(default)]
     pub owner: Option<Named>,
+    /// The queue it was in last.
     #[serde(default)]
     pub queue: Option<Named>,
+    /// `telephony`, `chat`, `email`, `social`…
     #[serde(default)]
     pub channel_type: Option<String>,
+    /// The task's state (`created`, `ended`, …).
     #[serde(default)]
     pub status: Option<String>,
+    /// When the task was created (epoch ms): its partition date.
     #[serde(deserialize_with = "epoch_ms")]
     pub created_time: i64,
     /// Spec: "may also update after task closure, so not suitable for finding a task's
@@ -50,14 +64,19 @@ pub struct TaskAttributes {
     /// When the task ended: the Search API's `endedTime` (`/v1/tasks` has no end time).
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub ended_time: Option<i64>,
+    /// Whether a recording was asked for.
     #[serde(default)]
     pub capture_requested: Option<bool>,
+    /// Who contacted (caller number, chat address).
     #[serde(default)]
     pub origin: Option<String>,
+    /// Who was contacted (dialed number, entry point).
     #[serde(default)]
     pub destination: Option<String>,
+    /// `inbound` or `outbound`.
     #[serde(default)]
     pub direction: Option<String>,
+    /// The wrap-up or end reason.
     #[serde(default)]
     pub reason_code: Option<String>,
     /// Attributes this version does not know, kept as JSON in `extra`.
@@ -65,10 +84,13 @@ pub struct TaskAttributes {
     pub extra: Map<String, Value>,
 }
 
+/// An id and display name (`owner`, `queue`).
 #[derive(Debug, Deserialize, Clone)]
 pub struct Named {
+    /// The id.
     #[serde(default)]
     pub id: Option<String>,
+    /// The display name.
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -78,15 +100,19 @@ pub struct Named {
 /// would be allocated and freed for nothing.
 #[derive(Debug, Deserialize)]
 pub struct CapturePage<'a> {
+    /// One entry per task asked for.
     #[serde(borrow)]
     pub data: Vec<TaskCaptures<'a>>,
 }
 
+/// A task's recordings in a captures answer.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskCaptures<'a> {
+    /// The task asked for.
     #[serde(borrow)]
     pub task_id: Str<'a>,
+    /// Its recordings (stitched call and segments).
     #[serde(default, borrow)]
     pub recording: Vec<Recording<'a>>,
 }
@@ -96,35 +122,49 @@ pub struct TaskCaptures<'a> {
 /// left out, with a warning); neither fails its page.
 #[derive(Debug, Deserialize)]
 pub struct Recording<'a> {
+    /// The capture id; `None` leaves the row out, with a warning.
     #[serde(default, borrow)]
     pub id: Option<Str<'a>>,
+    /// A segment of the call rather than the whole call.
     #[serde(default)]
     pub segment: bool,
+    /// What the recording records.
     #[serde(default, borrow)]
     pub attributes: RecordingAttributes<'a>,
 }
 
+/// A recording's `attributes`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingAttributes<'a> {
+    /// The audio file's name.
     #[serde(default, borrow)]
     pub file_name: Option<Str<'a>>,
+    /// The pre-signed URL of the audio (absent while processing).
     #[serde(default, borrow)]
     pub file_path: Option<Str<'a>>,
+    /// Start (epoch ms).
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub start_time: Option<i64>,
+    /// Stop (epoch ms).
     #[serde(default, deserialize_with = "opt_epoch_ms")]
     pub stop_time: Option<i64>,
+    /// Who is heard (agent and caller ids).
     #[serde(default, borrow)]
     pub participants: Vec<Str<'a>>,
+    /// What the first audio channel holds.
     #[serde(default, borrow)]
     pub channel1: Option<Str<'a>>,
+    /// What the second audio channel holds.
     #[serde(default, borrow)]
     pub channel2: Option<Str<'a>>,
+    /// Kind of recording (`va-main`, `va-consult`, or absent for a call).
     #[serde(default, borrow)]
     pub call_type: Option<Str<'a>>,
+    /// Whether the recording holds sensitive data (virtual-agent recordings).
     #[serde(default)]
     pub sensitive: Option<bool>,
+    /// Attributes this version does not know, kept as JSON in `extra`.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

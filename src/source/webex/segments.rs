@@ -59,6 +59,7 @@ pub static TASK_SEGMENTS: TableDef = TableDef {
     docs: "segment joined to its task's queue, agent, direction, ANI/DNIS, times",
 };
 
+/// The `webex_task_segments` schema: each segment joined to its task.
 pub fn task_segments_schema() -> SchemaRef {
     let seg = super::tables::segments_schema();
     let task = super::tables::tasks_schema();

@@ -8,20 +8,27 @@ use serde_json::json;
 use super::{WebexClient, WebexError};
 use crate::secret::Secret;
 
+/// The event type ccetl subscribes to: a task's capture is ready.
 pub const CAPTURE_AVAILABLE: &str = "capture:available";
 
 /// A subscription as the API lists it (its secret is never returned).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
+    /// The subscription's id.
     pub id: String,
+    /// Its name (`ccetl subscribe` sets one per pipeline).
     pub name: String,
+    /// What it delivers.
     #[serde(default)]
     pub event_types: Vec<String>,
+    /// Where it delivers.
     #[serde(default)]
     pub destination_url: String,
+    /// The event payload version.
     #[serde(default)]
     pub resource_version: Option<String>,
+    /// `active` or `inactive` as the API reports.
     #[serde(default)]
     pub status: Option<String>,
 }
@@ -66,7 +73,9 @@ struct ResourceVersion {
 /// Whether `ensure` registered a new subscription or brought an existing one up to date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// No subscription had the name.
     Created,
+    /// One had it and was changed to match.
     Updated,
 }
 
@@ -109,18 +118,24 @@ pub fn check_destination(url: &str) -> Result<url::Url, DestinationError> {
 /// A webhook destination Webex would refuse; the URL is shown without its credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
+    /// Not parseable as a URL.
     #[error("--url is not a URL: {0}")]
     NotAUrl(url::ParseError),
+    /// Not https.
     #[error("--url '{0}': Webex delivers only to https:// URLs")]
     NotHttps(String),
+    /// User name or password in the URL.
     #[error("--url '{0}': Webex refuses a user name or password in the URL; authenticate deliveries with webhook_secret")]
     Credentials(String),
     #[error(
         "--url '{0}': Webex delivers only to port 443; put the receiver behind a proxy on 443"
     )]
+    /// A port other than 443.
     Port(String),
+    /// A query or a fragment.
     #[error("--url '{0}': Webex refuses a query or fragment; put any routing in the path")]
     Query(String),
+    /// No path after the host.
     #[error("--url '{0}': Webex wants a path after the host (e.g. /webhooks/wxcc)")]
     NoPath(String),
 }

@@ -56,6 +56,7 @@ pub static SEGMENTS: TableDef = TableDef {
     docs: "segment recording, numbered `seq` in time order, with its agent",
 };
 
+/// The `webex_tasks` schema: one row per task.
 pub fn tasks_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         utf8("task_id", false),
@@ -78,6 +79,7 @@ pub fn tasks_schema() -> SchemaRef {
     ]))
 }
 
+/// The `webex_captures` schema: one row per recording, stitched or segment.
 pub fn captures_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         utf8("capture_id", false),
@@ -100,6 +102,7 @@ pub fn captures_schema() -> SchemaRef {
     ]))
 }
 
+/// The `webex_segments` schema.
 pub fn segments_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         utf8("capture_id", false),

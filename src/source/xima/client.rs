@@ -28,6 +28,7 @@ pub enum Quota {
     Budget,
 }
 
+/// A client of one Xima tenant: its pace (3 requests in 10 s), retries and bandwidth cap.
 #[derive(Debug, Clone)]
 pub struct XimaClient {
     pub(crate) http: HttpClient,
@@ -38,7 +39,6 @@ pub struct XimaClient {
     egress: Arc<AtomicU64>,
 }
 
-/// ISO 8601 with milliseconds and offset, as Xima's examples write it.
 /// How far past a window a listing reaches for the recordings of its calls (calls longer
 /// than this whose recordings begin only after it are a guess's blind spot).
 pub const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(12);
@@ -49,11 +49,13 @@ fn call_start(c: &Call) -> Option<i64> {
         .or_else(|| c.recordings.iter().filter_map(|r| r.start_time).min())
 }
 
+/// ISO 8601 with milliseconds and offset, as Xima's examples write it.
 pub fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
 
 impl XimaClient {
+    /// Builds the HTTP client on the tenant's shared pacer; sends nothing.
     pub fn connect(cfg: &XimaConfig) -> Result<Self, XimaError> {
         let key = format!(
             "{}|{}",
@@ -70,6 +72,7 @@ impl XimaClient {
         })
     }
 
+    /// The config it was built from.
     pub fn config(&self) -> &XimaConfig {
         &self.cfg
     }

@@ -57,16 +57,21 @@ fn default_true() -> bool {
 /// Xima CCaaS, checked.
 #[derive(Debug, Clone)]
 pub struct XimaConfig {
+    /// The source's name: state, streams and file names carry it.
     pub name: String,
+    /// The tenant's API base URL.
     pub base_url: url::Url,
     /// The tenant name in audio paths (`/recordings/{tenant}/{key}/audio`) and the pacer's key.
     pub tenant: String,
     /// The service user's key (`Authorization: Bearer …`).
     pub api_key: Secret,
+    /// How many requests per period the tenant allows (3 in 10 s by default).
     pub pace: PaceRule,
+    /// Whether recordings' audio is copied into the warehouse.
     pub audio: bool,
     /// Audio bytes to download in a rolling five days at most: stop before Xima's cap (509).
     pub egress_budget: Option<u64>,
+    /// A read that waits longer than this for a byte is a stalled request, retried.
     pub read_timeout: Duration,
 }
 

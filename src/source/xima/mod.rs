@@ -44,16 +44,24 @@ pub static KIND: SourceKind = SourceKind {
     )],
 };
 
+/// Why a Xima window failed; `kind()` maps each cause to its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum XimaError {
+    /// A transport error or a status the retry policy gave up on.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// HTTP 401/403: the API key was refused.
     #[error("Xima refused the API key: {message}")]
+    #[allow(missing_docs)] // the message names them
     Auth { message: String },
+    /// A body that does not match the documented shape.
     #[error("{endpoint}: unexpected response: {message}")]
+    #[allow(missing_docs)] // the message names them
     Decode { endpoint: String, message: String },
+    /// Copying audio failed.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// The state DB refused a read or write.
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
 }
@@ -73,7 +81,9 @@ impl crate::source::SystemError for XimaError {
 /// A window's calls and their recordings with audio settled.
 #[derive(Debug)]
 pub struct Extracted {
+    /// The calls that started in the window.
     pub calls: Vec<model::Call>,
+    /// Their recordings, audio settled.
     pub recordings: Vec<RecordingRow>,
 }
 
@@ -84,6 +94,7 @@ fn deferral(client: &XimaClient) -> String {
     }
 }
 
+/// Lists a window's calls, then settles their recordings' audio (copied, reused, deferred).
 pub async fn extract(
     client: &XimaClient,
     settle: &Settle<'_>,

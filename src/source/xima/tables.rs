@@ -40,6 +40,7 @@ pub static RECORDINGS: TableDef = TableDef {
     docs: "Xima recording with Xima's `status`, party names, skill, agent, size, and the audio columns",
 };
 
+/// The `xima_calls` schema: one row per call.
 pub fn calls_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         utf8("call_key", false),
@@ -60,6 +61,7 @@ pub fn calls_schema() -> SchemaRef {
     ]))
 }
 
+/// The `xima_recordings` schema: one row per recording.
 pub fn recordings_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         utf8("recording_key", false),
@@ -100,6 +102,7 @@ pub fn call_date(call: &Call, fallback_ms: i64) -> NaiveDate {
     day_of_ms(call.start_time.unwrap_or(fallback_ms))
 }
 
+/// A window's calls as a `xima_calls` batch.
 pub fn calls_batch(calls: &[Call]) -> Result<RecordBatch, ArrowError> {
     let mut key = StringBuilder::new();
     let mut id = StringBuilder::new();
@@ -158,12 +161,17 @@ pub fn calls_batch(calls: &[Call]) -> Result<RecordBatch, ArrowError> {
 /// A recording with its call and where its audio went.
 #[derive(Debug, Clone)]
 pub struct RecordingRow {
+    /// The call it belongs to.
     pub call_key: String,
+    /// Its partition date (the call's start).
     pub date: NaiveDate,
+    /// The recording as Xima listed it.
     pub recording: Recording,
+    /// Where its audio went.
     pub audio: AudioState,
 }
 
+/// A window's recordings as a `xima_recordings` batch.
 pub fn recordings_batch(rows: &[RecordingRow]) -> Result<RecordBatch, ArrowError> {
     let mut key = StringBuilder::new();
     let mut call = StringBuilder::new();

@@ -125,29 +125,44 @@ fn default_url_expiration() -> u32 {
 /// The v1 Webex Contact Center API, checked.
 #[derive(Debug, Clone)]
 pub struct WebexConfig {
+    /// The source's name: state, streams and file names carry it.
     pub name: String,
+    /// The API's base URL (`https://api.wxcc-us1.cisco.com` or a region's).
     pub base_url: url::Url,
+    /// The OAuth token endpoint.
     pub token_url: url::Url,
+    /// The organization asked for; `None`: the token's own.
     pub org_id: Option<String>,
+    /// The integration's client ID.
     pub client_id: Secret,
+    /// The integration's client secret.
     pub client_secret: Secret,
     /// Optional: `ccetl auth login`/`import` keep tokens in the state DB instead.
     pub refresh_token: Option<Secret>,
     /// OAuth scopes asked for by `ccetl auth login`.
     pub scopes: Vec<String>,
+    /// Where `ccetl auth login` sends the browser for consent.
     pub authorize_url: url::Url,
     /// Where the browser is sent after consent; a loopback `http://` URI is received by
     /// `ccetl auth login` itself. Must equal a redirect URI registered for the integration.
     pub redirect_uri: url::Url,
+    /// Which channel types `/v1/tasks` lists (`telephony`, `chat`, …).
     pub channel_types: Vec<String>,
+    /// Whether recordings' audio is copied into the warehouse.
     pub audio: bool,
+    /// Whether segments are joined to their tasks (`webex_task_segments`).
     pub segments: bool,
+    /// Records per `/v1/tasks` page.
     pub page_size: u32,
+    /// The longest range one listing asks for; longer windows are split.
     pub max_range: Duration,
+    /// How long pre-signed URLs stay valid (`urlExpiration`, minutes).
     pub url_expiration_minutes: u32,
+    /// Audio downloads in flight at once.
     pub concurrency: usize,
     /// The API's budget per client ID: `requests_per_minute` in any `rate_window`.
     pub requests_per_minute: u32,
+    /// The window `requests_per_minute` is counted over.
     pub rate_window: Duration,
     /// A read that waits longer than this for a byte is a stalled request, retried.
     pub read_timeout: Duration,

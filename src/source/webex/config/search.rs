@@ -52,15 +52,25 @@ pub(super) struct RawSearch {
 /// Checked filters of the Search API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchConfig {
+    /// Queue ids a task must have been in.
     pub queues: Vec<String>,
+    /// Team ids.
     pub teams: Vec<String>,
+    /// Site ids.
     pub sites: Vec<String>,
+    /// Agent ids.
     pub agents: Vec<String>,
+    /// Directions (`INBOUND`, `OUTBOUND`).
     pub directions: Vec<String>,
+    /// Termination types (`normal`, `abandoned`, …).
     pub termination_types: Vec<String>,
+    /// Shortest task kept.
     pub min_duration: Option<Duration>,
+    /// Calling number.
     pub ani: Option<String>,
+    /// Dialed number.
     pub dnis: Option<String>,
+    /// Global variables (CAD) read into `extra.globalVariables`.
     pub variables: Vec<String>,
     /// `None`: the documented [`SEARCH_RECORD_CAP`].
     pub record_cap: Option<usize>,
