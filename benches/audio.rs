@@ -121,7 +121,7 @@ async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> (u64, u64) {
     let start =
         chrono::DateTime::from_timestamp_millis((NOW_MS / DAY_MS - 1) * DAY_MS).expect("start");
     let text = format!(
-        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\n",
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\ntranscripts = false\n",
         start.to_rfc3339(),
         base = handle.base_url(),
     );
@@ -276,7 +276,7 @@ fn main() {
     println!(
         "audio CPU: ccetl {run_cpu:.2} core-s per GB, raw {raw_cpu:.2} (whole process, simulator included; {cores} cores); SHA-256 alone, which ccetl records for every object: {:.2} core-s per GB ({hash_rate:.0} MB/s a core)",
         1e3 / hash_rate,
-        cores = std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );
     common::record(
         "audio",

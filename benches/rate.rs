@@ -46,7 +46,7 @@ fn sim_config(calls: u32, limit: u32) -> SimConfig {
 
 fn source(name: &str, base: &str, token: &str, budget: u32) -> String {
     format!(
-        "\n[[source]]\nkind = \"webex\"\nname = \"{name}\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"{token}\"\naudio = false\nchannel_types = [\"telephony\"]\nrequests_per_minute = {budget}\nrate_window = \"{}s\"\n",
+        "\n[[source]]\nkind = \"webex\"\nname = \"{name}\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"{token}\"\naudio = false\ntranscripts = false\nchannel_types = [\"telephony\"]\nrequests_per_minute = {budget}\nrate_window = \"{}s\"\n",
         WINDOW.as_secs()
     )
 }

@@ -72,7 +72,7 @@ fn backfill(rt: &tokio::runtime::Runtime, tasks: u32, dir: &std::path::Path) -> 
     let now = chrono::Utc::now();
     let start = now - chrono::Duration::days(i64::from(DAYS) + 1);
     let text = format!(
-        "[pipeline]\nname = \"scale\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = 8\nwindow = \"{window}\"\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\n",
+        "[pipeline]\nname = \"scale\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nconcurrency = 8\nwindow = \"{window}\"\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\ntranscripts = false\n",
         start.format("%Y-%m-%d"),
         // Hourly windows, as the README advises above ~20,000 calls a day: a window's calls
         // are what is held in memory (CCETL_BENCH_WINDOW=1d shows the difference).
@@ -151,7 +151,7 @@ fn main() {
     let rows = ccetl::query::run(&conn, QUERY)
         .expect("query")
         .iter()
-        .map(|b| b.num_rows())
+        .map(duckdb::arrow::array::RecordBatch::num_rows)
         .sum::<usize>();
     let ccetl_s = median(|| {
         ccetl::query::run(&conn, QUERY).expect("query");

@@ -1,5 +1,5 @@
 //! Metadata throughput, measured against the limit: a full Webex run (tasks, captures with
-//! segments, the segment join, Parquet, state; audio off) versus a fetch-only baseline that
+//! segments, the segment join, Parquet, state; audio and transcripts off) versus a fetch-only baseline that
 //! makes the same HTTP requests with the same concurrency and throws the bodies away.
 //! Both run against the simulator on loopback, each against a fresh one with the same data.
 //!
@@ -149,7 +149,7 @@ async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> pipeline::RunRe
     let (first, _) = span(handle);
     let start = chrono::DateTime::from_timestamp_millis(first).expect("start");
     let text = format!(
-        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\npage_size = {PAGE_SIZE}\n",
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\ntranscripts = false\npage_size = {PAGE_SIZE}\n",
         start.to_rfc3339(),
         base = handle.base_url(),
     );
@@ -224,7 +224,7 @@ fn main() {
     let (run_cpu, base_cpu) = (per_100k(run_cpu, run_tasks), per_100k(base_cpu, base_tasks));
     println!(
         "metadata CPU: ccetl {run_cpu:.2} core-s per 100,000 tasks, baseline {base_cpu:.2} (whole process, simulator included; {} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );
     println!("metadata simulator thread: during ccetl's run {run_sim}; during the baseline {base_sim} (the rest of the time it had no request to answer)");
 

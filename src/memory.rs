@@ -38,7 +38,7 @@ const ARENAS_PER_CORE: usize = 4;
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let arenas = libc::c_int::try_from(cores * ARENAS_PER_CORE).unwrap_or(libc::c_int::MAX);
         // SAFETY: `mallopt` only sets a malloc parameter; called before threads start, and
         // a refused value (return 0) leaves glibc's default in place.

@@ -35,6 +35,12 @@ pub struct WindowReport {
     pub audio_deferred: u64,
     /// Recordings whose audio the source no longer has (404).
     pub audio_missing: u64,
+    /// Webex: transcripts listed.
+    pub transcripts: u64,
+    /// Webex: transcript objects copied this run.
+    pub transcripts_stored: u64,
+    /// Webex: transcripts not downloadable yet or that kept failing: the next run tries again.
+    pub transcripts_pending: u64,
     /// Legacy: sessions (CSRs).
     pub sessions: u64,
     /// Legacy: activities (CARs).
@@ -202,6 +208,16 @@ impl WindowReport {
         self.count_status(a.status, a.reused, a.bytes.unwrap_or(0));
     }
 
+    /// A transcript's object as this window settled it.
+    pub fn count_transcript(&mut self, a: &AudioState) {
+        self.transcripts += 1;
+        match a.status {
+            AudioStatus::Stored if !a.reused => self.transcripts_stored += 1,
+            AudioStatus::Pending | AudioStatus::Deferred => self.transcripts_pending += 1,
+            _ => {}
+        }
+    }
+
     /// One recording's audio: `reused` when the object was stored by an earlier run.
     fn count_status(&mut self, status: AudioStatus, reused: bool, bytes: u64) {
         match status {
@@ -233,6 +249,9 @@ impl RunReport {
             t.audio_pending += w.audio_pending;
             t.audio_missing += w.audio_missing;
             t.audio_deferred += w.audio_deferred;
+            t.transcripts += w.transcripts;
+            t.transcripts_stored += w.transcripts_stored;
+            t.transcripts_pending += w.transcripts_pending;
             t.sessions += w.sessions;
             t.activities += w.activities;
             t.chain_anomalies += w.chain_anomalies;

@@ -113,6 +113,16 @@ fn rows() -> Vec<Row> {
         ),
         row("audio:404", "recording gone (404)", MissingThenStored(1)),
         row(
+            "transcripts:expire",
+            "transcript URL expired before the download",
+            Survives,
+        ),
+        row(
+            "transcripts:reset,transcripts:503",
+            "transcript body breaks off, then 503",
+            Survives,
+        ),
+        row(
             "tasks:401x2",
             "401 again after a refresh",
             Fails("still answers 401"),
@@ -159,7 +169,7 @@ fn spec_count(spec: &str) -> u64 {
     faults::parse(spec)
         .unwrap()
         .iter()
-        .map(|f| f.remaining as u64)
+        .map(|f| u64::from(f.remaining))
         .sum()
 }
 
@@ -196,7 +206,7 @@ async fn fault_matrix() {
             started.elapsed().as_secs_f64(),
             outcome
                 .as_ref()
-                .map_or_else(|e| format!("FAILED: {e}"), |o| o.clone())
+                .map_or_else(|e| format!("FAILED: {e}"), std::clone::Clone::clone)
         );
         if outcome.is_err() {
             failures.push(line.clone());

@@ -68,7 +68,8 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
     let captures_before = env.stats()["captures"];
     let second = env.run_ok().await;
     // The re-read window asks captures only for its tasks whose recordings are not all
-    // stored (the late ones); the others keep the rows the window's files hold.
+    // stored (the late ones), or that have no transcript yet (one may come later); the
+    // others keep the rows the window's files hold.
     let reread = &second.sources[0].windows[0];
     let (from, to) = (
         reread.start.timestamp_millis(),
@@ -79,7 +80,12 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
         .tasks
         .iter()
         .filter(|t| t.created_ms >= from && t.created_ms < to)
-        .filter(|t| t.recordings.iter().any(|r| !r.available))
+        .filter(|t| {
+            t.recordings.iter().any(|r| !r.available)
+                || !t.transcripts.iter().any(|tr| tr.available)
+                || t.transcripts.iter().any(|tr| !tr.available)
+        })
+        .filter(|t| !t.recordings.is_empty())
         .count() as u64;
     let captures = env.stats()["captures"] - captures_before;
     // Two queries per ten tasks: the stitched recordings, then the segments.

@@ -74,7 +74,7 @@ async fn subscribe_registers_once_and_list_and_delete_work() {
     let p = env.pipeline.display().to_string();
     let url = "http://127.0.0.1:8088/webhooks/wxcc".to_string();
     let run = |args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let args: Vec<String> = args.iter().map(std::string::ToString::to_string).collect();
         tokio::task::spawn_blocking(move || {
             ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })
@@ -141,7 +141,7 @@ async fn subscribe_names_the_missing_write_scope_and_refuses_bad_destinations() 
     let env = env_with(cfg, &with_secret()).await;
     let p = env.pipeline.display().to_string();
     let run = |args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let args: Vec<String> = args.iter().map(std::string::ToString::to_string).collect();
         tokio::task::spawn_blocking(move || {
             ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })

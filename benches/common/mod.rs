@@ -126,7 +126,7 @@ pub async fn token(base: &str, grant: &[(&str, &str)]) -> serde_json::Value {
         .form(&form)
         .send()
         .await
-        .and_then(|r| r.error_for_status())
+        .and_then(reqwest::Response::error_for_status)
         .expect("token")
         .json()
         .await

@@ -62,9 +62,8 @@ impl LegacyAuth {
 /// base64(HMAC-SHA1(key, message)).
 pub fn sign(key: &str, message: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match Hmac::<Sha1>::new_from_slice(key.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key.as_bytes()) else {
+        return String::new();
     };
     mac.update(message.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())

@@ -326,8 +326,7 @@ impl OAuthTokens {
         let access = Secret::new(tr.access_token);
         let refresh_token = tr
             .refresh_token
-            .map(Secret::new)
-            .unwrap_or_else(|| inner.refresh_token.clone());
+            .map_or_else(|| inner.refresh_token.clone(), Secret::new);
         let refresh_expires_at = tr
             .refresh_token_expires_in
             .map(|s| now + chrono::Duration::seconds(s))

@@ -151,6 +151,12 @@ fn print_summary(r: &RunReport) {
         r.requests(),
         retries
     );
+    if t.transcripts > 0 {
+        println!(
+            "  transcripts: {} listed, {} stored, {} pending",
+            t.transcripts, t.transcripts_stored, t.transcripts_pending
+        );
+    }
     if t.calls > 0 || r.sources.iter().any(|s| s.kind == "xima") {
         println!("  xima: {} calls", t.calls);
     }
@@ -401,6 +407,12 @@ FROM calls c JOIN recordings r ON r.call_id = c.call_id AND NOT r.segment
 WHERE r.audio_status = 'stored'
 ORDER BY c.start_time DESC LIMIT 10";
 
+/// The demo's second query: the latest transcribed call, message by message.
+pub const TRANSCRIPT_SQL: &str =
+    "SELECT call_id, language_code, seq, party_role, party_name, text FROM transcripts
+WHERE call_id = (SELECT max(call_id) FROM transcripts WHERE seq > 4)
+ORDER BY seq";
+
 /// `ccetl query`: SQL over the warehouse's views.
 pub async fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
@@ -476,6 +488,8 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
         SAMPLE_SQL.lines().next().unwrap_or("")
     );
     query(&path, None, Format::Table).await?;
+    println!("a call's transcript, message by message (the `transcripts` view):");
+    query(&path, Some(TRANSCRIPT_SQL), Format::Table).await?;
     println!(
         "warehouse: {}\nnext: ccetl query {} \"SELECT queue_name, count(*) FROM calls GROUP BY 1\"",
         dir.join("warehouse").display(),

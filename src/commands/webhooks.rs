@@ -123,11 +123,11 @@ async fn shutdown_signal() {
             s.recv().await;
             return;
         }
-        std::future::pending::<()>().await
+        std::future::pending::<()>().await;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        () = term => {}
     }
     tracing::info!("Shutting down: no new deliveries; committing what was acknowledged.");
 }

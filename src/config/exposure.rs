@@ -41,7 +41,7 @@ fn walk(v: &toml::Value, at: &str, found: &mut Vec<String>) {
                     toml::Value::String(s)
                         if SECRET_KEYS.contains(&k.as_str()) && !s.contains("${") =>
                     {
-                        found.push(here)
+                        found.push(here);
                     }
                     _ => walk(v, &here, found),
                 }

@@ -138,7 +138,7 @@ impl Pacer {
         let mut all = PACERS
             .get_or_init(Default::default)
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let pacer = all
             .entry(key.to_string())
             .or_insert_with(|| Arc::new(Pacer::new(key, rule)))
@@ -155,7 +155,9 @@ impl Pacer {
     }
 
     fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
-        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+        self.clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What it has seen so far.

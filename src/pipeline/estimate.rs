@@ -32,10 +32,7 @@ pub(super) fn estimate(
         else {
             continue;
         };
-        let windows = source["windows"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let windows = source["windows"].as_array().map_or(&[][..], Vec::as_slice);
         // What a window lists: Webex's tasks, Xima's calls.
         let listed: u64 = windows
             .iter()

@@ -93,21 +93,40 @@ async fn rebuild_source(
     })
 }
 
-/// The source's stored recordings, as its recording table lists them.
+/// The source's stored objects, as its recordings table and its other object tables list
+/// them.
 async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRecord>, RunError> {
-    let Some(recordings) = src.source_kind().recordings else {
+    let kind = src.source_kind();
+    let name = src.name().replace('\'', "''");
+    let mut queries: Vec<String> = kind
+        .recordings
+        .iter()
+        .map(|r| {
+            format!(
+                "SELECT {}, {}, audio_uri, audio_bytes, audio_sha256 FROM {}
+                 WHERE source = '{name}' AND audio_status = 'stored'",
+                r.id, r.call, r.table.name
+            )
+        })
+        .collect();
+    queries.extend(kind.objects.iter().map(|o| {
+        let [uri, bytes, sha] = o.object;
+        format!(
+            "SELECT {}, {}, {uri}, {bytes}, {sha} FROM {} WHERE source = '{name}' AND {}",
+            o.ledger_id, o.call, o.table.name, o.stored
+        )
+    }));
+    if queries.is_empty() {
         return Ok(Vec::new());
-    };
-    let (table, id, call) = (recordings.table.name, recordings.id, recordings.call);
+    }
     let conn = crate::query::open(wh)
         .await
         .map_err(|e| RunError::Rebuild(e.to_string()))?;
-    let sql = format!(
-        "SELECT {id}, {call}, audio_uri, audio_bytes, audio_sha256 FROM {table}
-         WHERE source = '{}' AND audio_status = 'stored'",
-        src.name().replace('\'', "''")
-    );
-    let batches = crate::query::run(&conn, &sql).map_err(|e| RunError::Rebuild(e.to_string()))?;
+    let mut batches = Vec::new();
+    for sql in &queries {
+        batches
+            .extend(crate::query::run(&conn, sql).map_err(|e| RunError::Rebuild(e.to_string()))?);
+    }
     let mut out = Vec::new();
     for b in batches {
         let (ids, calls, uris) = (

@@ -1,7 +1,7 @@
 //! `ccetl query`: DuckDB over the warehouse's Parquet files.
 //!
 //! One view per table (Hive partitions give `source` and `date` columns), and the unified
-//! `calls` and `recordings` views that every source feeds. A table with no files yet gets an
+//! `calls` and `recordings` views that every source feeds, and `transcripts`. A table with no files yet gets an
 //! empty view with the documented columns, so queries never fail on a young warehouse.
 
 use arrow::array::RecordBatch;
@@ -115,7 +115,7 @@ fn sql_str(s: &str) -> String {
 /// A call's `end_time` is a real end or null, never `lastUpdatedTime` (the spec: it "may
 /// also update after task closure"): the legacy CSR's `cetts`, else the Search API's
 /// `endedTime`, else the last `stopTime` of the task's stitched recordings.
-const CALLS: &str = r#"
+const CALLS: &str = r"
 CREATE OR REPLACE VIEW calls AS
 WITH rec AS (
   SELECT task_id, max(stop_time) AS stop_time
@@ -157,7 +157,21 @@ FROM xima_calls x
 LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
                   last(agent ORDER BY start_time) AS agent
            FROM xima_recordings GROUP BY call_key) r ON r.call_key = x.call_key;
-"#;
+";
+
+/// One row per transcript message, with its transcript and its call: the words of a call
+/// next to its queue and agent, searchable with SQL.
+const TRANSCRIPTS: &str = r"
+CREATE OR REPLACE VIEW transcripts AS
+SELECT m.task_id AS call_id, m.source, m.date, c.channel_type, c.queue_name, c.agent_name,
+       t.transcript_id, t.file_name, t.transcript_source, t.language_code,
+       m.seq, m.party_role, m.party_name, m.party_id, m.start_time, m.duration_ms, m.text
+FROM webex_transcript_messages m
+JOIN webex_transcripts t
+  ON t.task_id = m.task_id AND t.transcript_id = m.transcript_id
+ AND t.file_name = m.file_name AND t.source = m.source
+LEFT JOIN calls c ON c.call_id = m.task_id;
+";
 
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
 /// in object storage through its local mirror (brought up to date first).
@@ -211,6 +225,7 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     }
     conn.execute_batch(CALLS)?;
     conn.execute_batch(&recordings_view())?;
+    conn.execute_batch(TRANSCRIPTS)?;
     for (view, docs) in [
         (
             "calls",
@@ -219,6 +234,10 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
         (
             "recordings",
             "recording of every source that copies audio, with its audio object",
+        ),
+        (
+            "transcripts",
+            "message of a call's transcript, in order, with its party and the call's queue and agent",
         ),
     ] {
         conn.execute_batch(&format!("COMMENT ON VIEW {view} IS {}", sql_str(docs)))?;

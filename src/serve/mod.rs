@@ -96,7 +96,7 @@ impl Stats {
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -111,7 +111,7 @@ impl Stats {
             "committed": n(&self.committed),
             "dropped": n(&self.dropped),
             "batches_failed": n(&self.batches_failed),
-            "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            "last_error": self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         })
     }
 }
@@ -252,13 +252,13 @@ async fn work(
                 return;
             }
             tokio::select! {
-                _ = s.wake.notified() => {}
+                () = s.wake.notified() => {}
                 _ = stop.changed() => {}
             }
             // Let a burst of deliveries gather into one batch (a shutdown cuts the wait short).
             if !*stop.borrow() {
                 tokio::select! {
-                    _ = tokio::time::sleep(opts.batch_wait) => {}
+                    () = tokio::time::sleep(opts.batch_wait) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -313,7 +313,10 @@ async fn work(
             Err(e) => {
                 failures += 1;
                 s.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
-                *s.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                *s.stats
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
                 tracing::warn!(error = %e, pending = s.queue.len(), "A batch of events failed; it stays queued and is tried again.");
                 if stopping && failures >= 3 {
                     tracing::warn!(
@@ -324,7 +327,7 @@ async fn work(
                 }
                 let delay = Duration::from_secs(1 << failures.min(6));
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    () = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}
                 }
             }

@@ -10,7 +10,7 @@ pub const HEADER_LEN: u64 = 44;
 
 /// The byte length of a recording's WAV file.
 pub fn wav_len(duration_secs: u64, rate: u32) -> u64 {
-    HEADER_LEN + duration_secs.max(1) * rate as u64
+    HEADER_LEN + duration_secs.max(1) * u64::from(rate)
 }
 
 fn header(data_len: u32, rate: u32) -> [u8; 44] {
@@ -43,7 +43,7 @@ impl AudioChunks {
     pub fn new(seed: u64, duration_secs: u64, rate: u32) -> Self {
         let data_len = wav_len(duration_secs, rate) - HEADER_LEN;
         AudioChunks {
-            header: Some(header(data_len.min(u32::MAX as u64) as u32, rate).to_vec()),
+            header: Some(header(data_len.min(u64::from(u32::MAX)) as u32, rate).to_vec()),
             remaining: data_len,
             state: seed | 1,
         }
@@ -68,7 +68,7 @@ const OPUS_HEADER: [u8; 47] = [
 
 /// The byte length of an OPUS recording.
 pub fn opus_len(duration_secs: u64, rate: u32) -> u64 {
-    OPUS_HEADER.len() as u64 + duration_secs.max(1) * rate as u64
+    OPUS_HEADER.len() as u64 + duration_secs.max(1) * u64::from(rate)
 }
 
 impl Iterator for AudioChunks {

@@ -279,7 +279,7 @@ pub fn day_tasks(seed: u64, day: i64, calls_per_day: u32, people: &People) -> Ve
                     .collect(),
                 available_ms,
             });
-            let leg_ms = talk_ms / legs as i64;
+            let leg_ms = talk_ms / i64::from(legs);
             for (i, agent) in agents.iter().enumerate() {
                 let seg_id = uuid_with_head(&mut rng, day as u32);
                 let s = talk_start + leg_ms * i as i64;

@@ -138,7 +138,7 @@ fn check_body(b: &Value, full: bool) -> Result<(), String> {
         }
     }
     match s("resourceVersion") {
-        Some(RESOURCE_VERSION) | Some("agent:1.0.0") => {}
+        Some(RESOURCE_VERSION | "agent:1.0.0") => {}
         Some(v) => return Err(format!("resourceVersion '{v}' is not available")),
         None => return Err("resourceVersion is required".into()),
     }

@@ -116,13 +116,14 @@ pub struct Fault {
 }
 
 /// The routes faults can name.
-pub const ROUTES: [&str; 10] = [
+pub const ROUTES: [&str; 11] = [
     "token",
     "tasks",
     "captures",
     "search",
     "subscriptions",
     "audio",
+    "transcripts",
     "csrs",
     "cars",
     "xima",
@@ -211,7 +212,7 @@ impl Faults {
         let windows = self
             .throttled_until
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         windows
             .get(route)
             .is_some_and(|until| Instant::now() < *until)
@@ -222,7 +223,7 @@ impl Faults {
         let mut windows = self
             .throttled_until
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         windows.insert(route.to_string(), Instant::now() + THROTTLE_WINDOW);
     }
 
@@ -238,13 +239,19 @@ impl Faults {
 
     /// Whether any wire fault is still to come for `route`.
     pub fn pending_wire(&self, route: &str) -> bool {
-        let list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let list = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         list.iter()
             .any(|f| f.route == route && f.remaining > 0 && f.kind.is_wire(route))
     }
 
     fn take_where(&self, route: &str, pick: impl Fn(&FaultKind) -> bool) -> Option<FaultKind> {
-        let mut list = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let f = list
             .iter_mut()
             .find(|f| f.route == route && f.remaining > 0 && pick(&f.kind))?;
@@ -256,7 +263,7 @@ impl Faults {
     pub fn add(&self, more: Vec<Fault>) {
         self.pending
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(more);
     }
 }

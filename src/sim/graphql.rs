@@ -173,10 +173,10 @@ mod tests {
         let none = Map::new();
         for filter in [
             r#"{and: [{channelType: {equals: telephony}} {status: {equals: "created"}} {owner: {equals: {id: "owner-id"}}}]}"#,
-            r#"{owner: {notequals: {id: null}}}"#,
+            r"{owner: {notequals: {id: null}}}",
             r#"{lastTeam: {name: {equals: "team1"}}}"#,
-            r#"{and: [{totalDuration: {lte: 120000}} {totalDuration: {gte: 60000}}]}"#,
-            r#"{isActive: {equals: false}}"#,
+            r"{and: [{totalDuration: {lte: 120000}} {totalDuration: {gte: 60000}}]}",
+            r"{isActive: {equals: false}}",
             r#"{stringGlobalVariables: {name: {equals: "VIPCustomer"}, value: {equals: "YES"}}}"#,
         ] {
             let q = format!("{{ taskDetails(from: 1, to: 2, filter: {filter}) {{ tasks {{ id }} pageInfo {{ hasNextPage }} }} }}");
@@ -192,9 +192,9 @@ mod tests {
             r#"{ taskDetails(from: 1, to: 2, filter: {channelType: {equals: "telephony"}}) { tasks { id } } }"#,
         );
         assert!(e.contains("ChannelType"), "a quoted enum: {e}");
-        let e = refused(r#"{ taskDetails(from: 1, to: 2) { tasks { idd } } }"#);
+        let e = refused(r"{ taskDetails(from: 1, to: 2) { tasks { idd } } }");
         assert!(e.contains("idd"), "an unknown field: {e}");
-        let e = refused(r#"{ taskDetails(to: 2) { tasks { id } } }"#);
+        let e = refused(r"{ taskDetails(to: 2) { tasks { id } } }");
         assert!(e.contains("from"), "a missing argument: {e}");
         assert!(
             refused("mutation { x }").contains("mutation") || !refused("mutation { x }").is_empty()

@@ -227,7 +227,10 @@ fn quote(field: &str) -> String {
 
 /// Renders rows as CSV (CRLF, as RFC 4180 has it), with an awkward case when asked.
 fn render(header: &[&str], mut rows: Vec<Vec<String>>, quirk: Option<&FaultKind>) -> Vec<u8> {
-    let mut header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut header: Vec<String> = header
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     match quirk {
         Some(FaultKind::NewColumn) => {
             header.push("wrapUpCode".into());
@@ -375,11 +378,15 @@ pub async fn query(
             "q must be a URL-encoded JSON query",
         );
     };
-    let first = |k: &str| q.get(k).and_then(|v| v.get(0)).and_then(|v| v.as_i64());
+    let first = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.get(0))
+            .and_then(serde_json::Value::as_i64)
+    };
     let (Some(begin), Some(end), Some(limit)) = (
         first("dateBegin"),
         first("dateEnd"),
-        q.get("numberOfRecords").and_then(|v| v.as_u64()),
+        q.get("numberOfRecords").and_then(serde_json::Value::as_u64),
     ) else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -18,6 +18,7 @@ pub mod legacy;
 mod oauth;
 pub mod ratelimit;
 pub mod search;
+pub mod transcripts;
 mod webex;
 mod wire;
 pub mod xima;
@@ -187,7 +188,7 @@ impl Sim {
         let today = start.div_euclid(DAY_MS);
         Arc::new(Sim {
             people: data::people(cfg.seed),
-            first_day: today - cfg.days as i64,
+            first_day: today - i64::from(cfg.days),
             faults: faults::Faults::new(cfg.faults.clone()),
             last_page: Mutex::new(HashMap::new()),
             days: Mutex::new(HashMap::new()),
@@ -221,9 +222,8 @@ impl Sim {
     }
 
     pub(crate) fn sign(&self, msg: &str) -> String {
-        let mut mac = match HmacSha256::new_from_slice(&self.key) {
-            Ok(m) => m,
-            Err(_) => return String::new(), // HMAC takes keys of any length
+        let Ok(mut mac) = HmacSha256::new_from_slice(&self.key) else {
+            return String::new(); // HMAC takes keys of any length
         };
         mac.update(msg.as_bytes());
         hex::encode(mac.finalize().into_bytes())[..32].to_string()
@@ -233,14 +233,17 @@ impl Sim {
         *self
             .stats
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key.to_string())
             .or_default() += 1;
     }
 
     /// Requests served, by route (and by fault injected).
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The registered subscriptions (`/v2/subscriptions`).
@@ -249,13 +252,15 @@ impl Sim {
     }
 
     fn subscriptions_mut(&self) -> std::sync::MutexGuard<'_, Vec<events::SimSubscription>> {
-        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn revoke(&self, token: &str) -> bool {
         self.revoked
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(token.to_string())
     }
 
@@ -273,7 +278,10 @@ impl Sim {
         if day < self.first_day {
             return Arc::new(Vec::new());
         }
-        let mut days = self.days.lock().unwrap_or_else(|p| p.into_inner());
+        let mut days = self
+            .days
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         days.entry((seed, day))
             .or_insert_with(|| {
                 Arc::new(data::day_tasks(
@@ -343,7 +351,10 @@ impl Sim {
         let day = data::day_of_task_id(id)?;
         let tasks = self.day(day);
         let index = {
-            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            let mut ids = self
+                .ids
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             ids.entry(day)
                 .or_insert_with(|| {
                     Arc::new(
@@ -382,6 +393,22 @@ impl Sim {
                             available: r.available_ms <= now,
                             bytes,
                             sha256,
+                        }
+                    })
+                    .collect(),
+                transcripts: transcripts::of_task(self.cfg.seed, &t)
+                    .into_iter()
+                    .map(|tr| {
+                        let (bytes, sha256) = transcripts::digest(&tr, &t.id);
+                        TruthTranscript {
+                            available: tr.create_ms <= now,
+                            id: tr.id,
+                            file_name: tr.file_name,
+                            language: tr.language,
+                            parseable: tr.parseable,
+                            bytes,
+                            sha256,
+                            messages: tr.messages,
                         }
                     })
                     .collect(),
@@ -433,6 +460,9 @@ pub struct TruthTask {
     pub origin: String,
     /// Its recordings, listed or not yet.
     pub recordings: Vec<TruthRecording>,
+    /// Its transcripts, listed or not yet.
+    #[serde(default)]
+    pub transcripts: Vec<TruthTranscript>,
     /// `None` while the call is still running.
     pub ended_ms: Option<i64>,
     /// Entry point.
@@ -462,6 +492,27 @@ pub struct TruthRecording {
     pub bytes: u64,
     /// Audio SHA-256, hex.
     pub sha256: String,
+}
+
+/// A transcript as the warehouse should have it.
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct TruthTranscript {
+    /// `id` (the org's CCAI config id for voice).
+    pub id: String,
+    /// `fileName`.
+    pub file_name: String,
+    /// `languageCode`.
+    pub language: String,
+    /// Whether the captures API lists it yet.
+    pub available: bool,
+    /// Whether its body is a well-formed vCon (else its row is `unparsed`).
+    pub parseable: bool,
+    /// Object size.
+    pub bytes: u64,
+    /// Object SHA-256, hex.
+    pub sha256: String,
+    /// Its messages, in order.
+    pub messages: Vec<transcripts::SimMessage>,
 }
 
 async fn truth(
@@ -516,6 +567,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         )
         .route("/_sim/webhooks/deliver", post(events::deliver))
         .route("/_storage/{task_id}/{file}", get(webex::storage))
+        .route("/_transcripts/{task_id}/{file}", get(webex::transcript))
         .route("/aws/api/{record}", get(legacy::query))
         .route("/aws/api/{record}/{id}", get(legacy::record))
         .route("/rest/api/v2/recordings", get(xima::recordings))

@@ -85,10 +85,13 @@ pub(super) async fn authorize(
             pairs.append_pair("error_description", "cjp:config_read is required");
         } else {
             let code = format!("sac.{:016x}", rand::random::<u64>());
-            sim.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                code.clone(),
-                (get("redirect_uri").to_string(), scope_code(get("scope"))),
-            );
+            sim.codes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    code.clone(),
+                    (get("redirect_uri").to_string(), scope_code(get("scope"))),
+                );
             pairs.append_pair("code", &code);
         }
         pairs.append_pair("state", get("state"));
@@ -148,7 +151,7 @@ pub(super) async fn token(
             let issued_for = sim
                 .codes
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&field("code"));
             match issued_for {
                 Some((uri, scopes)) if uri == field("redirect_uri") => {

@@ -80,7 +80,10 @@ pub struct Span {
 impl Limiter {
     /// Every request accepted so far, or `None` before the first.
     pub fn span(&self) -> Option<Span> {
-        *self.span.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .span
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `None` when the request may go; else how long until it would be accepted.
@@ -88,7 +91,10 @@ impl Limiter {
         let wait = self.check(limit);
         if wait.is_none() {
             let now = Instant::now();
-            let mut span = self.span.lock().unwrap_or_else(|p| p.into_inner());
+            let mut span = self
+                .span
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let s = span.get_or_insert(Span {
                 accepted: 0,
                 first: now,
@@ -102,7 +108,10 @@ impl Limiter {
 
     fn check(&self, limit: RateLimit) -> Option<Duration> {
         let now = Instant::now();
-        let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut accepted = self
+            .accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while accepted
             .front()
             .is_some_and(|t| now.duration_since(*t) >= limit.window)

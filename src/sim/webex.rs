@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::audio::{wav_len, AudioChunks};
 use super::data::{self, SimTask};
 use super::faults::FaultKind;
-use super::Sim;
+use super::{transcripts, Sim};
 
 fn api_error(status: StatusCode, msg: &str) -> Response {
     let body = json!({
@@ -310,8 +310,26 @@ pub(super) async fn captures(
         .iter()
         .filter_map(Value::as_str)
         .map(|id| {
-            let recs: Vec<Value> = sim
-                .find_task(id)
+            let task = sim.find_task(id);
+            // Spec `TranscriptMulti`: capitalised `Source`/`Provider`, times as strings.
+            let transcripts: Vec<Value> = task
+                .iter()
+                .flat_map(|t| {
+                    transcripts::of_task(sim.cfg.seed, t)
+                        .into_iter()
+                        .filter(|tr| tr.create_ms <= now)
+                        .map(|tr| {
+                            let url =
+                                presigned(&sim, &transcript_path(&t.id, &tr), issued, expiration);
+                            json!({ "id": tr.id, "Source": tr.source, "Provider": "CISCO",
+                                    "fileName": tr.file_name, "filePath": url,
+                                    "startTime": tr.start_ms.to_string(),
+                                    "languageCode": tr.language,
+                                    "createTime": tr.create_ms.to_string() })
+                        })
+                })
+                .collect();
+            let recs: Vec<Value> = task
                 .map(|t| t.recordings)
                 .unwrap_or_default()
                 .into_iter()
@@ -332,7 +350,7 @@ pub(super) async fn captures(
                     rec
                 })
                 .collect();
-            json!({ "taskId": id, "recording": recs, "transcription": [] })
+            json!({ "taskId": id, "recording": recs, "transcription": transcripts })
         })
         .collect();
     Json(json!({ "meta": { "orgId": sim.cfg.org_id, "urlExpiration": expiration }, "data": data }))
@@ -346,13 +364,114 @@ pub(super) fn presigned_url(
     issued: i64,
     minutes: i64,
 ) -> String {
-    let path = format!("/_storage/{}/{}.wav", r.task_id, r.id);
+    presigned(
+        sim,
+        &format!("/_storage/{}/{}.wav", r.task_id, r.id),
+        issued,
+        minutes,
+    )
+}
+
+/// Where the simulator serves a transcript.
+fn transcript_path(task_id: &str, t: &transcripts::SimTranscript) -> String {
+    format!("/_transcripts/{task_id}/{}", t.file_name)
+}
+
+/// `path` on the simulator, pre-signed for `minutes` from `issued` (epoch ms).
+fn presigned(sim: &Sim, path: &str, issued: i64, minutes: i64) -> String {
     let expires = minutes * 60;
     let sig = sim.sign(&format!("{path}|{issued}|{expires}"));
     format!(
         "{}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={issued}&X-Amz-Expires={expires}&X-Amz-Signature={sig}",
         sim.base_url()
     )
+}
+
+/// What S3 checks of a pre-signed GET: no second auth mechanism, a signature over the path
+/// and its times, and an expiry not passed. `Some`: the refusal to answer.
+fn check_presigned(
+    sim: &Sim,
+    headers: &HeaderMap,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> Option<Response> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        sim.count("storage_auth_header");
+        return Some(s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Only one auth mechanism allowed",
+        ));
+    }
+    let (Some(issued), Some(expires), Some(sig)) = (
+        q.get("X-Amz-Date"),
+        q.get("X-Amz-Expires"),
+        q.get("X-Amz-Signature"),
+    ) else {
+        return Some(s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Query-string authentication requires a signature",
+        ));
+    };
+    if sim.sign(&format!("{path}|{issued}|{expires}")) != *sig {
+        return Some(s3_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature does not match",
+        ));
+    }
+    let (Ok(issued), Ok(expires)) = (issued.parse::<i64>(), expires.parse::<i64>()) else {
+        return Some(s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "bad X-Amz-Date or X-Amz-Expires",
+        ));
+    };
+    if sim.now_ms() > issued + expires * 1000 {
+        sim.count("expired_urls");
+        return Some(s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Request has expired",
+        ));
+    }
+    None
+}
+
+/// A transcript's JSON at its pre-signed URL.
+pub(super) async fn transcript(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((task_id, file)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    sim.count("transcripts");
+    let path = format!("/_transcripts/{task_id}/{file}");
+    if let Some(refused) = check_presigned(&sim, &headers, &path, &q) {
+        return refused;
+    }
+    if let Some(r) = fault(&sim, "transcripts").await {
+        return r;
+    }
+    let now = sim.now_ms();
+    let found = sim.find_task(&task_id).and_then(|t| {
+        transcripts::of_task(sim.cfg.seed, &t)
+            .into_iter()
+            .find(|tr| tr.file_name == file && tr.create_ms <= now)
+    });
+    let Some(tr) = found else {
+        return s3_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(transcripts::body(&tr, &task_id)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn s3_error(status: StatusCode, code: &str, msg: &str) -> Response {
@@ -370,43 +489,9 @@ pub(super) async fn storage(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     sim.count("audio");
-    if headers.contains_key(header::AUTHORIZATION) {
-        sim.count("storage_auth_header");
-        return s3_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            "Only one auth mechanism allowed",
-        );
-    }
-    let (Some(issued), Some(expires), Some(sig)) = (
-        q.get("X-Amz-Date"),
-        q.get("X-Amz-Expires"),
-        q.get("X-Amz-Signature"),
-    ) else {
-        return s3_error(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            "Query-string authentication requires a signature",
-        );
-    };
     let path = format!("/_storage/{task_id}/{file}");
-    if sim.sign(&format!("{path}|{issued}|{expires}")) != *sig {
-        return s3_error(
-            StatusCode::FORBIDDEN,
-            "SignatureDoesNotMatch",
-            "The request signature does not match",
-        );
-    }
-    let (Ok(issued), Ok(expires)) = (issued.parse::<i64>(), expires.parse::<i64>()) else {
-        return s3_error(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            "bad X-Amz-Date or X-Amz-Expires",
-        );
-    };
-    if sim.now_ms() > issued + expires * 1000 {
-        sim.count("expired_urls");
-        return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    if let Some(refused) = check_presigned(&sim, &headers, &path, &q) {
+        return refused;
     }
     if let Some(r) = fault(&sim, "audio").await {
         return r;

@@ -26,6 +26,7 @@ fn route_of(path: &str) -> Option<&'static str> {
         "/search" => "search",
         p if p.starts_with("/v2/subscriptions") || p == "/v2/event-types" => "subscriptions",
         p if p.starts_with("/_storage/") => "audio",
+        p if p.starts_with("/_transcripts/") => "transcripts",
         p if p.starts_with("/aws/api/csrs") => "csrs",
         p if p.starts_with("/aws/api/cars") => "cars",
         p if p.starts_with("/rest/api/v2/recordings/") && p.ends_with("/audio") => "xima_audio",
@@ -64,7 +65,7 @@ pub(super) async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next
     let last = sim
         .last_page
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(route)
         .cloned();
     let kind = sim.faults.take_wire(route, |k| match k {
@@ -78,7 +79,7 @@ pub(super) async fn inject(State(sim): State<Arc<Sim>>, req: Request, next: Next
         if items {
             sim.last_page
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(route, bytes.clone());
         }
         return Response::from_parts(parts, Body::from(bytes));

@@ -155,14 +155,22 @@ impl Sim {
     fn xima_admit(&self, tenant: &str) -> bool {
         let window = burst_window(Duration::from_millis(self.cfg.xima_min_interval_ms));
         let now = Instant::now();
-        let mut all = self.xima.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self
+            .xima
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let q = all.entry(tenant.to_string()).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
             q.pop_front();
         }
         // Refused requests count too: hammering a limited API keeps it limited.
         q.push_back(now);
-        let mut spans = self.xima.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spans = self
+            .xima
+            .spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let span = spans.entry(tenant.to_string()).or_insert((now, now, 0));
         span.1 = now;
         span.2 += 1;
@@ -176,7 +184,11 @@ impl Sim {
 
     /// Requests `tenant` made and the time from its first to its last.
     pub fn xima_request_span(&self, tenant: &str) -> Option<(u64, Duration)> {
-        let spans = self.xima.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let spans = self
+            .xima
+            .spans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         spans
             .get(tenant)
             .map(|(first, last, n)| (*n, *last - *first))
@@ -185,10 +197,14 @@ impl Sim {
     /// Bytes served to `tenant` in the last five (simulated) days.
     pub fn xima_egress(&self, tenant: &str) -> u64 {
         let since = self.now_ms() - ROLLING_MS;
-        let all = self.xima.egress.lock().unwrap_or_else(|p| p.into_inner());
-        all.get(tenant)
-            .map(|v| v.iter().filter(|(at, _)| *at > since).map(|(_, b)| b).sum())
-            .unwrap_or(0)
+        let all = self
+            .xima
+            .egress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.get(tenant).map_or(0, |v| {
+            v.iter().filter(|(at, _)| *at > since).map(|(_, b)| b).sum()
+        })
     }
 
     /// Records a download unless it would pass the cap.
@@ -197,7 +213,11 @@ impl Sim {
         if used.saturating_add(bytes) > self.xima.cap.load(Ordering::SeqCst) {
             return false;
         }
-        let mut all = self.xima.egress.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self
+            .xima
+            .egress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.entry(tenant.to_string())
             .or_default()
             .push((self.now_ms(), bytes));

@@ -96,6 +96,26 @@ pub fn manifest_dir(source: &str, stream: &str) -> String {
     )
 }
 
+/// `transcripts/{source}/{YYYY}/{MM}/{DD}/{call}/{transcript}/{file}`, dated by the call's
+/// time. The file name is part of the key: a voice transcript's id is the org's CCAI config
+/// id, the same for every transcript of the org, and one task may have several.
+pub fn transcript_key(
+    source: &str,
+    call_time: DateTime<Utc>,
+    call_id: &str,
+    transcript_id: &str,
+    file_name: &str,
+) -> String {
+    format!(
+        "transcripts/{}/{}/{}/{}/{}",
+        safe_segment(source),
+        call_time.format("%Y/%m/%d"),
+        safe_segment(call_id),
+        safe_segment(transcript_id),
+        safe_segment(file_name)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::audio::{AudioState, AudioStatus};
-use super::keys;
 use super::store::Warehouse;
 use crate::state::{State, StateError, StoredLedger};
 
@@ -48,28 +47,26 @@ pub struct Settle<'a> {
 impl Settle<'_> {
     /// The audio of a window's `n` recordings, one state per recording in order.
     ///
-    /// `ids(i)` is recording `i`'s id and its call's id (the ledger's key and row);
-    /// `placed(i)` the call's time and the audio's file extension, which with the ids place
-    /// its object ([`keys::audio_key`]); `copy(i, target)` copies it there, called only for
-    /// a recording the ledger does not hold at that place.
-    pub async fn run<'r, E, I, P, C, F>(
+    /// `ids(i)` is object `i`'s ledger id and its call's id (the ledger's key and row);
+    /// `key(i)` its object's key in the warehouse ([`super::keys::audio_key`],
+    /// [`super::keys::transcript_key`]); `copy(i, target)` copies it there, called only for an
+    /// object the ledger does not hold at that place.
+    pub async fn run<'r, E, I, K, C, F>(
         &self,
         n: usize,
         ids: I,
-        placed: P,
+        key: K,
         copy: C,
     ) -> Result<Vec<AudioState>, E>
     where
         E: From<StateError>,
         I: Fn(usize) -> (&'r str, &'r str),
-        P: Fn(usize) -> (DateTime<Utc>, &'r str),
+        K: Fn(usize) -> String,
         C: Fn(usize, Target) -> F,
         F: Future<Output = Result<AudioState, E>>,
     {
         let target = |i: usize| {
-            let ((id, call), (at, ext)) = (ids(i), placed(i));
-            let key = keys::audio_key(self.source, at, call, id, ext);
-            let path = self.wh.path(&[&key]);
+            let path = self.wh.path(&[&key(i)]);
             let uri = self.wh.uri(&path);
             Target { path, uri }
         };

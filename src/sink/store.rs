@@ -97,7 +97,7 @@ impl Warehouse {
         if parsed.scheme() == "file" {
             let dir = parsed
                 .to_file_path()
-                .map_err(|_| open_err("not a local path".into()))?;
+                .map_err(|()| open_err("not a local path".into()))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| open_err(format!("cannot create directory: {e}")))?;
             let store =
@@ -235,6 +235,11 @@ impl Warehouse {
             .unwrap_or(path.as_ref())
             .trim_start_matches('/');
         format!("{}/{}", self.url, rel)
+    }
+
+    /// The warehouse-relative key of a URI [`Self::uri`] gave; `None` for one elsewhere.
+    pub fn key_of_uri<'u>(&self, uri: &'u str) -> Option<&'u str> {
+        uri.strip_prefix(self.url.as_str())?.strip_prefix('/')
     }
 
     /// Its URL, without a trailing slash.

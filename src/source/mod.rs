@@ -38,6 +38,9 @@ pub struct SourceKind {
     /// The table listing its recordings, when it copies audio: `state rebuild` reads the
     /// audio ledger back from it.
     pub recordings: Option<RecordingsTable>,
+    /// Other tables whose rows own objects in the ledger (Webex's transcripts): `state
+    /// rebuild` reads those back too.
+    pub objects: &'static [ObjectsTable],
     /// The keys its `[[source]]` table takes.
     pub(crate) keys: fn() -> &'static [&'static str],
     /// Its `[[source]]` table, read and checked.
@@ -59,6 +62,22 @@ pub struct RecordingsTable {
     pub id: &'static str,
     /// The column of the call (task) it belongs to.
     pub call: &'static str,
+}
+
+/// A table whose rows own objects copied like audio, beside the recordings: where `state
+/// rebuild` finds them. Each field is a SQL expression over the table's columns.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectsTable {
+    /// The table.
+    pub table: &'static TableDef,
+    /// Each row's id in the ledger.
+    pub ledger_id: &'static str,
+    /// The call (task) it belongs to.
+    pub call: &'static str,
+    /// The object's URI, size and SHA-256.
+    pub object: [&'static str; 3],
+    /// True when the object is stored.
+    pub stored: &'static str,
 }
 
 /// A configured source at run time: what the pipeline, `ccetl check` and `ccetl auth

@@ -61,7 +61,7 @@ fn heartbeat(path: PathBuf, mut me: Holder, stop: mpsc::Receiver<()>, every: Dur
         me.beat = Some(Utc::now());
         let text = serde_json::to_string(&me).unwrap_or_default();
         if std::fs::write(&side, text)
-            .and_then(|_| std::fs::rename(&side, &path))
+            .and_then(|()| std::fs::rename(&side, &path))
             .is_err()
         {
             tracing::warn!(lock = %path.display(), "Could not refresh the run lock's heartbeat.");

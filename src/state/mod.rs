@@ -64,7 +64,7 @@ pub enum StateError {
     ShutDown(#[from] crate::blocking::ShutDown),
 }
 
-const SCHEMA: &str = r#"
+const SCHEMA: &str = r"
 CREATE TABLE IF NOT EXISTS watermarks (
     source VARCHAR NOT NULL, stream VARCHAR NOT NULL,
     high_water_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     source VARCHAR PRIMARY KEY, config_fingerprint VARCHAR NOT NULL,
     refresh_token VARCHAR NOT NULL, access_token VARCHAR,
     access_expires_at_ms BIGINT, refresh_expires_at_ms BIGINT, updated_at_ms BIGINT NOT NULL);
-"#;
+";
 
 /// A committed window, as the pipeline records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +208,10 @@ impl State {
         f: impl FnOnce(&mut Connection) -> duckdb::Result<T>,
     ) -> Result<T, StateError> {
         let run = || {
-            let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = self
+                .conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&mut guard)
         };
         // DuckDB calls block, and sources share the state: on a multi-threaded runtime the
@@ -371,7 +374,7 @@ impl State {
                 params![
                     id,
                     pipeline,
-                    std::process::id() as i64,
+                    i64::from(std::process::id()),
                     host,
                     ms(Utc::now())
                 ],
@@ -535,8 +538,7 @@ fn restrict_permissions(_path: &Path) {}
 
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
 fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {

@@ -45,7 +45,9 @@ fn tools_dir() -> PathBuf {
 static INSTALL: Mutex<()> = Mutex::new(());
 
 fn azurite_bin() -> PathBuf {
-    let _once = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    let _once = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tools_dir();
     let bin = dir.join("node_modules/.bin/azurite-blob");
     if !bin.exists() {

@@ -152,7 +152,10 @@ impl Env {
     pub async fn run_sources(&self, sources: &[&str]) -> (RunReport, Result<(), RunError>) {
         let opts = RunOptions {
             now: Some(self.now()),
-            sources: sources.iter().map(|s| s.to_string()).collect(),
+            sources: sources
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             ..RunOptions::default()
         };
         pipeline::run(&self.config(), &opts).await
@@ -323,7 +326,7 @@ fn walk(
             walk(root, &p, out, value);
         } else {
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-            out.insert(rel, e.metadata().map(|m| value(&m)).unwrap_or(0));
+            out.insert(rel, e.metadata().map_or(0, |m| value(&m)));
         }
     }
 }
@@ -419,6 +422,101 @@ pub fn assert_matches(env: &Env, truth: &Truth) {
         got_segments, want_segments,
         "task_segments joins each segment to its task"
     );
+    assert_transcripts_match(env, truth);
+}
+
+/// A transcript as compared: its object's hash and size, whether it parsed, and its
+/// messages (role, name, party id, start, text) in order.
+type TranscriptSeen = (
+    String,
+    i64,
+    bool,
+    Vec<(String, String, String, i64, String)>,
+);
+
+/// Asserts that the warehouse's transcripts and their messages equal `truth`'s: every
+/// available transcript stored once, byte for byte, its messages in order with their
+/// parties and text; a broken one kept with its object, `unparsed`, without messages.
+pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
+    let mut want = BTreeMap::new();
+    for t in &truth.tasks {
+        for tr in t.transcripts.iter().filter(|tr| tr.available) {
+            let messages = match tr.parseable {
+                true => tr
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.role.clone(),
+                            m.name.clone(),
+                            m.party_id.clone(),
+                            m.start_ms,
+                            m.text.clone(),
+                        )
+                    })
+                    .collect(),
+                false => Vec::new(),
+            };
+            let key = (t.id.clone(), tr.id.clone(), tr.file_name.clone());
+            want.insert(
+                key,
+                (tr.sha256.clone(), tr.bytes as i64, tr.parseable, messages),
+            );
+        }
+    }
+    let mut got: BTreeMap<(String, String, String), TranscriptSeen> = BTreeMap::new();
+    let rows = env.sql(
+        "SELECT task_id, transcript_id, file_name, object_uri, object_sha256, object_bytes, status, messages FROM webex_transcripts",
+    );
+    for b in &rows {
+        let s = |c: usize| b.column(c).as_string::<i32>().clone();
+        let (task, id, file, uri, sha, status) = (s(0), s(1), s(2), s(3), s(4), s(6));
+        let bytes = b.column(5).as_primitive::<arrow::datatypes::Int64Type>();
+        let count = b.column(7).as_primitive::<arrow::datatypes::Int32Type>();
+        for i in 0..b.num_rows() {
+            let parsed = match status.value(i) {
+                "stored" => true,
+                "unparsed" => false,
+                other => panic!("transcript of {} is {other}", task.value(i)),
+            };
+            assert_eq!(count.is_valid(i), parsed, "a message count when parsed");
+            let data = env.read_uri(uri.value(i));
+            use sha2::Digest;
+            assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));
+            let key = (
+                task.value(i).to_string(),
+                id.value(i).to_string(),
+                file.value(i).to_string(),
+            );
+            let seen = (sha.value(i).to_string(), bytes.value(i), parsed, Vec::new());
+            assert!(
+                got.insert(key.clone(), seen).is_none(),
+                "duplicate transcript {key:?}"
+            );
+        }
+    }
+    let rows = env.sql(
+        "SELECT task_id, transcript_id, file_name, party_role, party_name, party_id, epoch_ms(start_time), text FROM webex_transcript_messages ORDER BY task_id, transcript_id, file_name, seq",
+    );
+    for b in &rows {
+        let s = |c: usize| b.column(c).as_string::<i32>().clone();
+        let (task, id, file, role, name, party, text) = (s(0), s(1), s(2), s(3), s(4), s(5), s(7));
+        let at = b.column(6).as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            let key = (
+                task.value(i).to_string(),
+                id.value(i).to_string(),
+                file.value(i).to_string(),
+            );
+            let t = got
+                .get_mut(&key)
+                .unwrap_or_else(|| panic!("messages of an unknown transcript {key:?}"));
+            let v = |a: &arrow::array::StringArray| a.value(i).to_string();
+            t.3.push((v(&role), v(&name), v(&party), at.value(i), v(&text)));
+        }
+    }
+    assert!(!want.is_empty(), "the truth has transcripts");
+    assert_eq!(got, want, "transcripts and their messages equal the truth");
 }
 
 /// A Xima tenant of the simulator (`{BASE}`), paced at the simulator's scaled 30 ms.
@@ -454,6 +552,7 @@ pub fn assert_no_stray_objects(keys: &[String]) {
     for k in keys {
         let ok = (k.ends_with(".parquet") && !k.starts_with("audio/"))
             || (k.starts_with("audio/") && (k.ends_with(".wav") || k.ends_with(".opus")))
+            || (k.starts_with("transcripts/") && k.ends_with(".json"))
             || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"));
         assert!(ok, "stray object {k}");
     }
@@ -513,8 +612,8 @@ pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
         let cols: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| f.name().to_string())
-            .filter(|n| n != "audio_uri")
+            .map(|f| f.name().clone())
+            .filter(|n| n != "audio_uri" && n != "object_uri")
             .map(|n| format!("\"{n}\""))
             .chain(["source".into(), "date".into()])
             .collect();
@@ -532,7 +631,10 @@ pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
 pub fn tables_dropped_and_audio_off(env: &Env, line: &str) {
     for entry in std::fs::read_dir(env.warehouse_dir()).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|n| n != "audio") {
+        if path
+            .file_name()
+            .is_some_and(|n| n != "audio" && n != "transcripts")
+        {
             std::fs::remove_dir_all(&path).unwrap();
         }
     }

@@ -27,7 +27,9 @@ impl Drop for S3 {
 /// machine as the README says (`.ci/run` does the same before starting its server).
 fn ensure_moto() {
     static ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut done = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut done = ONCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if *done {
         return;
     }

@@ -29,6 +29,7 @@ pub(crate) static KIND: SourceKind = SourceKind {
     stream: "ticks",
     tables: &[&TICKS],
     recordings: None,
+    objects: &[],
     keys: struct_keys::<RawExample>,
     parse: |t, f| parse_as(t, f, RawExample::validate),
     hints: &[],

@@ -160,7 +160,7 @@ impl LegacyClient {
     ) -> Result<Option<RecordBatch>, LegacyError> {
         let mut url = self.url(kind.path());
         url.path_segments_mut()
-            .map_err(|_| LegacyError::Decode {
+            .map_err(|()| LegacyError::Decode {
                 endpoint: kind.path().into(),
                 message: "base_url cannot take a path".into(),
             })?

@@ -41,6 +41,7 @@ pub static KIND: SourceKind = SourceKind {
         &chains::ACTIVITY_CHAINS,
     ],
     recordings: None,
+    objects: &[],
     keys: struct_keys::<config::RawLegacy>,
     parse: |t, f| parse_as(t, f, config::RawLegacy::validate),
     hints: &[],

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::captures;
 use super::model::{CapturePage, Task, TaskPage};
+use super::transcripts;
 use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
 use crate::config::WebexConfig;
@@ -24,6 +25,15 @@ use crate::window;
 
 /// The most task ids one captures query may carry (the API answers 400 above it).
 pub const MAX_TASK_IDS: usize = 10;
+
+/// One captures answer: its recordings as columns and the transcripts it lists.
+#[derive(Debug)]
+pub struct Answer {
+    /// The recordings, one row each ([`captures::page_schema`]).
+    pub recordings: RecordBatch,
+    /// The transcripts listed, in answer order.
+    pub transcripts: Vec<transcripts::Listed>,
+}
 /// The largest `pageSize` `/v1/tasks` accepts.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
@@ -128,14 +138,17 @@ impl WebexClient {
         if let Some(o) = self
             .org_id
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
         {
             return Ok(Some(o));
         }
         let token = self.tokens.access_token().await?;
         let org = crate::auth::oauth::org_from_token(&token);
-        *self.org_id.lock().unwrap_or_else(|p| p.into_inner()) = org.clone();
+        *self
+            .org_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = org.clone();
         Ok(org)
     }
 
@@ -151,7 +164,9 @@ impl WebexClient {
                 .http
                 .send(endpoint, || async {
                     let token = self.tokens.access_token().await?;
-                    *used.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                    *used
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(token.clone());
                     Ok::<_, WebexError>(build(&token).bearer_auth(token.expose()))
                 })
                 .await;
@@ -159,7 +174,10 @@ impl WebexClient {
                 Err(WebexError::Http(HttpError::Status { status, .. }))
                     if status == StatusCode::UNAUTHORIZED =>
                 {
-                    let token = used.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    let token = used
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
                     if let Some(t) = token {
                         self.tokens.invalidate(&t).await;
                     }
@@ -279,27 +297,28 @@ impl WebexClient {
         .await
     }
 
-    /// Captures for at most ten tasks, as columns ([`captures::page_batch`]); unknown task
-    /// ids come back with no recordings. Pre-signed URLs are kept when audio is on.
-    ///
-    /// `includeSegments` chooses one kind (spec: true returns the individual segments, false
-    /// the stitched recording), so with `segments` on the same ids are asked twice and the
-    /// answers joined: the stitched call always, its segments when wanted.
-    pub async fn query_captures(&self, task_ids: &[String]) -> Result<RecordBatch, WebexError> {
+    /// Captures for at most ten tasks: recordings as columns ([`captures::page_batch`]) and
+    /// the transcripts listed; unknown task ids answer nothing. With segments on, a second
+    /// query asks for the segments, joined in.
+    pub async fn query_captures(&self, task_ids: &[String]) -> Result<Answer, WebexError> {
         let stitched = self.query_captures_of(task_ids, false).await?;
         if !self.cfg.segments {
             return Ok(stitched);
         }
         let segments = self.query_captures_of(task_ids, true).await?;
-        Ok(captures::join_kinds(&stitched, &segments)?)
+        Ok(Answer {
+            recordings: captures::join_kinds(&stitched.recordings, &segments.recordings)?,
+            transcripts: stitched.transcripts,
+        })
     }
 
-    /// One captures query: the stitched recordings, or (`segments`) the segments.
+    /// One captures query: the stitched recordings, or (`segments`) the segments. The
+    /// transcripts are taken from the stitched query only (both list them).
     pub async fn query_captures_of(
         &self,
         task_ids: &[String],
         segments: bool,
-    ) -> Result<RecordBatch, WebexError> {
+    ) -> Result<Answer, WebexError> {
         debug_assert!(task_ids.len() <= MAX_TASK_IDS);
         let org = self.org_id().await?;
         let url = self.url("/v1/captures/query");
@@ -310,13 +329,20 @@ impl WebexClient {
             "urlExpiration": self.cfg.url_expiration_minutes,
             "includeSegments": segments,
         }});
-        let urls = self.cfg.audio;
+        let (urls, transcript_urls) = (self.cfg.audio, self.cfg.transcripts);
         self.page(
             endpoint,
             || self.http.reqwest().post(url.clone()).json(&body),
             |body| {
-                let page: CapturePage<'_> = decode(endpoint, body)?;
-                Ok(captures::page_batch(page, urls))
+                let mut page: CapturePage<'_> = decode(endpoint, body)?;
+                let transcripts = match segments {
+                    false => transcripts::listed(&mut page.data, transcript_urls),
+                    true => Vec::new(),
+                };
+                Ok(Answer {
+                    recordings: captures::page_batch(page, urls),
+                    transcripts,
+                })
             },
         )
         .await

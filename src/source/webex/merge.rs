@@ -51,9 +51,24 @@ impl Previous {
     }
 
     /// Tasks whose captures the window's `webex_captures` rows hold with every recording
-    /// `stored` (or audio `disabled`): reading their captures again would change nothing.
-    pub(crate) fn settled_tasks(&self) -> Result<HashSet<String>, WebexError> {
+    /// `stored` (or audio `disabled`), and every transcript settled too: reading their
+    /// captures again would change nothing. With `transcripts` on, a task needs a
+    /// transcript to be settled: transcripts are made after the call, often after its
+    /// audio, and only asking again finds a late one.
+    pub(crate) fn settled_tasks(&self, transcripts: bool) -> Result<HashSet<String>, WebexError> {
         let (mut settled, mut open) = (HashSet::new(), HashSet::new());
+        let mut transcribed = HashSet::new();
+        for (batch, _) in self.of(super::transcripts::TRANSCRIPTS.name) {
+            let tasks = strings(batch, KEY)?;
+            let status = strings(batch, "status")?;
+            for i in 0..batch.num_rows() {
+                if super::transcripts::is_settled(status.value(i)) {
+                    transcribed.insert(tasks.value(i).to_string());
+                } else {
+                    open.insert(tasks.value(i).to_string());
+                }
+            }
+        }
         for (batch, _) in self.of(tables::CAPTURES.name) {
             let tasks = strings(batch, KEY)?;
             let status = strings(batch, "audio_status")?;
@@ -65,6 +80,9 @@ impl Previous {
                     open.insert(task);
                 }
             }
+        }
+        if transcripts {
+            settled.retain(|t| transcribed.contains(t));
         }
         Ok(settled.difference(&open).cloned().collect())
     }
@@ -116,6 +134,7 @@ async fn previous_rows(
             .get(&f.key)
             .await?
             .ok_or_else(|| corrupt(&f.key, "the manifest lists it but it is gone"))?;
+        #[allow(clippy::redundant_closure_for_method_calls)] // `build` is ambiguous by path
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.build())
             .map_err(|e| corrupt(&f.key, &e.to_string()))?;

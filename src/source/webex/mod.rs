@@ -16,6 +16,8 @@ pub mod search;
 pub mod segments;
 pub mod subscriptions;
 pub mod tables;
+pub mod transcripts;
+pub mod vcon;
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,12 +28,14 @@ use captures::PageJoiner;
 pub use captures::WindowCaptures;
 pub use client::WebexClient;
 use model::Task;
+pub use transcripts::WindowTranscripts;
 
 use crate::auth::AuthError;
 use crate::config::fields::struct_keys;
 use crate::config::{parse_as, Discovery};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
+use crate::sink::keys;
 use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
@@ -45,12 +49,22 @@ pub static KIND: SourceKind = SourceKind {
         &tables::CAPTURES,
         &tables::SEGMENTS,
         &segments::TASK_SEGMENTS,
+        &transcripts::TRANSCRIPTS,
+        &transcripts::MESSAGES,
     ],
     recordings: Some(RecordingsTable {
         table: &tables::CAPTURES,
         id: "capture_id",
         call: "task_id",
     }),
+    objects: &[crate::source::ObjectsTable {
+        table: &transcripts::TRANSCRIPTS,
+        // `transcripts::Listed::ledger_id`.
+        ledger_id: "'transcript/' || task_id || '/' || transcript_id || '/' || file_name",
+        call: "task_id",
+        object: ["object_uri", "object_bytes", "object_sha256"],
+        stored: "status IN ('stored', 'unparsed')",
+    }],
     keys: struct_keys::<config::RawWebex>,
     parse: |t, f| parse_as(t, f, config::RawWebex::validate),
     hints: &[],
@@ -116,6 +130,8 @@ pub struct Extracted {
     pub tasks: Vec<Task>,
     /// Their recordings, one row each.
     pub captures: WindowCaptures,
+    /// Their transcripts.
+    pub transcripts: WindowTranscripts,
     /// The org the API answered for (`meta.orgId`).
     pub org_id: Option<String>,
 }
@@ -152,7 +168,7 @@ pub async fn with_captures(
     // every lifetime, and runs are spawned on the runtime.
     let chunks: Vec<Vec<String>> = ids
         .chunks(client::MAX_TASK_IDS)
-        .map(|c| c.iter().map(|id| id.to_string()).collect())
+        .map(|c| c.iter().map(std::string::ToString::to_string).collect())
         .collect();
     let mut pages =
         futures::stream::iter(chunks.into_iter().enumerate())
@@ -161,18 +177,22 @@ pub async fn with_captures(
             })
             .buffer_unordered(client.config().concurrency);
     let mut joined = PageJoiner::default();
+    let mut listed = Vec::new();
     while let Some((i, page)) = pages.try_next().await? {
-        joined.add(i, page)?;
+        joined.add(i, page.recordings)?;
+        listed.extend(page.transcripts);
     }
     let created: HashMap<&str, i64, ahash::RandomState> = tasks
         .iter()
         .map(|t| (t.id.as_str(), t.attributes.created_time))
         .collect();
     let captures = joined.finish(&created)?;
+    let transcripts = WindowTranscripts::new(listed, &created);
     drop(created);
     Ok(Extracted {
         tasks,
         captures,
+        transcripts,
         org_id,
     })
 }
@@ -226,13 +246,81 @@ pub async fn fetch_audio(
             |i| {
                 let job = Job::of(window, i);
                 let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms);
-                (at.unwrap_or_default(), extension(job.file_name))
+                let ext = extension(job.file_name);
+                keys::audio_key(
+                    settle.source,
+                    at.unwrap_or_default(),
+                    job.task_id,
+                    job.recording_id,
+                    ext,
+                )
             },
             |i, to| copy_one(client, wh, Job::of(window, i), to),
         )
         .await;
     captures.forget_urls();
     audio
+}
+
+/// Copies every transcript (unless the ledger already holds it), one state per row of
+/// `transcripts`; their URLs are forgotten. With transcripts off, each is `disabled` (or
+/// where an earlier run stored it).
+pub async fn fetch_transcripts(
+    client: &WebexClient,
+    settle: &Settle<'_>,
+    transcripts: &mut WindowTranscripts,
+) -> Result<Vec<AudioState>, WebexError> {
+    let wh = settle.wh;
+    let w: &WindowTranscripts = transcripts;
+    let ledger_ids: Vec<String> = w.rows.iter().map(transcripts::Listed::ledger_id).collect();
+    let states = settle
+        .run(
+            w.rows.len(),
+            |i| (ledger_ids[i].as_str(), w.rows[i].task_id.as_str()),
+            |i| {
+                let t = &w.rows[i];
+                let at = chrono::DateTime::from_timestamp_millis(w.created_ms[i]);
+                keys::transcript_key(
+                    settle.source,
+                    at.unwrap_or_default(),
+                    &t.task_id,
+                    &t.id,
+                    &t.file_name,
+                )
+            },
+            |i, to| copy_transcript(client, wh, &w.rows[i], to),
+        )
+        .await;
+    transcripts.forget_urls();
+    states
+}
+
+/// Reads back each stored transcript from the warehouse and splits it into messages; one
+/// answer per row. A transcript that does not parse keeps its object and row (`unparsed`).
+pub async fn read_transcripts(
+    wh: &Warehouse,
+    transcripts: &WindowTranscripts,
+    states: &[AudioState],
+) -> Result<Vec<transcripts::Parsed>, WebexError> {
+    let mut out = Vec::with_capacity(states.len());
+    for (t, s) in transcripts.rows.iter().zip(states) {
+        let Some(uri) = s.uri.as_deref().filter(|_| s.status == AudioStatus::Stored) else {
+            out.push(transcripts::Parsed::NotRead);
+            continue;
+        };
+        let body = match wh.key_of_uri(uri) {
+            Some(key) => wh.get(key).await?,
+            None => None,
+        };
+        let parsed = match body {
+            Some(body) => transcripts::Parsed::of(t, &body),
+            None => transcripts::Parsed::Unparsed(format!(
+                "{uri}: the ledger says stored, but this warehouse has no such object"
+            )),
+        };
+        out.push(parsed);
+    }
+    Ok(out)
 }
 
 /// Copies a recording's audio from its pre-signed URL, renewing an expired one.
@@ -251,6 +339,69 @@ async fn copy_one(
             "no filePath yet: the captures API lists the recording still processing".into(),
         ));
     };
+    let renew = || async {
+        tracing::info!(
+            source,
+            task_id,
+            recording,
+            "Pre-signed URL expired; asking for a fresh one."
+        );
+        let fresh = client
+            .query_captures_of(&[task_id.to_string()], job.segment)
+            .await?
+            .recordings;
+        let (ids, urls) = (
+            fresh.column(captures::col().id).as_string::<i32>(),
+            fresh.column(captures::col().url).as_string::<i32>(),
+        );
+        Ok((0..fresh.num_rows())
+            .find(|&i| ids.value(i) == recording && urls.is_valid(i))
+            .map(|i| urls.value(i).to_string()))
+    };
+    copy_renewing(client, wh, first_url, to, renew).await
+}
+
+/// Copies a transcript from its pre-signed URL, renewing an expired one.
+async fn copy_transcript(
+    client: &WebexClient,
+    wh: &Warehouse,
+    t: &transcripts::Listed,
+    to: Target,
+) -> Result<AudioState, WebexError> {
+    let Some(first_url) = t.url.as_deref() else {
+        return Ok(pending(
+            "no filePath: the captures API lists the transcript without one".into(),
+        ));
+    };
+    let renew = || async {
+        tracing::info!(
+            source = client.config().name.as_str(),
+            task_id = t.task_id,
+            transcript = t.id,
+            "Pre-signed transcript URL expired; asking for a fresh one."
+        );
+        let fresh = client
+            .query_captures_of(std::slice::from_ref(&t.task_id), false)
+            .await?
+            .transcripts;
+        Ok(fresh.into_iter().find(|f| f.same(t)).and_then(|f| f.url))
+    };
+    copy_renewing(client, wh, first_url, to, renew).await
+}
+
+/// Copies an object from a pre-signed URL to `to`; when the URL has expired, `renew` asks
+/// the captures API for a fresh one (`None`: no longer listed), a bounded number of times.
+async fn copy_renewing<R, F>(
+    client: &WebexClient,
+    wh: &Warehouse,
+    first_url: &str,
+    to: Target,
+    renew: R,
+) -> Result<AudioState, WebexError>
+where
+    R: Fn() -> F,
+    F: std::future::Future<Output = Result<Option<String>, WebexError>>,
+{
     let mut url = parse_file_path(first_url)?;
     let mut renewals = 0;
     loop {
@@ -258,29 +409,9 @@ async fn copy_one(
             Ok(stored) => return Ok(AudioState::stored(to.uri, stored)),
             Err(AudioError::Expired { .. }) if renewals < MAX_URL_RENEWALS => {
                 renewals += 1;
-                tracing::info!(
-                    source,
-                    task_id,
-                    recording,
-                    "Pre-signed URL expired; asking for a fresh one."
-                );
-                let fresh = client
-                    .query_captures_of(&[task_id.to_string()], job.segment)
-                    .await?;
-                let (ids, urls) = (
-                    fresh.column(captures::col().id).as_string::<i32>(),
-                    fresh.column(captures::col().url).as_string::<i32>(),
-                );
-                let found = (0..fresh.num_rows())
-                    .find(|&i| ids.value(i) == recording && urls.is_valid(i))
-                    .map(|i| urls.value(i));
-                match found {
-                    Some(p) => url = parse_file_path(p)?,
-                    None => {
-                        return Ok(missing(
-                            "recording no longer listed by the captures API".into(),
-                        ))
-                    }
+                match renew().await? {
+                    Some(p) => url = parse_file_path(&p)?,
+                    None => return Ok(missing("no longer listed by the captures API".into())),
                 }
             }
             Err(AudioError::NotFound { endpoint }) => {

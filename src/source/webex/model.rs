@@ -115,6 +115,42 @@ pub struct TaskCaptures<'a> {
     /// Its recordings (stitched call and segments).
     #[serde(default, borrow)]
     pub recording: Vec<Recording<'a>>,
+    /// Its transcripts (spec: required, may be empty).
+    #[serde(default, borrow)]
+    pub transcription: Vec<Transcript<'a>>,
+}
+
+/// A transcript in a captures answer: the spec's `TranscriptMulti`. Its keys `Source` and
+/// `Provider` are capitalised in the spec and lower-case in Cisco's Java sample; both are
+/// read. Times are epoch-ms strings in the spec, numbers elsewhere; both are read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transcript<'a> {
+    /// Voice: the CCAI config id (shared by every task of the org); digital: the
+    /// conversation id. Not unique alone: rows are keyed by task, id and file name.
+    #[serde(default, borrow)]
+    pub id: Option<Str<'a>>,
+    /// What produced it: `realtime-voice`, `recording`, `chat`, `email`, …
+    #[serde(default, borrow, rename = "Source", alias = "source")]
+    pub source: Option<Str<'a>>,
+    /// Who generated it (`CISCO`, …).
+    #[serde(default, borrow, rename = "Provider", alias = "provider")]
+    pub provider: Option<Str<'a>>,
+    /// `realtimeVoiceTranscript.json`, `voiceTranscript.json`, `chatTranscript.json`, …
+    #[serde(default, borrow)]
+    pub file_name: Option<Str<'a>>,
+    /// The pre-signed URL of the transcript JSON.
+    #[serde(default, borrow)]
+    pub file_path: Option<Str<'a>>,
+    /// When the transcribed capture began (epoch ms).
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub start_time: Option<i64>,
+    /// When the transcript was made (epoch ms).
+    #[serde(default, deserialize_with = "opt_epoch_ms")]
+    pub create_time: Option<i64>,
+    /// Its language (`en-US`, …).
+    #[serde(default, borrow)]
+    pub language_code: Option<Str<'a>>,
 }
 
 /// A recording. The spec requires none of its attributes: a capture still processing has no

@@ -1,13 +1,16 @@
 //! The Webex v1 source at run time: tasks → captures → audio → four tables per window, and
 //! its `ccetl check` and `auth status`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::merge::{self, Previous};
 use super::model::Task;
-use super::{captures, segments, tables, WebexClient, WebexError, WindowCaptures};
+use super::{
+    captures, segments, tables, transcripts, WebexClient, WebexError, WindowCaptures,
+    WindowTranscripts,
+};
 use crate::auth::status::{self, Health};
 use crate::auth::AuthError;
 use crate::config::{Discovery, WebexConfig};
@@ -132,10 +135,15 @@ async fn read(
     // A window read before (the lookback): tasks whose recordings are all stored keep the
     // capture rows the window holds instead of being asked again. Late recordings are on
     // the other tasks, which are asked.
-    let tables = [tables::CAPTURES.name, tables::SEGMENTS.name];
+    let tables = [
+        tables::CAPTURES.name,
+        tables::SEGMENTS.name,
+        transcripts::TRANSCRIPTS.name,
+        transcripts::MESSAGES.name,
+    ];
     let previous = Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
     let mut settled = match &previous {
-        Some(p) => p.settled_tasks()?,
+        Some(p) => p.settled_tasks(client.config().transcripts)?,
         None => HashSet::new(),
     };
     if !settled.is_empty() {
@@ -148,6 +156,13 @@ async fn read(
         previous,
         settled,
     })
+}
+
+/// A window's transcripts with their objects and what reading them gave, one each.
+struct Transcribed {
+    window: WindowTranscripts,
+    objects: Vec<AudioState>,
+    parsed: Vec<transcripts::Parsed>,
 }
 
 /// Which rows of the window's previous files a read keeps (see [`merge`]).
@@ -170,11 +185,20 @@ async fn output(
     let super::Extracted {
         tasks,
         mut captures,
+        mut transcripts,
         org_id,
     } = ex;
     let config = client.config();
     let settle = run.settle(config.audio, config.concurrency, false);
     let audio = super::fetch_audio(client, &settle, &mut captures).await?;
+    let settle = run.settle(config.transcripts, config.concurrency, false);
+    let objects = super::fetch_transcripts(client, &settle, &mut transcripts).await?;
+    let parsed = super::read_transcripts(run.warehouse(), &transcripts, &objects).await?;
+    let transcribed = Transcribed {
+        window: transcripts,
+        objects,
+        parsed,
+    };
     // A day of calls takes a while to turn into tables, all CPU: off the run's task, which
     // meanwhile reads the next window (see `SourceRun::drive`).
     crate::blocking::run("building the window's tables", move || {
@@ -183,6 +207,7 @@ async fn output(
             org_id.as_deref(),
             &captures,
             &audio,
+            &transcribed,
             previous.as_ref(),
             &keep,
         )
@@ -197,10 +222,18 @@ fn tables_of(
     org_id: Option<&str>,
     captures: &WindowCaptures,
     audio: &[AudioState],
+    tr: &Transcribed,
     previous: Option<&Previous>,
     keep: &Keep,
 ) -> Result<WindowOutput, SourceFailure> {
     let (tasks, task_dates) = tables::tasks_batch(&listed, org_id);
+    let channel: HashMap<&str, &str, ahash::RandomState> = listed
+        .iter()
+        .filter_map(|t| Some((t.id.as_str(), t.attributes.channel_type.as_deref()?)))
+        .collect();
+    let ((transcripts_batch, transcript_dates), (messages, message_dates)) =
+        transcripts::tables(&tr.window, &tr.objects, &tr.parsed, &channel);
+    drop(channel);
     drop(listed);
     let (captures_batch, capture_dates) = captures.captures_table(audio);
     let (segments, segment_dates) = captures::segments_table(&captures_batch, &capture_dates)?;
@@ -219,6 +252,16 @@ fn tables_of(
             table: &tables::SEGMENTS,
             batch: segments,
             dates: segment_dates,
+        },
+        TableRows {
+            table: &transcripts::TRANSCRIPTS,
+            batch: transcripts_batch,
+            dates: transcript_dates,
+        },
+        TableRows {
+            table: &transcripts::MESSAGES,
+            batch: messages,
+            dates: message_dates,
         },
     ];
     let (from, keep): (usize, &(dyn Fn(&str) -> bool + Sync)) = match keep {
@@ -248,6 +291,10 @@ fn tables_of(
     for (i, a) in audio.iter().enumerate() {
         wr.count_audio(a);
         ledger.extend(a.ledger(ids.value(i), task_ids.value(i)));
+    }
+    for (t, o) in tr.window.rows.iter().zip(&tr.objects) {
+        wr.count_transcript(o);
+        ledger.extend(o.ledger(&t.ledger_id(), &t.task_id));
     }
     // Recordings kept from the window's files count too: the manifest says what it holds.
     if previous.is_some() {
@@ -308,6 +355,8 @@ pub(crate) async fn commit_events(
                 tables::TASKS.name,
                 tables::CAPTURES.name,
                 tables::SEGMENTS.name,
+                transcripts::TRANSCRIPTS.name,
+                transcripts::MESSAGES.name,
             ];
             let previous =
                 Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;

@@ -231,9 +231,8 @@ fn details(r: Response) -> Result<TaskDetails, AnswerError> {
 /// variables are gathered under `globalVariables`, and everything else the model does not
 /// name goes to `extra`.
 fn to_task(mut r: Map<String, Value>, variables: &[String]) -> Result<Task, AnswerError> {
-    let id = match r.remove("id") {
-        Some(Value::String(id)) => id,
-        _ => return Err(AnswerError::NoId),
+    let Some(Value::String(id)) = r.remove("id") else {
+        return Err(AnswerError::NoId);
     };
     if let Some(q) = r.remove("lastQueue") {
         r.insert("queue".into(), q);

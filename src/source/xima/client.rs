@@ -79,13 +79,16 @@ impl XimaClient {
 
     /// The quota that stopped audio in this run, if any.
     pub fn stopped(&self) -> Option<Quota> {
-        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn stop(&self, why: Quota) {
         self.stopped
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_or_insert(why);
     }
 

@@ -21,6 +21,7 @@ use crate::config::parse_as;
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::{AudioState, AudioStatus};
+use crate::sink::keys;
 use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
@@ -36,6 +37,7 @@ pub static KIND: SourceKind = SourceKind {
         id: "recording_key",
         call: "call_key",
     }),
+    objects: &[],
     keys: struct_keys::<config::RawXima>,
     parse: |t, f| parse_as(t, f, config::RawXima::validate),
     hints: &[(
@@ -119,7 +121,11 @@ pub async fn extract(
                     recs[i].0.call_key.as_str(),
                 )
             },
-            |i| (started(recs[i].0), "opus"),
+            |i| {
+                let (call, rec) = recs[i];
+                let (at, source) = (started(call), settle.source);
+                keys::audio_key(source, at, &call.call_key, &rec.recording_key, "opus")
+            },
             |i, to| copy_one(client, wh, recs[i].0, recs[i].1, to),
         )
         .await?;

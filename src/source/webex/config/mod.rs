@@ -60,6 +60,10 @@ pub struct RawWebex {
     /// Keep each recording's segments (IVR, queue, agent legs).
     #[serde(default = "default_true")]
     segments: bool,
+    /// Copy the transcripts the captures API lists (orgs with AI Assistant or AI Quality
+    /// Management) and split them into messages.
+    #[serde(default = "default_true")]
+    transcripts: bool,
     /// `"tasks"` (`/v1/tasks`, the default) or `"search"` (the Search API with the
     /// `[source.search]` filters).
     #[serde(default)]
@@ -152,6 +156,8 @@ pub struct WebexConfig {
     pub audio: bool,
     /// Whether segments are joined to their tasks (`webex_task_segments`).
     pub segments: bool,
+    /// Whether transcripts are copied and read into messages.
+    pub transcripts: bool,
     /// Records per `/v1/tasks` page.
     pub page_size: u32,
     /// The longest range one listing asks for; longer windows are split.
@@ -235,6 +241,7 @@ impl RawWebex {
                 .map_err(|m| KeyError::new("channel_types", m))?,
             audio: self.audio,
             segments: self.segments,
+            transcripts: self.transcripts,
             page_size: self.page_size,
             url_expiration_minutes: self.url_expiration_minutes,
             concurrency: self.concurrency.unwrap_or(f.concurrency).clamp(1, 64),

@@ -1,0 +1,342 @@
+//! A window's transcripts: what the captures API lists in each task's `transcription[]`,
+//! copied like audio (same copy, ledger and URL renewal), then read back and split into
+//! messages, so that `webex_transcript_messages` is a table an analyst can search with SQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use chrono::NaiveDate;
+
+use super::model::TaskCaptures;
+use super::tables::ts_builder;
+use super::vcon::{self, Message};
+use crate::schema::{day_of_ms, field, ts, utf8, TableDef};
+use crate::sink::audio::{AudioState, AudioStatus};
+
+/// `webex_transcripts`.
+pub static TRANSCRIPTS: TableDef = TableDef {
+    name: "webex_transcripts",
+    schema: transcripts_schema,
+    unique_columns: &[
+        "task_id",
+        "start_time",
+        "create_time",
+        "object_uri",
+        "object_sha256",
+    ],
+    keys: &["task_id", "transcript_id", "file_name"],
+    docs: "transcript (voice or digital), with its object in the warehouse",
+};
+
+/// `webex_transcript_messages`.
+pub static MESSAGES: TableDef = TableDef {
+    name: "webex_transcript_messages",
+    schema: messages_schema,
+    unique_columns: &["start_time", "text"],
+    keys: &["task_id", "transcript_id", "file_name", "seq"],
+    docs: "message of a transcript, numbered `seq` in the transcript's order, with its party",
+};
+
+/// The table status of a transcript stored but whose messages could not be read.
+pub const UNPARSED: &str = "unparsed";
+
+/// The `webex_transcripts` schema: one row per transcript of a task.
+pub fn transcripts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("task_id", false),
+        utf8("transcript_id", false),
+        utf8("file_name", false),
+        // `Source`; `source` is the partition column naming the pipeline's source.
+        utf8("transcript_source", true),
+        utf8("provider", true),
+        utf8("language_code", true),
+        ts("start_time", true),
+        ts("create_time", true),
+        field("messages", DataType::Int32, true),
+        utf8("object_uri", true),
+        field("object_bytes", DataType::Int64, true),
+        utf8("object_sha256", true),
+        utf8("status", false),
+        utf8("error", true),
+    ]))
+}
+
+/// The `webex_transcript_messages` schema: one row per message.
+pub fn messages_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("task_id", false),
+        utf8("transcript_id", false),
+        utf8("file_name", false),
+        field("seq", DataType::Int32, false),
+        utf8("party_role", true),
+        utf8("party_name", true),
+        utf8("party_id", true),
+        ts("start_time", true),
+        field("duration_ms", DataType::Int64, true),
+        utf8("text", false),
+        utf8("channel_type", true),
+    ]))
+}
+
+/// A transcript as the captures API listed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// The task it belongs to.
+    pub task_id: String,
+    /// Its `id` (voice: the org's CCAI config id; digital: the conversation id).
+    pub id: String,
+    /// Its `fileName`; `transcript.json` when the API gave none.
+    pub file_name: String,
+    /// `Source`.
+    pub source: Option<String>,
+    /// `Provider`.
+    pub provider: Option<String>,
+    /// `languageCode`.
+    pub language: Option<String>,
+    /// `startTime` (epoch ms).
+    pub start_ms: Option<i64>,
+    /// `createTime` (epoch ms).
+    pub create_ms: Option<i64>,
+    /// The pre-signed URL (absent while it is being made, or with transcripts off).
+    pub url: Option<String>,
+}
+
+impl Listed {
+    /// Its key in the audio ledger, which no recording id can take.
+    pub fn ledger_id(&self) -> String {
+        format!("transcript/{}/{}/{}", self.task_id, self.id, self.file_name)
+    }
+
+    /// Whether `other` is the same transcript (a later answer about it).
+    pub fn same(&self, other: &Listed) -> bool {
+        (&self.task_id, &self.id, &self.file_name) == (&other.task_id, &other.id, &other.file_name)
+    }
+}
+
+/// The transcripts of one captures answer; a transcript without an id cannot be keyed and
+/// is left out with a warning. `urls` keeps the pre-signed URLs (transcripts on).
+pub fn listed(tasks: &mut [TaskCaptures<'_>], urls: bool) -> Vec<Listed> {
+    let mut out = Vec::new();
+    for t in tasks {
+        for tr in t.transcription.drain(..) {
+            let Some(id) = tr.id else {
+                tracing::warn!(task_id = &*t.task_id, "A transcript without an id was left out (POST /v1/captures/query answered it so).");
+                continue;
+            };
+            let owned = |s: Option<super::model::Str<'_>>| s.map(|s| s.0.into_owned());
+            out.push(Listed {
+                task_id: t.task_id.0.to_string(),
+                id: id.0.into_owned(),
+                file_name: owned(tr.file_name).unwrap_or_else(|| "transcript.json".into()),
+                source: owned(tr.source),
+                provider: owned(tr.provider),
+                language: owned(tr.language_code),
+                start_ms: tr.start_time,
+                create_ms: tr.create_time,
+                url: owned(tr.file_path).filter(|_| urls),
+            });
+        }
+    }
+    out
+}
+
+/// A window's transcripts, in (task, id, file name) order, with their tasks' creation times.
+#[derive(Debug, Default)]
+pub struct WindowTranscripts {
+    /// The transcripts.
+    pub rows: Vec<Listed>,
+    /// Each one's task creation time (epoch ms): its partition date and object key.
+    pub created_ms: Vec<i64>,
+}
+
+impl WindowTranscripts {
+    /// Orders `rows` and looks up their tasks' creation times; a transcript listed twice
+    /// (once per captures query of its task) is kept once.
+    pub fn new(mut rows: Vec<Listed>, created: &HashMap<&str, i64, ahash::RandomState>) -> Self {
+        rows.sort_by(|a, b| {
+            (&a.task_id, &a.id, &a.file_name).cmp(&(&b.task_id, &b.id, &b.file_name))
+        });
+        rows.dedup_by(|a, b| a.same(b));
+        let created_ms = rows
+            .iter()
+            .map(|r| created.get(r.task_id.as_str()).copied().unwrap_or_default())
+            .collect();
+        WindowTranscripts { rows, created_ms }
+    }
+
+    /// Forgets the pre-signed URLs once copied.
+    pub fn forget_urls(&mut self) {
+        for r in &mut self.rows {
+            r.url = None;
+        }
+    }
+}
+
+/// What reading a stored transcript gave.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not stored (or transcripts off): nothing to read.
+    NotRead,
+    /// Its messages.
+    Messages(Vec<Message>),
+    /// Stored, but not a transcript ccetl can read: why.
+    Unparsed(String),
+}
+
+impl Parsed {
+    /// Reads a stored transcript's body, warning (with the task and the cause) when it is
+    /// not a vCon: the object and its row are kept, marked `unparsed`.
+    pub fn of(t: &Listed, body: &[u8]) -> Parsed {
+        match vcon::messages(body) {
+            Ok(m) => Parsed::Messages(m),
+            Err(e) => {
+                tracing::warn!(
+                    task_id = t.task_id,
+                    transcript = t.id,
+                    file_name = t.file_name,
+                    "Transcript kept but not read: {e}."
+                );
+                Parsed::Unparsed(format!("transcript JSON: {e}"))
+            }
+        }
+    }
+}
+
+/// `webex_transcripts` and `webex_transcript_messages` with their partition dates (the
+/// task's day); `channel` is each task's channel type.
+pub fn tables(
+    w: &WindowTranscripts,
+    objects: &[AudioState],
+    parsed: &[Parsed],
+    channel: &HashMap<&str, &str, ahash::RandomState>,
+) -> ((RecordBatch, Vec<NaiveDate>), (RecordBatch, Vec<NaiveDate>)) {
+    let n = w.rows.len();
+    let s = || StringBuilder::with_capacity(n, n * 24);
+    let (mut task, mut id, mut file, mut source, mut provider, mut lang) =
+        (s(), s(), s(), s(), s(), s());
+    let (mut start, mut create) = (ts_builder(n), ts_builder(n));
+    let mut count = Int32Builder::with_capacity(n);
+    let (mut uri, mut sha, mut status, mut error) = (s(), s(), s(), s());
+    let mut bytes = Int64Builder::with_capacity(n);
+    let mut m = MessageColumns::default();
+    let mut dates = Vec::with_capacity(n);
+    let mut message_dates = Vec::new();
+    for (i, t) in w.rows.iter().enumerate() {
+        let (o, p) = (&objects[i], &parsed[i]);
+        task.append_value(&t.task_id);
+        id.append_value(&t.id);
+        file.append_value(&t.file_name);
+        source.append_option(t.source.as_deref());
+        provider.append_option(t.provider.as_deref());
+        lang.append_option(t.language.as_deref());
+        start.append_option(t.start_ms.map(|v| v * 1000));
+        create.append_option(t.create_ms.map(|v| v * 1000));
+        uri.append_option(o.uri.as_deref());
+        bytes.append_option(o.bytes.map(|b| b as i64));
+        sha.append_option(o.sha256.as_deref());
+        let date = day_of_ms(w.created_ms[i]);
+        dates.push(date);
+        match p {
+            Parsed::Messages(msgs) => {
+                count.append_value(i32::try_from(msgs.len()).unwrap_or(i32::MAX));
+                status.append_value(o.status.as_str());
+                error.append_option(o.error.as_deref());
+                let ch = channel.get(t.task_id.as_str()).copied();
+                for msg in msgs {
+                    m.push(t, msg, ch);
+                    message_dates.push(date);
+                }
+            }
+            Parsed::Unparsed(why) => {
+                count.append_null();
+                status.append_value(UNPARSED);
+                error.append_value(why);
+            }
+            Parsed::NotRead => {
+                count.append_null();
+                status.append_value(o.status.as_str());
+                error.append_option(o.error.as_deref());
+            }
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(task.finish()),
+        Arc::new(id.finish()),
+        Arc::new(file.finish()),
+        Arc::new(source.finish()),
+        Arc::new(provider.finish()),
+        Arc::new(lang.finish()),
+        Arc::new(start.finish()),
+        Arc::new(create.finish()),
+        Arc::new(count.finish()),
+        Arc::new(uri.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(sha.finish()),
+        Arc::new(status.finish()),
+        Arc::new(error.finish()),
+    ];
+    // The builders above produce exactly the schemas' columns; a mismatch is a bug caught by tests.
+    let transcripts = RecordBatch::try_new(transcripts_schema(), cols)
+        .unwrap_or_else(|e| panic!("webex_transcripts shape: {e}"));
+    ((transcripts, dates), (m.finish(), message_dates))
+}
+
+/// The columns of `webex_transcript_messages`, filled a message at a time.
+#[derive(Default)]
+struct MessageColumns {
+    task: StringBuilder,
+    id: StringBuilder,
+    file: StringBuilder,
+    seq: Int32Builder,
+    role: StringBuilder,
+    name: StringBuilder,
+    party: StringBuilder,
+    start: Option<arrow::array::TimestampMicrosecondBuilder>,
+    duration: Int64Builder,
+    text: StringBuilder,
+    channel: StringBuilder,
+}
+
+impl MessageColumns {
+    fn push(&mut self, t: &Listed, m: &Message, channel: Option<&str>) {
+        self.task.append_value(&t.task_id);
+        self.id.append_value(&t.id);
+        self.file.append_value(&t.file_name);
+        self.seq.append_value(m.seq);
+        self.role.append_option(m.role.as_deref());
+        self.name.append_option(m.name.as_deref());
+        self.party.append_option(m.party_id.as_deref());
+        self.start
+            .get_or_insert_with(|| ts_builder(0))
+            .append_option(m.start_ms.map(|v| v * 1000));
+        self.duration.append_option(m.duration_ms);
+        self.text.append_value(&m.text);
+        self.channel.append_option(channel);
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.task.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.file.finish()),
+            Arc::new(self.seq.finish()),
+            Arc::new(self.role.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.party.finish()),
+            Arc::new(self.start.get_or_insert_with(|| ts_builder(0)).finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.text.finish()),
+            Arc::new(self.channel.finish()),
+        ];
+        RecordBatch::try_new(messages_schema(), cols)
+            .unwrap_or_else(|e| panic!("webex_transcript_messages shape: {e}"))
+    }
+}
+
+/// Whether nothing more would come of reading a transcript again: its object stored (read
+/// or not) or transcripts off.
+pub fn is_settled(status: &str) -> bool {
+    status == UNPARSED || AudioStatus::parse(status).is_some_and(AudioStatus::is_settled)
+}

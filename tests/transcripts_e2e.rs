@@ -1,0 +1,99 @@
+//! Transcripts end to end against the simulator: copied like audio, split into messages
+//! equal to the truth byte for byte, late ones picked up by the lookback, and nothing
+//! copied with `transcripts = false`.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_transcripts_are_picked_up_by_the_lookback_without_duplicates() {
+    let env = env(ccetl::sim::SimConfig {
+        calls_per_day: 600,
+        ..sim_config()
+    })
+    .await;
+    env.run_ok().await;
+    assert_matches_truth(&env);
+    let late: Vec<String> = env
+        .truth()
+        .tasks
+        .iter()
+        .filter(|t| t.transcripts.iter().any(|tr| !tr.available))
+        .map(|t| t.id.clone())
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "some transcripts are made after a first run"
+    );
+    let broken = env.count("SELECT count(*) FROM webex_transcripts WHERE status = 'unparsed'");
+    assert!(broken > 0, "the simulator serves some broken transcripts");
+
+    // Five hours pass: the late transcripts are made.
+    env.sim.sim.advance(5 * 3_600_000);
+    let fetched_before = env.stats()["transcripts"];
+    env.run_ok().await;
+    assert_matches_truth(&env);
+    let picked = env.strings("SELECT DISTINCT task_id FROM webex_transcripts");
+    let now: Vec<&String> = late
+        .iter()
+        .filter(|id| {
+            env.truth()
+                .tasks
+                .iter()
+                .any(|t| &t.id == *id && t.transcripts.iter().all(|tr| tr.available))
+        })
+        .collect();
+    assert!(!now.is_empty(), "some late transcripts became available");
+    for id in now {
+        assert!(picked.contains(id), "late transcript of {id} picked up");
+    }
+    let fetched = env.stats()["transcripts"] - fetched_before;
+    assert!(fetched > 0, "the late ones were downloaded");
+
+    // A third run finds nothing new: no transcript is downloaded again.
+    let before = env.stats()["transcripts"];
+    env.run_ok().await;
+    assert_eq!(
+        env.stats()["transcripts"],
+        before,
+        "nothing downloaded twice"
+    );
+
+    // The query view puts each message beside its call.
+    let joined = env.count(
+        "SELECT count(*) FROM transcripts WHERE queue_name IS NOT NULL AND channel_type = 'telephony'",
+    );
+    let messages = env.count("SELECT count(*) FROM webex_transcript_messages");
+    assert!(
+        joined > 0 && joined == messages,
+        "{joined} of {messages} messages joined to their call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_off_lists_them_disabled_and_copies_nothing() {
+    let env = env_with(sim_config(), "transcripts = false").await;
+    env.run_ok().await;
+    let listed = env.count("SELECT count(*) FROM webex_transcripts");
+    let disabled = env.count(
+        "SELECT count(*) FROM webex_transcripts WHERE status = 'disabled' AND object_uri IS NULL",
+    );
+    assert!(
+        listed > 0 && disabled == listed,
+        "{disabled} of {listed} disabled"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM webex_transcript_messages"),
+        0
+    );
+    assert_eq!(
+        env.stats().get("transcripts"),
+        None,
+        "no transcript downloaded"
+    );
+    assert!(
+        env.files().keys().all(|k| !k.starts_with("transcripts/")),
+        "no transcript object"
+    );
+}
