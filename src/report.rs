@@ -229,7 +229,7 @@ impl WindowReport {
             AudioStatus::Pending => self.audio_pending += 1,
             AudioStatus::Deferred => self.audio_deferred += 1,
             AudioStatus::Missing => self.audio_missing += 1,
-            AudioStatus::Disabled => {}
+            AudioStatus::Disabled | AudioStatus::Withheld => {}
         }
     }
 }

@@ -123,6 +123,7 @@ const XIMA_CALLS: &[u8] = include_bytes!("corpus/xima_calls.json");
 const CSRS: &[u8] = include_bytes!("corpus/csrs.csv");
 const CARS: &[u8] = include_bytes!("corpus/cars.csv");
 const PIPELINE: &[u8] = include_bytes!("corpus/pipeline.toml");
+const TRANSCRIPT: &[u8] = include_bytes!("corpus/transcript.json");
 
 #[test]
 fn webex_task_pages() {
@@ -137,7 +138,8 @@ fn webex_task_pages() {
 #[test]
 fn webex_capture_pages() {
     fuzz(CAPTURES, |b| {
-        let page: CapturePage = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+        let mut page: CapturePage = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+        let _ = ccetl::source::webex::transcripts::listed(&mut page.data, true);
         // What a window does with a page: columns, the window, both tables.
         let mut window = PageJoiner::default();
         window
@@ -156,6 +158,37 @@ fn webex_capture_pages() {
         let (segments, seg_dates) =
             captures::segments_table(&table, &dates).map_err(|e| e.to_string())?;
         assert_eq!(segments.num_rows(), seg_dates.len());
+        Ok(())
+    });
+}
+
+#[test]
+fn voice_transcripts() {
+    use ccetl::source::webex::transcripts::{self, Listed, Parsed, WindowTranscripts};
+    fuzz(TRANSCRIPT, |b| {
+        let messages = ccetl::source::webex::vcon::messages(b).map_err(|e| e.to_string())?;
+        // What a window does with a transcript: its row and its messages' rows.
+        let listed = Listed {
+            task_id: "t1".into(),
+            id: "cfg".into(),
+            file_name: "realtimeVoiceTranscript.json".into(),
+            source: None,
+            provider: None,
+            language: None,
+            start_ms: None,
+            create_ms: None,
+            url: None,
+        };
+        let n = messages.len();
+        let window = WindowTranscripts::new(vec![listed], &Default::default());
+        let stored = vec![AudioState::none(
+            ccetl::sink::audio::AudioStatus::Disabled,
+            None,
+        )];
+        let parsed = vec![Parsed::Messages(messages)];
+        let ((rows, _), (msgs, dates)) =
+            transcripts::tables(&window, &stored, &parsed, &Default::default());
+        assert_eq!((rows.num_rows(), msgs.num_rows(), dates.len()), (1, n, n));
         Ok(())
     });
 }

@@ -1,6 +1,7 @@
 //! Transcripts end to end against the simulator: copied like audio, split into messages
 //! equal to the truth byte for byte, late ones picked up by the lookback, and nothing
-//! copied with `transcripts = false`.
+//! copied with `transcripts = false`; virtual-agent recordings, sensitive audio withheld
+//! unless the pipeline opts in.
 
 mod common;
 
@@ -96,4 +97,92 @@ async fn transcripts_off_lists_them_disabled_and_copies_nothing() {
         env.files().keys().all(|k| !k.starts_with("transcripts/")),
         "no transcript object"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_va_audio_is_withheld_by_default_and_stored_when_opted_in() {
+    let env = env_with(sim_config(), "va_recordings = true").await;
+    env.run_ok().await;
+    let truth = env.truth();
+    assert_matches_va(&env, &truth, Some(false));
+    let va = |sql: &str| {
+        env.count(&format!(
+            "SELECT count(*) FROM webex_captures WHERE call_type = 'va-main' AND {sql}"
+        ))
+    };
+    let (withheld, stored) = (
+        va("audio_status = 'withheld'"),
+        va("audio_status = 'stored'"),
+    );
+    assert!(
+        withheld > 0 && stored > 0,
+        "{withheld} withheld, {stored} stored"
+    );
+    assert_eq!(va("sensitive AND audio_status <> 'withheld'"), 0);
+
+    let env = env_with(
+        sim_config(),
+        "va_recordings = true\nsensitive_audio = \"store\"",
+    )
+    .await;
+    env.run_ok().await;
+    assert_matches_va(&env, &env.truth(), Some(true));
+    let sensitive_stored = env
+        .count("SELECT count(*) FROM webex_captures WHERE sensitive AND audio_status = 'stored'");
+    assert_eq!(
+        sensitive_stored, withheld,
+        "the same recordings, stored this time"
+    );
+
+    // Without va_recordings (the API's default), none are asked for.
+    let env = common::env(sim_config()).await;
+    env.run_ok().await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM webex_captures WHERE call_type = 'va-main'"),
+        0
+    );
+}
+
+#[test]
+fn sensitive_audio_takes_skip_or_store_only() {
+    let text = pipeline_toml("http://127.0.0.1:9", "t", "sensitive_audio = \"keep\"");
+    let err =
+        ccetl::config::PipelineConfig::parse(std::path::Path::new("p.toml"), &text, &|_| None)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("sensitive_audio") && err.contains("\"skip\" or \"store\""),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_lands_chats_in_calls_beside_the_calls() {
+    let env = common::env(sim_config()).await;
+    let text = std::fs::read_to_string(&env.pipeline)
+        .unwrap()
+        .replace("channel_types = [\"telephony\"]", "channel_types = []");
+    std::fs::write(&env.pipeline, text).unwrap();
+    env.run_ok().await;
+    // Every channel, created before the settle margin: what `legacy_truth` keeps.
+    let truth = env.legacy_truth();
+    let ids = |channel: &str| -> Vec<String> {
+        let mut v: Vec<String> = truth
+            .tasks
+            .iter()
+            .filter(|t| t.channel_type == channel)
+            .map(|t| t.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let chats = ids("chat");
+    assert!(!chats.is_empty(), "the simulator has chats");
+    let got = |channel: &str| {
+        env.strings(&format!(
+            "SELECT call_id FROM calls WHERE channel_type = '{channel}' AND systems = 'webex' ORDER BY 1"
+        ))
+    };
+    assert_eq!(got("chat"), chats, "every chat is a row of calls");
+    assert_eq!(got("telephony"), ids("telephony"), "beside every call");
 }

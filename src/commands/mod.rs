@@ -407,6 +407,10 @@ FROM calls c JOIN recordings r ON r.call_id = c.call_id AND NOT r.segment
 WHERE r.audio_status = 'stored'
 ORDER BY c.start_time DESC LIMIT 10";
 
+/// The demo's third query: contacts by channel and by the systems that saw them.
+pub const CHANNELS_SQL: &str =
+    "SELECT channel_type, systems, count(*) AS contacts FROM calls GROUP BY ALL ORDER BY ALL";
+
 /// The demo's second query: the latest transcribed call, message by message.
 pub const TRANSCRIPT_SQL: &str =
     "SELECT call_id, language_code, seq, party_role, party_name, text FROM transcripts
@@ -490,6 +494,8 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
     query(&path, None, Format::Table).await?;
     println!("a call's transcript, message by message (the `transcripts` view):");
     query(&path, Some(TRANSCRIPT_SQL), Format::Table).await?;
+    println!("contacts by channel (chats too, beside the calls):");
+    query(&path, Some(CHANNELS_SQL), Format::Table).await?;
     println!(
         "warehouse: {}\nnext: ccetl query {} \"SELECT queue_name, count(*) FROM calls GROUP BY 1\"",
         dir.join("warehouse").display(),

@@ -19,6 +19,7 @@ mod oauth;
 pub mod ratelimit;
 pub mod search;
 pub mod transcripts;
+pub mod va;
 mod webex;
 mod wire;
 pub mod xima;
@@ -371,61 +372,71 @@ impl Sim {
         (t.created_ms <= self.now_ms()).then_some(t)
     }
 
+    fn truth_recording(&self, r: &data::SimRecording, sensitive: bool, now: i64) -> TruthRecording {
+        let (bytes, sha256) = audio::wav_digest(
+            data::audio_seed(self.cfg.seed, &r.id),
+            r.duration_secs(),
+            self.cfg.audio_rate,
+        );
+        TruthRecording {
+            id: r.id.clone(),
+            segment: r.segment,
+            sensitive,
+            available: r.available_ms <= now,
+            bytes,
+            sha256,
+        }
+    }
+
     /// The ground truth for `[from, to)`.
     pub fn truth(&self, from: i64, to: i64) -> Truth {
         let now = self.now_ms();
         let tasks = self
             .tasks_between(from, to)
             .into_iter()
-            .map(|t| TruthTask {
-                recordings: t
-                    .recordings
-                    .iter()
-                    .map(|r| {
-                        let (bytes, sha256) = audio::wav_digest(
-                            data::audio_seed(self.cfg.seed, &r.id),
-                            r.duration_secs(),
-                            self.cfg.audio_rate,
-                        );
-                        TruthRecording {
-                            id: r.id.clone(),
-                            segment: r.segment,
-                            available: r.available_ms <= now,
-                            bytes,
-                            sha256,
-                        }
-                    })
-                    .collect(),
-                transcripts: transcripts::of_task(self.cfg.seed, &t)
-                    .into_iter()
-                    .map(|tr| {
-                        let (bytes, sha256) = transcripts::digest(&tr, &t.id);
-                        TruthTranscript {
-                            available: tr.create_ms <= now,
-                            id: tr.id,
-                            file_name: tr.file_name,
-                            language: tr.language,
-                            parseable: tr.parseable,
-                            bytes,
-                            sha256,
-                            messages: tr.messages,
-                        }
-                    })
-                    .collect(),
-                ended_ms: (t.ended_ms <= now).then_some(t.ended_ms),
-                team: t.team().map(str::to_string),
-                site: t.team().map(|team| data::site_of(team).to_string()),
-                termination_type: t.termination_type().to_string(),
-                customer_tier: t.customer_tier().to_string(),
-                entrypoint: t.entrypoint.to_string(),
-                chain: legacy::cars(&t, now),
-                id: t.id,
-                created_ms: t.created_ms,
-                channel_type: t.channel_type.to_string(),
-                queue: t.queue.map(|q| q.1),
-                owner: t.owner.map(|o| o.1),
-                direction: t.direction.to_string(),
-                origin: t.origin,
+            .map(|t| {
+                let va_recs = va::of_task(self.cfg.seed, &t);
+                TruthTask {
+                    recordings: t
+                        .recordings
+                        .iter()
+                        .map(|r| self.truth_recording(r, false, now))
+                        .collect(),
+                    va_recordings: va_recs
+                        .iter()
+                        .map(|v| self.truth_recording(&v.rec, v.sensitive, now))
+                        .collect(),
+                    transcripts: transcripts::of_task(self.cfg.seed, &t)
+                        .into_iter()
+                        .map(|tr| {
+                            let (bytes, sha256) = transcripts::digest(&tr, &t.id);
+                            TruthTranscript {
+                                available: tr.create_ms <= now,
+                                id: tr.id,
+                                file_name: tr.file_name,
+                                language: tr.language,
+                                parseable: tr.parseable,
+                                bytes,
+                                sha256,
+                                messages: tr.messages,
+                            }
+                        })
+                        .collect(),
+                    ended_ms: (t.ended_ms <= now).then_some(t.ended_ms),
+                    team: t.team().map(str::to_string),
+                    site: t.team().map(|team| data::site_of(team).to_string()),
+                    termination_type: t.termination_type().to_string(),
+                    customer_tier: t.customer_tier().to_string(),
+                    entrypoint: t.entrypoint.to_string(),
+                    chain: legacy::cars(&t, now),
+                    id: t.id,
+                    created_ms: t.created_ms,
+                    channel_type: t.channel_type.to_string(),
+                    queue: t.queue.map(|q| q.1),
+                    owner: t.owner.map(|o| o.1),
+                    direction: t.direction.to_string(),
+                    origin: t.origin,
+                }
             })
             .collect();
         Truth { now_ms: now, tasks }
@@ -460,6 +471,9 @@ pub struct TruthTask {
     pub origin: String,
     /// Its recordings, listed or not yet.
     pub recordings: Vec<TruthRecording>,
+    /// Its virtual agent's recordings (listed only with `includeVARecordings`).
+    #[serde(default)]
+    pub va_recordings: Vec<TruthRecording>,
     /// Its transcripts, listed or not yet.
     #[serde(default)]
     pub transcripts: Vec<TruthTranscript>,
@@ -488,6 +502,9 @@ pub struct TruthRecording {
     pub segment: bool,
     /// Whether the captures API lists it yet.
     pub available: bool,
+    /// Flagged `sensitive` (VA recordings only).
+    #[serde(default)]
+    pub sensitive: bool,
     /// Audio size.
     pub bytes: u64,
     /// Audio SHA-256, hex.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::audio::{wav_len, AudioChunks};
 use super::data::{self, SimTask};
 use super::faults::FaultKind;
-use super::{transcripts, Sim};
+use super::{transcripts, va, Sim};
 
 fn api_error(status: StatusCode, msg: &str) -> Response {
     let body = json!({
@@ -304,6 +304,11 @@ pub(super) async fn captures(
         .get("includeSegments")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    // Spec: "The default value is false."
+    let with_va = q
+        .get("includeVARecordings")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let now = sim.now_ms();
     let issued = now;
     let data: Vec<Value> = ids
@@ -329,19 +334,33 @@ pub(super) async fn captures(
                         })
                 })
                 .collect();
+            let va: Vec<va::SimVaRecording> = match (&task, with_va && !segments) {
+                (Some(t), true) => va::of_task(sim.cfg.seed, t),
+                _ => Vec::new(),
+            };
             let recs: Vec<Value> = task
                 .map(|t| t.recordings)
                 .unwrap_or_default()
                 .into_iter()
+                .map(|r| (r, None))
+                .chain(va.into_iter().map(|v| (v.rec, Some(v.sensitive))))
                 // Spec: true returns the individual segments, false the stitched recording.
-                .filter(|r| r.available_ms - sim.cfg.processing_ms <= now && segments == r.segment)
-                .map(|r| {
+                .filter(|(r, _)| {
+                    r.available_ms - sim.cfg.processing_ms <= now && segments == r.segment
+                })
+                .map(|(r, va)| {
                     let mut rec = json!({ "id": r.id, "segment": r.segment, "attributes": {
                         "fileName": r.file_name,
                         "startTime": r.start_ms, "stopTime": r.stop_ms,
                         "participants": r.participants,
                         "channel1": "Caller", "channel2": "Agent", "callType": "main",
                     }});
+                    if let Some(sensitive) = va {
+                        // Spec: "VA - channel contains virtual agent audio only".
+                        rec["attributes"]["channel2"] = json!("VA");
+                        rec["attributes"]["callType"] = json!("va-main");
+                        rec["attributes"]["sensitive"] = json!(sensitive);
+                    }
                     // Still processing: listed, but no file to download yet.
                     if r.available_ms <= now {
                         rec["attributes"]["filePath"] =
@@ -439,6 +458,22 @@ fn check_presigned(
     None
 }
 
+/// What every pre-signed GET goes through: counted under `route`, S3's checks, then a fault
+/// injected for `route`. `Some`: the answer instead of the object.
+async fn admit(
+    sim: &Sim,
+    route: &str,
+    headers: &HeaderMap,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> Option<Response> {
+    sim.count(route);
+    if let Some(refused) = check_presigned(sim, headers, path, q) {
+        return Some(refused);
+    }
+    fault(sim, route).await
+}
+
 /// A transcript's JSON at its pre-signed URL.
 pub(super) async fn transcript(
     State(sim): State<Arc<Sim>>,
@@ -446,13 +481,9 @@ pub(super) async fn transcript(
     Path((task_id, file)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    sim.count("transcripts");
     let path = format!("/_transcripts/{task_id}/{file}");
-    if let Some(refused) = check_presigned(&sim, &headers, &path, &q) {
+    if let Some(refused) = admit(&sim, "transcripts", &headers, &path, &q).await {
         return refused;
-    }
-    if let Some(r) = fault(&sim, "transcripts").await {
-        return r;
     }
     let now = sim.now_ms();
     let found = sim.find_task(&task_id).and_then(|t| {
@@ -488,19 +519,15 @@ pub(super) async fn storage(
     Path((task_id, file)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    sim.count("audio");
     let path = format!("/_storage/{task_id}/{file}");
-    if let Some(refused) = check_presigned(&sim, &headers, &path, &q) {
+    if let Some(refused) = admit(&sim, "audio", &headers, &path, &q).await {
         return refused;
     }
-    if let Some(r) = fault(&sim, "audio").await {
-        return r;
-    }
     let rec_id = file.trim_end_matches(".wav");
-    let Some(rec) = sim
-        .find_task(&task_id)
-        .and_then(|t| t.recordings.into_iter().find(|r| r.id == rec_id))
-    else {
+    let Some(rec) = sim.find_task(&task_id).and_then(|t| {
+        let va = va::of_task(sim.cfg.seed, &t).into_iter().map(|v| v.rec);
+        t.recordings.into_iter().chain(va).find(|r| r.id == rec_id)
+    }) else {
         return s3_error(
             StatusCode::NOT_FOUND,
             "NoSuchKey",

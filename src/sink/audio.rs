@@ -53,16 +53,19 @@ pub enum AudioStatus {
     Missing,
     /// Audio is off for the source: nothing was attempted.
     Disabled,
+    /// Flagged sensitive by the source, and the pipeline does not store such audio.
+    Withheld,
 }
 
 impl AudioStatus {
     /// Every status, in the README's order.
-    pub const ALL: [AudioStatus; 5] = [
+    pub const ALL: [AudioStatus; 6] = [
         AudioStatus::Stored,
         AudioStatus::Pending,
         AudioStatus::Deferred,
         AudioStatus::Missing,
         AudioStatus::Disabled,
+        AudioStatus::Withheld,
     ];
 
     /// The name written to tables and the ledger.
@@ -73,6 +76,7 @@ impl AudioStatus {
             AudioStatus::Deferred => "deferred",
             AudioStatus::Missing => "missing",
             AudioStatus::Disabled => "disabled",
+            AudioStatus::Withheld => "withheld",
         }
     }
 
@@ -83,7 +87,10 @@ impl AudioStatus {
 
     /// Nothing more will come of asking again: stored, or not asked for at all.
     pub fn is_settled(self) -> bool {
-        matches!(self, AudioStatus::Stored | AudioStatus::Disabled)
+        matches!(
+            self,
+            AudioStatus::Stored | AudioStatus::Disabled | AudioStatus::Withheld
+        )
     }
 }
 

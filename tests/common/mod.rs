@@ -339,6 +339,13 @@ pub fn assert_matches_truth(env: &Env) {
 /// Asserts that the warehouse holds exactly `truth` (a subset of the simulator's, when a
 /// source filters): tasks, captures, segments, audio.
 pub fn assert_matches(env: &Env, truth: &Truth) {
+    assert_matches_va(env, truth, None);
+}
+
+/// [`assert_matches`], for a pipeline that asks for virtual-agent recordings when `va` is
+/// `Some(store_sensitive)`: they are in the warehouse too, those flagged sensitive
+/// `withheld` (no object) unless `store_sensitive`.
+pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
     let want_tasks: BTreeSet<String> = truth.tasks.iter().map(|t| t.id.clone()).collect();
     let got_tasks: Vec<String> = env.strings("SELECT task_id FROM webex_tasks ORDER BY 1");
     assert_eq!(
@@ -348,12 +355,19 @@ pub fn assert_matches(env: &Env, truth: &Truth) {
     );
     assert_eq!(got_tasks.into_iter().collect::<BTreeSet<_>>(), want_tasks);
 
+    let withheld = |r: &ccetl::sim::TruthRecording| r.sensitive && va == Some(false);
     let want_recs: BTreeMap<String, (bool, String, u64)> = truth
         .tasks
         .iter()
-        .flat_map(|t| t.recordings.iter())
+        .flat_map(|t| {
+            let va_recs = t.va_recordings.iter().filter(|_| va.is_some());
+            t.recordings.iter().chain(va_recs)
+        })
         .filter(|r| r.available)
-        .map(|r| (r.id.clone(), (r.segment, r.sha256.clone(), r.bytes)))
+        .map(|r| match withheld(r) {
+            true => (r.id.clone(), (r.segment, "withheld".into(), 0)),
+            false => (r.id.clone(), (r.segment, r.sha256.clone(), r.bytes)),
+        })
         .collect();
     assert!(!want_recs.is_empty(), "the truth has recordings");
     let got = env.sql(
@@ -368,6 +382,15 @@ pub fn assert_matches(env: &Env, truth: &Truth) {
         let status = b.column(4).as_string::<i32>();
         let uri = b.column(5).as_string::<i32>();
         for i in 0..b.num_rows() {
+            if status.value(i) == "withheld" {
+                assert!(uri.is_null(i) && sha.is_null(i), "withheld: no object");
+                let prev = got_recs.insert(
+                    id.value(i).to_string(),
+                    (seg.value(i), "withheld".to_string(), 0),
+                );
+                assert!(prev.is_none(), "duplicate capture {}", id.value(i));
+                continue;
+            }
             assert_eq!(
                 status.value(i),
                 "stored",

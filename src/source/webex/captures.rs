@@ -40,6 +40,8 @@ pub struct Cols {
     pub start: usize,
     /// `extra`.
     pub extra: usize,
+    /// `sensitive`.
+    pub sensitive: usize,
     /// The pre-signed URL, which no table holds.
     pub url: usize,
     /// How many leading columns `webex_captures` takes as they are (those before the audio's).
@@ -63,6 +65,7 @@ pub fn col() -> &'static Cols {
             file_name: at("file_name"),
             start: at("start_time"),
             extra: at("extra"),
+            sensitive: at("sensitive"),
             url: at(URL_COLUMN),
             own: own_columns(),
         }
@@ -366,6 +369,12 @@ impl WindowCaptures {
     /// Whether row `i` is a segment (else the stitched recording).
     pub fn is_segment(&self, i: usize) -> bool {
         self.batch.column(col().segment).as_boolean().value(i)
+    }
+
+    /// Whether the API flags row `i` sensitive (virtual-agent recordings may be).
+    pub fn is_sensitive(&self, i: usize) -> bool {
+        let flags = self.batch.column(col().sensitive).as_boolean();
+        flags.is_valid(i) && flags.value(i)
     }
 
     /// How many rows are segments.

@@ -328,6 +328,7 @@ impl WebexClient {
             "taskIds": task_ids,
             "urlExpiration": self.cfg.url_expiration_minutes,
             "includeSegments": segments,
+            "includeVARecordings": self.cfg.va_recordings,
         }});
         let (urls, transcript_urls) = (self.cfg.audio, self.cfg.transcripts);
         self.page(

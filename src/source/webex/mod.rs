@@ -39,6 +39,7 @@ use crate::sink::keys;
 use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
+use config::SensitiveAudio;
 
 /// Webex Contact Center's v1 API in the registry of source kinds.
 pub static KIND: SourceKind = SourceKind {
@@ -156,11 +157,20 @@ pub async fn with_captures(
     skip: &HashSet<String>,
 ) -> Result<Extracted, WebexError> {
     let org_id = client.org_id().await?;
-    // captureRequested=false means no capture will ever exist: don't ask. Asked in id
-    // order, the pages join into a window in (task, recording) order without a sort.
+    // A call with captureRequested=false will never have a recording: don't ask. A digital
+    // task is asked all the same: its transcript is a capture too (spec: "Supported
+    // channels are Voice, Chat, Email & Social"). Asked in id order, the pages join into a
+    // window in (task, recording) order without a sort.
+    let never = |t: &Task| {
+        t.attributes.capture_requested == Some(false)
+            && t.attributes
+                .channel_type
+                .as_deref()
+                .is_none_or(|c| c == "telephony")
+    };
     let mut ids: Vec<&str> = tasks
         .iter()
-        .filter(|t| t.attributes.capture_requested != Some(false) && !skip.contains(&t.id))
+        .filter(|t| !never(t) && !skip.contains(&t.id))
         .map(|t| t.id.as_str())
         .collect();
     ids.sort_unstable();
@@ -210,6 +220,7 @@ struct Job<'a> {
     task_id: &'a str,
     recording_id: &'a str,
     segment: bool,
+    sensitive: bool,
     task_created_ms: i64,
     file_name: Option<&'a str>,
     url: Option<&'a str>,
@@ -222,6 +233,7 @@ impl<'a> Job<'a> {
             task_id: captures.task_ids().value(i),
             recording_id: captures.ids().value(i),
             segment: captures.is_segment(i),
+            sensitive: captures.is_sensitive(i),
             task_created_ms: captures.created_ms()[i],
             file_name: names.is_valid(i).then(|| names.value(i)),
             url: urls.is_valid(i).then(|| urls.value(i)),
@@ -332,6 +344,9 @@ async fn copy_one(
 ) -> Result<AudioState, WebexError> {
     let (source, task_id, recording) =
         (client.config().name.as_str(), job.task_id, job.recording_id);
+    if job.sensitive && client.config().sensitive_audio == SensitiveAudio::Skip {
+        return Ok(AudioState::none(AudioStatus::Withheld, None));
+    }
     let Some(first_url) = job.url else {
         // Listed before its audio is ready (the spec requires no attribute of a recording):
         // a later run, re-reading the window, finds the path.

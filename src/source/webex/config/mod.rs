@@ -64,6 +64,14 @@ pub struct RawWebex {
     /// Management) and split them into messages.
     #[serde(default = "default_true")]
     transcripts: bool,
+    /// Ask for virtual-agent recordings too (`includeVARecordings`; the API's default is
+    /// false).
+    #[serde(default)]
+    va_recordings: bool,
+    /// `"skip"` (default) or `"store"`: whether the audio of recordings the API flags
+    /// `sensitive` is copied. Skipped audio keeps its row, status `withheld`.
+    #[serde(default)]
+    sensitive_audio: Option<String>,
     /// `"tasks"` (`/v1/tasks`, the default) or `"search"` (the Search API with the
     /// `[source.search]` filters).
     #[serde(default)]
@@ -126,6 +134,16 @@ fn default_url_expiration() -> u32 {
     30
 }
 
+/// What happens to the audio of a recording the captures API flags `sensitive` (virtual-agent
+/// recordings that may hold card numbers or personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensitiveAudio {
+    /// Keep its metadata, copy no audio: status `withheld`.
+    Skip,
+    /// Copy it like any other recording.
+    Store,
+}
+
 /// The v1 Webex Contact Center API, checked.
 #[derive(Debug, Clone)]
 pub struct WebexConfig {
@@ -158,6 +176,10 @@ pub struct WebexConfig {
     pub segments: bool,
     /// Whether transcripts are copied and read into messages.
     pub transcripts: bool,
+    /// Whether virtual-agent recordings are asked for (`includeVARecordings`).
+    pub va_recordings: bool,
+    /// Whether the audio of recordings flagged `sensitive` is copied.
+    pub sensitive_audio: SensitiveAudio,
     /// Records per `/v1/tasks` page.
     pub page_size: u32,
     /// The longest range one listing asks for; longer windows are split.
@@ -242,6 +264,17 @@ impl RawWebex {
             audio: self.audio,
             segments: self.segments,
             transcripts: self.transcripts,
+            va_recordings: self.va_recordings,
+            sensitive_audio: match self.sensitive_audio.as_deref() {
+                None | Some("skip") => SensitiveAudio::Skip,
+                Some("store") => SensitiveAudio::Store,
+                Some(other) => {
+                    return Err(KeyError::new(
+                        "sensitive_audio",
+                        format!("'{other}' is not \"skip\" or \"store\""),
+                    ))
+                }
+            },
             page_size: self.page_size,
             url_expiration_minutes: self.url_expiration_minutes,
             concurrency: self.concurrency.unwrap_or(f.concurrency).clamp(1, 64),
