@@ -440,7 +440,8 @@ impl State {
                 let (s, t, n, rows) = r?;
                 out.push_str(&format!("  {s}/{t}: {n} committed, {} rows\n", rows.unwrap_or(0)));
             }
-            let mut st = c.prepare("SELECT source, status, count(*), coalesce(sum(bytes), 0) FROM audio_objects GROUP BY 1, 2 ORDER BY 1, 2")?;
+            // Transcripts share the ledger under ids of their own (`transcript/…`).
+            let mut st = c.prepare("SELECT source || CASE WHEN starts_with(recording_id, 'transcript/') THEN ' (transcripts)' ELSE '' END, status, count(*), coalesce(sum(bytes), 0) FROM audio_objects GROUP BY 1, 2 ORDER BY 1, 2")?;
             out.push_str("audio:\n");
             for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))? {
                 let (s, status, n, b) = r?;
