@@ -186,3 +186,36 @@ async fn every_channel_lands_chats_in_calls_beside_the_calls() {
     assert_eq!(got("chat"), chats, "every chat is a row of calls");
     assert_eq!(got("telephony"), ids("telephony"), "beside every call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_without_transcripts_is_not_asked_again_for_them() {
+    let env = common::env(ccetl::sim::SimConfig {
+        ai_transcripts: false,
+        ..sim_config()
+    })
+    .await;
+    env.run_ok().await;
+    let captures_before = env.stats()["captures"];
+    let second = env.run_ok().await;
+    assert_matches_truth(&env);
+    assert_eq!(env.count("SELECT count(*) FROM webex_transcripts"), 0);
+    // The lookback asks only for tasks with recordings still to come, as before transcripts:
+    // an org that never made one (no AI Assistant) is not asked again for them.
+    let reread = &second.sources[0].windows[0];
+    let (from, to) = (
+        reread.start.timestamp_millis(),
+        reread.end.timestamp_millis(),
+    );
+    let open = env
+        .truth()
+        .tasks
+        .iter()
+        .filter(|t| t.created_ms >= from && t.created_ms < to)
+        .filter(|t| t.recordings.iter().any(|r| !r.available))
+        .count() as u64;
+    let captures = env.stats()["captures"] - captures_before;
+    assert!(
+        captures <= 2 * open.div_ceil(10),
+        "{captures} captures requests on a re-read with {open} tasks still open"
+    );
+}

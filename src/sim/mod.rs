@@ -97,6 +97,8 @@ pub struct SimConfig {
     /// The client ID's rate limit on the WxCC API routes (default: the documented 300 a
     /// minute); `None` lifts it. Tests and benches that need more raise it explicitly.
     pub rate_limit: Option<ratelimit::RateLimit>,
+    /// Whether the org has AI Assistant: voice transcripts on a share of its calls.
+    pub ai_transcripts: bool,
 }
 
 impl Default for SimConfig {
@@ -128,6 +130,7 @@ impl Default for SimConfig {
             processing_ms: 0,
             search_record_cap: 100_000,
             rate_limit: Some(ratelimit::RateLimit::WEBEX),
+            ai_transcripts: true,
         }
     }
 }
@@ -406,7 +409,7 @@ impl Sim {
                         .iter()
                         .map(|v| self.truth_recording(&v.rec, v.sensitive, now))
                         .collect(),
-                    transcripts: transcripts::of_task(self.cfg.seed, &t)
+                    transcripts: transcripts::of_task(&self.cfg, &t)
                         .into_iter()
                         .map(|tr| {
                             let (bytes, sha256) = transcripts::digest(&tr, &t.id);

@@ -102,12 +102,17 @@ fn rng_of(seed: u64, task_id: &str) -> rand::rngs::StdRng {
     rand::rngs::StdRng::from_seed(s)
 }
 
-/// The transcripts of `t`: a realtime voice transcript on about a third of recorded calls.
-pub fn of_task(seed: u64, t: &SimTask) -> Vec<SimTranscript> {
-    let Some(main) = t.recordings.iter().find(|r| !r.segment) else {
+/// The transcripts of `t`: a realtime voice transcript on about a third of recorded calls,
+/// in an org with AI Assistant (`ai_transcripts`).
+pub fn of_task(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
+    let Some(main) = t
+        .recordings
+        .iter()
+        .find(|r| !r.segment && cfg.ai_transcripts)
+    else {
         return Vec::new();
     };
-    let mut rng = rng_of(seed, &t.id);
+    let mut rng = rng_of(cfg.seed, &t.id);
     if !rng.random_bool(0.35) {
         return Vec::new();
     }

@@ -320,7 +320,7 @@ pub(super) async fn captures(
             let transcripts: Vec<Value> = task
                 .iter()
                 .flat_map(|t| {
-                    transcripts::of_task(sim.cfg.seed, t)
+                    transcripts::of_task(&sim.cfg, t)
                         .into_iter()
                         .filter(|tr| tr.create_ms <= now)
                         .map(|tr| {
@@ -487,7 +487,7 @@ pub(super) async fn transcript(
     }
     let now = sim.now_ms();
     let found = sim.find_task(&task_id).and_then(|t| {
-        transcripts::of_task(sim.cfg.seed, &t)
+        transcripts::of_task(&sim.cfg, &t)
             .into_iter()
             .find(|tr| tr.file_name == file && tr.create_ms <= now)
     });

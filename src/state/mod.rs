@@ -326,6 +326,18 @@ impl State {
         .map(|n| n.max(0) as u64)
     }
 
+    /// Whether the ledger holds any object of `source` whose id starts with `prefix`: for
+    /// Webex, whether the org has ever produced a transcript (`transcript/…`).
+    pub fn has_objects_like(&self, source: &str, prefix: &str) -> Result<bool, StateError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audio_objects WHERE source = ? AND starts_with(recording_id, ?))",
+                params![source, prefix],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// The stored objects among `recording_ids`, by recording id, in one query per window:
     /// with audio on, objects an earlier run stored are reused rather than downloaded again;
     /// with audio off, they are still reported (and found) rather than called "disabled". A

@@ -538,7 +538,6 @@ pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
             t.3.push((v(&role), v(&name), v(&party), at.value(i), v(&text)));
         }
     }
-    assert!(!want.is_empty(), "the truth has transcripts");
     assert_eq!(got, want, "transcripts and their messages equal the truth");
 }
 

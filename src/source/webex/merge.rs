@@ -52,10 +52,13 @@ impl Previous {
 
     /// Tasks whose captures the window's `webex_captures` rows hold with every recording
     /// `stored` (or audio `disabled`), and every transcript settled too: reading their
-    /// captures again would change nothing. With `transcripts` on, a task needs a
-    /// transcript to be settled: transcripts are made after the call, often after its
-    /// audio, and only asking again finds a late one.
-    pub(crate) fn settled_tasks(&self, transcripts: bool) -> Result<HashSet<String>, WebexError> {
+    /// captures again would change nothing. With `await_transcripts` (transcripts on, and an
+    /// org that makes them), a task needs a transcript to be settled: transcripts are made
+    /// after the call, often after its audio, and only asking again finds a late one.
+    pub(crate) fn settled_tasks(
+        &self,
+        await_transcripts: bool,
+    ) -> Result<HashSet<String>, WebexError> {
         let (mut settled, mut open) = (HashSet::new(), HashSet::new());
         let mut transcribed = HashSet::new();
         for (batch, _) in self.of(super::transcripts::TRANSCRIPTS.name) {
@@ -81,7 +84,7 @@ impl Previous {
                 }
             }
         }
-        if transcripts {
+        if await_transcripts {
             settled.retain(|t| transcribed.contains(t));
         }
         Ok(settled.difference(&open).cloned().collect())

@@ -142,8 +142,14 @@ async fn read(
         transcripts::MESSAGES.name,
     ];
     let previous = Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
+    // An org that never made a transcript (no AI Assistant or AI Quality Management)
+    // will not make one late: its recorded tasks are not asked again for one.
+    let await_transcripts = client.config().transcripts
+        && run
+            .state()
+            .has_objects_like(run.name(), transcripts::LEDGER_PREFIX)?;
     let mut settled = match &previous {
-        Some(p) => p.settled_tasks(client.config().transcripts)?,
+        Some(p) => p.settled_tasks(await_transcripts)?,
         None => HashSet::new(),
     };
     if !settled.is_empty() {

@@ -103,10 +103,16 @@ pub struct Listed {
     pub url: Option<String>,
 }
 
+/// What every transcript's id in the audio ledger starts with.
+pub const LEDGER_PREFIX: &str = "transcript/";
+
 impl Listed {
     /// Its key in the audio ledger, which no recording id can take.
     pub fn ledger_id(&self) -> String {
-        format!("transcript/{}/{}/{}", self.task_id, self.id, self.file_name)
+        format!(
+            "{LEDGER_PREFIX}{}/{}/{}",
+            self.task_id, self.id, self.file_name
+        )
     }
 
     /// Whether `other` is the same transcript (a later answer about it).
