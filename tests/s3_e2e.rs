@@ -110,3 +110,43 @@ async fn big_objects_go_up_in_parts_and_leave_nothing_behind() {
         vec!["webex_tasks/big.parquet", "webex_tasks/small.parquet"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_in_s3_refuse_a_second_holder_and_change_hands_by_compare_and_swap() {
+    use ccetl::sink::lease::{Lease, LeaseError};
+    use chrono::{Duration, Utc};
+    let s3 = S3::start().await;
+    let env = common::env(sim_config()).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let cfg = env.config();
+    let wh = ccetl::sink::Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap();
+    let store = wh.store().as_ref();
+    let path = wh.path(&["_ccetl/leases/wx"]);
+    let (ttl, t0) = (Duration::seconds(30), Utc::now());
+
+    let mut a = Lease::acquire(store, &path, "worker-a", ttl, t0)
+        .await
+        .unwrap();
+    let refused = Lease::acquire(store, &path, "worker-b", ttl, t0)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, LeaseError::Held { .. }), "{refused}");
+    a.renew(store, t0 + Duration::seconds(10)).await.unwrap();
+
+    // Lapsed: of eight workers racing for it, S3's If-Match lets exactly one through.
+    let later = t0 + Duration::seconds(60);
+    let racers = (0..8).map(|i| {
+        let (store, path) = (wh.store().clone(), path.clone());
+        tokio::spawn(async move {
+            Lease::acquire(store.as_ref(), &path, &format!("w{i}"), ttl, later).await
+        })
+    });
+    let won = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(_))))
+        .count();
+    assert_eq!(won, 1, "exactly one takeover");
+    let lost = a.renew(store, later).await.unwrap_err();
+    assert!(matches!(lost, LeaseError::Lost { .. }), "{lost}");
+}

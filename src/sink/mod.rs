@@ -4,6 +4,7 @@ pub mod audio;
 pub mod backends;
 pub mod digest;
 pub mod keys;
+pub mod lease;
 pub mod manifest;
 pub mod parquet;
 pub mod settle;

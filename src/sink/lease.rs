@@ -1,0 +1,324 @@
+//! Leases kept in the warehouse: who may write a source's windows when workers share no
+//! disk (issue 28). The local run lock only guards one machine; two Airflow workers see
+//! only the bucket.
+//!
+//! A lease is one small JSON object. It is taken with a create-if-absent write, renewed and
+//! handed over with compare-and-swap on the object's version (ETag or generation), so two
+//! workers can never both believe they hold it: the loser of any race gets a precondition
+//! failure. A lease past its expiry may be taken over by anyone; its old holder learns so at
+//! its next renewal ([`LeaseError::Lost`]) and must stop before its next write
+//! (self-fencing). Object stores without compare-and-swap (local disk) answer
+//! [`LeaseError::Unsupported`]: a `file://` warehouse keeps the local lock.
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+/// What a lease object holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseBody {
+    /// Who holds it (a worker and process, for the humans reading an error).
+    pub holder: String,
+    /// When it lapses unless renewed (epoch ms).
+    pub expires_at_ms: i64,
+    /// How many times it changed hands: a takeover increments it.
+    pub generation: u64,
+}
+
+/// Why a lease could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Someone else holds a live lease.
+    #[error("{path} is held by {holder} until {until}; wait for it to finish or to lapse")]
+    #[allow(missing_docs)] // the message names them
+    Held {
+        path: String,
+        holder: String,
+        until: DateTime<Utc>,
+    },
+    /// The lease changed under its holder (it lapsed and was taken over): stop writing.
+    #[error("{path}: the lease was taken over by {holder}; this run stops before its next write")]
+    #[allow(missing_docs)] // the message names them
+    Lost { path: String, holder: String },
+    /// The store cannot compare-and-swap (local disk).
+    #[error("{path}: this warehouse's store has no conditional writes; leases need an object store (S3, GCS, Azure)")]
+    #[allow(missing_docs)] // the message names them
+    Unsupported { path: String },
+    /// A lease object that is not one.
+    #[error("{path}: not a lease object ({message})")]
+    #[allow(missing_docs)] // the message names them
+    Corrupt { path: String, message: String },
+    /// The store refused a request.
+    #[error("{path}: {source}")]
+    #[allow(missing_docs)] // the message names them
+    Store {
+        path: String,
+        source: object_store::Error,
+    },
+}
+
+impl LeaseError {
+    /// Its kind, for the exit code: a live lease elsewhere is transient.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            LeaseError::Held { .. } | LeaseError::Lost { .. } => ErrorKind::Transient,
+            LeaseError::Unsupported { .. } => ErrorKind::Config,
+            LeaseError::Corrupt { .. } => ErrorKind::Data,
+            LeaseError::Store { .. } => ErrorKind::Other,
+        }
+    }
+}
+
+/// A lease this process holds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    path: Path,
+    body: LeaseBody,
+    version: UpdateVersion,
+    ttl: Duration,
+}
+
+impl Lease {
+    /// Takes the lease at `path` for `holder`, for `ttl` from `now`: creates it, or takes
+    /// over one that lapsed. A live one held by anyone (this holder included: a second
+    /// process of the same worker is another writer) is refused.
+    pub async fn acquire(
+        store: &dyn ObjectStore,
+        path: &Path,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Lease, LeaseError> {
+        let mut body = LeaseBody {
+            holder: holder.to_string(),
+            expires_at_ms: (now + ttl).timestamp_millis(),
+            generation: 0,
+        };
+        match put(store, path, &body, PutMode::Create).await {
+            Ok(version) => return Ok(Lease::new(path, body, version, ttl)),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(store_error(path, e)),
+        }
+        let (current, version) = read(store, path).await?;
+        if current.expires_at_ms > now.timestamp_millis() {
+            return Err(held(path, &current));
+        }
+        body.generation = current.generation + 1;
+        match put(store, path, &body, PutMode::Update(version)).await {
+            Ok(version) => Ok(Lease::new(path, body, version, ttl)),
+            // Another worker took it over first.
+            Err(object_store::Error::Precondition { .. }) => {
+                let (winner, _) = read(store, path).await?;
+                Err(held(path, &winner))
+            }
+            Err(e) => Err(store_error(path, e)),
+        }
+    }
+
+    fn new(path: &Path, body: LeaseBody, version: UpdateVersion, ttl: Duration) -> Lease {
+        Lease {
+            path: path.clone(),
+            body,
+            version,
+            ttl,
+        }
+    }
+
+    /// Extends the lease to `ttl` from `now`. [`LeaseError::Lost`] when it changed hands:
+    /// the caller must stop before its next write.
+    pub async fn renew(
+        &mut self,
+        store: &dyn ObjectStore,
+        now: DateTime<Utc>,
+    ) -> Result<(), LeaseError> {
+        let mut body = self.body.clone();
+        body.expires_at_ms = (now + self.ttl).timestamp_millis();
+        let mode = PutMode::Update(self.version.clone());
+        match put(store, &self.path, &body, mode).await {
+            Ok(version) => {
+                self.body = body;
+                self.version = version;
+                Ok(())
+            }
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => {
+                let holder = match read(store, &self.path).await {
+                    Ok((winner, _)) => winner.holder,
+                    Err(_) => "nobody (it was deleted)".into(),
+                };
+                Err(LeaseError::Lost {
+                    path: self.path.to_string(),
+                    holder,
+                })
+            }
+            Err(e) => Err(store_error(&self.path, e)),
+        }
+    }
+
+    /// Gives the lease up, so the next worker need not wait for it to lapse: it is marked
+    /// lapsed by compare-and-swap (a delete could remove a successor's lease).
+    pub async fn release(mut self, store: &dyn ObjectStore) -> Result<(), LeaseError> {
+        self.body.expires_at_ms = 0;
+        let mode = PutMode::Update(self.version.clone());
+        match put(store, &self.path, &self.body, mode).await {
+            Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
+            Err(e) => Err(store_error(&self.path, e)),
+        }
+    }
+
+    /// What the lease object says.
+    pub fn body(&self) -> &LeaseBody {
+        &self.body
+    }
+}
+
+async fn put(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: &LeaseBody,
+    mode: PutMode,
+) -> Result<UpdateVersion, object_store::Error> {
+    // A struct of a string and two integers always serializes.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let opts = PutOptions {
+        mode,
+        ..PutOptions::default()
+    };
+    let r = store
+        .put_opts(path, Bytes::from(bytes).into(), opts)
+        .await?;
+    Ok(UpdateVersion {
+        e_tag: r.e_tag,
+        version: r.version,
+    })
+}
+
+async fn read(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<(LeaseBody, UpdateVersion), LeaseError> {
+    let got = store.get(path).await.map_err(|e| store_error(path, e))?;
+    let version = UpdateVersion {
+        e_tag: got.meta.e_tag.clone(),
+        version: got.meta.version.clone(),
+    };
+    let bytes = got.bytes().await.map_err(|e| store_error(path, e))?;
+    let body = serde_json::from_slice(&bytes).map_err(|e| LeaseError::Corrupt {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok((body, version))
+}
+
+fn held(path: &Path, body: &LeaseBody) -> LeaseError {
+    LeaseError::Held {
+        path: path.to_string(),
+        holder: body.holder.clone(),
+        until: DateTime::from_timestamp_millis(body.expires_at_ms).unwrap_or_default(),
+    }
+}
+
+fn store_error(path: &Path, e: object_store::Error) -> LeaseError {
+    match e {
+        object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. } => {
+            LeaseError::Unsupported {
+                path: path.to_string(),
+            }
+        }
+        source => LeaseError::Store {
+            path: path.to_string(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use std::sync::Arc;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_refuses_a_second_holder_and_a_lapsed_one_is_taken_over() {
+        let store = InMemory::new();
+        let path = Path::from("_ccetl/leases/wx");
+        let ttl = Duration::seconds(30);
+        let mut a = Lease::acquire(&store, &path, "worker-a", ttl, at(0))
+            .await
+            .unwrap();
+        let refused = Lease::acquire(&store, &path, "worker-b", ttl, at(10)).await;
+        let msg = refused.unwrap_err().to_string();
+        assert!(msg.contains("held by worker-a until"), "{msg}");
+
+        // Renewed in time, it stays a's.
+        a.renew(&store, at(20)).await.unwrap();
+        assert!(Lease::acquire(&store, &path, "worker-b", ttl, at(40))
+            .await
+            .is_err());
+
+        // a stops renewing: past its expiry b takes over, and a learns it at its next renewal.
+        let b = Lease::acquire(&store, &path, "worker-b", ttl, at(51))
+            .await
+            .unwrap();
+        assert_eq!(b.body().generation, 1);
+        let lost = a.renew(&store, at(52)).await.unwrap_err();
+        assert!(
+            matches!(lost, LeaseError::Lost { ref holder, .. } if holder == "worker-b"),
+            "{lost}"
+        );
+
+        // Released, it is free at once.
+        b.release(&store).await.unwrap();
+        let c = Lease::acquire(&store, &path, "worker-c", ttl, at(53))
+            .await
+            .unwrap();
+        assert_eq!(c.body().generation, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_many_racing_for_a_lapsed_lease_exactly_one_wins() {
+        let store = Arc::new(InMemory::new());
+        let path = Path::from("_ccetl/leases/wx");
+        let ttl = Duration::seconds(30);
+        for round in 0..20 {
+            let now = at(round * 100);
+            let racers = (0..8).map(|i| {
+                let (store, path) = (store.clone(), path.clone());
+                tokio::spawn(async move {
+                    Lease::acquire(store.as_ref(), &path, &format!("w{i}"), ttl, now).await
+                })
+            });
+            let results = futures::future::join_all(racers).await;
+            let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+            assert_eq!(won, 1, "round {round}: {won} winners");
+            for r in results {
+                if let Ok(Err(e)) = r {
+                    assert!(matches!(e, LeaseError::Held { .. }), "{e}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn local_disk_says_leases_need_an_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let path = Path::from("lease");
+        let ttl = Duration::seconds(30);
+        // Creating works on disk; the compare-and-swap a renewal needs does not.
+        let mut a = Lease::acquire(&store, &path, "a", ttl, at(0))
+            .await
+            .unwrap();
+        let e = a.renew(&store, at(1)).await.unwrap_err();
+        assert!(matches!(e, LeaseError::Unsupported { .. }), "{e}");
+        assert!(e.to_string().contains("no conditional writes"), "{e}");
+    }
+}
