@@ -112,7 +112,7 @@ async fn big_objects_go_up_in_parts_and_leave_nothing_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leases_in_s3_refuse_a_second_holder_and_change_hands_by_compare_and_swap() {
+async fn leases_and_checkpoints_in_s3_change_only_by_compare_and_swap() {
     use ccetl::sink::lease::{Lease, LeaseError};
     use chrono::{Duration, Utc};
     let s3 = S3::start().await;
@@ -149,4 +149,27 @@ async fn leases_in_s3_refuse_a_second_holder_and_change_hands_by_compare_and_swa
     assert_eq!(won, 1, "exactly one takeover");
     let lost = a.renew(store, later).await.unwrap_err();
     assert!(matches!(lost, LeaseError::Lost { .. }), "{lost}");
+
+    // A checkpoint four shards commit to at once loses no commit (If-Match again).
+    use ccetl::sink::checkpoint;
+    const DAY: i64 = 86_400_000;
+    let cp_path = wh.path(&["_ccetl/checkpoints/wx/tasks.json"]);
+    checkpoint::update(store, &cp_path, |cp| cp.commit(0, DAY, true))
+        .await
+        .unwrap();
+    let shards = (0..4).map(|s| {
+        let (store, path) = (wh.store().clone(), cp_path.clone());
+        tokio::spawn(async move {
+            for day in (1..=12).filter(|d| d % 4 == s) {
+                checkpoint::update(store.as_ref(), &path, |cp| cp.commit(day * DAY, DAY, true))
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for r in futures::future::join_all(shards).await {
+        r.unwrap();
+    }
+    let cp = checkpoint::read(store, &cp_path).await.unwrap().unwrap();
+    assert_eq!((cp.generation, cp.high_water_ms), (13, Some(13 * DAY)));
 }

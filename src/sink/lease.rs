@@ -8,13 +8,14 @@
 //! failure. A lease past its expiry may be taken over by anyone; its old holder learns so at
 //! its next renewal ([`LeaseError::Lost`]) and must stop before its next write
 //! (self-fencing). Object stores without compare-and-swap (local disk) answer
-//! [`LeaseError::Unsupported`]: a `file://` warehouse keeps the local lock.
+//! [`VersionedError::Unsupported`]: a `file://` warehouse keeps the local lock.
 
-use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+use object_store::{ObjectStore, UpdateVersion};
 use serde::{Deserialize, Serialize};
+
+use super::versioned::{self, VersionedError, Written};
 
 /// What a lease object holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,32 +43,17 @@ pub enum LeaseError {
     #[error("{path}: the lease was taken over by {holder}; this run stops before its next write")]
     #[allow(missing_docs)] // the message names them
     Lost { path: String, holder: String },
-    /// The store cannot compare-and-swap (local disk).
-    #[error("{path}: this warehouse's store has no conditional writes; leases need an object store (S3, GCS, Azure)")]
-    #[allow(missing_docs)] // the message names them
-    Unsupported { path: String },
-    /// A lease object that is not one.
-    #[error("{path}: not a lease object ({message})")]
-    #[allow(missing_docs)] // the message names them
-    Corrupt { path: String, message: String },
-    /// The store refused a request.
-    #[error("{path}: {source}")]
-    #[allow(missing_docs)] // the message names them
-    Store {
-        path: String,
-        source: object_store::Error,
-    },
+    /// The store could not read or swap the lease object.
+    #[error(transparent)]
+    Versioned(#[from] VersionedError),
 }
 
 impl LeaseError {
     /// Its kind, for the exit code: a live lease elsewhere is transient.
     pub fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind;
         match self {
-            LeaseError::Held { .. } | LeaseError::Lost { .. } => ErrorKind::Transient,
-            LeaseError::Unsupported { .. } => ErrorKind::Config,
-            LeaseError::Corrupt { .. } => ErrorKind::Data,
-            LeaseError::Store { .. } => ErrorKind::Other,
+            LeaseError::Held { .. } | LeaseError::Lost { .. } => crate::error::ErrorKind::Transient,
+            LeaseError::Versioned(e) => e.kind(),
         }
     }
 }
@@ -97,33 +83,26 @@ impl Lease {
             expires_at_ms: (now + ttl).timestamp_millis(),
             generation: 0,
         };
-        match put(store, path, &body, PutMode::Create).await {
-            Ok(version) => return Ok(Lease::new(path, body, version, ttl)),
-            Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(store_error(path, e)),
-        }
-        let (current, version) = read(store, path).await?;
-        if current.expires_at_ms > now.timestamp_millis() {
-            return Err(held(path, &current));
-        }
-        body.generation = current.generation + 1;
-        match put(store, path, &body, PutMode::Update(version)).await {
-            Ok(version) => Ok(Lease::new(path, body, version, ttl)),
-            // Another worker took it over first.
-            Err(object_store::Error::Precondition { .. }) => {
-                let (winner, _) = read(store, path).await?;
-                Err(held(path, &winner))
+        let mut version = None;
+        if let Some((current, v)) = versioned::read::<LeaseBody>(store, path).await? {
+            if current.expires_at_ms > now.timestamp_millis() {
+                return Err(held(path, &current));
             }
-            Err(e) => Err(store_error(path, e)),
+            body.generation = current.generation + 1;
+            version = Some(v);
         }
-    }
-
-    fn new(path: &Path, body: LeaseBody, version: UpdateVersion, ttl: Duration) -> Lease {
-        Lease {
-            path: path.clone(),
-            body,
-            version,
-            ttl,
+        match versioned::write(store, path, &body, version).await? {
+            Written::Done(version) => Ok(Lease {
+                path: path.clone(),
+                body,
+                version,
+                ttl,
+            }),
+            // Another worker took it first.
+            Written::Raced => Err(match versioned::read::<LeaseBody>(store, path).await? {
+                Some((winner, _)) => held(path, &winner),
+                None => lost(path, None),
+            }),
         }
     }
 
@@ -136,82 +115,34 @@ impl Lease {
     ) -> Result<(), LeaseError> {
         let mut body = self.body.clone();
         body.expires_at_ms = (now + self.ttl).timestamp_millis();
-        let mode = PutMode::Update(self.version.clone());
-        match put(store, &self.path, &body, mode).await {
-            Ok(version) => {
+        let version = Some(self.version.clone());
+        match versioned::write(store, &self.path, &body, version).await? {
+            Written::Done(version) => {
                 self.body = body;
                 self.version = version;
                 Ok(())
             }
-            Err(
-                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
-            ) => {
-                let holder = match read(store, &self.path).await {
-                    Ok((winner, _)) => winner.holder,
-                    Err(_) => "nobody (it was deleted)".into(),
-                };
-                Err(LeaseError::Lost {
-                    path: self.path.to_string(),
-                    holder,
-                })
+            Written::Raced => {
+                let winner = versioned::read::<LeaseBody>(store, &self.path).await;
+                let holder = winner.ok().flatten().map(|(w, _)| w.holder);
+                Err(lost(&self.path, holder))
             }
-            Err(e) => Err(store_error(&self.path, e)),
         }
     }
 
     /// Gives the lease up, so the next worker need not wait for it to lapse: it is marked
-    /// lapsed by compare-and-swap (a delete could remove a successor's lease).
+    /// lapsed by compare-and-swap (a delete could remove a successor's lease). Raced: a
+    /// successor holds it already, and there is nothing to give up.
     pub async fn release(mut self, store: &dyn ObjectStore) -> Result<(), LeaseError> {
         self.body.expires_at_ms = 0;
-        let mode = PutMode::Update(self.version.clone());
-        match put(store, &self.path, &self.body, mode).await {
-            Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
-            Err(e) => Err(store_error(&self.path, e)),
-        }
+        versioned::write(store, &self.path, &self.body, Some(self.version.clone())).await?;
+        Ok(())
     }
 
     /// What the lease object says.
     pub fn body(&self) -> &LeaseBody {
         &self.body
     }
-}
-
-async fn put(
-    store: &dyn ObjectStore,
-    path: &Path,
-    body: &LeaseBody,
-    mode: PutMode,
-) -> Result<UpdateVersion, object_store::Error> {
-    // A struct of a string and two integers always serializes.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let opts = PutOptions {
-        mode,
-        ..PutOptions::default()
-    };
-    let r = store
-        .put_opts(path, Bytes::from(bytes).into(), opts)
-        .await?;
-    Ok(UpdateVersion {
-        e_tag: r.e_tag,
-        version: r.version,
-    })
-}
-
-async fn read(
-    store: &dyn ObjectStore,
-    path: &Path,
-) -> Result<(LeaseBody, UpdateVersion), LeaseError> {
-    let got = store.get(path).await.map_err(|e| store_error(path, e))?;
-    let version = UpdateVersion {
-        e_tag: got.meta.e_tag.clone(),
-        version: got.meta.version.clone(),
-    };
-    let bytes = got.bytes().await.map_err(|e| store_error(path, e))?;
-    let body = serde_json::from_slice(&bytes).map_err(|e| LeaseError::Corrupt {
-        path: path.to_string(),
-        message: e.to_string(),
-    })?;
-    Ok((body, version))
 }
 
 fn held(path: &Path, body: &LeaseBody) -> LeaseError {
@@ -222,17 +153,10 @@ fn held(path: &Path, body: &LeaseBody) -> LeaseError {
     }
 }
 
-fn store_error(path: &Path, e: object_store::Error) -> LeaseError {
-    match e {
-        object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. } => {
-            LeaseError::Unsupported {
-                path: path.to_string(),
-            }
-        }
-        source => LeaseError::Store {
-            path: path.to_string(),
-            source,
-        },
+fn lost(path: &Path, holder: Option<String>) -> LeaseError {
+    LeaseError::Lost {
+        path: path.to_string(),
+        holder: holder.unwrap_or_else(|| "nobody (it was deleted)".into()),
     }
 }
 
@@ -318,7 +242,10 @@ mod tests {
             .await
             .unwrap();
         let e = a.renew(&store, at(1)).await.unwrap_err();
-        assert!(matches!(e, LeaseError::Unsupported { .. }), "{e}");
+        assert!(
+            matches!(e, LeaseError::Versioned(VersionedError::Unsupported { .. })),
+            "{e}"
+        );
         assert!(e.to_string().contains("no conditional writes"), "{e}");
     }
 }

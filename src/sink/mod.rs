@@ -2,6 +2,7 @@
 
 pub mod audio;
 pub mod backends;
+pub mod checkpoint;
 pub mod digest;
 pub mod keys;
 pub mod lease;
@@ -11,5 +12,6 @@ pub mod settle;
 pub mod store;
 pub mod sweep;
 pub mod upload;
+pub mod versioned;
 
 pub use store::{StoreError, Warehouse};

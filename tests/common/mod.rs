@@ -668,3 +668,30 @@ pub fn tables_dropped_and_audio_off(env: &Env, line: &str) {
     assert_ne!(text, off, "the source's audio switched off");
     std::fs::write(&env.pipeline, off).unwrap();
 }
+
+/// Asserts that a rerun's re-read window asked captures only for its tasks `open` says are
+/// still open (two queries per ten tasks: the stitched recordings, then the segments).
+pub fn assert_reread_asked_only_open(
+    env: &Env,
+    second: &ccetl::report::RunReport,
+    captures_before: u64,
+    open: impl Fn(&ccetl::sim::TruthTask) -> bool,
+) {
+    let reread = &second.sources[0].windows[0];
+    let (from, to) = (
+        reread.start.timestamp_millis(),
+        reread.end.timestamp_millis(),
+    );
+    let open = env
+        .truth()
+        .tasks
+        .iter()
+        .filter(|t| t.created_ms >= from && t.created_ms < to)
+        .filter(|t| open(t))
+        .count() as u64;
+    let captures = env.stats()["captures"] - captures_before;
+    assert!(
+        captures <= 2 * open.div_ceil(10),
+        "{captures} captures requests on a re-read with {open} tasks still open"
+    );
+}
