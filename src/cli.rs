@@ -51,6 +51,9 @@ pub enum Command {
     },
     /// Extract, transform and load: incremental by default.
     Run(RunArgs),
+    /// Cut a backfill into shards for a scheduler: grid windows per source, with the pool of
+    /// each source's API budget and the share of it each shard may use.
+    Plan(PlanArgs),
     /// Validate the config, resolve secrets, try each source's credentials and the warehouse.
     Check {
         /// The pipeline file (TOML).
@@ -157,6 +160,28 @@ pub enum StateAction {
         #[arg(long)]
         source: Option<String>,
     },
+}
+
+/// Arguments of `ccetl plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The pipeline file (TOML), as the workers will see its path.
+    pub pipeline: PathBuf,
+    /// The backfill's start (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Its end (default: now minus `settle`).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this source (repeatable).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Windows per shard.
+    #[arg(long, default_value_t = 7)]
+    pub windows_per_shard: usize,
+    /// Print JSON (a list of shards) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `ccetl run`.

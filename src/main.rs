@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             } => commands::demo(&dir, days, calls_per_day).await,
             Command::Run(args) => commands::run(args).await,
             Command::Check { pipeline } => commands::check(&pipeline).await,
+            Command::Plan(args) => commands::plan(&args),
             Command::State { action } => commands::state(action).await,
             Command::Query {
                 pipeline,

@@ -214,3 +214,42 @@ async fn a_bad_query_says_why_once() {
     );
     assert!(!err.contains("Unknown error code"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_cuts_a_backfill_into_disjoint_shards_with_their_pools() {
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    let p = env.pipeline.display().to_string();
+    let args = [
+        "plan",
+        &p,
+        "--since",
+        "2026-01-01",
+        "--until",
+        "2026-01-20",
+        "--windows-per-shard",
+        "5",
+        "--json",
+    ];
+    let (code, out, err) = ccetl(&args);
+    assert_eq!(code, 0, "{err}");
+    let shards: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    for source in ["wx", "xima"] {
+        let mine: Vec<&serde_json::Value> =
+            shards.iter().filter(|s| s["source"] == source).collect();
+        let windows: u64 = mine.iter().map(|s| s["windows"].as_u64().unwrap()).sum();
+        assert_eq!(windows, 19, "{source}: every day once");
+        assert!(
+            mine.windows(2).all(|p| p[0]["until"] == p[1]["since"]),
+            "{source}: shards meet without overlap"
+        );
+    }
+    let xima = shards.iter().find(|s| s["source"] == "xima").unwrap();
+    assert_eq!(xima["pool_slots"], 1, "one shard at a time per tenant");
+    // Each shard's command line is a run of its range.
+    assert_eq!(xima["args"][0], "run");
+    assert_eq!(xima["args"][3], "xima");
+
+    let (code, _, err) = ccetl(&["plan", &p, "--source", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no source is named 'nope'"), "{err}");
+}

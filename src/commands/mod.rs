@@ -111,6 +111,50 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     result.map_err(anyhow::Error::new)
 }
 
+/// `ccetl plan`: the shards of a backfill, as JSON for a scheduler or as a table.
+pub fn plan(args: &crate::cli::PlanArgs) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(&args.pipeline)?;
+    for s in &args.sources {
+        if !cfg.sources.iter().any(|c| c.name() == s) {
+            return Err(usage("--source", format!("no source is named '{s}'")));
+        }
+    }
+    let opts = RunOptions {
+        since: parse_time_arg("--since", &args.since)?,
+        until: parse_time_arg("--until", &args.until)?,
+        sources: args.sources.clone(),
+        ..RunOptions::default()
+    };
+    let path = args.pipeline.display().to_string();
+    let shards = pipeline::shards::plan(
+        &cfg,
+        &path,
+        &opts,
+        chrono::Utc::now(),
+        args.windows_per_shard,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&shards)?);
+        return Ok(());
+    }
+    for s in &shards {
+        let rate = s
+            .requests_per_minute
+            .map(|r| format!(", {r:.0} requests/min"))
+            .unwrap_or_default();
+        println!(
+            "{}  {} .. {}  {} windows  pool {} ({} at once{rate})",
+            s.id,
+            s.since.to_rfc3339(),
+            s.until.to_rfc3339(),
+            s.windows,
+            s.pool,
+            s.pool_slots
+        );
+    }
+    Ok(())
+}
+
 fn print_summary(r: &RunReport) {
     if r.dry_run {
         for s in &r.sources {

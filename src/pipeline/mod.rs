@@ -14,6 +14,7 @@ mod commit;
 mod estimate;
 mod events;
 pub mod rebuild;
+pub mod shards;
 mod stages;
 
 pub use commit::WindowOutput;

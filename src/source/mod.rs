@@ -89,6 +89,14 @@ pub trait Source: fmt::Debug + Send + Sync + Any {
     fn name(&self) -> &str;
     /// Its API budget in requests per minute, which a dry run's estimate divides by.
     fn requests_per_minute(&self) -> Option<f64>;
+    /// The budget it shares with every source under the same credential, for `ccetl plan`:
+    /// one scheduler pool per key. One shard at a time unless the kind says otherwise.
+    fn budget(&self) -> Budget {
+        Budget {
+            key: self.name().to_string(),
+            shards_at_once: 1,
+        }
+    }
     /// Connects, then extracts and commits the windows `run` plans
     /// ([`SourceRun::plan`], [`SourceRun::drive`]).
     fn run(
@@ -112,6 +120,8 @@ pub trait DynSource: fmt::Debug + Send + Sync + Any {
     fn name(&self) -> &str;
     /// [`Source::requests_per_minute`].
     fn requests_per_minute(&self) -> Option<f64>;
+    /// [`Source::budget`].
+    fn budget(&self) -> Budget;
     /// [`Source::run`].
     fn run<'a>(
         &'a self,
@@ -136,6 +146,10 @@ impl<T: Source> DynSource for T {
         Source::requests_per_minute(self)
     }
 
+    fn budget(&self) -> Budget {
+        Source::budget(self)
+    }
+
     fn run<'a>(
         &'a self,
         run: &'a SourceRun<'_>,
@@ -154,6 +168,16 @@ impl<T: Source> DynSource for T {
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure> {
         Source::credentials(self, ctx)
     }
+}
+
+/// An API budget shared by every source under one credential (the pacer's key), and how
+/// many shards of a backfill may use it at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// The credential's key: the same for sources that share a budget.
+    pub key: String,
+    /// Shards that may run at once: more only where they speed something up.
+    pub shards_at_once: usize,
 }
 
 /// What a source's check may read.

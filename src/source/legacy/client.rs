@@ -67,15 +67,19 @@ pub struct LegacyClient {
     cfg: LegacyConfig,
 }
 
+/// One budget per host and user: the API publishes no limit (see the config default).
+pub fn pacer_key(cfg: &LegacyConfig) -> String {
+    format!(
+        "legacy|{}|{}",
+        crate::http::redact_url(&cfg.base_url),
+        cfg.user_id
+    )
+}
+
 impl LegacyClient {
     /// Builds the HTTP client and pacer from the source's config; sends nothing.
     pub fn connect(cfg: &LegacyConfig) -> Result<Self, LegacyError> {
-        // One budget per host and user: the API publishes no limit (see the config default).
-        let key = format!(
-            "legacy|{}|{}",
-            crate::http::redact_url(&cfg.base_url),
-            cfg.user_id
-        );
+        let key = pacer_key(cfg);
         let rule = PaceRule::per_window(cfg.requests_per_minute as usize, Duration::from_secs(60));
         let http = HttpClient::new(RetryConfig::default(), cfg.read_timeout)?
             .paced(Pacer::shared(&key, rule));

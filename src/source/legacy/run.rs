@@ -19,6 +19,13 @@ impl Source for LegacyConfig {
         Some(f64::from(self.requests_per_minute))
     }
 
+    fn budget(&self) -> crate::source::Budget {
+        crate::source::Budget {
+            key: super::client::pacer_key(self),
+            shards_at_once: 1,
+        }
+    }
+
     async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
         let Some(windows) = run.plan(report)? else {
             return Ok(());

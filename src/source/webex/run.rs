@@ -20,7 +20,7 @@ use crate::pipeline::{
 };
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source};
+use crate::source::{Budget, CheckContext, Checked, Source};
 use crate::window::{self, Window};
 
 impl Source for WebexConfig {
@@ -30,6 +30,15 @@ impl Source for WebexConfig {
 
     fn requests_per_minute(&self) -> Option<f64> {
         Some(f64::from(self.requests_per_minute) * 60.0 / self.rate_window.as_secs_f64())
+    }
+
+    /// Per client ID. Shards of one org share its 300 requests a minute, so more of them
+    /// only speed up audio (bandwidth-bound): four with audio on, one without.
+    fn budget(&self) -> Budget {
+        Budget {
+            key: super::client::budget_key(&self.base_url, &self.client_id),
+            shards_at_once: if self.audio { 4 } else { 1 },
+        }
     }
 
     async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {

@@ -54,14 +54,19 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
 }
 
+/// The tenant's pacer key: Xima's limit is per tenant.
+pub fn pacer_key(cfg: &XimaConfig) -> String {
+    format!(
+        "{}|{}",
+        cfg.base_url.host_str().unwrap_or_default(),
+        cfg.tenant
+    )
+}
+
 impl XimaClient {
     /// Builds the HTTP client on the tenant's shared pacer; sends nothing.
     pub fn connect(cfg: &XimaConfig) -> Result<Self, XimaError> {
-        let key = format!(
-            "{}|{}",
-            cfg.base_url.host_str().unwrap_or_default(),
-            cfg.tenant
-        );
+        let key = pacer_key(cfg);
         Ok(XimaClient {
             // Every request, audio included, keeps the tenant's pace.
             http: HttpClient::new(RetryConfig::default(), cfg.read_timeout)?

@@ -23,6 +23,14 @@ impl Source for XimaConfig {
         Some(self.pace.per_minute())
     }
 
+    /// Per tenant, one shard at a time: its three requests in ten seconds do not divide.
+    fn budget(&self) -> crate::source::Budget {
+        crate::source::Budget {
+            key: super::client::pacer_key(self),
+            shards_at_once: 1,
+        }
+    }
+
     async fn run(&self, run: &SourceRun<'_>, report: &mut SourceReport) -> Result<(), RunError> {
         run_windows(run, self, report).await
     }
