@@ -162,20 +162,28 @@ pub enum StateAction {
     },
 }
 
-/// Arguments of `ccetl plan`.
+/// The pipeline and the range of `ccetl run` and `ccetl plan`.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// The pipeline file (TOML), as the workers will see its path.
+pub struct RangeArgs {
+    /// The pipeline file (TOML).
     pub pipeline: PathBuf,
-    /// The backfill's start (RFC 3339 or YYYY-MM-DD).
+    /// From this time (RFC 3339 or YYYY-MM-DD); a re-extract never moves watermarks back.
     #[arg(long)]
     pub since: Option<String>,
-    /// Its end (default: now minus `settle`).
+    /// Up to this time (default: now minus `settle`).
     #[arg(long)]
     pub until: Option<String>,
     /// Only this source (repeatable).
     #[arg(long = "source")]
     pub sources: Vec<String>,
+}
+
+/// Arguments of `ccetl plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The pipeline (its path as the workers will see it) and the backfill's range.
+    #[command(flatten)]
+    pub range: RangeArgs,
     /// Windows per shard.
     #[arg(long, default_value_t = 7)]
     pub windows_per_shard: usize,
@@ -187,17 +195,9 @@ pub struct PlanArgs {
 /// Arguments of `ccetl run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The pipeline file (TOML).
-    pub pipeline: PathBuf,
-    /// Re-extract from this time (RFC 3339 or YYYY-MM-DD); watermarks never move back.
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Extract up to this time (default: now minus `settle`).
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Only this source (repeatable).
-    #[arg(long = "source")]
-    pub sources: Vec<String>,
+    /// The pipeline and the range to extract.
+    #[command(flatten)]
+    pub range: RangeArgs,
     /// Plan the windows and print them; make no requests.
     #[arg(long)]
     pub dry_run: bool,

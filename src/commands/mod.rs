@@ -92,14 +92,11 @@ fn parse_time_arg(
 
 /// `ccetl run`: plans and runs every selected source, prints the summary, writes the report.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let cfg = PipelineConfig::load(&args.pipeline)?;
+    let cfg = PipelineConfig::load(&args.range.pipeline)?;
     let opts = RunOptions {
-        since: parse_time_arg("--since", &args.since)?,
-        until: parse_time_arg("--until", &args.until)?,
-        sources: args.sources,
         dry_run: args.dry_run,
         now: parse_time_arg("--now", &args.now)?,
-        list_ahead_max_tasks: None,
+        ..range_options(&args.range)?
     };
     let (report, result) = pipeline::run(&cfg, &opts).await;
     if let Some(path) = &args.report {
@@ -111,21 +108,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     result.map_err(anyhow::Error::new)
 }
 
+/// The run options `--since`, `--until` and `--source` give.
+fn range_options(r: &crate::cli::RangeArgs) -> anyhow::Result<RunOptions> {
+    Ok(RunOptions {
+        since: parse_time_arg("--since", &r.since)?,
+        until: parse_time_arg("--until", &r.until)?,
+        sources: r.sources.clone(),
+        ..RunOptions::default()
+    })
+}
+
 /// `ccetl plan`: the shards of a backfill, as JSON for a scheduler or as a table.
 pub fn plan(args: &crate::cli::PlanArgs) -> anyhow::Result<()> {
-    let cfg = PipelineConfig::load(&args.pipeline)?;
-    for s in &args.sources {
+    let cfg = PipelineConfig::load(&args.range.pipeline)?;
+    for s in &args.range.sources {
         if !cfg.sources.iter().any(|c| c.name() == s) {
             return Err(usage("--source", format!("no source is named '{s}'")));
         }
     }
-    let opts = RunOptions {
-        since: parse_time_arg("--since", &args.since)?,
-        until: parse_time_arg("--until", &args.until)?,
-        sources: args.sources.clone(),
-        ..RunOptions::default()
-    };
-    let path = args.pipeline.display().to_string();
+    let opts = range_options(&args.range)?;
+    let path = args.range.pipeline.display().to_string();
     let shards = pipeline::shards::plan(
         &cfg,
         &path,
@@ -520,10 +522,12 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
     )
     .with_context(|| format!("writing {}", path.display()))?;
     let outcome = run(RunArgs {
-        pipeline: path.clone(),
-        since: None,
-        until: None,
-        sources: Vec::new(),
+        range: crate::cli::RangeArgs {
+            pipeline: path.clone(),
+            since: None,
+            until: None,
+            sources: Vec::new(),
+        },
         dry_run: false,
         report: Some(dir.join("last-run.json")),
         now: None,
