@@ -24,9 +24,20 @@ impl KeyError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         KeyError {
             key: key.into(),
-            message: message.into(),
+            message: printable(&message.into()),
         }
     }
+}
+
+/// `s` on one line: a control character (a newline inside a quoted value the message
+/// echoes) is written as its escape, so an error stays one line.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 impl From<(&'static str, String)> for KeyError {

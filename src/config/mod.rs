@@ -275,7 +275,7 @@ impl PipelineConfig {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             key: key.to_string(),
-            message,
+            message: fields::printable(&message),
         };
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let p = raw.pipeline;
@@ -409,6 +409,21 @@ refresh_token = "r"
 
     fn env(k: &str) -> Option<String> {
         (k == "CID").then(|| "client-1".to_string())
+    }
+
+    #[test]
+    fn a_value_with_a_newline_is_echoed_on_one_line() {
+        // The fuzzer's find: a control character inside a quoted value the message repeats.
+        for value in [r#"["teleph\ny"]"#, r#"["teleph\u000by"]"#] {
+            let text = format!("{GOOD}channel_types = {value}\n");
+            let e = PipelineConfig::parse(Path::new("/p/x.toml"), &text, &env).unwrap_err();
+            let msg = e.to_string();
+            assert!(!msg.contains('\n') && !msg.contains('\u{b}'), "{msg}");
+            assert!(
+                msg.contains("channel_types") && msg.contains("teleph"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
