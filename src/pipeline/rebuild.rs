@@ -16,6 +16,7 @@ use super::{open_states, stream_of, RunError};
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::sink::audio::AudioStatus;
 use crate::sink::{manifest, Warehouse};
+use crate::source::ObjectsTable;
 use crate::state::{AudioRecord, State, WindowRecord};
 
 /// What a rebuild found for one source.
@@ -98,24 +99,24 @@ async fn rebuild_source(
 async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRecord>, RunError> {
     let kind = src.source_kind();
     let name = src.name().replace('\'', "''");
-    let mut queries: Vec<String> = kind
-        .recordings
-        .iter()
-        .map(|r| {
+    // The recordings are one more table of objects, in the audio columns.
+    let recordings = kind.recordings.iter().map(|r| ObjectsTable {
+        table: r.table,
+        ledger_id: r.id,
+        call: r.call,
+        object: ["audio_uri", "audio_bytes", "audio_sha256"],
+        stored: "audio_status = 'stored'",
+    });
+    let queries: Vec<String> = recordings
+        .chain(kind.objects.iter().copied())
+        .map(|o| {
+            let [uri, bytes, sha] = o.object;
             format!(
-                "SELECT {}, {}, audio_uri, audio_bytes, audio_sha256 FROM {}
-                 WHERE source = '{name}' AND audio_status = 'stored'",
-                r.id, r.call, r.table.name
+                "SELECT {}, {}, {uri}, {bytes}, {sha} FROM {} WHERE source = '{name}' AND {}",
+                o.ledger_id, o.call, o.table.name, o.stored
             )
         })
         .collect();
-    queries.extend(kind.objects.iter().map(|o| {
-        let [uri, bytes, sha] = o.object;
-        format!(
-            "SELECT {}, {}, {uri}, {bytes}, {sha} FROM {} WHERE source = '{name}' AND {}",
-            o.ledger_id, o.call, o.table.name, o.stored
-        )
-    }));
     if queries.is_empty() {
         return Ok(Vec::new());
     }

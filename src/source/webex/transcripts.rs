@@ -226,7 +226,7 @@ pub fn tables(
     let mut count = Int32Builder::with_capacity(n);
     let (mut uri, mut sha, mut status, mut error) = (s(), s(), s(), s());
     let mut bytes = Int64Builder::with_capacity(n);
-    let mut m = MessageColumns::default();
+    let mut m = MessageColumns::new();
     let mut dates = Vec::with_capacity(n);
     let mut message_dates = Vec::new();
     for (i, t) in w.rows.iter().enumerate() {
@@ -290,7 +290,6 @@ pub fn tables(
 }
 
 /// The columns of `webex_transcript_messages`, filled a message at a time.
-#[derive(Default)]
 struct MessageColumns {
     task: StringBuilder,
     id: StringBuilder,
@@ -299,13 +298,29 @@ struct MessageColumns {
     role: StringBuilder,
     name: StringBuilder,
     party: StringBuilder,
-    start: Option<arrow::array::TimestampMicrosecondBuilder>,
+    start: arrow::array::TimestampMicrosecondBuilder,
     duration: Int64Builder,
     text: StringBuilder,
     channel: StringBuilder,
 }
 
 impl MessageColumns {
+    fn new() -> Self {
+        MessageColumns {
+            task: StringBuilder::new(),
+            id: StringBuilder::new(),
+            file: StringBuilder::new(),
+            seq: Int32Builder::new(),
+            role: StringBuilder::new(),
+            name: StringBuilder::new(),
+            party: StringBuilder::new(),
+            start: ts_builder(0),
+            duration: Int64Builder::new(),
+            text: StringBuilder::new(),
+            channel: StringBuilder::new(),
+        }
+    }
+
     fn push(&mut self, t: &Listed, m: &Message, channel: Option<&str>) {
         self.task.append_value(&t.task_id);
         self.id.append_value(&t.id);
@@ -314,9 +329,7 @@ impl MessageColumns {
         self.role.append_option(m.role.as_deref());
         self.name.append_option(m.name.as_deref());
         self.party.append_option(m.party_id.as_deref());
-        self.start
-            .get_or_insert_with(|| ts_builder(0))
-            .append_option(m.start_ms.map(|v| v * 1000));
+        self.start.append_option(m.start_ms.map(|v| v * 1000));
         self.duration.append_option(m.duration_ms);
         self.text.append_value(&m.text);
         self.channel.append_option(channel);
@@ -331,7 +344,7 @@ impl MessageColumns {
             Arc::new(self.role.finish()),
             Arc::new(self.name.finish()),
             Arc::new(self.party.finish()),
-            Arc::new(self.start.get_or_insert_with(|| ts_builder(0)).finish()),
+            Arc::new(self.start.finish()),
             Arc::new(self.duration.finish()),
             Arc::new(self.text.finish()),
             Arc::new(self.channel.finish()),
