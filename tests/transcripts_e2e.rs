@@ -107,7 +107,7 @@ async fn sensitive_va_audio_is_withheld_by_default_and_stored_when_opted_in() {
     assert_matches_va(&env, &truth, Some(false));
     let va = |sql: &str| {
         env.count(&format!(
-            "SELECT count(*) FROM webex_captures WHERE call_type = 'va-main' AND {sql}"
+            "SELECT count(*) FROM webex_captures WHERE call_type IN ('va-main', 'va-consult') AND {sql}"
         ))
     };
     let (withheld, stored) = (
@@ -119,6 +119,8 @@ async fn sensitive_va_audio_is_withheld_by_default_and_stored_when_opted_in() {
         "{withheld} withheld, {stored} stored"
     );
     assert_eq!(va("sensitive AND audio_status <> 'withheld'"), 0);
+    let kinds = env.strings("SELECT DISTINCT call_type FROM webex_captures ORDER BY 1");
+    assert_eq!(kinds, ["main", "va-consult", "va-main"], "both kinds of VA recording");
 
     let env = env_with(
         sim_config(),
@@ -185,6 +187,18 @@ async fn every_channel_lands_chats_in_calls_beside_the_calls() {
     };
     assert_eq!(got("chat"), chats, "every chat is a row of calls");
     assert_eq!(got("telephony"), ids("telephony"), "beside every call");
+    // Chats' transcripts are copied beside the calls' (object, size, hash), listed but not
+    // split into messages.
+    common::assert_transcripts_match(&env, &truth);
+    let digital = env.strings(&format!(
+        "SELECT DISTINCT t.status || ' ' || t.error FROM webex_transcripts t JOIN calls c ON c.call_id = t.task_id WHERE c.channel_type = 'chat' AND t.file_name = 'chatTranscript.json' AND t.transcript_source = 'chat' AND t.object_uri IS NOT NULL AND t.messages IS NULL"
+    ));
+    assert_eq!(
+        digital,
+        [format!("unparsed {}", ccetl::source::webex::transcripts::DIGITAL_NOT_SPLIT)]
+    );
+    let n = env.count("SELECT count(*) FROM webex_transcripts WHERE transcript_source = 'chat'");
+    assert!(n * 2 > chats.len() as i64, "{n} of {} chats have a transcript", chats.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,7 +97,8 @@ pub struct SimConfig {
     /// The client ID's rate limit on the WxCC API routes (default: the documented 300 a
     /// minute); `None` lifts it. Tests and benches that need more raise it explicitly.
     pub rate_limit: Option<ratelimit::RateLimit>,
-    /// Whether the org has AI Assistant: voice transcripts on a share of its calls.
+    /// Whether the org has AI Assistant: voice transcripts on a share of its calls (and, to
+    /// keep one switch, digital transcripts of most chats).
     pub ai_transcripts: bool,
 }
 
@@ -375,7 +376,12 @@ impl Sim {
         (t.created_ms <= self.now_ms()).then_some(t)
     }
 
-    fn truth_recording(&self, r: &data::SimRecording, sensitive: bool, now: i64) -> TruthRecording {
+    fn truth_recording(
+        &self,
+        r: &data::SimRecording,
+        va: Option<&va::SimVaRecording>,
+        now: i64,
+    ) -> TruthRecording {
         let (bytes, sha256) = audio::wav_digest(
             data::audio_seed(self.cfg.seed, &r.id),
             r.duration_secs(),
@@ -384,7 +390,8 @@ impl Sim {
         TruthRecording {
             id: r.id.clone(),
             segment: r.segment,
-            sensitive,
+            sensitive: va.is_some_and(|v| v.sensitive),
+            call_type: va.map_or("main", |v| v.call_type).into(),
             available: r.available_ms <= now,
             bytes,
             sha256,
@@ -403,11 +410,11 @@ impl Sim {
                     recordings: t
                         .recordings
                         .iter()
-                        .map(|r| self.truth_recording(r, false, now))
+                        .map(|r| self.truth_recording(r, None, now))
                         .collect(),
                     va_recordings: va_recs
                         .iter()
-                        .map(|v| self.truth_recording(&v.rec, v.sensitive, now))
+                        .map(|v| self.truth_recording(&v.rec, Some(v), now))
                         .collect(),
                     transcripts: transcripts::of_task(&self.cfg, &t)
                         .into_iter()
@@ -508,6 +515,9 @@ pub struct TruthRecording {
     /// Flagged `sensitive` (VA recordings only).
     #[serde(default)]
     pub sensitive: bool,
+    /// `callType`: `main`, or `va-main`/`va-consult` for a virtual agent's recording.
+    #[serde(default)]
+    pub call_type: String,
     /// Audio size.
     pub bytes: u64,
     /// Audio SHA-256, hex.

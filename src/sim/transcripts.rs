@@ -4,7 +4,8 @@
 //!
 //! Their text is what breaks naive exports: commas, quotes, newlines and non-Latin scripts.
 //! A few are made later than their call's audio (a lookback finds them), and a few are
-//! broken JSON (ccetl keeps the object and marks the row `unparsed`).
+//! broken JSON (ccetl keeps the object and marks the row `unparsed`). Ended chats have a
+//! digital transcript, which ccetl copies without splitting.
 
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -33,8 +34,11 @@ pub struct SimTranscript {
     pub create_ms: i64,
     /// The messages, as the body holds them.
     pub messages: Vec<SimMessage>,
-    /// Whether the body is a well-formed vCon.
+    /// Whether the body is a well-formed vCon (never for a digital one: ccetl does not split
+    /// those).
     pub parseable: bool,
+    /// Whether it is a digital task's transcript.
+    pub digital: bool,
 }
 
 /// A message of a transcript.
@@ -105,6 +109,9 @@ fn rng_of(seed: u64, task_id: &str) -> rand::rngs::StdRng {
 /// The transcripts of `t`: a realtime voice transcript on about a third of recorded calls,
 /// in an org with AI Assistant (`ai_transcripts`).
 pub fn of_task(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
+    if t.channel_type != "telephony" {
+        return digital(cfg, t);
+    }
     let Some(main) = t
         .recordings
         .iter()
@@ -156,6 +163,29 @@ pub fn of_task(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
         create_ms: t.ended_ms + after,
         parseable: !rng.random_bool(0.03),
         messages,
+        digital: false,
+    }]
+}
+
+/// A digital task's transcript (most ended chats, in an org with transcripts): `Source` the
+/// channel, `id` the conversation id (spec, `TranscriptMulti`), made a few minutes after the
+/// chat ends.
+fn digital(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
+    let mut rng = rng_of(cfg.seed, &t.id);
+    if !cfg.ai_transcripts || !rng.random_bool(0.8) {
+        return Vec::new();
+    }
+    let conversation: String = t.id.replace('-', "").to_uppercase().chars().take(14).collect();
+    vec![SimTranscript {
+        id: format!("CSR{conversation}"),
+        file_name: format!("{}Transcript.json", t.channel_type),
+        source: t.channel_type.into(),
+        language: "en-US".into(),
+        start_ms: t.created_ms,
+        create_ms: t.ended_ms + rng.random_range(60_000..5 * 60_000i64),
+        parseable: false,
+        messages: Vec::new(),
+        digital: true,
     }]
 }
 
@@ -175,8 +205,25 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A digital transcript's body. Its layout here is a stand-in: Webex's "Guide for Digital
+/// Transcripts" (messages flattened into plain text) is not at hand, and ccetl only copies
+/// these objects, so nothing depends on it but their bytes.
+fn digital_body(t: &SimTranscript, task_id: &str) -> Vec<u8> {
+    let lines = [
+        "Customer: Hi, my order #1042 hasn't arrived, \"tracking\" says delivered?",
+        "Agent: Sorry about that!\nLet me check with the courier.",
+        "Customer: 配達されていません。",
+    ];
+    let doc = json!({ "conversationId": t.id, "taskId": task_id, "channelType": t.source,
+                      "transcript": lines.join("\n") });
+    serde_json::to_vec_pretty(&doc).unwrap_or_default()
+}
+
 /// The transcript's body: a vCon, or for an unparseable one, a vCon cut short.
 pub fn body(t: &SimTranscript, task_id: &str) -> Vec<u8> {
+    if t.digital {
+        return digital_body(t, task_id);
+    }
     let mut parties: Vec<(String, String, String)> = Vec::new();
     let mut index = |m: &SimMessage| {
         let key = (m.role.clone(), m.name.clone(), m.party_id.clone());

@@ -343,7 +343,7 @@ pub(super) async fn captures(
                 .unwrap_or_default()
                 .into_iter()
                 .map(|r| (r, None))
-                .chain(va.into_iter().map(|v| (v.rec, Some(v.sensitive))))
+                .chain(va.into_iter().map(|v| (v.rec, Some((v.sensitive, v.call_type)))))
                 // Spec: true returns the individual segments, false the stitched recording.
                 .filter(|(r, _)| {
                     r.available_ms - sim.cfg.processing_ms <= now && segments == r.segment
@@ -355,10 +355,16 @@ pub(super) async fn captures(
                         "participants": r.participants,
                         "channel1": "Caller", "channel2": "Agent", "callType": "main",
                     }});
-                    if let Some(sensitive) = va {
-                        // Spec: "VA - channel contains virtual agent audio only".
-                        rec["attributes"]["channel2"] = json!("VA");
-                        rec["attributes"]["callType"] = json!("va-main");
+                    if let Some((sensitive, call_type)) = va {
+                        // Spec: "VA - channel contains virtual agent audio only"; channel2
+                        // is "Agent if callType is consult".
+                        let (one, two) = match call_type {
+                            "va-consult" => ("VA", "Agent"),
+                            _ => ("Caller", "VA"),
+                        };
+                        rec["attributes"]["channel1"] = json!(one);
+                        rec["attributes"]["channel2"] = json!(two);
+                        rec["attributes"]["callType"] = json!(call_type);
                         rec["attributes"]["sensitive"] = json!(sensitive);
                     }
                     // Still processing: listed, but no file to download yet.

@@ -356,7 +356,7 @@ pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
     assert_eq!(got_tasks.into_iter().collect::<BTreeSet<_>>(), want_tasks);
 
     let withheld = |r: &ccetl::sim::TruthRecording| r.sensitive && va == Some(false);
-    let want_recs: BTreeMap<String, (bool, String, u64)> = truth
+    let want_recs: BTreeMap<String, (bool, String, u64, String)> = truth
         .tasks
         .iter()
         .flat_map(|t| {
@@ -365,13 +365,19 @@ pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
         })
         .filter(|r| r.available)
         .map(|r| match withheld(r) {
-            true => (r.id.clone(), (r.segment, "withheld".into(), 0)),
-            false => (r.id.clone(), (r.segment, r.sha256.clone(), r.bytes)),
+            true => (
+                r.id.clone(),
+                (r.segment, "withheld".into(), 0, r.call_type.clone()),
+            ),
+            false => (
+                r.id.clone(),
+                (r.segment, r.sha256.clone(), r.bytes, r.call_type.clone()),
+            ),
         })
         .collect();
     assert!(!want_recs.is_empty(), "the truth has recordings");
     let got = env.sql(
-        "SELECT capture_id, segment, audio_sha256, audio_bytes, audio_status, audio_uri FROM webex_captures ORDER BY 1",
+        "SELECT capture_id, segment, audio_sha256, audio_bytes, audio_status, audio_uri, call_type FROM webex_captures ORDER BY 1",
     );
     let mut got_recs = BTreeMap::new();
     for b in &got {
@@ -381,12 +387,18 @@ pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
         let bytes = b.column(3).as_primitive::<arrow::datatypes::Int64Type>();
         let status = b.column(4).as_string::<i32>();
         let uri = b.column(5).as_string::<i32>();
+        let call_type = b.column(6).as_string::<i32>();
         for i in 0..b.num_rows() {
             if status.value(i) == "withheld" {
                 assert!(uri.is_null(i) && sha.is_null(i), "withheld: no object");
                 let prev = got_recs.insert(
                     id.value(i).to_string(),
-                    (seg.value(i), "withheld".to_string(), 0),
+                    (
+                        seg.value(i),
+                        "withheld".to_string(),
+                        0,
+                        call_type.value(i).to_string(),
+                    ),
                 );
                 assert!(prev.is_none(), "duplicate capture {}", id.value(i));
                 continue;
@@ -408,6 +420,7 @@ pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
                     seg.value(i),
                     sha.value(i).to_string(),
                     bytes.value(i) as u64,
+                    call_type.value(i).to_string(),
                 ),
             );
             assert!(prev.is_none(), "duplicate capture {}", id.value(i));

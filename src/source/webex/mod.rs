@@ -307,8 +307,9 @@ pub async fn fetch_transcripts(
     states
 }
 
-/// Reads back each stored transcript from the warehouse and splits it into messages; one
-/// answer per row. A transcript that does not parse keeps its object and row (`unparsed`).
+/// Reads back each stored voice transcript from the warehouse and splits it into messages;
+/// one answer per row. A transcript that does not parse keeps its object and row
+/// (`unparsed`), as does a digital one, which is not read.
 pub async fn read_transcripts(
     wh: &Warehouse,
     transcripts: &WindowTranscripts,
@@ -320,6 +321,12 @@ pub async fn read_transcripts(
             out.push(transcripts::Parsed::NotRead);
             continue;
         };
+        if !t.is_voice() {
+            out.push(transcripts::Parsed::Unparsed(
+                transcripts::DIGITAL_NOT_SPLIT.into(),
+            ));
+            continue;
+        }
         let body = match wh.key_of_uri(uri) {
             Some(key) => wh.get(key).await?,
             None => None,

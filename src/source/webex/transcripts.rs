@@ -115,6 +115,17 @@ impl Listed {
         )
     }
 
+    /// Whether it is a voice transcript, a vCon ccetl splits into messages. The guides name
+    /// two sources for them: `realtime-voice` (`realtimeVoiceTranscript.json`) and
+    /// `recording` (`voiceTranscript.json`); digital tasks' transcripts carry their channel
+    /// (`chat`, `sms`, …) as source (spec, `TranscriptMulti.Source`).
+    pub fn is_voice(&self) -> bool {
+        let voice_source = self.source.as_deref().is_some_and(|s| {
+            s.eq_ignore_ascii_case("realtime-voice") || s.eq_ignore_ascii_case("recording")
+        });
+        voice_source || self.file_name.ends_with("oiceTranscript.json")
+    }
+
     /// Whether `other` is the same transcript (a later answer about it).
     pub fn same(&self, other: &Listed) -> bool {
         (&self.task_id, &self.id, &self.file_name) == (&other.task_id, &other.id, &other.file_name)
@@ -179,6 +190,12 @@ impl WindowTranscripts {
         }
     }
 }
+
+/// Why a digital transcript has no messages: the layout of its flattened text is described
+/// only in Webex's "Guide for Digital Transcripts", which ccetl does not implement from
+/// guesswork. The object is kept, so it can be read once the layout is known.
+pub const DIGITAL_NOT_SPLIT: &str =
+    "digital transcript: kept as an object, not split into messages (its layout is not implemented)";
 
 /// What reading a stored transcript gave.
 #[derive(Debug)]
