@@ -120,7 +120,11 @@ async fn sensitive_va_audio_is_withheld_by_default_and_stored_when_opted_in() {
     );
     assert_eq!(va("sensitive AND audio_status <> 'withheld'"), 0);
     let kinds = env.strings("SELECT DISTINCT call_type FROM webex_captures ORDER BY 1");
-    assert_eq!(kinds, ["main", "va-consult", "va-main"], "both kinds of VA recording");
+    assert_eq!(
+        kinds,
+        ["main", "va-consult", "va-main"],
+        "both kinds of VA recording"
+    );
 
     let env = env_with(
         sim_config(),
@@ -190,15 +194,21 @@ async fn every_channel_lands_chats_in_calls_beside_the_calls() {
     // Chats' transcripts are copied beside the calls' (object, size, hash), listed but not
     // split into messages.
     common::assert_transcripts_match(&env, &truth);
-    let digital = env.strings(&format!(
-        "SELECT DISTINCT t.status || ' ' || t.error FROM webex_transcripts t JOIN calls c ON c.call_id = t.task_id WHERE c.channel_type = 'chat' AND t.file_name = 'chatTranscript.json' AND t.transcript_source = 'chat' AND t.object_uri IS NOT NULL AND t.messages IS NULL"
-    ));
+    let digital = env.strings(
+        "SELECT DISTINCT t.status || ' ' || t.error FROM webex_transcripts t JOIN calls c ON c.call_id = t.task_id WHERE c.channel_type = 'chat' AND t.file_name = 'chatTranscript.json' AND t.transcript_source = 'chat' AND t.object_uri IS NOT NULL AND t.messages IS NULL");
     assert_eq!(
         digital,
-        [format!("unparsed {}", ccetl::source::webex::transcripts::DIGITAL_NOT_SPLIT)]
+        [format!(
+            "unparsed {}",
+            ccetl::source::webex::transcripts::DIGITAL_NOT_SPLIT
+        )]
     );
     let n = env.count("SELECT count(*) FROM webex_transcripts WHERE transcript_source = 'chat'");
-    assert!(n * 2 > chats.len() as i64, "{n} of {} chats have a transcript", chats.len());
+    assert!(
+        n * 2 > chats.len() as i64,
+        "{n} of {} chats have a transcript",
+        chats.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{SourceFailure, SourceRun, WindowReport};
 use crate::sink::audio::AudioStatus;
+use crate::sink::checkpoint;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows, WrittenFile};
 use crate::state::{AudioRecord, WindowRecord};
@@ -97,6 +98,16 @@ pub(super) async fn load(
         manifest::write(wh, &m).await?;
     }
     crate::failpoint::hit("manifest");
+    // A shared warehouse's checkpoint says what is done for every worker; it moves before
+    // this worker's state, so a crash between the two replays the window (harmlessly).
+    if wh.is_shared() && !out.partial {
+        let (start, end) = (w.start.timestamp_millis(), w.end.timestamp_millis());
+        let path = checkpoint::path_of(wh, source, stream);
+        checkpoint::update(wh.store().as_ref(), &path, |cp| {
+            cp.commit(start, end, wr.complete);
+        })
+        .await?;
+    }
 
     let contiguous = frontier.is_none_or(|f| w.start <= f);
     let advance = (wr.complete && contiguous && !out.partial).then_some(w.end);

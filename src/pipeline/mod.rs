@@ -66,6 +66,9 @@ pub enum RunError {
     /// The warehouse could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A shared warehouse's checkpoint or lease could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::sink::versioned::VersionedError),
     /// `--source` names no source of the pipeline.
     #[error("--source {0}: no source of that name in the pipeline")]
     UnknownSource(String),
@@ -130,6 +133,9 @@ pub enum SourceFailure {
     /// Writing the state.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Moving the warehouse's checkpoint (a shared warehouse).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::sink::versioned::VersionedError),
     /// Building a table in Arrow.
     #[error(transparent)]
     Transform(#[from] arrow::error::ArrowError),
@@ -143,6 +149,7 @@ impl SourceFailure {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SourceFailure::System(e) => e.0.kind(),
+            SourceFailure::Checkpoint(e) => e.kind(),
             SourceFailure::Write(_)
             | SourceFailure::Store(_)
             | SourceFailure::State(_)
@@ -185,6 +192,7 @@ impl RunError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RunError::UnknownSource(_) => ErrorKind::Config,
+            RunError::Checkpoint(e) => e.kind(),
             RunError::Partial { .. } => ErrorKind::Quota,
             RunError::Source { error, .. } => error.kind(),
             RunError::Some {
@@ -301,6 +309,15 @@ async fn run_inner(
         if path.exists() {
             continue;
         }
+        // A shared warehouse's checkpoint says what is done: a new worker takes it over.
+        let checkpoint = crate::sink::checkpoint::path_of(&wh, src.name(), stream_of(src));
+        if wh.is_shared()
+            && crate::sink::checkpoint::read(wh.store().as_ref(), &checkpoint)
+                .await?
+                .is_some()
+        {
+            continue;
+        }
         let windows = crate::sink::manifest::list(&wh, src.name(), stream_of(src))
             .await?
             .len();
@@ -322,6 +339,23 @@ async fn run_inner(
         }
     }
     let now = opts.now.unwrap_or_else(Utc::now);
+    if wh.is_shared() && !opts.dry_run {
+        for src in &selected {
+            // The windows this run will read, once it resumes where the checkpoint says.
+            let reads = |resume| {
+                let windows = plan_windows(cfg, opts, now, Some(resume));
+                Some((windows.first()?.start, windows.last()?.end))
+            };
+            if let Some(a) =
+                rebuild::adopt(&wh, &states[src.name()], src, opts.since.is_some(), reads).await?
+            {
+                tracing::info!(
+                    source = src.name(), resume_at = %a.resume_at, windows = a.windows,
+                    objects = a.objects, "Took over the warehouse's checkpoint."
+                );
+            }
+        }
+    }
 
     let mut run_ids: HashMap<*const State, i64> = HashMap::new();
     let mut runs = Vec::with_capacity(selected.len());

@@ -59,7 +59,10 @@ async fn rebuild_source(
 ) -> Result<Rebuilt, RunError> {
     let (name, stream) = (src.name(), stream_of(src));
     let manifests = manifest::list(wh, name, stream).await?;
-    let ledger = stored_audio(wh, src).await?;
+    let conn = crate::query::open(wh)
+        .await
+        .map_err(|e| RunError::Rebuild(e.to_string()))?;
+    let ledger = stored_audio(&conn, src)?;
     // The watermark moves only over contiguous complete windows, as in a run.
     let mut high_water: Option<DateTime<Utc>> = None;
     for (i, m) in manifests.iter().enumerate() {
@@ -70,14 +73,7 @@ async fn rebuild_source(
         let last = i + 1 == manifests.len();
         state.commit_window(
             0,
-            &WindowRecord {
-                source: name.to_string(),
-                stream: stream.to_string(),
-                start: m.window_start,
-                end: m.window_end,
-                rows: m.rows,
-                files: m.files.len() as u64,
-            },
+            &window_record(m),
             if last { &ledger } else { &[] },
             high_water,
         )?;
@@ -94,12 +90,111 @@ async fn rebuild_source(
     })
 }
 
-/// The source's stored objects, as its recordings table and its other object tables list
-/// them.
-async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRecord>, RunError> {
+/// What a worker took over from a shared warehouse's checkpoint.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    /// Where the checkpoint says the source resumes.
+    pub resume_at: DateTime<Utc>,
+    /// Committed windows of the range the run reads, now in this worker's state.
+    pub windows: usize,
+    /// Their stored objects, now in its ledger.
+    pub objects: usize,
+}
+
+/// Brings a worker's state up to a shared warehouse's checkpoint, when the checkpoint is
+/// ahead of it (a fresh worker, or one another worker overtook): the watermark moves to where
+/// the checkpoint resumes, and the windows this run will read again (`reads`), with their
+/// stored objects, come from those windows' manifests and files alone, so nothing stored is
+/// downloaded again and no other window is read. `None` when there is nothing to take.
+/// A shard (`shard`: its range given) takes its range's windows even when this worker's
+/// watermark is ahead: another worker may have written them.
+pub async fn adopt(
+    wh: &Warehouse,
+    state: &State,
+    src: &SourceConfig,
+    shard: bool,
+    reads: impl Fn(DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Result<Option<Adopted>, RunError> {
+    let (name, stream) = (src.name(), stream_of(src));
+    let path = crate::sink::checkpoint::path_of(wh, name, stream);
+    let Some(resume) = crate::sink::checkpoint::read(wh.store().as_ref(), &path)
+        .await?
+        .and_then(|cp| cp.resume_at())
+        .and_then(DateTime::from_timestamp_millis)
+    else {
+        return Ok(None);
+    };
+    if !shard
+        && state
+            .high_water(name, stream)?
+            .is_some_and(|hw| hw >= resume)
+    {
+        return Ok(None);
+    }
+    let manifests: Vec<_> = match reads(resume) {
+        Some((from, to)) => manifest::list(wh, name, stream)
+            .await?
+            .into_iter()
+            .filter(|m| m.window_start < to && m.window_end > from)
+            .collect(),
+        None => Vec::new(),
+    };
+    let tables = object_tables(src);
+    let keys: Vec<String> = manifests
+        .iter()
+        .flat_map(|m| &m.files)
+        .filter(|f| tables.iter().any(|t| t.table.name == f.table))
+        .map(|f| f.key.clone())
+        .collect();
+    let ledger = if keys.is_empty() {
+        Vec::new()
+    } else {
+        // A scratch mirror of just these files, emptied first: its views must hold nothing
+        // else.
+        let dir = crate::query::mirror::cache_dir(wh.url())
+            .join("adopt")
+            .join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RunError::Rebuild(format!(
+                    "clearing {}: {e}",
+                    dir.display()
+                )));
+            }
+            _ => {}
+        }
+        let conn = crate::query::open_files(wh, &keys, &dir)
+            .await
+            .map_err(|e| RunError::Rebuild(e.to_string()))?;
+        stored_audio(&conn, src)?
+    };
+    for (i, m) in manifests.iter().enumerate() {
+        let last = i + 1 == manifests.len();
+        state.commit_window(0, &window_record(m), if last { &ledger } else { &[] }, None)?;
+    }
+    state.move_high_water(name, stream, resume)?;
+    Ok(Some(Adopted {
+        resume_at: resume,
+        windows: manifests.len(),
+        objects: ledger.len(),
+    }))
+}
+
+fn window_record(m: &manifest::Manifest) -> WindowRecord {
+    WindowRecord {
+        source: m.source.clone(),
+        stream: m.stream.clone(),
+        start: m.window_start,
+        end: m.window_end,
+        rows: m.rows,
+        files: m.files.len() as u64,
+    }
+}
+
+/// The tables where the source records its objects: its recordings (in the audio columns)
+/// and its other object tables.
+fn object_tables(src: &SourceConfig) -> Vec<ObjectsTable> {
     let kind = src.source_kind();
-    let name = src.name().replace('\'', "''");
-    // The recordings are one more table of objects, in the audio columns.
     let recordings = kind.recordings.iter().map(|r| ObjectsTable {
         table: r.table,
         ledger_id: r.id,
@@ -107,8 +202,17 @@ async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRec
         object: ["audio_uri", "audio_bytes", "audio_sha256"],
         stored: "audio_status = 'stored'",
     });
-    let queries: Vec<String> = recordings
-        .chain(kind.objects.iter().copied())
+    recordings.chain(kind.objects.iter().copied()).collect()
+}
+
+/// The source's stored objects, as its object tables list them in `conn`'s views.
+fn stored_audio(
+    conn: &duckdb::Connection,
+    src: &SourceConfig,
+) -> Result<Vec<AudioRecord>, RunError> {
+    let name = src.name().replace('\'', "''");
+    let queries: Vec<String> = object_tables(src)
+        .into_iter()
         .map(|o| {
             let [uri, bytes, sha] = o.object;
             format!(
@@ -117,16 +221,9 @@ async fn stored_audio(wh: &Warehouse, src: &SourceConfig) -> Result<Vec<AudioRec
             )
         })
         .collect();
-    if queries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let conn = crate::query::open(wh)
-        .await
-        .map_err(|e| RunError::Rebuild(e.to_string()))?;
     let mut batches = Vec::new();
     for sql in &queries {
-        batches
-            .extend(crate::query::run(&conn, sql).map_err(|e| RunError::Rebuild(e.to_string()))?);
+        batches.extend(crate::query::run(conn, sql).map_err(|e| RunError::Rebuild(e.to_string()))?);
     }
     let mut out = Vec::new();
     for b in batches {

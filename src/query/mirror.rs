@@ -59,29 +59,52 @@ pub async fn sync(wh: &Warehouse, dir: &FsPath) -> Result<usize, QueryError> {
             if fresh {
                 continue;
             }
-            let read_err = |e: object_store::Error| {
-                QueryError::Mirror(format!("reading {}: {e}", meta.location))
-            };
-            let got = wh.store().get(&meta.location).await.map_err(read_err)?;
-            let bytes = got.bytes().await.map_err(read_err)?;
-            if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
-            }
-            // Whole file, then rename: DuckDB never reads half a mirror file either.
-            let tmp = local.with_extension("parquet.part");
-            std::fs::write(&tmp, &bytes).map_err(|e| io("writing", &tmp, e))?;
-            let f = std::fs::File::options()
-                .write(true)
-                .open(&tmp)
-                .map_err(|e| io("opening", &tmp, e))?;
-            f.set_modified(modified)
-                .map_err(|e| io("dating", &tmp, e))?;
-            std::fs::rename(&tmp, &local).map_err(|e| io("renaming", &tmp, e))?;
+            download(wh, &meta.location, &local, Some(modified)).await?;
             fetched += 1;
         }
     }
     remove_unwanted(dir, &wanted).map_err(|e| io("cleaning", dir, e))?;
     Ok(fetched)
+}
+
+/// Copies the warehouse's objects at `keys` under `dir`, in the same layout: the files of a
+/// few windows, for a worker that needs only those (a scoped rebuild of its state).
+pub async fn fetch_keys(wh: &Warehouse, keys: &[String], dir: &FsPath) -> Result<(), QueryError> {
+    for key in keys {
+        let local = key.split('/').fold(dir.to_path_buf(), |p, s| p.join(s));
+        download(wh, &wh.path(&[key]), &local, None).await?;
+    }
+    Ok(())
+}
+
+/// Writes the object at `location` to `local` (whole, then renamed: DuckDB never reads half
+/// a file), dated `modified` when given.
+async fn download(
+    wh: &Warehouse,
+    location: &object_store::path::Path,
+    local: &FsPath,
+    modified: Option<SystemTime>,
+) -> Result<(), QueryError> {
+    let io = |what: &str, p: &FsPath, e: std::io::Error| {
+        QueryError::Mirror(format!("{what} {}: {e}", p.display()))
+    };
+    let read_err = |e: object_store::Error| QueryError::Mirror(format!("reading {location}: {e}"));
+    let got = wh.store().get(location).await.map_err(read_err)?;
+    let bytes = got.bytes().await.map_err(read_err)?;
+    if let Some(parent) = local.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
+    }
+    let tmp = local.with_extension("parquet.part");
+    std::fs::write(&tmp, &bytes).map_err(|e| io("writing", &tmp, e))?;
+    if let Some(modified) = modified {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .map_err(|e| io("opening", &tmp, e))?;
+        f.set_modified(modified)
+            .map_err(|e| io("dating", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, local).map_err(|e| io("renaming", &tmp, e))
 }
 
 /// Deletes mirrored files the warehouse no longer has (a replaced window's old files).

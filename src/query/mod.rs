@@ -192,6 +192,20 @@ pub async fn open_mirrored_in(
     connect_dir(dir)
 }
 
+/// An in-memory DuckDB whose views hold only the files at `keys` (copied under `dir` from an
+/// object-store warehouse; read in place from a local one, which holds nothing else unread).
+pub async fn open_files(
+    wh: &Warehouse,
+    keys: &[String],
+    dir: &std::path::Path,
+) -> Result<Connection, QueryError> {
+    if wh.local_root().is_some() {
+        return connect(wh);
+    }
+    mirror::fetch_keys(wh, keys, dir).await?;
+    connect_dir(dir)
+}
+
 /// An in-memory DuckDB with the views of a local warehouse.
 pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     match wh.local_root() {

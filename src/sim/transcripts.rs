@@ -175,7 +175,12 @@ fn digital(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
     if !cfg.ai_transcripts || !rng.random_bool(0.8) {
         return Vec::new();
     }
-    let conversation: String = t.id.replace('-', "").to_uppercase().chars().take(14).collect();
+    let conversation: String =
+        t.id.replace('-', "")
+            .to_uppercase()
+            .chars()
+            .take(14)
+            .collect();
     vec![SimTranscript {
         id: format!("CSR{conversation}"),
         file_name: format!("{}Transcript.json", t.channel_type),

@@ -343,7 +343,10 @@ pub(super) async fn captures(
                 .unwrap_or_default()
                 .into_iter()
                 .map(|r| (r, None))
-                .chain(va.into_iter().map(|v| (v.rec, Some((v.sensitive, v.call_type)))))
+                .chain(
+                    va.into_iter()
+                        .map(|v| (v.rec, Some((v.sensitive, v.call_type)))),
+                )
                 // Spec: true returns the individual segments, false the stitched recording.
                 .filter(|(r, _)| {
                     r.available_ms - sim.cfg.processing_ms <= now && segments == r.segment

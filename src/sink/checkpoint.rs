@@ -3,7 +3,7 @@
 //! and at once; each commit is a compare-and-swap on the checkpoint object, retried on a lost
 //! race, so no commit overwrites another's.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -15,41 +15,92 @@ use super::versioned::{self, VersionedError, Written};
 /// went through, so this many in a row means a storm, not a bug.
 const MAX_ATTEMPTS: u32 = 64;
 
-/// A source's progress: every window before `high_water_ms` is committed and complete.
+/// A source's progress in the warehouse: the windows committed, as spans.
+///
+/// Spans rather than one high water, because shards commit out of order: a shard that
+/// finishes first must not make a later reader believe the range before it is done.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    /// Everything before this (epoch ms) is committed; `None` before the first window.
-    pub high_water_ms: Option<i64>,
-    /// Windows committed and complete past the high water, by start (epoch ms): shards finish
-    /// out of order, and the high water waits for the gap before them.
-    pub ahead: BTreeSet<i64>,
-    /// Windows committed but not complete (audio pending), by start: read again later.
-    pub open: BTreeSet<i64>,
+    /// Committed and complete, as merged spans: start → end (epoch ms).
+    pub done: BTreeMap<i64, i64>,
+    /// Committed but not complete (audio pending): start → end; read again later.
+    pub open: BTreeMap<i64, i64>,
     /// How many commits it has seen.
     pub generation: u64,
 }
 
 impl Checkpoint {
-    /// Records window `[start_ms, start_ms + step_ms)` as committed, `complete` or not, then
-    /// moves the high water over every complete window that now follows it without a gap.
-    /// The first window committed sets where the high water starts.
-    pub fn commit(&mut self, start_ms: i64, step_ms: i64, complete: bool) {
-        if complete {
-            self.open.remove(&start_ms);
-            self.ahead.insert(start_ms);
-        } else {
-            self.open.insert(start_ms);
-            self.ahead.remove(&start_ms);
+    /// Records window `[start_ms, end_ms)` as committed, `complete` or not. A complete window
+    /// joins the spans next to it; one read again and found incomplete leaves them.
+    pub fn commit(&mut self, start_ms: i64, end_ms: i64, complete: bool) {
+        cut(&mut self.done, start_ms, end_ms);
+        cut(&mut self.open, start_ms, end_ms);
+        if !complete {
+            self.open.insert(start_ms, end_ms);
+            return;
         }
-        let mut hw = match self.high_water_ms {
-            Some(hw) => hw,
-            None if complete => start_ms,
-            None => return,
-        };
-        while self.ahead.remove(&hw) {
-            hw += step_ms;
+        let (mut s, mut e) = (start_ms, end_ms);
+        // The span ending where this one starts, and the one starting where it ends.
+        if let Some((&ps, &pe)) = self.done.range(..=s).next_back() {
+            if pe == s {
+                self.done.remove(&ps);
+                s = ps;
+            }
         }
-        self.high_water_ms = Some(hw);
+        if let Some(ne) = self.done.remove(&e) {
+            e = ne;
+        }
+        self.done.insert(s, e);
+    }
+
+    /// Where a run that continues this source starts (before its lookback): the end of the
+    /// first span, or the first open window if that comes earlier. `None` before any commit.
+    pub fn resume_at(&self) -> Option<i64> {
+        let first_done = self.done.iter().next().map(|(_, &e)| e);
+        let first_open = self.open.keys().next().copied();
+        match (first_done, first_open) {
+            (Some(d), Some(o)) => Some(d.min(o)),
+            (d, o) => d.or(o),
+        }
+    }
+
+    /// The ranges between done spans that are not committed at all: what a failed shard
+    /// left, for `finalize` to report.
+    pub fn gaps(&self) -> Vec<(i64, i64)> {
+        let mut spans: Vec<(i64, i64)> = self
+            .done
+            .iter()
+            .chain(self.open.iter())
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        spans.sort_unstable();
+        let mut out = Vec::new();
+        let mut reach: Option<i64> = None;
+        for (s, e) in spans {
+            if let Some(r) = reach.filter(|&r| r < s) {
+                out.push((r, s));
+            }
+            reach = Some(reach.map_or(e, |r| r.max(e)));
+        }
+        out
+    }
+}
+
+/// Removes `[start, end)` from `spans`, keeping what lies outside it.
+fn cut(spans: &mut BTreeMap<i64, i64>, start: i64, end: i64) {
+    let touched: Vec<(i64, i64)> = spans
+        .range(..end)
+        .filter(|(_, &e)| e > start)
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    for (s, e) in touched {
+        spans.remove(&s);
+        if s < start {
+            spans.insert(s, start);
+        }
+        if e > end {
+            spans.insert(end, e);
+        }
     }
 }
 
@@ -81,6 +132,11 @@ pub async fn update(
     })
 }
 
+/// Where `source`'s checkpoint for `stream` lives in `wh`.
+pub fn path_of(wh: &super::Warehouse, source: &str, stream: &str) -> Path {
+    wh.path(&["_ccetl", "checkpoints", source, &format!("{stream}.json")])
+}
+
 /// The checkpoint at `path`, if any.
 pub async fn read(
     store: &dyn ObjectStore,
@@ -98,30 +154,39 @@ mod tests {
     const DAY: i64 = 86_400_000;
 
     #[test]
-    fn the_high_water_waits_for_gaps_and_open_windows() {
+    fn spans_merge_wait_for_gaps_and_split_when_a_window_reopens() {
         let mut cp = Checkpoint::default();
-        cp.commit(2 * DAY, DAY, true);
-        assert_eq!(
-            cp.high_water_ms,
-            Some(3 * DAY),
-            "the first window sets the start"
-        );
-        cp.commit(4 * DAY, DAY, true);
-        assert_eq!(cp.high_water_ms, Some(3 * DAY), "day 3 is a gap");
-        cp.commit(3 * DAY, DAY, false);
-        assert_eq!(cp.high_water_ms, Some(3 * DAY), "day 3 is open");
-        assert!(cp.open.contains(&(3 * DAY)));
-        cp.commit(3 * DAY, DAY, true);
-        assert_eq!(cp.high_water_ms, Some(5 * DAY));
-        assert!(cp.ahead.is_empty() && cp.open.is_empty());
+        cp.commit(2 * DAY, 3 * DAY, true);
+        assert_eq!(cp.resume_at(), Some(3 * DAY));
+        cp.commit(4 * DAY, 5 * DAY, true);
+        assert_eq!(cp.resume_at(), Some(3 * DAY), "day 3 is a gap");
+        assert_eq!(cp.gaps(), [(3 * DAY, 4 * DAY)]);
+        cp.commit(3 * DAY, 4 * DAY, false);
+        assert_eq!(cp.resume_at(), Some(3 * DAY), "day 3 is open");
+        assert!(cp.gaps().is_empty(), "an open window is committed");
+        cp.commit(3 * DAY, 4 * DAY, true);
+        assert_eq!(cp.done.len(), 1, "one span: {cp:?}");
+        assert_eq!(cp.resume_at(), Some(5 * DAY));
+        assert!(cp.open.is_empty());
+        // A shard of an earlier range commits last: the span grows backwards.
+        cp.commit(DAY, 2 * DAY, true);
+        assert_eq!(cp.done.iter().next(), Some((&DAY, &(5 * DAY))));
+        // A lookback finds day 3 incomplete again: the span splits around it.
+        cp.commit(3 * DAY, 4 * DAY, false);
+        assert_eq!(cp.resume_at(), Some(3 * DAY));
+        assert_eq!(cp.done.len(), 2);
+        // Windows need not be a day: a short last window of a run.
+        cp.commit(3 * DAY, 4 * DAY, true);
+        cp.commit(5 * DAY, 5 * DAY + 3_600_000, true);
+        assert_eq!(cp.resume_at(), Some(5 * DAY + 3_600_000));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shards_committing_at_once_lose_no_commit() {
         let store = Arc::new(InMemory::new());
         let path = Path::from("_ccetl/checkpoints/wx/tasks.json");
-        // Day 0 first, so the high water starts there; then 30 days from 8 shards at once,
-        // in an order that leaves gaps until the end.
+        // Day 0, then 30 days from 8 shards at once, in an order that leaves gaps until the
+        // end.
         update(store.as_ref(), &path, |cp| cp.commit(0, DAY, true))
             .await
             .unwrap();
@@ -129,9 +194,11 @@ mod tests {
             let (store, path) = (store.clone(), path.clone());
             tokio::spawn(async move {
                 for day in (1..=30).rev().filter(|d| d % 8 == s) {
-                    update(store.as_ref(), &path, |cp| cp.commit(day * DAY, DAY, true))
-                        .await
-                        .unwrap();
+                    update(store.as_ref(), &path, |cp| {
+                        cp.commit(day * DAY, (day + 1) * DAY, true);
+                    })
+                    .await
+                    .unwrap();
                 }
             })
         });
@@ -140,7 +207,7 @@ mod tests {
         }
         let cp = read(store.as_ref(), &path).await.unwrap().unwrap();
         assert_eq!(cp.generation, 31, "every commit is in");
-        assert_eq!(cp.high_water_ms, Some(31 * DAY));
-        assert!(cp.ahead.is_empty());
+        assert_eq!(cp.done.into_iter().collect::<Vec<_>>(), [(0, 31 * DAY)]);
+        assert!(cp.open.is_empty());
     }
 }

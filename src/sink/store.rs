@@ -121,6 +121,13 @@ impl Warehouse {
         })
     }
 
+    /// Whether workers share it through its objects alone (a bucket, not a local disk):
+    /// then its checkpoints and leases, not a local state file, say what is done and who
+    /// writes.
+    pub fn is_shared(&self) -> bool {
+        self.local_root.is_none()
+    }
+
     /// The object store under it.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

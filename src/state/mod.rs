@@ -301,16 +301,22 @@ impl State {
             )?;
             upsert_audio(&tx, &w.source, audio, now, Attempt::Counted)?;
             if let Some(hw) = high_water {
-                tx.execute(
-                    "INSERT INTO watermarks VALUES (?, ?, ?, ?)
-                     ON CONFLICT (source, stream) DO UPDATE SET
-                       high_water_ms = greatest(watermarks.high_water_ms, excluded.high_water_ms),
-                       updated_at_ms = excluded.updated_at_ms",
-                    params![w.source, w.stream, ms(hw), now],
-                )?;
+                upsert_watermark(&tx, &w.source, &w.stream, hw, now)?;
             }
             tx.commit()
         })
+    }
+
+    /// Moves a stream's watermark to `high_water` (never backwards): what a shared
+    /// warehouse's checkpoint says is done.
+    pub fn move_high_water(
+        &self,
+        source: &str,
+        stream: &str,
+        high_water: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let now = ms(Utc::now());
+        self.with(|c| upsert_watermark(c, source, stream, high_water, now))
     }
 
     /// How many window commits have recorded this recording so far (0: none).
@@ -581,6 +587,24 @@ fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
 enum Attempt {
     Counted,
     NotCounted,
+}
+
+/// Moves a stream's watermark to `hw`, never backwards.
+fn upsert_watermark(
+    c: &Connection,
+    source: &str,
+    stream: &str,
+    hw: DateTime<Utc>,
+    now: i64,
+) -> duckdb::Result<()> {
+    c.execute(
+        "INSERT INTO watermarks VALUES (?, ?, ?, ?)
+         ON CONFLICT (source, stream) DO UPDATE SET
+           high_water_ms = greatest(watermarks.high_water_ms, excluded.high_water_ms),
+           updated_at_ms = excluded.updated_at_ms",
+        params![source, stream, ms(hw), now],
+    )
+    .map(|_| ())
 }
 
 /// Records the audio ledger rows of a window (the last row wins for a recording listed

@@ -588,7 +588,9 @@ pub fn assert_no_stray_objects(keys: &[String]) {
         let ok = (k.ends_with(".parquet") && !k.starts_with("audio/"))
             || (k.starts_with("audio/") && (k.ends_with(".wav") || k.ends_with(".opus")))
             || (k.starts_with("transcripts/") && k.ends_with(".json"))
-            || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"));
+            || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"))
+            || (k.starts_with("_ccetl/checkpoints/") && k.ends_with(".json"))
+            || (k.starts_with("_ccetl/leases/") && k.ends_with(".json"));
         assert!(ok, "stray object {k}");
     }
 }

@@ -1,0 +1,69 @@
+//! A warehouse in object storage is the shared truth (issue 28): every window commit moves
+//! the source's checkpoint there, and a worker with an empty disk takes it over instead of
+//! starting again or refusing to run, reading back only the windows it will read again.
+
+mod common;
+
+use ccetl::sink::checkpoint;
+use common::s3::S3;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_worker_takes_over_the_checkpoint_and_downloads_nothing_again() {
+    let s3 = S3::start().await;
+    let env = env_with(xima_sim_config(), &format!("{LEGACY_SOURCE}{XIMA_SOURCE}")).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    env.run_ok().await;
+    assert_matches_truth(&env);
+
+    // Each source's checkpoint says what its state says.
+    let wh = env.open_warehouse();
+    let cfg = env.config();
+    let state = ccetl::state::State::open(&env.dir.path().join("state.duckdb")).unwrap();
+    for src in &cfg.sources {
+        let stream = ccetl::pipeline::stream_of(src);
+        let path = checkpoint::path_of(&wh, src.name(), stream);
+        let cp = checkpoint::read(wh.store().as_ref(), &path)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: a checkpoint", src.name()));
+        let hw = state.high_water(src.name(), stream).unwrap().unwrap();
+        assert_eq!(
+            cp.resume_at(),
+            Some(hw.timestamp_millis()),
+            "{}",
+            src.name()
+        );
+        assert!(cp.gaps().is_empty(), "{}: {cp:?}", src.name());
+    }
+    drop(state);
+
+    // Another worker, with an empty disk (Webex's rotated token lived in the old state, so
+    // only the sources without one run).
+    for f in ["state.duckdb", "state.duckdb.wal"] {
+        let _ = std::fs::remove_file(env.dir.path().join(f));
+    }
+    let (xima_audio, keys) = (env.stats()["xima_audio"], env.object_keys().await);
+    let (report, result) = env.run_sources(&["legacy", "xima"]).await;
+    result.expect("a new worker runs");
+    assert_eq!(
+        env.stats()["xima_audio"],
+        xima_audio,
+        "no audio downloaded again"
+    );
+    let totals = report.totals();
+    assert!(
+        totals.audio_reused > 0 && totals.audio_stored == 0,
+        "{totals:?}"
+    );
+    assert_eq!(env.object_keys().await, keys, "no object added or removed");
+    assert_matches_truth(&env);
+    // It read what the checkpoint left to read: the lookback, not everything again.
+    let xima = report.sources.iter().find(|s| s.name == "xima").unwrap();
+    let lookback_windows = (cfg.lookback.as_secs() / cfg.window.as_secs()) as usize + 1;
+    assert!(
+        xima.windows.len() <= lookback_windows + 1,
+        "{} windows read",
+        xima.windows.len()
+    );
+}
