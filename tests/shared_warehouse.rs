@@ -67,3 +67,59 @@ async fn a_new_worker_takes_over_the_checkpoint_and_downloads_nothing_again() {
         xima.windows.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_is_refused_while_a_lease_is_live_and_takes_over_a_lapsed_one() {
+    use ccetl::sink::lease::{Lease, LeaseBody};
+    use chrono::{Duration, Utc};
+    let s3 = S3::start().await;
+    let env = env_with(sim_config(), LEGACY_SOURCE).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let wh = env.open_warehouse();
+    let store = wh.store().as_ref();
+    let cfg = env.config();
+    let legacy = cfg.sources.iter().find(|s| s.name() == "legacy").unwrap();
+    let stream = ccetl::pipeline::stream_of(legacy);
+    let path = wh.path(&["_ccetl", "leases", "legacy", stream, "latest.json"]);
+
+    // Another worker is running the source.
+    let theirs = Lease::acquire(store, &path, "worker-b", Duration::minutes(10), Utc::now())
+        .await
+        .unwrap();
+    let (_, result) = env.run_sources(&["legacy"]).await;
+    let e = result.expect_err("refused");
+    assert!(
+        e.to_string().contains("held by worker-b until") && e.to_string().contains("legacy"),
+        "{e}"
+    );
+    assert_eq!(e.kind(), ccetl::error::ErrorKind::Transient);
+    let keys = env.object_keys().await;
+    assert!(
+        keys.iter().all(|k| k.starts_with("_ccetl/leases/")),
+        "nothing written: {keys:?}"
+    );
+
+    // It was killed an hour ago: its lease lapsed, and the next run takes it over.
+    theirs.release(store).await.unwrap();
+    let hour_ago = Utc::now() - Duration::hours(1);
+    Lease::acquire(store, &path, "worker-b", Duration::minutes(2), hour_ago)
+        .await
+        .unwrap();
+    env.run_sources(&["legacy"]).await.1.expect("takes over");
+    assert_eq!(
+        env.count("SELECT count(*) FROM legacy_csr"),
+        env.legacy_truth().tasks.len() as i64
+    );
+    // Given back when the run ended, so the next one need not wait.
+    let (body, _) = ccetl::sink::versioned::read::<LeaseBody>(store, &path)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body.generation, 2, "{body:?}");
+    assert!(
+        body.holder.contains(&format!("pid {}", std::process::id())),
+        "{body:?}"
+    );
+    assert_eq!(body.expires_at_ms, 0, "released");
+    env.run_sources(&["legacy"]).await.1.expect("the next run");
+}

@@ -44,6 +44,7 @@ pub(super) async fn load(
     out: WindowOutput,
 ) -> Result<(WindowReport, Option<DateTime<Utc>>), SourceFailure> {
     let (wh, source, stream) = (run.wh, run.name, run.stream);
+    run.check_lease()?;
     let previous = manifest::read(wh, source, stream, w.start).await?;
     let previous_files: HashMap<String, String> = previous
         .iter()
@@ -87,6 +88,8 @@ pub(super) async fn load(
         rows: out.rows,
         complete: wr.complete,
     };
+    // Files are in place but unseen until the manifest names them: the last moment to stop.
+    run.check_lease()?;
     let same = previous.is_some_and(|p| {
         p.window_end == m.window_end
             && p.audio_stored == m.audio_stored

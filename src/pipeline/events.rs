@@ -38,15 +38,21 @@ async fn commit_events_inner(
     report: &mut SourceReport,
 ) -> Result<Vec<String>, RunError> {
     let found = cfg.sources.iter().find(|s| s.name() == source);
-    let Some(wcfg) = found.and_then(|s| s.downcast::<WebexConfig>()) else {
+    let (Some(src), Some(wcfg)) = (found, found.and_then(|s| s.downcast::<WebexConfig>())) else {
         return Err(RunError::UnknownSource(source.to_string()));
     };
     let _lock = lock_states(cfg, &[source])?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     let states = open_states(cfg, &[source])?;
     let state = states[source].clone();
-    let run_id = state.begin_run(&cfg.name)?;
     let opts = RunOptions::default();
+    // A shared warehouse: the source's scheduled-run lease, so announced tasks never merge
+    // into a window another worker's run is writing.
+    let fences = match wh.is_shared() {
+        true => super::leases::take(&wh, &[src], &opts).await?,
+        false => Vec::new(),
+    };
+    let run_id = state.begin_run(&cfg.name)?;
     let ctx = SourceRun {
         cfg,
         opts: &opts,
@@ -56,8 +62,10 @@ async fn commit_events_inner(
         state: &state,
         wh: &wh,
         run_id,
+        fence: fences.first().map(|(_, f)| f.as_ref()),
     };
     let result = webex::run::commit_events(&ctx, wcfg, ids, range, report).await;
+    super::leases::give_back(&wh, &fences).await;
     let status = if result.is_ok() {
         "succeeded"
     } else {

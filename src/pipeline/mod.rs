@@ -13,6 +13,7 @@
 mod commit;
 mod estimate;
 mod events;
+mod leases;
 pub mod rebuild;
 pub mod shards;
 mod stages;
@@ -69,6 +70,13 @@ pub enum RunError {
     /// A shared warehouse's checkpoint or lease could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] crate::sink::versioned::VersionedError),
+    /// Another worker holds the source's lease (a shared warehouse).
+    #[error("source '{source_name}': {error}")]
+    #[allow(missing_docs)]
+    Lease {
+        source_name: String,
+        error: crate::sink::lease::LeaseError,
+    },
     /// `--source` names no source of the pipeline.
     #[error("--source {0}: no source of that name in the pipeline")]
     UnknownSource(String),
@@ -136,6 +144,9 @@ pub enum SourceFailure {
     /// Moving the warehouse's checkpoint (a shared warehouse).
     #[error(transparent)]
     Checkpoint(#[from] crate::sink::versioned::VersionedError),
+    /// The run's lease on the source is lost: it stopped before committing.
+    #[error(transparent)]
+    Fenced(#[from] crate::sink::lease::LeaseError),
     /// Building a table in Arrow.
     #[error(transparent)]
     Transform(#[from] arrow::error::ArrowError),
@@ -150,6 +161,7 @@ impl SourceFailure {
         match self {
             SourceFailure::System(e) => e.0.kind(),
             SourceFailure::Checkpoint(e) => e.kind(),
+            SourceFailure::Fenced(e) => e.kind(),
             SourceFailure::Write(_)
             | SourceFailure::Store(_)
             | SourceFailure::State(_)
@@ -193,6 +205,7 @@ impl RunError {
         match self {
             RunError::UnknownSource(_) => ErrorKind::Config,
             RunError::Checkpoint(e) => e.kind(),
+            RunError::Lease { error, .. } => error.kind(),
             RunError::Partial { .. } => ErrorKind::Quota,
             RunError::Source { error, .. } => error.kind(),
             RunError::Some {
@@ -303,14 +316,36 @@ async fn run_inner(
         lock_states(cfg, &names)?
     };
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    // On a shared warehouse, one writer per source (per shard) across workers.
+    let fences = if wh.is_shared() && !opts.dry_run {
+        leases::take(&wh, &selected, opts).await?
+    } else {
+        Vec::new()
+    };
+    let result = run_held(cfg, opts, report, &selected, &wh, &fences).await;
+    leases::give_back(&wh, &fences).await;
+    result
+}
+
+/// The run, once it may write: its sources' states opened (or taken over from a shared
+/// warehouse's checkpoint) and its sources run side by side.
+async fn run_held(
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+    report: &mut RunReport,
+    selected: &[&SourceConfig],
+    wh: &Warehouse,
+    fences: &[(String, Arc<crate::sink::fence::Fence>)],
+) -> Result<(), RunError> {
+    let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
     // A lost state file must not silently mean "extract everything again".
-    for src in &selected {
+    for src in selected {
         let path = cfg.state_path(Some(src.name()));
         if path.exists() {
             continue;
         }
         // A shared warehouse's checkpoint says what is done: a new worker takes it over.
-        let checkpoint = crate::sink::checkpoint::path_of(&wh, src.name(), stream_of(src));
+        let checkpoint = crate::sink::checkpoint::path_of(wh, src.name(), stream_of(src));
         if wh.is_shared()
             && crate::sink::checkpoint::read(wh.store().as_ref(), &checkpoint)
                 .await?
@@ -318,7 +353,7 @@ async fn run_inner(
         {
             continue;
         }
-        let windows = crate::sink::manifest::list(&wh, src.name(), stream_of(src))
+        let windows = crate::sink::manifest::list(wh, src.name(), stream_of(src))
             .await?
             .len();
         if windows > 0 {
@@ -333,21 +368,21 @@ async fn run_inner(
     }
     let states = open_states(cfg, &names)?;
     if !opts.dry_run {
-        let removed = crate::sink::sweep::leftovers(&wh).await?;
+        let removed = crate::sink::sweep::leftovers(wh).await?;
         if removed > 0 {
             tracing::info!(removed, "Removed what a killed run left unfinished.");
         }
     }
     let now = opts.now.unwrap_or_else(Utc::now);
     if wh.is_shared() && !opts.dry_run {
-        for src in &selected {
+        for src in selected {
             // The windows this run will read, once it resumes where the checkpoint says.
             let reads = |resume| {
                 let windows = plan_windows(cfg, opts, now, Some(resume));
                 Some((windows.first()?.start, windows.last()?.end))
             };
             if let Some(a) =
-                rebuild::adopt(&wh, &states[src.name()], src, opts.since.is_some(), reads).await?
+                rebuild::adopt(wh, &states[src.name()], src, opts.since.is_some(), reads).await?
             {
                 tracing::info!(
                     source = src.name(), resume_at = %a.resume_at, windows = a.windows,
@@ -359,7 +394,7 @@ async fn run_inner(
 
     let mut run_ids: HashMap<*const State, i64> = HashMap::new();
     let mut runs = Vec::with_capacity(selected.len());
-    for src in &selected {
+    for src in selected {
         let state = states[src.name()].clone();
         let key = Arc::as_ptr(&state);
         let run_id = match run_ids.get(&key) {
@@ -386,9 +421,16 @@ async fn run_inner(
         .map(|(src, state, run_id)| {
             let (shared, src, state, run_id) =
                 (shared.clone(), (*src).clone(), state.clone(), *run_id);
+            let fence = leases::fence_of(fences, src.name());
             tokio::spawn(async move {
                 let (cfg, opts, wh) = &*shared;
-                run_source(cfg, opts, now, &src, &state, wh, run_id).await
+                let held = Held {
+                    state: &state,
+                    wh,
+                    run_id,
+                    fence: fence.as_deref(),
+                };
+                run_source(cfg, opts, now, &src, held).await
             })
         })
         .collect();
@@ -432,15 +474,27 @@ async fn run_inner(
 }
 
 /// Runs one source; its report, and its outcome.
+/// What a source's run writes through: its state, the warehouse, its run id and its lease.
+struct Held<'a> {
+    state: &'a Arc<State>,
+    wh: &'a Warehouse,
+    run_id: i64,
+    fence: Option<&'a crate::sink::fence::Fence>,
+}
+
 async fn run_source(
     cfg: &PipelineConfig,
     opts: &RunOptions,
     now: DateTime<Utc>,
     src: &SourceConfig,
-    state: &Arc<State>,
-    wh: &Warehouse,
-    run_id: i64,
+    held: Held<'_>,
 ) -> (Result<SourceReport, RunError>, Result<(), RunError>) {
+    let Held {
+        state,
+        wh,
+        run_id,
+        fence,
+    } = held;
     let mut sr = SourceReport::new(src.name(), src.kind());
     let started = Instant::now();
     let ctx = SourceRun {
@@ -452,6 +506,7 @@ async fn run_source(
         state,
         wh,
         run_id,
+        fence,
     };
     let outcome = src.run(&ctx, &mut sr).await;
     sr.set_duration(started.elapsed().as_millis() as u64);
@@ -504,6 +559,8 @@ pub struct SourceRun<'a> {
     state: &'a Arc<State>,
     wh: &'a Warehouse,
     run_id: i64,
+    /// The source's lease on a shared warehouse, checked before each commit.
+    fence: Option<&'a crate::sink::fence::Fence>,
 }
 
 impl<'a> SourceRun<'a> {
@@ -525,6 +582,12 @@ impl<'a> SourceRun<'a> {
     /// The stream its windows are kept under.
     pub fn stream(&self) -> &'static str {
         self.stream
+    }
+
+    /// `Ok` unless this run's lease on the source (a shared warehouse) may be another's now:
+    /// then it must not commit.
+    fn check_lease(&self) -> Result<(), crate::sink::lease::LeaseError> {
+        self.fence.map_or(Ok(()), crate::sink::fence::Fence::check)
     }
 
     /// The pipeline's window length.

@@ -139,6 +139,11 @@ impl Lease {
         Ok(())
     }
 
+    /// Where the lease object lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// What the lease object says.
     pub fn body(&self) -> &LeaseBody {
         &self.body

@@ -4,6 +4,7 @@ pub mod audio;
 pub mod backends;
 pub mod checkpoint;
 pub mod digest;
+pub mod fence;
 pub mod keys;
 pub mod lease;
 pub mod manifest;
