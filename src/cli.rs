@@ -204,6 +204,10 @@ pub struct RunArgs {
     /// Write the JSON run report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Use this share (0 < F <= 1) of each source's request budget: what `ccetl plan` gives
+    /// a shard whose pool runs several at once under one client ID.
+    #[arg(long, value_name = "F")]
+    pub rate_share: Option<f64>,
     /// Treat this time as "now" (reproducible backfills, tests).
     #[arg(long, hide = true)]
     pub now: Option<String>,

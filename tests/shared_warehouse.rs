@@ -123,3 +123,78 @@ async fn a_second_worker_is_refused_while_a_lease_is_live_and_takes_over_a_lapse
     assert_eq!(body.expires_at_ms, 0, "released");
     env.run_sources(&["legacy"]).await.1.expect("the next run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_one_rotating_refresh_token_through_the_token_store() {
+    let s3 = S3::start().await;
+    let env = env(sim_config()).await;
+    env.set_warehouse(&format!(
+        "{}token_store = \"{}\"\n",
+        s3.warehouse_toml("wh"),
+        s3.url("tokens")
+    ));
+    // The simulator rotates refresh tokens and revokes a used one, as Webex may.
+    // Worker A runs; worker B, on another disk, starts from the configured (now revoked)
+    // refresh token, and must find A's rotated one in the token store.
+    env.run_ok().await;
+    let refreshes = env.stats()["refreshes"];
+    for f in ["state.duckdb", "state.duckdb.wal"] {
+        let _ = std::fs::remove_file(env.dir.path().join(f));
+    }
+    env.run_ok().await;
+    assert_eq!(
+        env.stats().get("refresh_refused"),
+        None,
+        "no refresh token refused"
+    );
+    assert_eq!(
+        env.stats()["refreshes"],
+        refreshes,
+        "A's access token still served B"
+    );
+    assert_matches_truth(&env);
+
+    // Four workers whose access tokens all expired refresh at once: one refresh, the
+    // others take its tokens.
+    let cfg = env.config();
+    let src = cfg.sources[0]
+        .downcast::<ccetl::source::webex::config::WebexConfig>()
+        .unwrap();
+    let shared = ccetl::auth::shared::SharedTokens::open(
+        cfg.token_store.as_deref().unwrap(),
+        &cfg.storage_options,
+    )
+    .unwrap();
+    let mut stale = shared.load("wx").await.unwrap().unwrap().0;
+    stale.access_expires_at = Some(chrono::Utc::now());
+    shared.save("wx", &stale).await.unwrap();
+    let workers = (0..4).map(|i| {
+        let dir = env.dir.path().join(format!("worker-{i}.duckdb"));
+        let state = std::sync::Arc::new(ccetl::state::State::open(&dir).unwrap());
+        state.share_tokens(shared.clone());
+        let http =
+            ccetl::http::HttpClient::new(ccetl::http::RetryConfig::default(), src.read_timeout)
+                .unwrap();
+        let tokens = ccetl::auth::oauth::OAuthTokens::new(
+            "wx",
+            http,
+            src.token_url.clone(),
+            src.client_id.clone(),
+            src.client_secret.clone(),
+            src.refresh_token.clone(),
+            state,
+        )
+        .unwrap();
+        tokio::spawn(async move { tokens.access_token().await })
+    });
+    let before = env.stats()["refreshes"];
+    for r in futures::future::join_all(workers).await {
+        r.unwrap().expect("every worker gets a token");
+    }
+    assert_eq!(
+        env.stats()["refreshes"],
+        before + 1,
+        "one refresh for four workers"
+    );
+    assert_eq!(env.stats().get("refresh_refused"), None);
+}

@@ -5,6 +5,7 @@
 pub mod hmac;
 pub mod login;
 pub mod oauth;
+pub mod shared;
 pub mod status;
 
 pub use hmac::LegacyAuth;

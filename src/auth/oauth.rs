@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use super::shared::SharedTokens;
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
 use crate::state::StateError;
@@ -55,6 +56,14 @@ pub enum AuthError {
     #[error("no refresh token: run `ccetl auth login PIPELINE.toml --source {source_name}` (Integration) or `ccetl auth import PIPELINE.toml --source {source_name}` (Service App), or set refresh_token")]
     #[allow(missing_docs)] // `source_name` is the source; the message names the rest
     NotAuthorized { source_name: String },
+    /// The shared token store could not be read or written, or a peer held its refresh
+    /// lease too long.
+    #[error("token store: {message}")]
+    #[allow(missing_docs)] // `source_name` is the source; the message names the rest
+    SharedStore {
+        source_name: String,
+        message: String,
+    },
     /// The refresh token expired or was revoked.
     #[error("{advice}")]
     #[allow(missing_docs)] // `source_name` is the source; the message names the rest
@@ -125,6 +134,11 @@ pub trait TokenStore: Send + Sync {
     fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError>;
     /// Stores the source's tokens, replacing earlier ones.
     fn save(&self, source: &str, token: &StoredToken) -> Result<(), StateError>;
+    /// The token store workers share (`token_store`), when the pipeline has one: it then
+    /// holds the newest tokens, and refreshes go through its lease.
+    fn shared(&self) -> Option<SharedTokens> {
+        None
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,8 +179,12 @@ pub struct OAuthTokens {
     client_secret: Secret,
     fingerprint: String,
     store: Arc<dyn TokenStore>,
+    shared: Option<SharedTokens>,
     inner: Mutex<Inner>,
 }
+
+/// How long a worker waits for a peer's refresh before giving up.
+const PEER_WAIT: Duration = Duration::from_secs(90);
 
 impl std::fmt::Debug for OAuthTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -244,6 +262,7 @@ impl OAuthTokens {
             client_id,
             client_secret,
             fingerprint: fp,
+            shared: store.shared(),
             store,
             inner: Mutex::new(Inner {
                 cached,
@@ -261,7 +280,96 @@ impl OAuthTokens {
                 return Ok(c.access.clone());
             }
         }
-        self.refresh(&mut inner).await
+        match self.shared.clone() {
+            Some(shared) => self.refresh_shared(&shared, &mut inner).await,
+            None => self.refresh(&mut inner).await,
+        }
+    }
+
+    /// [`Self::refresh`] across workers: a peer's fresh tokens are taken as they are; else
+    /// the refresh happens under the store's lease, after a last re-read. While a peer holds
+    /// the lease, a still-valid access token keeps serving.
+    async fn refresh_shared(
+        &self,
+        shared: &SharedTokens,
+        inner: &mut Inner,
+    ) -> Result<Secret, AuthError> {
+        let holder = format!("{} pid {}", crate::state::hostname(), std::process::id());
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(access) = self.adopt_shared(shared, inner).await? {
+                return Ok(access);
+            }
+            let lease = shared
+                .lock(&self.source, &holder)
+                .await
+                .map_err(|e| self.store_error(&e))?;
+            if let Some(lease) = lease {
+                let result = match self.adopt_shared(shared, inner).await {
+                    Ok(Some(access)) => Ok(access),
+                    Ok(None) => self.refresh(inner).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = shared.unlock(lease).await {
+                    tracing::warn!(source = %self.source, "Refresh lease not given back (it lapses in a minute): {e}");
+                }
+                return result;
+            }
+            let soon = Utc::now() + chrono::Duration::seconds(30);
+            if let Some(c) = inner.cached.as_ref().filter(|c| c.expires_at > soon) {
+                return Ok(c.access.clone());
+            }
+            if started.elapsed() > PEER_WAIT {
+                return Err(AuthError::SharedStore {
+                    source_name: self.source.clone(),
+                    message: format!(
+                        "another worker has held the refresh lease of '{}' in {} for over {} s; if it was killed, the lease lapses within a minute: run again",
+                        self.source,
+                        shared.url(),
+                        PEER_WAIT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Takes the store's tokens: their refresh token always (after a rotation only the
+    /// newest works), their access token when fresh, which is then returned. Tokens tied to
+    /// another configured refresh token are ignored: the user re-authorized.
+    async fn adopt_shared(
+        &self,
+        shared: &SharedTokens,
+        inner: &mut Inner,
+    ) -> Result<Option<Secret>, AuthError> {
+        let loaded = shared
+            .load(&self.source)
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        let Some((t, saved_at)) = loaded.filter(|(t, _)| t.config_fingerprint == self.fingerprint)
+        else {
+            return Ok(None);
+        };
+        inner.refresh_token = t.refresh_token;
+        inner.refresh_expires_at = t.refresh_expires_at;
+        let (Some(access), Some(expires_at)) = (t.access_token, t.access_expires_at) else {
+            return Ok(None);
+        };
+        let cached = Cached {
+            access,
+            expires_at,
+            lifetime: (expires_at - saved_at).to_std().unwrap_or(Duration::ZERO),
+        };
+        let fresh = cached.fresh(Utc::now()).then(|| cached.access.clone());
+        inner.cached = Some(cached);
+        Ok(fresh)
+    }
+
+    fn store_error(&self, e: &dyn std::fmt::Display) -> AuthError {
+        AuthError::SharedStore {
+            source_name: self.source.clone(),
+            message: e.to_string(),
+        }
     }
 
     /// Forgets `token` after a 401, so the next call refreshes. A token that was already
@@ -331,21 +439,27 @@ impl OAuthTokens {
             .refresh_token_expires_in
             .map(|s| now + chrono::Duration::seconds(s))
             .or(inner.refresh_expires_at);
+        let stored = StoredToken {
+            config_fingerprint: self.fingerprint.clone(),
+            refresh_token: refresh_token.clone(),
+            access_token: Some(access.clone()),
+            access_expires_at: Some(expires_at),
+            refresh_expires_at,
+        };
         self.store
-            .save(
-                &self.source,
-                &StoredToken {
-                    config_fingerprint: self.fingerprint.clone(),
-                    refresh_token: refresh_token.clone(),
-                    access_token: Some(access.clone()),
-                    access_expires_at: Some(expires_at),
-                    refresh_expires_at,
-                },
-            )
+            .save(&self.source, &stored)
             .map_err(|e| AuthError::Persist {
                 source_name: self.source.clone(),
                 source: Box::new(e),
             })?;
+        // Peers read the rotated refresh token from the shared store: written before the
+        // access token is handed out, like the local copy.
+        if let Some(shared) = &self.shared {
+            shared
+                .save(&self.source, &stored)
+                .await
+                .map_err(|e| self.store_error(&e))?;
+        }
         tracing::info!(source = %self.source, expires_in_s = tr.expires_in, "Refreshed access token.");
         inner.refresh_token = refresh_token;
         inner.refresh_expires_at = refresh_expires_at;

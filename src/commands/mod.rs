@@ -93,8 +93,14 @@ fn parse_time_arg(
 /// `ccetl run`: plans and runs every selected source, prints the summary, writes the report.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(&args.range.pipeline)?;
+    if let Some(f) = args.rate_share.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
+        anyhow::bail!(
+            "--rate-share {f}: give a share of the budget above 0 and at most 1 (0.25: a quarter)"
+        );
+    }
     let opts = RunOptions {
         dry_run: args.dry_run,
+        rate_share: args.rate_share,
         now: parse_time_arg("--now", &args.now)?,
         ..range_options(&args.range)?
     };
@@ -529,6 +535,7 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
             sources: Vec::new(),
         },
         dry_run: false,
+        rate_share: None,
         report: Some(dir.join("last-run.json")),
         now: None,
     })

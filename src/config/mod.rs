@@ -89,6 +89,9 @@ struct RawPipeline {
     /// Extra options for the object store builder (endpoint, region, …).
     #[serde(default)]
     storage_options: BTreeMap<String, String>,
+    /// Where workers that share no disk keep each source's tokens (an object-store URL).
+    #[serde(default)]
+    token_store: Option<String>,
 }
 
 fn default_window() -> String {
@@ -115,6 +118,8 @@ pub struct PipelineConfig {
     pub warehouse: String,
     /// Options passed to object_store (credentials, region, endpoint).
     pub storage_options: BTreeMap<String, String>,
+    /// The token store workers share (an object-store URL outside the warehouse), if any.
+    pub token_store: Option<String>,
     /// State DB path, `{source}` not yet substituted.
     pub state: PathBuf,
     /// The length of one window.
@@ -343,11 +348,19 @@ impl PipelineConfig {
                 "no [[source]] is configured; add at least one".into(),
             ));
         }
+        let token_store = match p.token_store {
+            Some(url) => Some(
+                check_token_store(&url, &warehouse)
+                    .map_err(|m| invalid("pipeline.token_store", m))?,
+            ),
+            None => None,
+        };
         Ok(PipelineConfig {
             path: path.to_path_buf(),
             name: p.name,
             warehouse,
             storage_options: p.storage_options,
+            token_store,
             state,
             window,
             lookback,
@@ -369,6 +382,34 @@ impl PipelineConfig {
 }
 
 /// Turns a warehouse setting into a URL; bare paths become `file://` relative to the pipeline file.
+/// A token store is an object store (a local disk is what the state file already is) outside
+/// the warehouse, whose readers must not read tokens.
+fn check_token_store(url: &str, warehouse: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        format!("'{url}' is not a URL ({e}); give an object-store prefix such as s3://bucket/ccetl-tokens")
+    })?;
+    if parsed.scheme() == "file" {
+        return Err("must be an object store (s3://, gs://, az://): on one machine the state file keeps the tokens".into());
+    }
+    let url = url.trim_end_matches('/').to_string();
+    let inside =
+        |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    if inside(warehouse, &url) {
+        return Err(format!(
+            "'{url}' is inside the warehouse {warehouse}, whose readers would see the tokens; choose a prefix outside it"
+        ));
+    }
+    let bucket = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .map(|p| (p.scheme().to_string(), p.host_str().map(str::to_string)))
+    };
+    if bucket(&url) == bucket(warehouse) {
+        tracing::warn!(token_store = %url, warehouse, "The token store shares the warehouse's bucket: grant readers of the warehouse its prefix only.");
+    }
+    Ok(url)
+}
+
 fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, ValueError> {
     if let Some((scheme, _)) = value.split_once("://") {
         return match scheme {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::{stream_of, RunError, RunOptions};
 use crate::config::SourceConfig;
 use crate::sink::fence::Fence;
-use crate::sink::lease::Lease;
+use crate::sink::lease::{Lease, LeaseBody};
 use crate::sink::Warehouse;
 
 /// How long a lease lives unrenewed: a killed worker's work is free again after this.
@@ -27,16 +27,27 @@ pub(super) async fn take(
     sources: &[&SourceConfig],
     opts: &RunOptions,
 ) -> Result<Vec<(String, Arc<Fence>)>, RunError> {
-    let holder = format!(
-        "{} pid {} since {}",
-        crate::state::hostname(),
-        std::process::id(),
-        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-    );
+    let (host, pid) = (crate::state::hostname(), std::process::id());
+    let me = LeaseBody {
+        holder: format!(
+            "{host} pid {pid} since {}",
+            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        expires_at_ms: 0,
+        generation: 0,
+        process: Some((host, pid)),
+    };
+    // A run killed on this host (kill -9, OOM) left a live lease: its rerun need not wait.
+    let dead = |b: &LeaseBody| {
+        b.process
+            .as_ref()
+            .is_some_and(|(host, pid)| crate::state::lock::process_gone(host, *pid))
+    };
     let mut held = Vec::new();
     for src in sources {
         let path = path_of(wh, src, opts);
-        match Lease::acquire(wh.store().as_ref(), &path, &holder, TTL, Utc::now()).await {
+        let store = wh.store().as_ref();
+        match Lease::acquire_as(store, &path, me.clone(), TTL, Utc::now(), dead).await {
             Ok(lease) => held.push((
                 src.name().to_string(),
                 Arc::new(Fence::hold(wh.store().clone(), lease, RENEW_EVERY)),

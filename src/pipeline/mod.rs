@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The run's idea of "now" (tests and reproducible backfills); the wall clock otherwise.
     pub now: Option<DateTime<Utc>>,
+    /// This run's share of each source's request budget (a shard beside others of its pool);
+    /// the whole budget when `None`.
+    pub rate_share: Option<f64>,
     /// Above this many tasks in a window, the next window is not listed beside its read
     /// (None: the default, `stages::LIST_AHEAD_MAX_TASKS`); tests set it low.
     pub list_ahead_max_tasks: Option<usize>,
@@ -251,7 +254,14 @@ pub fn lock_states(cfg: &PipelineConfig, names: &[&str]) -> Result<Vec<RunLock>,
 pub fn open_states(
     cfg: &PipelineConfig,
     names: &[&str],
-) -> Result<HashMap<String, Arc<State>>, StateError> {
+) -> Result<HashMap<String, Arc<State>>, RunError> {
+    let shared = match &cfg.token_store {
+        Some(url) => Some(crate::auth::shared::SharedTokens::open(
+            url,
+            &cfg.storage_options,
+        )?),
+        None => None,
+    };
     let mut by_path: HashMap<PathBuf, Arc<State>> = HashMap::new();
     let mut out = HashMap::new();
     for name in names {
@@ -260,6 +270,9 @@ pub fn open_states(
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(State::open(&path)?);
+                if let Some(shared) = &shared {
+                    s.share_tokens(shared.clone());
+                }
                 by_path.insert(path, s.clone());
                 s
             }
@@ -588,6 +601,11 @@ impl<'a> SourceRun<'a> {
     /// then it must not commit.
     fn check_lease(&self) -> Result<(), crate::sink::lease::LeaseError> {
         self.fence.map_or(Ok(()), crate::sink::fence::Fence::check)
+    }
+
+    /// This run's share of the source's request budget (1: all of it).
+    pub fn rate_share(&self) -> f64 {
+        self.opts.rate_share.unwrap_or(1.0)
     }
 
     /// The pipeline's window length.

@@ -84,22 +84,24 @@ pub fn plan(
                 pool: pool.clone(),
                 pool_slots: slots,
                 requests_per_minute: share,
-                args: [
-                    "run",
-                    pipeline,
-                    "--source",
-                    src.name(),
-                    "--since",
-                    &since,
-                    "--until",
-                    &until,
-                ]
-                .map(String::from)
-                .to_vec(),
+                args: run_args(pipeline, src.name(), &since, &until, slots),
             });
         }
     }
     out
+}
+
+/// The `ccetl` arguments of a shard; a pool running several at once splits the budget.
+fn run_args(pipeline: &str, source: &str, since: &str, until: &str, slots: usize) -> Vec<String> {
+    let mut args = [
+        "run", pipeline, "--source", source, "--since", since, "--until", until,
+    ]
+    .map(String::from)
+    .to_vec();
+    if slots > 1 {
+        args.extend(["--rate-share".into(), format!("{}", 1.0 / slots as f64)]);
+    }
+    args
 }
 
 #[cfg(test)]
@@ -200,6 +202,12 @@ api_key = "k"
             (1, 1, 4)
         );
         assert_eq!(c[0].requests_per_minute, Some(75.0));
+        assert_eq!(
+            c[0].args[8..],
+            ["--rate-share", "0.25"],
+            "and runs with that share"
+        );
+        assert_eq!(a[0].args.len(), 8, "a pool of one uses the whole budget");
         // Xima's per-tenant pace does not divide: one shard at a time.
         assert_eq!(x[0].pool_slots, 1);
         assert!(x[0].pool.starts_with("ccetl-xima-"));

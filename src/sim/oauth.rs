@@ -138,6 +138,7 @@ pub(super) async fn token(
             };
             // Rotation: a refresh token works once.
             let Some(scopes) = scopes.filter(|_| sim.revoke(&rt)) else {
+                sim.count("refresh_refused");
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",

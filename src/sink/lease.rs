@@ -26,6 +26,10 @@ pub struct LeaseBody {
     pub expires_at_ms: i64,
     /// How many times it changed hands: a takeover increments it.
     pub generation: u64,
+    /// The holder's host and process, when it is a ccetl run: a run killed on the same host
+    /// leaves a lease the next run there can see is dead, without waiting for it to lapse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<(String, u32)>,
 }
 
 /// Why a lease could not be taken or kept.
@@ -78,14 +82,30 @@ impl Lease {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Lease, LeaseError> {
-        let mut body = LeaseBody {
+        let body = LeaseBody {
             holder: holder.to_string(),
-            expires_at_ms: (now + ttl).timestamp_millis(),
+            expires_at_ms: 0,
             generation: 0,
+            process: None,
         };
+        Self::acquire_as(store, path, body, ttl, now, |_| false).await
+    }
+
+    /// [`Lease::acquire`] with `body`'s holder and process, also taking over a live lease
+    /// whose holder `is_dead` says is gone.
+    pub async fn acquire_as(
+        store: &dyn ObjectStore,
+        path: &Path,
+        mut body: LeaseBody,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        is_dead: impl Fn(&LeaseBody) -> bool,
+    ) -> Result<Lease, LeaseError> {
+        body.expires_at_ms = (now + ttl).timestamp_millis();
+        body.generation = 0;
         let mut version = None;
         if let Some((current, v)) = versioned::read::<LeaseBody>(store, path).await? {
-            if current.expires_at_ms > now.timestamp_millis() {
+            if current.expires_at_ms > now.timestamp_millis() && !is_dead(&current) {
                 return Err(held(path, &current));
             }
             body.generation = current.generation + 1;
@@ -210,6 +230,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c.body().generation, 2);
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_a_dead_holder_is_taken_over_at_once() {
+        let store = InMemory::new();
+        let path = Path::from("_ccetl/leases/wx");
+        let ttl = Duration::seconds(120);
+        let me = |pid: u32| LeaseBody {
+            holder: format!("host-a pid {pid}"),
+            expires_at_ms: 0,
+            generation: 0,
+            process: Some(("host-a".into(), pid)),
+        };
+        let dead_pid = |b: &LeaseBody| b.process.as_ref().is_some_and(|(_, pid)| *pid == 7);
+        Lease::acquire_as(&store, &path, me(7), ttl, at(0), dead_pid)
+            .await
+            .unwrap();
+        // Pid 7 was killed: pid 8 need not wait two minutes.
+        let b = Lease::acquire_as(&store, &path, me(8), ttl, at(1), dead_pid)
+            .await
+            .unwrap();
+        assert_eq!(b.body().generation, 1);
+        // Pid 8 lives: pid 9 is refused.
+        let e = Lease::acquire_as(&store, &path, me(9), ttl, at(2), dead_pid)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("held by host-a pid 8"), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,10 +95,16 @@ impl Holder {
 
     fn alive_at(&self, now: DateTime<Utc>) -> bool {
         if self.host == hostname() {
-            return Path::new(&format!("/proc/{}", self.pid)).exists();
+            return !process_gone(&self.host, self.pid);
         }
         self.beat.is_none_or(|b| now - b < STALE_AFTER)
     }
+}
+
+/// Whether process `pid` of `host` is known to be gone: only a process of this host can be
+/// checked (a killed run, an OOM kill); one elsewhere is never known gone.
+pub fn process_gone(host: &str, pid: u32) -> bool {
+    host == hostname() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl RunLock {

@@ -140,6 +140,8 @@ pub type StoredAudio = HashMap<String, AudioRecord, ahash::RandomState>;
 pub struct State {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// The pipeline's shared token store, when it has one.
+    shared_tokens: std::sync::OnceLock<crate::auth::shared::SharedTokens>,
 }
 
 impl std::fmt::Debug for State {
@@ -192,6 +194,7 @@ impl State {
         let state = State {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            shared_tokens: std::sync::OnceLock::new(),
         };
         state.with(|c| c.execute_batch(SCHEMA))?;
         restrict_permissions(&path.with_extension("duckdb.wal"));
@@ -201,6 +204,11 @@ impl State {
     /// The DuckDB file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps tokens in `shared` too, the store workers share (set once per state).
+    pub fn share_tokens(&self, shared: crate::auth::shared::SharedTokens) {
+        let _ = self.shared_tokens.set(shared);
     }
 
     fn with<T>(
@@ -504,6 +512,10 @@ impl State {
 }
 
 impl TokenStore for State {
+    fn shared(&self) -> Option<crate::auth::shared::SharedTokens> {
+        self.shared_tokens.get().cloned()
+    }
+
     fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError> {
         self.with(|c| {
             c.query_row(

@@ -89,6 +89,11 @@ impl S3 {
     }
 
     /// The `[pipeline]` lines for a warehouse in this bucket.
+    /// The bucket's URL at `prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
     pub fn warehouse_toml(&self, prefix: &str) -> String {
         format!(
             "warehouse = \"s3://{}/{prefix}\"\nstorage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_access_key_id = \"test\", aws_secret_access_key = \"test\", aws_region = \"us-east-1\" }}\n",

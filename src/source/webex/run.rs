@@ -45,7 +45,8 @@ impl Source for WebexConfig {
         let Some(windows) = run.plan(report)? else {
             return Ok(());
         };
-        let client = WebexClient::connect(self, run.state().clone())
+        let cfg = self.sharing(run.rate_share());
+        let client = WebexClient::connect(&cfg, run.state().clone())
             .map_err(|e| run.fail(None, e.into()))?;
         let stages = Stages {
             client: &client,

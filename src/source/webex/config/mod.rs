@@ -201,6 +201,22 @@ pub struct WebexConfig {
     pub webhook_secret: Option<Secret>,
 }
 
+impl WebexConfig {
+    /// This config with `share` (0 < share <= 1) of its request budgets, Search's too: one
+    /// of several shards running at once under its client ID, which together keep under it.
+    pub fn sharing(&self, share: f64) -> WebexConfig {
+        let part = |n: u32| ((f64::from(n) * share).floor() as u32).max(1);
+        let mut cfg = self.clone();
+        if share < 1.0 {
+            cfg.requests_per_minute = part(cfg.requests_per_minute);
+            if let Discovery::Search(s) = &mut cfg.discovery {
+                s.requests_per_minute = Some(part(s.requests_per_minute()));
+            }
+        }
+        cfg
+    }
+}
+
 impl RawWebex {
     /// Checks every key; the first problem is returned, naming its key.
     pub fn validate(self, f: &Fields) -> Result<WebexConfig, KeyError> {
