@@ -54,6 +54,9 @@ pub enum Command {
     /// Cut a backfill into shards for a scheduler: grid windows per source, with the pool of
     /// each source's API budget and the share of it each shard may use.
     Plan(PlanArgs),
+    /// After a backfill's shards: check that every window of the range is committed and
+    /// every file its manifest names is there, with its size.
+    Finalize(FinalizeArgs),
     /// Validate the config, resolve secrets, try each source's credentials and the warehouse.
     Check {
         /// The pipeline file (TOML).
@@ -192,6 +195,17 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+/// Arguments of `ccetl finalize`.
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    /// The pipeline and the backfill's range.
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print JSON (one object per source) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `ccetl run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -208,6 +222,10 @@ pub struct RunArgs {
     /// a shard whose pool runs several at once under one client ID.
     #[arg(long, value_name = "F")]
     pub rate_share: Option<f64>,
+    /// Keep this run's state here instead of the pipeline's `state` (`{source}` allowed): a
+    /// worker's own disk, when several run shards of one pipeline side by side.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
     /// Treat this time as "now" (reproducible backfills, tests).
     #[arg(long, hide = true)]
     pub now: Option<String>,

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run(args).await,
             Command::Check { pipeline } => commands::check(&pipeline).await,
             Command::Plan(args) => commands::plan(&args),
+            Command::Finalize(args) => commands::finalize(&args).await,
             Command::State { action } => commands::state(action).await,
             Command::Query {
                 pipeline,

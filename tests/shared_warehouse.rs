@@ -198,3 +198,138 @@ async fn workers_share_one_rotating_refresh_token_through_the_token_store() {
     );
     assert_eq!(env.stats().get("refresh_refused"), None);
 }
+
+/// The shards `ccetl plan` cuts, each run as its own process with its own state (workers
+/// with nothing in common but the bucket), those of one pool side by side: `ccetl finalize`
+/// finds the range whole, and the warehouse equals one machine's run of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_on_separate_workers_equal_one_machine_and_finalize_proves_it() {
+    let s3 = S3::start().await;
+    let sources = format!("{LEGACY_SOURCE}{XIMA_SOURCE}");
+    let sharded = env_with(xima_sim_config(), &sources).await;
+    sharded.set_warehouse(&format!(
+        "{}token_store = \"{}\"\n",
+        s3.warehouse_toml("sharded"),
+        s3.url("tokens")
+    ));
+    let single = env_with(xima_sim_config(), &sources).await;
+    single.set_warehouse(&s3.warehouse_toml("single"));
+    let cfg = sharded.config();
+    let since = cfg.start.unwrap().to_rfc3339();
+    let now = sharded.now();
+    let until = (now - chrono::Duration::minutes(15)).to_rfc3339();
+    let pipeline = sharded.pipeline.to_string_lossy().to_string();
+    let (p, s, u) = (pipeline.clone(), since.clone(), until.clone());
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        ccetl(&[
+            "plan",
+            &p,
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "--windows-per-shard",
+            "1",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let shards: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let mut pools: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for s in shards {
+        pools
+            .entry(s["pool"].as_str().unwrap().to_string())
+            .or_default()
+            .push(s);
+    }
+    assert_eq!(pools.len(), 3, "a pool per budget");
+
+    // Pools side by side; within a pool, up to its slots at once, each on a fresh disk.
+    let now_arg = now.to_rfc3339();
+    let mut pool_tasks = Vec::new();
+    for (pool, shards) in pools {
+        let (dir, now_arg) = (sharded.dir.path().to_path_buf(), now_arg.clone());
+        pool_tasks.push(tokio::spawn(async move {
+            let slots = shards[0]["pool_slots"].as_u64().unwrap() as usize;
+            for chunk in shards.chunks(slots) {
+                let runs = chunk.iter().map(|s| {
+                    let mut args: Vec<String> = s["args"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string())
+                        .collect();
+                    let id = s["id"].as_str().unwrap();
+                    let state = dir.join("workers").join(id).join("state.duckdb");
+                    args.extend(["--state".into(), state.to_string_lossy().into()]);
+                    args.extend(["--now".into(), now_arg.clone()]);
+                    tokio::task::spawn_blocking(move || {
+                        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                        ccetl(&a)
+                    })
+                });
+                for r in futures::future::join_all(runs).await {
+                    let (code, _, err) = r.unwrap();
+                    assert_eq!(code, 0, "{pool}: {err}");
+                }
+            }
+        }));
+    }
+    for t in pool_tasks {
+        t.await.unwrap();
+    }
+
+    let (p, s, u) = (pipeline.clone(), since.clone(), until.clone());
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["finalize", &p, "--since", &s, "--until", &u]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wx: ") && out.contains("xima: "), "{out}");
+
+    let (p, s, u, n) = (
+        single.pipeline.to_string_lossy().to_string(),
+        since.clone(),
+        until.clone(),
+        now_arg.clone(),
+    );
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        ccetl(&["run", &p, "--since", &s, "--until", &u, "--now", &n])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let (got, want) = (table_snapshot(&sharded), table_snapshot(&single));
+    for (table, rows) in &want {
+        assert!(
+            got[table] == *rows,
+            "{table} differs between shards and one machine"
+        );
+    }
+    assert!(want["webex_tasks"].lines().count() > 50);
+    assert_eq!(
+        sharded.stats().get("refresh_refused"),
+        None,
+        "no refresh token refused"
+    );
+    assert_eq!(sharded.stats().get("xima_429").copied().unwrap_or(0), 0);
+
+    // A file lost after the fact: finalize names it.
+    let wh = sharded.open_warehouse();
+    let lost = sharded
+        .object_keys()
+        .await
+        .into_iter()
+        .find(|k| k.starts_with("legacy_csr/"))
+        .unwrap();
+    wh.delete(&lost).await.unwrap();
+    let (p, s, u) = (pipeline.clone(), since.clone(), until.clone());
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || ccetl(&["finalize", &p, "--since", &s, "--until", &u]))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&lost) && err.contains("missing"), "{err}");
+}

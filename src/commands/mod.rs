@@ -92,7 +92,10 @@ fn parse_time_arg(
 
 /// `ccetl run`: plans and runs every selected source, prints the summary, writes the report.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let cfg = PipelineConfig::load(&args.range.pipeline)?;
+    let mut cfg = PipelineConfig::load(&args.range.pipeline)?;
+    if let Some(state) = &args.state {
+        cfg.state.clone_from(state);
+    }
     if let Some(f) = args.rate_share.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
         anyhow::bail!(
             "--rate-share {f}: give a share of the budget above 0 and at most 1 (0.25: a quarter)"
@@ -161,6 +164,56 @@ pub fn plan(args: &crate::cli::PlanArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `ccetl finalize`: fails (naming the gaps and the runs that fill them) unless every
+/// source's range is whole.
+pub async fn finalize(args: &crate::cli::FinalizeArgs) -> anyhow::Result<()> {
+    let cfg = PipelineConfig::load(&args.range.pipeline)?;
+    let opts = range_options(&args.range)?;
+    let found = pipeline::finalize::finalize(&cfg, &opts, chrono::Utc::now()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        for f in &found {
+            println!(
+                "{}: {} windows ({} open), {} files, {} verified",
+                f.source,
+                f.windows,
+                f.open,
+                f.files,
+                crate::http::fetch::mib(usize::try_from(f.bytes).unwrap_or(usize::MAX))
+            );
+        }
+    }
+    let pipeline = args.range.pipeline.display();
+    let mut problems = Vec::new();
+    for f in found.iter().filter(|f| !f.whole()) {
+        for (s, e) in &f.gaps {
+            problems.push(format!(
+                "source '{}': {} .. {} not committed (run `ccetl run {pipeline} --source {} --since {} --until {}`)",
+                f.source,
+                s.to_rfc3339(),
+                e.to_rfc3339(),
+                f.source,
+                s.to_rfc3339(),
+                e.to_rfc3339()
+            ));
+        }
+        for b in &f.bad_files {
+            problems.push(format!("source '{}': {b}", f.source));
+        }
+    }
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => anyhow::bail!(
+            "finalize: {first}{}",
+            match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more; --json lists them)", n - 1),
+            }
+        ),
+    }
 }
 
 fn print_summary(r: &RunReport) {
@@ -536,6 +589,7 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
         },
         dry_run: false,
         rate_share: None,
+        state: None,
         report: Some(dir.join("last-run.json")),
         now: None,
     })

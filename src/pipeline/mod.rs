@@ -13,6 +13,7 @@
 mod commit;
 mod estimate;
 mod events;
+pub mod finalize;
 mod leases;
 pub mod rebuild;
 pub mod shards;
