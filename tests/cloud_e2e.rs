@@ -1,6 +1,7 @@
 //! An `az://` warehouse against Azurite on 127.0.0.1: a run lands equal to the truth with
 //! every audio object's hash (some sent in parts), the container holds nothing but tables,
-//! audio and manifests, and a rerun changes nothing.
+//! audio and manifests, and a rerun changes nothing; leases and checkpoints race by
+//! compare-and-swap (Azurite checks If-Match itself).
 
 mod common;
 
@@ -37,4 +38,12 @@ async fn an_azure_warehouse_lands_equal_to_the_truth() {
     assert!(big > 0, "some recordings went up in parts");
     env.run_ok().await;
     assert_eq!(env.object_keys().await, keys, "a rerun changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_checkpoints_in_azurite_change_only_by_compare_and_swap() {
+    let store = Emulator::azurite().await;
+    let env = env(sim_config()).await;
+    env.set_warehouse(&store.warehouse_toml("races"));
+    assert_compare_and_swap_races(&env.open_warehouse()).await;
 }

@@ -113,65 +113,10 @@ async fn big_objects_go_up_in_parts_and_leave_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_and_checkpoints_in_s3_change_only_by_compare_and_swap() {
-    use ccetl::sink::lease::{Lease, LeaseError};
-    use chrono::{Duration, Utc};
     let s3 = S3::start().await;
     let env = common::env(sim_config()).await;
     env.set_warehouse(&s3.warehouse_toml("wh"));
     let cfg = env.config();
     let wh = ccetl::sink::Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap();
-    let store = wh.store().as_ref();
-    let path = wh.path(&["_ccetl/leases/wx"]);
-    let (ttl, t0) = (Duration::seconds(30), Utc::now());
-
-    let mut a = Lease::acquire(store, &path, "worker-a", ttl, t0)
-        .await
-        .unwrap();
-    let refused = Lease::acquire(store, &path, "worker-b", ttl, t0)
-        .await
-        .unwrap_err();
-    assert!(matches!(refused, LeaseError::Held { .. }), "{refused}");
-    a.renew(store, t0 + Duration::seconds(10)).await.unwrap();
-
-    // Lapsed: of eight workers racing for it, S3's If-Match lets exactly one through.
-    let later = t0 + Duration::seconds(60);
-    let racers = (0..8).map(|i| {
-        let (store, path) = (wh.store().clone(), path.clone());
-        tokio::spawn(async move {
-            Lease::acquire(store.as_ref(), &path, &format!("w{i}"), ttl, later).await
-        })
-    });
-    let won = futures::future::join_all(racers)
-        .await
-        .into_iter()
-        .filter(|r| matches!(r, Ok(Ok(_))))
-        .count();
-    assert_eq!(won, 1, "exactly one takeover");
-    let lost = a.renew(store, later).await.unwrap_err();
-    assert!(matches!(lost, LeaseError::Lost { .. }), "{lost}");
-
-    // A checkpoint four shards commit to at once loses no commit (If-Match again).
-    use ccetl::sink::checkpoint;
-    const DAY: i64 = 86_400_000;
-    let cp_path = wh.path(&["_ccetl/checkpoints/wx/tasks.json"]);
-    checkpoint::update(store, &cp_path, |cp| cp.commit(0, DAY, true))
-        .await
-        .unwrap();
-    let shards = (0..4).map(|s| {
-        let (store, path) = (wh.store().clone(), cp_path.clone());
-        tokio::spawn(async move {
-            for day in (1..=12).filter(|d| d % 4 == s) {
-                checkpoint::update(store.as_ref(), &path, |cp| {
-                    cp.commit(day * DAY, (day + 1) * DAY, true);
-                })
-                .await
-                .unwrap();
-            }
-        })
-    });
-    for r in futures::future::join_all(shards).await {
-        r.unwrap();
-    }
-    let cp = checkpoint::read(store, &cp_path).await.unwrap().unwrap();
-    assert_eq!((cp.generation, cp.resume_at()), (13, Some(13 * DAY)));
+    assert_compare_and_swap_races(&wh).await;
 }

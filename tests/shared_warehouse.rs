@@ -153,6 +153,14 @@ async fn workers_share_one_rotating_refresh_token_through_the_token_store() {
         "A's access token still served B"
     );
     assert_matches_truth(&env);
+    // `ccetl auth status` on a third, empty disk reads the store: the org its token names.
+    for f in ["state.duckdb", "state.duckdb.wal"] {
+        let _ = std::fs::remove_file(env.dir.path().join(f));
+    }
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let (code, out, err) = tokio::task::block_in_place(|| ccetl(&["auth", "status", &pipeline]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&env.sim.sim.cfg.org_id), "{out}");
 
     // Four workers whose access tokens all expired refresh at once: one refresh, the
     // others take its tokens.

@@ -115,6 +115,19 @@ impl SharedTokens {
             })
     }
 
+    /// Copies the source's tokens from the store into `local` (a worker's state), so what
+    /// reads tokens there (`ccetl auth status`, `ccetl check`) sees the newest ones; whether
+    /// the store had any.
+    pub async fn pull(&self, source: &str, local: &dyn super::TokenStore) -> Result<bool, String> {
+        match self.load(source).await.map_err(|e| e.to_string())? {
+            Some((t, _)) => {
+                local.save(source, &t).map_err(|e| e.to_string())?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The source's refresh lease, or `None` while a peer holds it.
     pub async fn lock(&self, source: &str, holder: &str) -> Result<Option<Lease>, LeaseError> {
         let path = self.path(source, ".refresh-lease.json");

@@ -27,7 +27,7 @@ pub async fn run(action: AuthAction) -> anyhow::Result<()> {
             timeout,
         } => login(&pipeline, &source, no_listen, &timeout).await,
         AuthAction::Import { pipeline, source } => import(&pipeline, &source),
-        AuthAction::Status { pipeline } => status(&pipeline),
+        AuthAction::Status { pipeline } => status(&pipeline).await,
     }
 }
 
@@ -142,10 +142,11 @@ fn import(path: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(path: &Path) -> anyhow::Result<()> {
+async fn status(path: &Path) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
+    pipeline::pull_shared_tokens(&states).await?;
     let now = chrono::Utc::now();
     for src in &cfg.sources {
         let ctx = CheckContext {

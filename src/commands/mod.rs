@@ -358,6 +358,7 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
+    pipeline::pull_shared_tokens(&states).await?;
     let mut outcome = CheckOutcome::default();
     outcome.record("warehouse", check_warehouse(&cfg).await.map(Checked::from));
     // At once: an unreachable host costs its retries (~20 s) once, not once per source.

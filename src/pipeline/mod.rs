@@ -87,6 +87,10 @@ pub enum RunError {
     /// A source's task panicked or was cancelled.
     #[error("a source's task ended abnormally: {0}")]
     Task(String),
+    /// The pipeline's token store could not be read.
+    #[error("token store {url}: {message}")]
+    #[allow(missing_docs)]
+    TokenStore { url: String, message: String },
     /// `state rebuild` could not read the recordings tables back.
     #[error("state rebuild: reading the recording tables: {0}")]
     Rebuild(String),
@@ -223,6 +227,7 @@ impl RunError {
             | RunError::Store(_)
             | RunError::Task(_)
             | RunError::Rebuild(_)
+            | RunError::TokenStore { .. }
             | RunError::StateMissing { .. } => ErrorKind::Other,
         }
     }
@@ -281,6 +286,24 @@ pub fn open_states(
         out.insert(name.to_string(), st);
     }
     Ok(out)
+}
+
+/// Copies each source's tokens from the pipeline's token store, if it has one, into its
+/// state, for what reads them there (`ccetl check`, `ccetl auth status`).
+pub async fn pull_shared_tokens(states: &HashMap<String, Arc<State>>) -> Result<(), RunError> {
+    use crate::auth::TokenStore;
+    for (source, state) in states {
+        if let Some(shared) = state.shared() {
+            shared
+                .pull(source, state.as_ref())
+                .await
+                .map_err(|message| RunError::TokenStore {
+                    url: shared.url().to_string(),
+                    message,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the pipeline; the report is returned even when some source failed.

@@ -52,6 +52,13 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A new state file could not be put in place.
+    #[error("state DB {path}: cannot create it: {source}")]
+    #[allow(missing_docs)] // the message names them
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The state directory could not be created.
     #[error("state DB {path}: cannot create its directory: {source}")]
     #[allow(missing_docs)] // the message names them
@@ -150,6 +157,39 @@ impl std::fmt::Debug for State {
     }
 }
 
+/// One thread: a commit is a few small statements, and DuckDB's idle worker threads call
+/// `malloc_trim` twice a second, handing the whole process's free memory back to the kernel
+/// only for the run to fault it in again (~5% of a run's CPU, issue 8).
+fn config(path: &Path) -> Result<duckdb::Config, StateError> {
+    duckdb::Config::default()
+        .threads(1)
+        .map_err(|source| StateError::Db {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Creates the state file whole: made beside it, then renamed into place, so a run killed
+/// while creating it leaves no half-made file that a rerun could not open.
+fn create(path: &Path) -> Result<(), StateError> {
+    let db = |source| StateError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("duckdb.new");
+    let wal = tmp.with_extension("new.wal");
+    for leftover in [&tmp, &wal] {
+        let _ = std::fs::remove_file(leftover);
+    }
+    let conn = Connection::open_with_flags(&tmp, config(path)?).map_err(db)?;
+    conn.execute_batch(SCHEMA).map_err(db)?;
+    conn.close().map_err(|(_, e)| db(e))?;
+    std::fs::rename(&tmp, path).map_err(|source| StateError::Create {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -167,16 +207,10 @@ impl State {
                 source,
             })?;
         }
-        // One thread: a commit is a few small statements, and DuckDB's idle worker threads
-        // call `malloc_trim` twice a second, handing the whole process's free memory back to
-        // the kernel only for the run to fault it in again (~5% of a run's CPU, issue 8).
-        let config = duckdb::Config::default()
-            .threads(1)
-            .map_err(|source| StateError::Db {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let conn = Connection::open_with_flags(path, config).map_err(|source| {
+        if !path.exists() {
+            create(path)?;
+        }
+        let conn = Connection::open_with_flags(path, config(path)?).map_err(|source| {
             let text = source.to_string();
             if text.contains("lock") {
                 StateError::Busy {
