@@ -106,14 +106,6 @@ fn airflow_venv() -> PathBuf {
     venv
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `error:` lines of every task log under `logs`: why a DAG run failed.
 fn task_errors(logs: &Path) -> String {
     let mut out = String::new();

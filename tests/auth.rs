@@ -16,14 +16,6 @@ use common::*;
 
 const ORG: &str = "0b6f1d2e-aaaa-4c4c-9999-111122223333";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A pipeline with no refresh_token: its tokens come from `ccetl auth`.
 fn login_pipeline(env: &Env, name: &str) -> PathBuf {
     let base = env.sim.base_url();

@@ -772,3 +772,12 @@ pub async fn assert_compare_and_swap_races(wh: &ccetl::sink::Warehouse) {
     let cp = checkpoint::read(store, &cp_path).await.unwrap().unwrap();
     assert_eq!((cp.generation, cp.resume_at()), (13, Some(13 * DAY)));
 }
+
+/// A port on 127.0.0.1 free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
