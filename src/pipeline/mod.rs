@@ -510,7 +510,6 @@ async fn run_held(
     }
 }
 
-/// Runs one source; its report, and its outcome.
 /// What a source's run writes through: its state, the warehouse, its run id and its lease.
 struct Held<'a> {
     state: &'a Arc<State>,
@@ -519,6 +518,7 @@ struct Held<'a> {
     fence: Option<&'a crate::sink::fence::Fence>,
 }
 
+/// Runs one source; its report, and its outcome.
 async fn run_source(
     cfg: &PipelineConfig,
     opts: &RunOptions,

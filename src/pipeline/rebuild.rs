@@ -59,10 +59,15 @@ async fn rebuild_source(
 ) -> Result<Rebuilt, RunError> {
     let (name, stream) = (src.name(), stream_of(src));
     let manifests = manifest::list(wh, name, stream).await?;
-    let conn = crate::query::open(wh)
-        .await
-        .map_err(|e| RunError::Rebuild(e.to_string()))?;
-    let ledger = stored_audio(&conn, src)?;
+    // A source without objects (legacy) needs no read of the tables, nor their mirror.
+    let ledger = if object_tables(src).is_empty() {
+        Vec::new()
+    } else {
+        let conn = crate::query::open(wh)
+            .await
+            .map_err(|e| RunError::Rebuild(e.to_string()))?;
+        stored_audio(&conn, src)?
+    };
     // The watermark moves only over contiguous complete windows, as in a run.
     let mut high_water: Option<DateTime<Utc>> = None;
     for (i, m) in manifests.iter().enumerate() {
