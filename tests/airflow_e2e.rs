@@ -106,24 +106,94 @@ fn airflow_venv() -> PathBuf {
     venv
 }
 
-/// The `error:` lines of every task log under `logs`: why a DAG run failed.
-fn task_errors(logs: &Path) -> String {
-    let mut out = String::new();
+/// SIGKILLs the shard that stopped at the hang point, once it has written its pid: mid-window,
+/// part of an audio object uploaded, its lease live. Its pid, once killed.
+fn kill_the_hung_shard(mark: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(mark).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("--since"),
+        "the hung process is a shard"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    Some(pid)
+}
+
+/// The task instances whose first attempt ended with ccetl killed and whose second ran:
+/// their log folders.
+fn retried_after_kill(logs: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for log in log_files(logs) {
+        if log.file_name().is_some_and(|n| n == "attempt=1.log")
+            && std::fs::read_to_string(&log).is_ok_and(|t| t.contains("exited -9"))
+        {
+            let dir = log.parent().unwrap().to_path_buf();
+            assert!(
+                dir.join("attempt=2.log").exists(),
+                "{}: no retry",
+                dir.display()
+            );
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// Every file under `logs`.
+fn log_files(logs: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![logs.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Ok(text) = std::fs::read_to_string(&p) {
-                for line in text.lines().filter(|l| l.contains("error")) {
-                    out.push_str(&format!(
-                        "{}: {}\n",
-                        p.display(),
-                        &line[..line.len().min(400)]
-                    ));
-                }
+            } else {
+                out.push(p);
             }
+        }
+    }
+    out
+}
+
+/// Waits for a DAG run to succeed (any other run of the DAG, scheduled meanwhile, to end).
+async fn wait_for_run(af: &Airflow, dag: &str, run_id: &str) {
+    let started = Instant::now();
+    loop {
+        let runs = af.json(&["dags", "list-runs", dag, "-o", "json"]);
+        let runs = runs.as_array().cloned().unwrap_or_default();
+        let ended =
+            |r: &serde_json::Value| matches!(r["state"].as_str(), Some("success" | "failed"));
+        if let Some(r) = runs.iter().find(|r| r["run_id"] == run_id) {
+            if ended(r) && runs.iter().all(ended) {
+                assert_eq!(r["state"], "success", "{dag} {run_id}");
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{dag} {run_id} never ended"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// The `error:` lines of every task log under `logs`: why a DAG run failed.
+fn task_errors(logs: &Path) -> String {
+    let mut out = String::new();
+    for p in log_files(logs) {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| l.contains("error")) {
+            out.push_str(&format!(
+                "{}: {}\n",
+                p.display(),
+                &line[..line.len().min(400)]
+            ));
         }
     }
     out
@@ -164,6 +234,7 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     // Airflow on 127.0.0.1, its home in the test's directory.
     let home = env.dir.path().join("airflow");
     let port = free_port();
+    let hang_mark = env.dir.path().join("hang.pid");
     let bin = venv.join("bin");
     let path = format!(
         "{}:{}",
@@ -191,6 +262,10 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
             ("AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC", "1".into()),
             ("CCETL_BIN", env!("CARGO_BIN_EXE_ccetl").into()),
             ("CCETL_PIPELINE", pipeline.clone()),
+            // The drill: the first shard to reach its eighth audio chunk stops there, alive
+            // and holding its lease, until the test SIGKILLs it; Airflow retries the shard.
+            ("CCETL_HANG_AT", "audio:8".into()),
+            ("CCETL_HANG_MARK", hang_mark.display().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -256,7 +331,11 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         &conf.to_string(),
     ]);
     let ran = Instant::now();
+    let mut killed = None;
     let state = loop {
+        if killed.is_none() {
+            killed = tokio::task::block_in_place(|| kill_the_hung_shard(&hang_mark));
+        }
         let runs = af.json(&["dags", "list-runs", "ccetl_backfill", "-o", "json"]);
         let state = runs[0]["state"].as_str().unwrap_or("").to_string();
         if state == "success" || state == "failed" {
@@ -270,6 +349,17 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     };
     let wall = ran.elapsed();
     assert_eq!(state, "success", "{}", task_errors(&home.join("logs")));
+    let killed = killed.expect("a shard reached the hang point and was killed");
+    let retried = retried_after_kill(&home.join("logs"));
+    assert_eq!(
+        retried.len(),
+        1,
+        "the killed shard (pid {killed}) failed once and its retry succeeded: {retried:?}"
+    );
+    eprintln!(
+        "killed shard (pid {killed}) retried: {}",
+        retried[0].display()
+    );
 
     // Task instances: a pool's shards side by side where its slots allow, Xima's never.
     let tis = af.json(&[
@@ -361,8 +451,51 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         );
     }
 
-    // One machine, the same range, another prefix: the same tables.
     let sharded = table_snapshot(&env);
+
+    // The nightly DAG after the backfill, each source on a fresh disk: every download it makes
+    // is an object it adds (nothing the backfill stored is fetched again).
+    let downloads = || {
+        let (a, b) = (env.stats(), org2.sim.stats());
+        ["audio", "xima_audio"]
+            .iter()
+            .map(|r| a.get(*r).copied().unwrap_or(0) + b.get(*r).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let audio_objects = |keys: Vec<String>| keys.iter().filter(|k| k.starts_with("audio/")).count();
+    let (before, objects_before) = (downloads(), audio_objects(env.object_keys().await));
+    af.cli(&["dags", "unpause", "ccetl_nightly"]);
+    af.cli(&["dags", "trigger", "ccetl_nightly", "--run-id", "nightly-1"]);
+    wait_for_run(&af, "ccetl_nightly", "nightly-1").await;
+    af.cli(&["dags", "pause", "ccetl_nightly"]);
+    let nightly = af.json(&[
+        "tasks",
+        "states-for-dag-run",
+        "ccetl_nightly",
+        "nightly-1",
+        "-o",
+        "json",
+    ]);
+    let ran: Vec<_> = nightly
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ti| ti["state"] == "success")
+        .collect();
+    assert_eq!(ran.len(), 3, "one nightly run per source: {nightly}");
+    let (after, objects_after) = (downloads(), audio_objects(env.object_keys().await));
+    eprintln!(
+        "nightly after the backfill: {} downloads, {} new audio objects",
+        after - before,
+        objects_after - objects_before
+    );
+    assert_eq!(
+        after - before,
+        (objects_after - objects_before) as u64,
+        "the nightly run downloads only audio the backfill did not store"
+    );
+
+    // One machine, the same range, another prefix: the same tables.
     let text = std::fs::read_to_string(&env.pipeline)
         .unwrap()
         .replace("/sharded\"", "/single\"")
