@@ -69,6 +69,70 @@ async fn a_new_worker_takes_over_the_checkpoint_and_downloads_nothing_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_worker_counts_what_others_downloaded_against_the_egress_budget() {
+    use ccetl::pipeline::{self, RunError, RunOptions};
+    let s3 = S3::start().await;
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let cfg = env.config();
+    let (start, now) = (cfg.start.unwrap(), env.now());
+    let mid = start + (now - start) / 2;
+    let run = |since, until| {
+        let cfg = env.config();
+        async move {
+            let opts = RunOptions {
+                now: Some(now),
+                since: Some(since),
+                until: Some(until),
+                sources: vec!["xima".into()],
+                ..RunOptions::default()
+            };
+            pipeline::run(&cfg, &opts).await
+        }
+    };
+    // Worker A: the first half, its audio counted in the checkpoint as it commits.
+    let (a, result) = run(start, mid).await;
+    result.expect("worker A runs");
+    let used = a.totals().audio_bytes;
+    assert!(used > 0);
+    let wh = env.open_warehouse();
+    let path = checkpoint::path_of(&wh, "xima", ccetl::pipeline::stream_of(&cfg.sources[1]));
+    let cp = checkpoint::read(wh.store().as_ref(), &path)
+        .await
+        .unwrap()
+        .unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::days(5)).timestamp_millis();
+    assert_eq!(cp.egress_since(since), used, "{cp:?}");
+
+    // Worker B, an empty disk, a budget A nearly used up: it downloads nothing more.
+    for f in ["state.duckdb", "state.duckdb.wal"] {
+        let _ = std::fs::remove_file(env.dir.path().join(f));
+    }
+    let text = std::fs::read_to_string(&env.pipeline).unwrap().replace(
+        "min_interval = \"30ms\"\n",
+        &format!(
+            "min_interval = \"30ms\"\negress_budget = \"{}\"\n",
+            used + 1000
+        ),
+    );
+    std::fs::write(&env.pipeline, text).unwrap();
+    let downloads = env.stats()["xima_audio"];
+    let (b, result) = run(mid, now - chrono::Duration::minutes(15)).await;
+    match result {
+        Err(RunError::Partial { message, .. }) => {
+            assert!(message.contains("egress_budget reached"), "{message}");
+        }
+        other => panic!("B stops at the budget A used: {other:?}"),
+    }
+    assert_eq!(
+        env.stats()["xima_audio"],
+        downloads,
+        "no download past the budget"
+    );
+    assert!(b.totals().audio_deferred > 0, "{:?}", b.totals());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_worker_is_refused_while_a_lease_is_live_and_takes_over_a_lapsed_one() {
     use ccetl::sink::lease::{Lease, LeaseBody};
     use chrono::{Duration, Utc};

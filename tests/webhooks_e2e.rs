@@ -180,9 +180,15 @@ async fn subscribe_names_the_missing_write_scope_and_refuses_bad_destinations() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
-    let env = env_with(sim_config(), &with_secret()).await;
+/// `ccetl serve` in this process for the pipeline's Webex source, subscribed at the
+/// simulator: its address, the sender that stops it, and its task.
+async fn serve_subscribed(
+    env: &Env,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<std::sync::Arc<ccetl::serve::Stats>, ccetl::serve::ServeError>>,
+) {
     let cfg = env.config();
     let Some(w) = cfg.sources[0]
         .downcast::<ccetl::config::WebexConfig>()
@@ -217,7 +223,13 @@ async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
     ccetl::source::webex::subscriptions::ensure(&client, "ccetl test/wx", &url, &secret)
         .await
         .unwrap();
-    drop(client);
+    (addr, stop_tx, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
+    let env = env_with(sim_config(), &with_secret()).await;
+    let (addr, stop_tx, server) = serve_subscribed(&env).await;
 
     // Two deliveries into the same day: the second batch is merged into the first's window.
     let day = yesterday(&env);
@@ -267,6 +279,62 @@ async fn events_land_exactly_their_recordings_and_forgeries_are_refused() {
     assert_matches_truth(&env);
     let tasks = env.strings("SELECT task_id FROM webex_tasks");
     assert_eq!(tasks.len(), tasks.iter().collect::<BTreeSet<_>>().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_bucket_events_wait_for_the_scheduled_runs_lease_and_lose_nothing() {
+    use ccetl::sink::{checkpoint, lease::Lease};
+    let s3 = common::s3::S3::start().await;
+    let env = env_with(sim_config(), &with_secret()).await;
+    env.set_warehouse(&s3.warehouse_toml("wh"));
+    let (addr, stop_tx, server) = serve_subscribed(&env).await;
+
+    // Another worker's scheduled run holds the source's lease: batches wait, queued.
+    let wh = env.open_warehouse();
+    let cfg = env.config();
+    let stream = ccetl::pipeline::stream_of(&cfg.sources[0]);
+    let path = wh.path(&["_ccetl", "leases", "wx", stream, "latest.json"]);
+    let ttl = chrono::Duration::minutes(2);
+    let store = wh.store().as_ref();
+    let nightly = Lease::acquire(store, &path, "worker-b pid 1", ttl, chrono::Utc::now())
+        .await
+        .unwrap();
+    let day = yesterday(&env);
+    let sent = deliver(&env, &format!("from={day}&to={}", day + DAY_MS)).await;
+    assert!(sent.events > 5 && sent.accepted == sent.posts, "{sent:?}");
+    let mut h = health(addr).await;
+    for _ in 0..100 {
+        if h["batches_failed"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h = health(addr).await;
+    }
+    assert!(h["batches_failed"].as_u64() >= Some(1), "{h}");
+    assert_eq!(h["pending"], sent.events, "acknowledged and queued: {h}");
+    assert!(
+        h["last_error"].as_str().unwrap().contains("worker-b"),
+        "{h}"
+    );
+    assert_eq!(h["committed"], 0);
+
+    // The run gives its lease back: the queued events land.
+    nightly.release(store).await.unwrap();
+    settled(addr, sent.events).await;
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+    assert_matches(&env, &announced(&env, day, day + DAY_MS));
+    // Events add to windows, never complete them: the checkpoint waits for a scheduled run.
+    let cp_path = checkpoint::path_of(&wh, "wx", stream);
+    assert_eq!(checkpoint::read(store, &cp_path).await.unwrap(), None);
+    assert_no_stray_objects(&env.object_keys().await);
+
+    // That run: the full truth, each task once.
+    env.run_ok().await;
+    assert_matches_truth(&env);
+    let tasks = env.strings("SELECT task_id FROM webex_tasks");
+    assert_eq!(tasks.len(), tasks.iter().collect::<BTreeSet<_>>().len());
+    assert!(checkpoint::read(store, &cp_path).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

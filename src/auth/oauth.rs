@@ -294,14 +294,13 @@ impl OAuthTokens {
         shared: &SharedTokens,
         inner: &mut Inner,
     ) -> Result<Secret, AuthError> {
-        let holder = format!("{} pid {}", crate::state::hostname(), std::process::id());
         let started = std::time::Instant::now();
         loop {
             if let Some(access) = self.adopt_shared(shared, inner).await? {
                 return Ok(access);
             }
             let lease = shared
-                .lock(&self.source, &holder)
+                .lock(&self.source)
                 .await
                 .map_err(|e| self.store_error(&e))?;
             if let Some(lease) = lease {

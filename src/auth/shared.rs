@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oauth::StoredToken;
 use crate::secret::Secret;
-use crate::sink::lease::{Lease, LeaseError};
+use crate::sink::lease::{Lease, LeaseBody, LeaseError};
 use crate::sink::versioned::{self, VersionedError};
 use crate::sink::{StoreError, Warehouse};
 
@@ -128,10 +128,14 @@ impl SharedTokens {
         }
     }
 
-    /// The source's refresh lease, or `None` while a peer holds it.
-    pub async fn lock(&self, source: &str, holder: &str) -> Result<Option<Lease>, LeaseError> {
+    /// The source's refresh lease, or `None` while a peer holds it (a peer killed on this
+    /// host does not hold it).
+    pub async fn lock(&self, source: &str) -> Result<Option<Lease>, LeaseError> {
         let path = self.path(source, ".refresh-lease.json");
-        match Lease::acquire(self.store.as_ref(), &path, holder, REFRESH_TTL, Utc::now()).await {
+        let me = LeaseBody::for_this_process();
+        let now = Utc::now();
+        let gone = LeaseBody::holder_is_gone;
+        match Lease::acquire_as(self.store.as_ref(), &path, me, REFRESH_TTL, now, gone).await {
             Ok(lease) => Ok(Some(lease)),
             Err(LeaseError::Held { .. }) => Ok(None),
             Err(e) => Err(e),

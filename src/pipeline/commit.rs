@@ -106,8 +106,10 @@ pub(super) async fn load(
     if wh.is_shared() && !out.partial {
         let (start, end) = (w.start.timestamp_millis(), w.end.timestamp_millis());
         let path = checkpoint::path_of(wh, source, stream);
+        let (now, bytes) = (Utc::now().timestamp_millis(), wr.audio_bytes);
         checkpoint::update(wh.store().as_ref(), &path, |cp| {
             cp.commit(start, end, wr.complete);
+            cp.add_egress(now, bytes);
         })
         .await?;
     }

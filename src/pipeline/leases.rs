@@ -27,27 +27,21 @@ pub(super) async fn take(
     sources: &[&SourceConfig],
     opts: &RunOptions,
 ) -> Result<Vec<(String, Arc<Fence>)>, RunError> {
-    let (host, pid) = (crate::state::hostname(), std::process::id());
-    let me = LeaseBody {
-        holder: format!(
-            "{host} pid {pid} since {}",
-            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        ),
-        expires_at_ms: 0,
-        generation: 0,
-        process: Some((host, pid)),
-    };
-    // A run killed on this host (kill -9, OOM) left a live lease: its rerun need not wait.
-    let dead = |b: &LeaseBody| {
-        b.process
-            .as_ref()
-            .is_some_and(|(host, pid)| crate::state::lock::process_gone(host, *pid))
-    };
+    let me = LeaseBody::for_this_process();
     let mut held = Vec::new();
     for src in sources {
         let path = path_of(wh, src, opts);
         let store = wh.store().as_ref();
-        match Lease::acquire_as(store, &path, me.clone(), TTL, Utc::now(), dead).await {
+        match Lease::acquire_as(
+            store,
+            &path,
+            me.clone(),
+            TTL,
+            Utc::now(),
+            LeaseBody::holder_is_gone,
+        )
+        .await
+        {
             Ok(lease) => held.push((
                 src.name().to_string(),
                 Arc::new(Fence::hold(wh.store().clone(), lease, RENEW_EVERY)),

@@ -412,14 +412,22 @@ async fn run_held(
     }
     let now = opts.now.unwrap_or_else(Utc::now);
     if wh.is_shared() && !opts.dry_run {
+        let step = Duration::from_std(cfg.window).unwrap_or(Duration::days(1));
         for src in selected {
             // The windows this run will read, once it resumes where the checkpoint says.
             let reads = |resume| {
                 let windows = plan_windows(cfg, opts, now, Some(resume));
                 Some((windows.first()?.start, windows.last()?.end))
             };
-            if let Some(a) =
-                rebuild::adopt(wh, &states[src.name()], src, opts.since.is_some(), reads).await?
+            if let Some(a) = rebuild::adopt(
+                wh,
+                &states[src.name()],
+                src,
+                opts.since.is_some(),
+                reads,
+                step,
+            )
+            .await?
             {
                 tracing::info!(
                     source = src.name(), resume_at = %a.resume_at, windows = a.windows,
@@ -619,6 +627,22 @@ impl<'a> SourceRun<'a> {
     /// The stream its windows are kept under.
     pub fn stream(&self) -> &'static str {
         self.stream
+    }
+
+    /// Audio bytes this source downloaded after `since`, for a cap over a rolling period:
+    /// this worker's ledger, or on a shared warehouse what every worker's commits counted
+    /// in the checkpoint, if more (a worker's disk knows only its own downloads, the
+    /// checkpoint only committed ones).
+    pub async fn egress_since(&self, since: DateTime<Utc>) -> Result<u64, RunError> {
+        let local = self.state.egress_since(self.name, since)?;
+        if !self.wh.is_shared() {
+            return Ok(local);
+        }
+        let path = crate::sink::checkpoint::path_of(self.wh, self.name, self.stream);
+        let shared = crate::sink::checkpoint::read(self.wh.store().as_ref(), &path)
+            .await?
+            .map_or(0, |cp| cp.egress_since(since.timestamp_millis()));
+        Ok(local.max(shared))
     }
 
     /// `Ok` unless this run's lease on the source (a shared warehouse) may be another's now:

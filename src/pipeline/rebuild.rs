@@ -112,13 +112,15 @@ pub struct Adopted {
 /// stored objects, come from those windows' manifests and files alone, so nothing stored is
 /// downloaded again and no other window is read. `None` when there is nothing to take.
 /// A shard (`shard`: its range given) takes its range's windows even when this worker's
-/// watermark is ahead: another worker may have written them.
+/// watermark is ahead: another worker may have written them. `longest`: the window length
+/// (manifests are found by their window's start).
 pub async fn adopt(
     wh: &Warehouse,
     state: &State,
     src: &SourceConfig,
     shard: bool,
     reads: impl Fn(DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)>,
+    longest: chrono::Duration,
 ) -> Result<Option<Adopted>, RunError> {
     let (name, stream) = (src.name(), stream_of(src));
     let path = crate::sink::checkpoint::path_of(wh, name, stream);
@@ -137,11 +139,7 @@ pub async fn adopt(
         return Ok(None);
     }
     let manifests: Vec<_> = match reads(resume) {
-        Some((from, to)) => manifest::list(wh, name, stream)
-            .await?
-            .into_iter()
-            .filter(|m| m.window_start < to && m.window_end > from)
-            .collect(),
+        Some(range) => manifest::list_between(wh, name, stream, range, longest).await?,
         None => Vec::new(),
     };
     let tables = object_tables(src);

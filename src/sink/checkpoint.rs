@@ -15,6 +15,12 @@ use super::versioned::{self, VersionedError, Written};
 /// went through, so this many in a row means a storm, not a bug.
 const MAX_ATTEMPTS: u32 = 64;
 
+const HOUR_MS: i64 = 3_600_000;
+
+/// How long the egress count keeps an hour: longer than any API's rolling period (Xima's is
+/// five days).
+const EGRESS_KEEP_MS: i64 = 7 * 24 * HOUR_MS;
+
 /// A source's progress in the warehouse: the windows committed, as spans.
 ///
 /// Spans rather than one high water, because shards commit out of order: a shard that
@@ -27,6 +33,11 @@ pub struct Checkpoint {
     pub open: BTreeMap<i64, i64>,
     /// How many commits it has seen.
     pub generation: u64,
+    /// Audio bytes the commits of the last days downloaded, by hour (its start, epoch ms):
+    /// what an API that caps egress over a rolling period (Xima) has counted, whichever
+    /// worker downloaded it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub egress: BTreeMap<i64, u64>,
 }
 
 impl Checkpoint {
@@ -51,6 +62,26 @@ impl Checkpoint {
             e = ne;
         }
         self.done.insert(s, e);
+    }
+
+    /// Counts `bytes` downloaded at `now_ms`, forgetting hours older than the longest period.
+    pub fn add_egress(&mut self, now_ms: i64, bytes: u64) {
+        if bytes > 0 {
+            *self
+                .egress
+                .entry(now_ms - now_ms.rem_euclid(HOUR_MS))
+                .or_default() += bytes;
+        }
+        self.egress = self.egress.split_off(&(now_ms - EGRESS_KEEP_MS));
+    }
+
+    /// Bytes counted after `since_ms`, the whole hour it falls in included (an over-count
+    /// keeps a cap from being passed).
+    pub fn egress_since(&self, since_ms: i64) -> u64 {
+        self.egress
+            .range(since_ms - since_ms.rem_euclid(HOUR_MS)..)
+            .map(|(_, b)| b)
+            .sum()
     }
 
     /// Where a run that continues this source starts (before its lookback): the end of the
@@ -179,6 +210,33 @@ mod tests {
         cp.commit(3 * DAY, 4 * DAY, true);
         cp.commit(5 * DAY, 5 * DAY + 3_600_000, true);
         assert_eq!(cp.resume_at(), Some(5 * DAY + 3_600_000));
+    }
+
+    #[test]
+    fn egress_counts_by_hour_over_the_last_days() {
+        let mut cp = Checkpoint::default();
+        let now = 40 * DAY + 1_800_000;
+        cp.add_egress(now - 8 * DAY, 1_000);
+        cp.add_egress(now - 2 * DAY, 20);
+        cp.add_egress(now - 2 * DAY + 60_000, 5);
+        cp.add_egress(now, 3);
+        cp.add_egress(now, 0);
+        assert_eq!(
+            cp.egress.len(),
+            2,
+            "old hours forgotten, one per hour: {cp:?}"
+        );
+        assert_eq!(cp.egress_since(now - 5 * DAY), 28);
+        assert_eq!(
+            cp.egress_since(now - 60_000),
+            3,
+            "the current hour counts whole"
+        );
+        assert_eq!(cp.egress_since(now + 2 * 3_600_000), 0);
+        // A checkpoint written before egress was counted reads as none.
+        let old: Checkpoint =
+            serde_json::from_str(r#"{"done":{},"open":{},"generation":3}"#).unwrap();
+        assert_eq!(old.egress_since(0), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,30 @@ pub struct LeaseBody {
     pub process: Option<(String, u32)>,
 }
 
+impl LeaseBody {
+    /// A lease for this process, named by host, pid and start time.
+    pub fn for_this_process() -> Self {
+        let (host, pid) = (crate::state::hostname(), std::process::id());
+        LeaseBody {
+            holder: format!(
+                "{host} pid {pid} since {}",
+                Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            expires_at_ms: 0,
+            generation: 0,
+            process: Some((host, pid)),
+        }
+    }
+
+    /// Whether its holder is a process on this host that is gone (kill -9, OOM): then it
+    /// may be taken at once rather than after it lapses.
+    pub fn holder_is_gone(&self) -> bool {
+        self.process
+            .as_ref()
+            .is_some_and(|(host, pid)| crate::state::lock::process_gone(host, *pid))
+    }
+}
+
 /// Why a lease could not be taken or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {

@@ -195,6 +195,16 @@ impl Warehouse {
         &self,
         dir: &str,
     ) -> Result<Vec<(Path, T)>, StoreError> {
+        self.read_json_under_where(dir, |_| true).await
+    }
+
+    /// [`Self::read_json_under`], reading only the objects whose file name `keep` accepts
+    /// (one listing, then a GET each).
+    pub async fn read_json_under_where<T: serde::de::DeserializeOwned>(
+        &self,
+        dir: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(Path, T)>, StoreError> {
         use futures::TryStreamExt;
         let read_err = |key: String| move |cause| StoreError::Read { key, cause };
         let objects: Vec<_> = self
@@ -205,7 +215,8 @@ impl Warehouse {
             .map_err(read_err(dir.to_string()))?;
         let mut out = Vec::new();
         for meta in objects {
-            if !meta.location.as_ref().ends_with(".json") {
+            let name = meta.location.filename().unwrap_or_default();
+            if !name.ends_with(".json") || !keep(name) {
                 continue;
             }
             let key = meta.location.to_string();

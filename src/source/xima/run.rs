@@ -70,7 +70,7 @@ async fn run_windows(
     };
     let client = XimaClient::connect(cfg).map_err(|e| run.fail(None, e.into()))?;
     let since = Utc::now() - Duration::days(EGRESS_PERIOD_DAYS.into());
-    let used = run.state().egress_since(&cfg.name, since)?;
+    let used = run.egress_since(since).await?;
     client.set_egress_used(used);
     let windows_of = Windows {
         client: &client,
