@@ -21,3 +21,4 @@ bench:
 	cargo bench --bench audio
 	cargo bench --bench scale
 	cargo bench --bench rate
+	cargo bench --bench scaleout

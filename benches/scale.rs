@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::Simulator;
+
 use std::time::Instant;
 
 use ccetl::config::PipelineConfig;
@@ -23,52 +25,33 @@ const QUERY: &str = "SELECT c.queue_name, c.date, count(DISTINCT c.call_id) AS c
     count(r.recording_id) AS recordings, sum(r.duration_ms) AS recorded_ms \
     FROM calls c LEFT JOIN recordings r ON r.call_id = c.call_id GROUP BY ALL ORDER BY ALL";
 
-/// `ccetl simulate` on a free loopback port, killed when dropped.
-struct Simulator(std::process::Child, u16);
-
-impl Simulator {
-    fn start(tasks: u32) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
-            .args(["simulate", "--port", &port.to_string(), "--seed", "11"])
-            .args(["--days", &DAYS.to_string()])
-            // A day's calls spread over nine: what the range holds depends on the hour the
-            // bench runs (today's calls so far count) and some calls are not tasks, so ten days
-            // of tasks/10 held as few as 92% of `tasks` just after midnight.
-            .args(["--calls-per-day", &(tasks / (DAYS - 1)).to_string()])
-            .args(["--audio-rate", "200", "--token-ttl", "86400"])
-            // Memory under scale, not the API's limit.
-            .args(["--rate-limit", "off"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ccetl simulate starts");
-        // Owned at once: dropping it (a panic included) kills and reaps the process.
-        let sim = Simulator(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return sim;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the simulator did not come up");
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The simulator of a backfill of `tasks` tasks, as its own process.
+fn simulator(tasks: u32) -> Simulator {
+    let args = [
+        "--seed".to_string(),
+        "11".into(),
+        "--days".into(),
+        DAYS.to_string(),
+        // A day's calls spread over nine: what the range holds depends on the hour the
+        // bench runs (today's calls so far count) and some calls are not tasks, so ten days
+        // of tasks/10 held as few as 92% of `tasks` just after midnight.
+        "--calls-per-day".into(),
+        (tasks / (DAYS - 1)).to_string(),
+        "--audio-rate".into(),
+        "200".into(),
+        "--token-ttl".into(),
+        "86400".into(),
+        // Memory under scale, not the API's limit.
+        "--rate-limit".into(),
+        "off".into(),
+    ];
+    Simulator::start(&args)
 }
 
 /// A backfill of the simulated days (audio off): tasks, seconds, peak RSS in MB.
 fn backfill(rt: &tokio::runtime::Runtime, tasks: u32, dir: &std::path::Path) -> (u64, f64, f64) {
-    let sim = Simulator::start(tasks);
-    let base = format!("http://127.0.0.1:{}", sim.1);
+    let sim = simulator(tasks);
+    let base = sim.base_url();
     let now = chrono::Utc::now();
     let start = now - chrono::Duration::days(i64::from(DAYS) + 1);
     let text = format!(

@@ -272,6 +272,9 @@ pub struct SimulateArgs {
     /// 300/60s; the default is scaled 1:20 like the demo pipeline's rate_window.
     #[arg(long, default_value = "300/3s")]
     pub rate_limit: String,
+    /// Bytes per second each audio download streams at, e.g. 2MB (default: unpaced).
+    #[arg(long)]
+    pub audio_stream_rate: Option<String>,
 }
 
 /// Commands on a Webex source's OAuth tokens.

@@ -149,3 +149,62 @@ pub async fn access_token(base: &str) -> String {
         .expect("access_token")
         .to_string()
 }
+
+/// `ccetl simulate` as its own process on a free loopback port (so what a bench reads of its
+/// own process is ccetl's alone), killed when dropped.
+#[allow(dead_code)]
+pub struct Simulator {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+#[allow(dead_code)]
+impl Simulator {
+    /// Starts `ccetl simulate --port P ARGS…` and waits until it listens.
+    pub fn start(args: &[String]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
+            .args(["simulate", "--port", &port.to_string()])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ccetl simulate starts");
+        // Owned at once: dropping it (a panic included) kills and reaps the process.
+        let sim = Simulator { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sim;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the simulator did not come up");
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its `/_sim/stats`: requests served by route.
+    pub fn stats(&self) -> serde_json::Value {
+        let url = format!("{}/_sim/stats", self.base_url());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async { reqwest::get(url).await?.json().await })
+            .expect("stats JSON")
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -654,6 +654,12 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         },
         rate_limit: sim::ratelimit::RateLimit::parse(&args.rate_limit)
             .map_err(|m| usage("--rate-limit", m))?,
+        audio_stream_rate: args
+            .audio_stream_rate
+            .as_deref()
+            .map(crate::config::parse_bytes)
+            .transpose()
+            .map_err(|m| usage("--audio-stream-rate", m))?,
         ..SimConfig::default()
     };
     let port = args.port;

@@ -31,6 +31,29 @@ fn header(data_len: u32, rate: u32) -> [u8; 44] {
     h
 }
 
+/// An audio body, streamed at `rate` bytes a second when given: each chunk is sent when the
+/// bytes before it would have arrived at that rate.
+pub fn paced(
+    chunks: AudioChunks,
+    rate: Option<u64>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    use futures::StreamExt;
+    let start = tokio::time::Instant::now();
+    let mut sent = 0u64;
+    futures::stream::iter(chunks).then(move |chunk| {
+        let due = rate
+            .filter(|&r| r > 0)
+            .map(|r| start + std::time::Duration::from_secs_f64(sent as f64 / r as f64));
+        sent += chunk.len() as u64;
+        async move {
+            if let Some(due) = due {
+                tokio::time::sleep_until(due).await;
+            }
+            Ok(chunk)
+        }
+    })
+}
+
 /// An audio file in chunks: a format header, then deterministic noise.
 pub struct AudioChunks {
     header: Option<Vec<u8>>,

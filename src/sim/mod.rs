@@ -100,6 +100,9 @@ pub struct SimConfig {
     /// Whether the org has AI Assistant: voice transcripts on a share of its calls (and, to
     /// keep one switch, digital transcripts of most chats).
     pub ai_transcripts: bool,
+    /// Bytes per second one audio download streams at (a pre-signed URL's object storage
+    /// serves each connection at a finite rate); `None`: as fast as it is generated.
+    pub audio_stream_rate: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -132,6 +135,7 @@ impl Default for SimConfig {
             search_record_cap: 100_000,
             rate_limit: Some(ratelimit::RateLimit::WEBEX),
             ai_transcripts: true,
+            audio_stream_rate: None,
         }
     }
 }

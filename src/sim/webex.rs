@@ -550,7 +550,7 @@ pub(super) async fn storage(
         rec.duration_secs(),
         rate,
     );
-    let stream = futures::stream::iter(chunks.map(Ok::<_, std::io::Error>));
+    let stream = super::audio::paced(chunks, sim.cfg.audio_stream_rate);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "audio/wav")

@@ -486,7 +486,7 @@ pub async fn audio(
         );
     }
     sim.count("xima_audio");
-    let stream = futures::stream::iter(sim.xima_chunks(&tenant, &rec).map(Ok::<_, std::io::Error>));
+    let stream = audio::paced(sim.xima_chunks(&tenant, &rec), sim.cfg.audio_stream_rate);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "audio/ogg")
