@@ -64,7 +64,7 @@ pub fn hit(stage: &str) {
     }
 }
 
-/// Blocks this thread for good if this process is the first to get here.
+/// Blocks this thread (for five minutes, then aborts) if this process is the first here.
 fn hang_if_first(stage: &str) {
     let Some(mark) = std::env::var_os("CCETL_HANG_MARK") else {
         return;
@@ -80,7 +80,8 @@ fn hang_if_first(stage: &str) {
     let _ = writeln!(f, "{}", std::process::id());
     drop(f);
     eprintln!("ccetl: hanging at {stage} (CCETL_HANG_AT) for a kill from outside");
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
+    // Not forever: a test that failed before its kill must not leave it behind.
+    std::thread::sleep(std::time::Duration::from_secs(300));
+    eprintln!("ccetl: nobody killed the process hanging at {stage}; aborting");
+    std::process::abort();
 }

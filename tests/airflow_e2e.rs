@@ -20,12 +20,15 @@ use common::s3::S3;
 use common::*;
 
 /// `airflow standalone` and everything it started, ended when dropped.
-struct Standalone(Child);
+struct Standalone {
+    child: Child,
+    home: PathBuf,
+}
 
 impl Drop for Standalone {
     fn drop(&mut self) {
         // Its own process group: the scheduler, API server, DAG processor and task workers.
-        let pgid = self.0.id() as i32;
+        let pgid = self.child.id() as i32;
         unsafe {
             libc::kill(-pgid, libc::SIGTERM);
         }
@@ -33,7 +36,21 @@ impl Drop for Standalone {
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
-        let _ = self.0.wait();
+        let _ = self.child.wait();
+        // Task processes start groups of their own, and ccetl runs under them: whatever still
+        // has this Airflow's home (a test that failed mid-run) goes too.
+        let mark = format!("AIRFLOW_HOME={}", self.home.display());
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            if environ.split(|&b| b == 0).any(|v| v == mark.as_bytes()) {
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
     }
 }
 
@@ -303,14 +320,16 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     );
 
     let log = std::fs::File::create(env.dir.path().join("standalone.log")).unwrap();
-    let _standalone = Standalone(
-        af.command(&["standalone"])
+    let _standalone = Standalone {
+        child: af
+            .command(&["standalone"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()
             .expect("airflow standalone starts"),
-    );
+        home: home.clone(),
+    };
     let started = Instant::now();
     while !af.cli(&["dags", "list"]).contains("ccetl_backfill") {
         assert!(

@@ -43,7 +43,7 @@ fn code_schemas_match_schema_files() {
 fn example_pipelines_parse() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let env = |k: &str| Some(format!("test-{k}"));
-    for name in ["demo.toml", "production.toml"] {
+    for name in ["demo.toml", "production.toml", "airflow-demo.toml"] {
         let path = dir.join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         ccetl::config::PipelineConfig::parse(&path, &text, &env)
