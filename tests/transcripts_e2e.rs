@@ -229,3 +229,32 @@ async fn an_org_without_transcripts_is_not_asked_again_for_them() {
         t.recordings.iter().any(|r| !r.available)
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_transcripts_do_not_make_recorded_calls_wait_for_voice_ones() {
+    let env = common::env(ccetl::sim::SimConfig {
+        ai_transcripts: false,
+        ..sim_config()
+    })
+    .await;
+    let text = std::fs::read_to_string(&env.pipeline)
+        .unwrap()
+        .replace("channel_types = [\"telephony\"]", "channel_types = []");
+    std::fs::write(&env.pipeline, text).unwrap();
+    env.run_ok().await;
+    let captures_before = env.stats()["captures"];
+    let second = env.run_ok().await;
+    let chats =
+        env.count("SELECT count(*) FROM webex_transcripts WHERE transcript_source = 'chat'");
+    assert!(chats > 0, "chats have their transcripts without AI");
+    assert_eq!(
+        env.count("SELECT count(*) FROM webex_transcripts WHERE transcript_source <> 'chat'"),
+        0
+    );
+    // Asked again: recorded calls with audio still to come, and the digital tasks (no
+    // recording settles them); not every recorded call, for a voice transcript this org
+    // never makes.
+    assert_reread_asked_only_open(&env, &second, captures_before, |t| {
+        t.recordings.iter().any(|r| !r.available) || t.channel_type != "telephony"
+    });
+}

@@ -97,8 +97,8 @@ pub struct SimConfig {
     /// The client ID's rate limit on the WxCC API routes (default: the documented 300 a
     /// minute); `None` lifts it. Tests and benches that need more raise it explicitly.
     pub rate_limit: Option<ratelimit::RateLimit>,
-    /// Whether the org has AI Assistant: voice transcripts on a share of its calls (and, to
-    /// keep one switch, digital transcripts of most chats).
+    /// Whether the org has AI Assistant: voice transcripts on a share of its calls. Digital
+    /// tasks' transcripts (the conversation itself) come without it.
     pub ai_transcripts: bool,
     /// Bytes per second one audio download streams at (a pre-signed URL's object storage
     /// serves each connection at a finite rate); `None`: as fast as it is generated.

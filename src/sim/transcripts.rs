@@ -107,7 +107,7 @@ fn rng_of(seed: u64, task_id: &str) -> rand::rngs::StdRng {
 }
 
 /// The transcripts of `t`: a realtime voice transcript on about a third of recorded calls,
-/// in an org with AI Assistant (`ai_transcripts`).
+/// in an org with AI Assistant (`ai_transcripts`); most ended chats' conversations, in any.
 pub fn of_task(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
     if t.channel_type != "telephony" {
         return digital(cfg, t);
@@ -167,12 +167,12 @@ pub fn of_task(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
     }]
 }
 
-/// A digital task's transcript (most ended chats, in an org with transcripts): `Source` the
+/// A digital task's transcript (most ended chats, AI or not: it is the conversation): `Source` the
 /// channel, `id` the conversation id (spec, `TranscriptMulti`), made a few minutes after the
 /// chat ends.
 fn digital(cfg: &super::SimConfig, t: &SimTask) -> Vec<SimTranscript> {
     let mut rng = rng_of(cfg.seed, &t.id);
-    if !cfg.ai_transcripts || !rng.random_bool(0.8) {
+    if !rng.random_bool(0.8) {
         return Vec::new();
     }
     let conversation: String =

@@ -374,13 +374,19 @@ impl State {
         .map(|n| n.max(0) as u64)
     }
 
-    /// Whether the ledger holds any object of `source` whose id starts with `prefix`: for
-    /// Webex, whether the org has ever produced a transcript (`transcript/…`).
-    pub fn has_objects_like(&self, source: &str, prefix: &str) -> Result<bool, StateError> {
+    /// Whether the ledger holds any object of `source` whose id starts with `prefix` and
+    /// ends with `suffix`: for Webex, whether the org has ever produced a voice transcript
+    /// (`transcript/…oiceTranscript.json`).
+    pub fn has_objects_like(
+        &self,
+        source: &str,
+        prefix: &str,
+        suffix: &str,
+    ) -> Result<bool, StateError> {
         self.with(|c| {
             c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM audio_objects WHERE source = ? AND starts_with(recording_id, ?))",
-                params![source, prefix],
+                "SELECT EXISTS (SELECT 1 FROM audio_objects WHERE source = ? AND starts_with(recording_id, ?) AND ends_with(recording_id, ?))",
+                params![source, prefix, suffix],
                 |r| r.get(0),
             )
         })

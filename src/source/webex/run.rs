@@ -152,12 +152,15 @@ async fn read(
         transcripts::MESSAGES.name,
     ];
     let previous = Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
-    // An org that never made a transcript (no AI Assistant or AI Quality Management)
-    // will not make one late: its recorded tasks are not asked again for one.
+    // An org that never made a voice transcript (no AI Assistant or AI Quality Management)
+    // will not make one late: its recorded tasks are not asked again for one. Its chats'
+    // transcripts (the conversation, no AI needed) say nothing about that.
     let await_transcripts = client.config().transcripts
-        && run
-            .state()
-            .has_objects_like(run.name(), transcripts::LEDGER_PREFIX)?;
+        && run.state().has_objects_like(
+            run.name(),
+            transcripts::LEDGER_PREFIX,
+            transcripts::VOICE_FILE_SUFFIX,
+        )?;
     let mut settled = match &previous {
         Some(p) => p.settled_tasks(await_transcripts)?,
         None => HashSet::new(),

@@ -106,6 +106,10 @@ pub struct Listed {
 /// What every transcript's id in the audio ledger starts with.
 pub const LEDGER_PREFIX: &str = "transcript/";
 
+/// How the guides' voice transcript files end (`realtimeVoiceTranscript.json`,
+/// `voiceTranscript.json`); a digital one is named by its channel (`chatTranscript.json`).
+pub const VOICE_FILE_SUFFIX: &str = "oiceTranscript.json";
+
 impl Listed {
     /// Its key in the audio ledger, which no recording id can take.
     pub fn ledger_id(&self) -> String {
@@ -123,7 +127,7 @@ impl Listed {
         let voice_source = self.source.as_deref().is_some_and(|s| {
             s.eq_ignore_ascii_case("realtime-voice") || s.eq_ignore_ascii_case("recording")
         });
-        voice_source || self.file_name.ends_with("oiceTranscript.json")
+        voice_source || self.file_name.ends_with(VOICE_FILE_SUFFIX)
     }
 
     /// Whether `other` is the same transcript (a later answer about it).
