@@ -375,19 +375,21 @@ async fn run_held(
     fences: &[(String, Arc<crate::sink::fence::Fence>)],
 ) -> Result<(), RunError> {
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
+    // A shared warehouse's checkpoints say what is done, read once: a new worker takes
+    // them over.
+    let mut checkpoints = HashMap::new();
+    if wh.is_shared() {
+        for src in selected {
+            let path = crate::sink::checkpoint::path_of(wh, src.name(), stream_of(src));
+            if let Some(cp) = crate::sink::checkpoint::read(wh.store().as_ref(), &path).await? {
+                checkpoints.insert(src.name(), cp);
+            }
+        }
+    }
     // A lost state file must not silently mean "extract everything again".
     for src in selected {
         let path = cfg.state_path(Some(src.name()));
-        if path.exists() {
-            continue;
-        }
-        // A shared warehouse's checkpoint says what is done: a new worker takes it over.
-        let checkpoint = crate::sink::checkpoint::path_of(wh, src.name(), stream_of(src));
-        if wh.is_shared()
-            && crate::sink::checkpoint::read(wh.store().as_ref(), &checkpoint)
-                .await?
-                .is_some()
-        {
+        if path.exists() || checkpoints.contains_key(src.name()) {
             continue;
         }
         let windows = crate::sink::manifest::list(wh, src.name(), stream_of(src))
@@ -423,6 +425,7 @@ async fn run_held(
                 wh,
                 &states[src.name()],
                 src,
+                checkpoints.get(src.name()),
                 opts.since.is_some(),
                 reads,
                 step,

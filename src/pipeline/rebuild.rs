@@ -112,21 +112,21 @@ pub struct Adopted {
 /// stored objects, come from those windows' manifests and files alone, so nothing stored is
 /// downloaded again and no other window is read. `None` when there is nothing to take.
 /// A shard (`shard`: its range given) takes its range's windows even when this worker's
-/// watermark is ahead: another worker may have written them. `longest`: the window length
-/// (manifests are found by their window's start).
+/// watermark is ahead: another worker may have written them. `checkpoint`: the source's, as
+/// the run read it at its start; `longest`: the window length (manifests are found by their
+/// window's start).
 pub async fn adopt(
     wh: &Warehouse,
     state: &State,
     src: &SourceConfig,
+    checkpoint: Option<&crate::sink::checkpoint::Checkpoint>,
     shard: bool,
     reads: impl Fn(DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)>,
     longest: chrono::Duration,
 ) -> Result<Option<Adopted>, RunError> {
     let (name, stream) = (src.name(), stream_of(src));
-    let path = crate::sink::checkpoint::path_of(wh, name, stream);
-    let Some(resume) = crate::sink::checkpoint::read(wh.store().as_ref(), &path)
-        .await?
-        .and_then(|cp| cp.resume_at())
+    let Some(resume) = checkpoint
+        .and_then(crate::sink::checkpoint::Checkpoint::resume_at)
         .and_then(DateTime::from_timestamp_millis)
     else {
         return Ok(None);
