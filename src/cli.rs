@@ -268,10 +268,21 @@ pub struct SimulateArgs {
     /// Audio bytes a Xima tenant may download in a rolling five days before 509, e.g. 20MB.
     #[arg(long)]
     pub xima_bandwidth_cap: Option<String>,
-    /// The client ID's limit on the WxCC API, "REQUESTS/WINDOW" or "off". Webex's is
-    /// 300/60s; the default is scaled 1:20 like the demo pipeline's rate_window.
-    #[arg(long, default_value = "300/3s")]
+    /// The client ID's limit on the WxCC API, "REQUESTS/WINDOW SHAPE" (SHAPE optional) or "off". Webex's
+    /// is 300/60s; the default is scaled 1:20 like the demo pipeline's rate_window. SHAPE
+    /// is how it counts: bucket (a token bucket holding a sixtieth of the window's requests:
+    /// Webex's 300 a minute as a bucket of 5), bucket:N, sliding or fixed. The default holds
+    /// 20 (200 ms at the scaled rate) like the demo's.
+    #[arg(long, default_value = "300/3s bucket:20")]
     pub rate_limit: String,
+    /// The share of WxCC API requests answered 429 (Retry-After 1 s) whatever the limit,
+    /// e.g. 0.04.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_noise: f64,
+    /// The limit falls for a while, "REQUESTS after AFTER for LASTS", e.g. "75 after 2m for 2m"
+    /// (counted from the first API request).
+    #[arg(long)]
+    pub rate_drop: Option<String>,
     /// Bytes per second each audio download streams at, e.g. 2MB (default: unpaced).
     #[arg(long)]
     pub audio_stream_rate: Option<String>,

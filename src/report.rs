@@ -109,8 +109,11 @@ pub struct RateReport {
     pub allowance_per_minute: f64,
     /// The lowest the allowance fell to after 429s.
     pub lowest_per_minute: f64,
-    /// 429s that lowered the allowance (one per congestion, for all who share it).
+    /// Ceilings met: 429s in a row that lowered the allowance (one per congestion, for all
+    /// who share it). Lone 429s only delay the request refused.
     pub cuts: u64,
+    /// Seconds every request of the budget was held back by a ceiling's `Retry-After`.
+    pub paused_s: f64,
     /// This source's API calls per minute of its wall time (see [`SourceReport::set_duration`]).
     pub achieved_per_minute: f64,
 }
@@ -122,9 +125,10 @@ impl RateReport {
         let per_minute = 60.0 / rule.burst_window.as_secs_f64();
         RateReport {
             budget_per_minute: rule.per_minute(),
-            allowance_per_minute: c.limit as f64 * per_minute,
-            lowest_per_minute: c.lowest as f64 * per_minute,
+            allowance_per_minute: c.allowance * per_minute,
+            lowest_per_minute: c.lowest * per_minute,
             cuts: c.cuts,
+            paused_s: c.paused.as_secs_f64(),
             achieved_per_minute: 0.0,
         }
     }

@@ -1,20 +1,19 @@
 //! Runs under Webex's per-client-ID rate limit (the simulator's, scaled in time): paced to
-//! the budget, a run sends no request the API refuses and loads the truth; with a limit
-//! lower than configured, it learns the limit from a few 429s and still loads the truth.
+//! the budget, a run sends no request the API refuses and loads the truth, however the limit
+//! counts (token bucket, sliding window, fixed windows); with a limit lower than configured,
+//! it learns the limit from a few 429s and still loads the truth; random 429s cost their
+//! `Retry-After`, not the pace; a limit that drops and returns is followed down and back up.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use ccetl::sim::ratelimit::RateLimit;
+use ccetl::sim::ratelimit::{RateDrop, RateFaults, RateLimit, Shape};
 use ccetl::sim::SimConfig;
 use common::*;
 
 /// The documented 300 a minute, scaled 1:30 in time: 300 per 2 s.
-const SCALED: RateLimit = RateLimit {
-    requests: 300,
-    window: Duration::from_secs(2),
-};
+const SCALED: RateLimit = RateLimit::bucket(300, Duration::from_secs(2));
 
 fn config(limit: RateLimit) -> SimConfig {
     SimConfig {
@@ -36,20 +35,26 @@ fn rate_limited(env: &Env) -> u64 {
     env.stats().get("rate_limited").copied().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paced_to_the_limit_nothing_is_refused() {
+/// A run paced at the limit, counted as `shape` says: nothing refused, the truth loaded.
+async fn paced_to_the_limit_nothing_is_refused(shape: Shape) {
     // A fifteenth of the scaled limit, so the run spans several windows.
     let limit = RateLimit {
         requests: 20,
         ..SCALED
-    };
+    }
+    .shaped(shape);
     let env = env_with(config(limit), &budget(20, limit.window)).await;
     let started = Instant::now();
     let report = env.run_ok().await;
     let took = started.elapsed();
     assert_matches_truth(&env);
     let wx = &report.sources[0];
-    assert_eq!(rate_limited(&env), 0, "no request refused: {:?}", wx.http);
+    assert_eq!(
+        rate_limited(&env),
+        0,
+        "{shape:?}: no request refused: {:?}",
+        wx.http
+    );
     assert_eq!(wx.http.throttled_429, 0);
     assert!(report.sources[0].windows.iter().all(|w| w.complete));
     // The run needed several windows' worth of requests, and took about that long.
@@ -73,6 +78,23 @@ async fn paced_to_the_limit_nothing_is_refused() {
         again.sources[0].http
     );
     assert_eq!(rate_limited(&env), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_to_a_token_bucket_nothing_is_refused() {
+    // A bucket holding five, as Webex's real one would (a second's worth): a burst of six
+    // at any point is refused.
+    paced_to_the_limit_nothing_is_refused(Shape::Bucket { burst: 5 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_to_a_sliding_window_nothing_is_refused() {
+    paced_to_the_limit_nothing_is_refused(Shape::Sliding).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_to_fixed_windows_nothing_is_refused() {
+    paced_to_the_limit_nothing_is_refused(Shape::Fixed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,10 +123,9 @@ async fn a_lower_limit_than_configured_is_learned_from_few_429s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_refuses_past_the_limit_with_retry_after() {
-    let env = env(config(RateLimit {
-        requests: 3,
-        window: Duration::from_secs(5),
-    }))
+    let env = env(config(
+        RateLimit::bucket(3, Duration::from_secs(5)).shaped(Shape::Sliding),
+    ))
     .await;
     let client = reqwest::Client::new();
     let url = format!("{}/v1/tasks?from=0&to=1", env.sim.base_url());
@@ -127,4 +148,74 @@ async fn the_simulator_refuses_past_the_limit_with_retry_after() {
         .await
         .unwrap();
     assert_ne!(token.status().as_u16(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_429s_cost_their_retry_after_not_the_pace() {
+    // The limit far above the budget; 4% of API requests refused anyway (Retry-After: 1, or
+    // an HTTP-date).
+    let env = env_with(
+        SimConfig {
+            rate_faults: RateFaults {
+                noise: 0.04,
+                drop: None,
+            },
+            ..config(SCALED)
+        },
+        &budget(60, Duration::from_secs(1)),
+    )
+    .await;
+    let report = env.run_ok().await;
+    assert_matches_truth(&env);
+    let wx = &report.sources[0];
+    let noise = env.stats().get("rate_noise").copied().unwrap_or(0);
+    assert!(noise > 0, "{:?}", env.stats());
+    assert_eq!(wx.http.throttled_429, noise);
+    assert!(
+        wx.http.throttle_wait_ms >= 1000 * noise / 2,
+        "{:?}",
+        wx.http
+    );
+    // Lone 429s: the refused request waited, the pace did not change.
+    let rate = wx.rate.expect("rate report");
+    assert_eq!((rate.cuts, rate.paused_s), (0, 0.0), "{rate:?}");
+    assert_eq!(rate.lowest_per_minute, rate.budget_per_minute);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_that_drops_and_returns_is_followed_down_and_back() {
+    // Budgeted at the limit, 40 per second; after half a second the API takes a quarter of
+    // it for two seconds, then all of it again.
+    let limit = RateLimit::bucket(40, Duration::from_secs(1));
+    let env = env_with(
+        SimConfig {
+            calls_per_day: 400,
+            rate_faults: RateFaults {
+                noise: 0.0,
+                drop: Some(RateDrop {
+                    after: Duration::from_millis(500),
+                    lasts: Duration::from_secs(2),
+                    requests: 10,
+                }),
+            },
+            ..config(limit)
+        },
+        &budget(40, limit.window),
+    )
+    .await;
+    let report = env.run_ok().await;
+    assert_matches_truth(&env);
+    let wx = &report.sources[0];
+    let rate = wx.rate.expect("rate report");
+    assert!(rate.cuts >= 1, "the drop was met: {rate:?}");
+    assert!(
+        rate.lowest_per_minute <= 0.7 * rate.budget_per_minute,
+        "{rate:?}"
+    );
+    let refused = rate_limited(&env);
+    assert!(
+        refused as f64 <= 0.15 * wx.http.requests as f64,
+        "{refused} of {} refused",
+        wx.http.requests
+    );
 }

@@ -308,18 +308,25 @@ fn minutes(m: f64) -> String {
 /// documented default (the demo runs with a scaled-up budget).
 fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) -> String {
     let mut line = format!(
-        "{}: {} API requests at {:.0}/min (budget {:.0}/min), {} refused (429), {:.1}s waiting for the budget",
+        "{}: {} API requests at {:.0}/min (budget {:.0}/min), {:.1}s waiting for the budget; {} refused (429)",
         s.name,
         s.http.paced_requests,
         rate.achieved_per_minute,
         rate.budget_per_minute,
-        s.http.throttled_429,
         s.http.pace_wait_ms as f64 / 1000.0,
+        s.http.throttled_429,
     );
+    if s.http.throttled_429 > 0 {
+        line += &format!(
+            ", {:.1}s retrying after them, {:.1}s paused by them",
+            s.http.throttle_wait_ms as f64 / 1000.0,
+            rate.paused_s
+        );
+    }
     if rate.lowest_per_minute < rate.budget_per_minute {
         line += &format!(
-            "; 429s lowered it to {:.0}/min, now {:.0}/min",
-            rate.lowest_per_minute, rate.allowance_per_minute
+            "; the allowance fell to {:.0}/min at lowest ({} ceilings met), now {:.0}/min",
+            rate.lowest_per_minute, rate.cuts, rate.allowance_per_minute
         );
     }
     let default = f64::from(crate::config::WEBEX_REQUESTS_PER_MINUTE);
@@ -546,10 +553,10 @@ pub fn demo_pipeline(base_url: &str, refresh_token: &str) -> String {
 /// Webex's limit in the demo: 300 requests per 3 s, the real 300 a minute scaled 1:20
 /// (pipelines/demo.toml's `rate_window` says the same), so the demo takes seconds and its
 /// summary says what the real limit would cost.
-pub const DEMO_RATE_LIMIT: sim::ratelimit::RateLimit = sim::ratelimit::RateLimit {
-    requests: 300,
-    window: std::time::Duration::from_secs(3),
-};
+/// A token bucket holding 20: 200 ms of the scaled rate, as the real one's 5 hold a second.
+pub const DEMO_RATE_LIMIT: sim::ratelimit::RateLimit =
+    sim::ratelimit::RateLimit::bucket(300, std::time::Duration::from_secs(3))
+        .shaped(sim::ratelimit::Shape::Bucket { burst: 20 });
 
 /// `ccetl demo`: the simulator, a pipeline run into `dir`, a summary and a query.
 pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<()> {
@@ -654,6 +661,17 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         },
         rate_limit: sim::ratelimit::RateLimit::parse(&args.rate_limit)
             .map_err(|m| usage("--rate-limit", m))?,
+        rate_faults: sim::ratelimit::RateFaults {
+            noise: Some(args.rate_noise)
+                .filter(|n| (0.0..1.0).contains(n))
+                .ok_or_else(|| usage("--rate-noise", "give a share from 0 up to 1, e.g. 0.04"))?,
+            drop: args
+                .rate_drop
+                .as_deref()
+                .map(sim::ratelimit::RateDrop::parse)
+                .transpose()
+                .map_err(|m| usage("--rate-drop", m))?,
+        },
         audio_stream_rate: args
             .audio_stream_rate
             .as_deref()
@@ -675,8 +693,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         c.initial_refresh_token,
         c.org_id,
         c.rate_limit.map_or("off".to_string(), |l| format!(
-            "{} requests per {:?} per client ID (requests_per_minute = {}, rate_window = \"{:?}\")",
-            l.requests, l.window, l.requests, l.window
+            "{} per client ID (requests_per_minute = {}, rate_window = \"{:?}\")",
+            l.describe(),
+            l.requests,
+            l.window
         )),
         handle.base_url(),
         c.legacy_user_id,

@@ -109,6 +109,8 @@ pub struct HttpStats {
     pub paced: AtomicU64,
     /// Microseconds paced requests waited for their budget.
     pub pace_wait_us: AtomicU64,
+    /// Microseconds requests slept after a 429 before asking again (its `Retry-After`).
+    pub throttle_wait_us: AtomicU64,
 }
 
 /// A point-in-time copy of [`HttpStats`].
@@ -132,6 +134,8 @@ pub struct HttpCounts {
     pub paced_requests: u64,
     /// Milliseconds paced requests waited for their budget.
     pub pace_wait_ms: u64,
+    /// Milliseconds requests slept after a 429 before asking again.
+    pub throttle_wait_ms: u64,
 }
 
 impl HttpStats {
@@ -147,6 +151,7 @@ impl HttpStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             paced_requests: self.paced.load(Ordering::Relaxed),
             pace_wait_ms: self.pace_wait_us.load(Ordering::Relaxed) / 1000,
+            throttle_wait_ms: self.throttle_wait_us.load(Ordering::Relaxed) / 1000,
         }
     }
     /// Counts body bytes read outside the request helpers (streamed audio).
@@ -252,6 +257,13 @@ impl HttpClient {
             let request = make().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = request.send().await;
+            if let Ok(resp) = &outcome {
+                if resp.status() != StatusCode::TOO_MANY_REQUESTS {
+                    for p in &self.pacers {
+                        p.answered(sent_at);
+                    }
+                }
+            }
             let (wait_hint, failure) = match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
@@ -315,6 +327,10 @@ impl HttpClient {
             }
             tracing::debug!(endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "Retrying request.");
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if failure.status() == Some(StatusCode::TOO_MANY_REQUESTS) {
+                let us = delay.as_micros() as u64;
+                self.stats.throttle_wait_us.fetch_add(us, Ordering::Relaxed);
+            }
             tokio::time::sleep(delay).await;
         }
     }

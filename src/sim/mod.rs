@@ -97,6 +97,8 @@ pub struct SimConfig {
     /// The client ID's rate limit on the WxCC API routes (default: the documented 300 a
     /// minute); `None` lifts it. Tests and benches that need more raise it explicitly.
     pub rate_limit: Option<ratelimit::RateLimit>,
+    /// Random 429s and a limit that drops for a while (none by default).
+    pub rate_faults: ratelimit::RateFaults,
     /// Whether the org has AI Assistant: voice transcripts on a share of its calls. Digital
     /// tasks' transcripts (the conversation itself) come without it.
     pub ai_transcripts: bool,
@@ -134,6 +136,7 @@ impl Default for SimConfig {
             processing_ms: 0,
             search_record_cap: 100_000,
             rate_limit: Some(ratelimit::RateLimit::WEBEX),
+            rate_faults: ratelimit::RateFaults::default(),
             ai_transcripts: true,
             audio_stream_rate: None,
         }
