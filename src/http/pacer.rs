@@ -4,8 +4,8 @@
 //! Two APIs need it. Webex Contact Center allows 300 requests a minute per client ID (every
 //! org an integration serves shares them) and documents the rate, not the algorithm: a
 //! fixed window, a sliding window and a token bucket are all possible, so requests leave one
-//! every `(window + margin) / allowance` (two back to back at most), which
-//! each of them accepts. Xima allows one request every 3 s and never more than 3 in any
+//! every `(window + margin) / allowance` (two back to back at most), which each of them
+//! accepts. Xima allows one request every 3 s and never more than 3 in any
 //! 10 s per tenant: its rule has an interval of its own and keeps it. One [`Pacer`] per key
 //! ([`Pacer::shared`]) serves every request to that API under that credential.
 //!
