@@ -217,7 +217,10 @@ impl Pacer {
     pub fn counts(&self) -> PaceCounts {
         let mut clock = self.clock();
         clock.recover(&self.rule, Instant::now());
-        clock.counts
+        PaceCounts {
+            allowance: clock.allowance,
+            ..clock.counts
+        }
     }
 
     /// Waits for this request's slot and returns when it was taken.
@@ -405,7 +408,6 @@ impl Clock {
         self.ceiling = Some(Ceiling { at: now, rate, k });
         self.streak = 0;
         self.counts.cuts += 1;
-        self.counts.allowance = self.allowance;
         self.counts.lowest = self.counts.lowest.min(self.allowance);
     }
 
@@ -421,7 +423,6 @@ impl Clock {
         } else {
             self.allowance = cubic.max(1.0);
         }
-        self.counts.allowance = self.allowance;
     }
 }
 

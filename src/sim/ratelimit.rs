@@ -167,7 +167,6 @@ impl RateDrop {
 #[derive(Debug, Default)]
 pub struct Limiter {
     count: Mutex<Count>,
-    span: Mutex<Option<Span>>,
     /// When each accepted request came, for benchmarks' rates over time.
     accepted: Mutex<Vec<Instant>>,
 }
@@ -211,10 +210,15 @@ enum Refusal {
 impl Limiter {
     /// Every request accepted so far, or `None` before the first.
     pub fn span(&self) -> Option<Span> {
-        *self
-            .span
+        let accepted = self
+            .accepted
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(Span {
+            accepted: accepted.len() as u64,
+            first: *accepted.first()?,
+            last: *accepted.last()?,
+        })
     }
 
     /// How many requests were accepted from `from` until `to`.
@@ -246,18 +250,6 @@ impl Limiter {
             count.admit(limit, faults, now)
         };
         if refusal.is_none() {
-            let mut span = self
-                .span
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let s = span.get_or_insert(Span {
-                accepted: 0,
-                first: now,
-                last: now,
-            });
-            s.accepted += 1;
-            s.last = now;
-            drop(span);
             self.accepted
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
