@@ -148,8 +148,10 @@ async fn fetch_only(handle: &SimHandle) -> (u64, u64) {
 async fn ccetl_run(handle: &SimHandle, dir: &std::path::Path) -> pipeline::RunReport {
     let (first, _) = span(handle);
     let start = chrono::DateTime::from_timestamp_millis(first).expect("start");
+    // `CCETL_BENCH_TABLE_FORMAT=parquet` measures the Hive folders against Delta (default).
+    let format = std::env::var("CCETL_BENCH_TABLE_FORMAT").unwrap_or_else(|_| "delta".into());
     let text = format!(
-        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\ntranscripts = false\npage_size = {PAGE_SIZE}\n",
+        "[pipeline]\nname = \"bench\"\nwarehouse = \"warehouse\"\nstate = \"state.duckdb\"\nwindow = \"1d\"\nconcurrency = {CONCURRENCY}\nstart = \"{}\"\ntable_format = \"{format}\"\n\n[[source]]\nkind = \"webex\"\nname = \"wx\"\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"sim-refresh-token-0\"\nrequests_per_minute = 1000000\naudio = false\ntranscripts = false\npage_size = {PAGE_SIZE}\n",
         start.to_rfc3339(),
         base = handle.base_url(),
     );

@@ -86,11 +86,12 @@ async fn crash_and_rerun(s3: Option<&S3>, kills: usize) {
         env.set_warehouse(&s3.warehouse_toml("crashed"));
     }
     // First at each boundary of the commit protocol, where a random kill rarely lands: mid-audio
-    // (parts uploaded, object unfinished), after a window's Parquet, after its manifest,
-    // after its state commit.
+    // (parts uploaded, object unfinished), after a window's Parquet, between its tables'
+    // commits, after its manifest, after its state commit.
     for point in [
         "audio:3",
         "files:2",
+        "table:3",
         "manifest:2",
         "state:2",
         "files:5",

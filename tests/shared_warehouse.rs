@@ -394,7 +394,7 @@ async fn shards_on_separate_workers_equal_one_machine_and_finalize_proves_it() {
         .object_keys()
         .await
         .into_iter()
-        .find(|k| k.starts_with("legacy_csr/"))
+        .find(|k| k.starts_with("legacy_csr/") && k.ends_with(".parquet"))
         .unwrap();
     wh.delete(&lost).await.unwrap();
     let (p, s, u) = (pipeline.clone(), since.clone(), until.clone());

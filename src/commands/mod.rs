@@ -437,6 +437,13 @@ async fn check_warehouse(cfg: &PipelineConfig) -> anyhow::Result<String> {
             )
         })?;
     let _ = wh.delete(&probe).await;
+    if cfg.table_format == crate::sink::table::TableFormat::Delta {
+        crate::sink::table::delta::probe_conditional_create(&wh).await?;
+        return Ok(format!(
+            "warehouse {} is writable, with the conditional creates Delta commits need",
+            wh.url()
+        ));
+    }
     Ok(format!("warehouse {} is writable", wh.url()))
 }
 

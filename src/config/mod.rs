@@ -92,6 +92,9 @@ struct RawPipeline {
     /// Where workers that share no disk keep each source's tokens (an object-store URL).
     #[serde(default)]
     token_store: Option<String>,
+    /// `delta` (default) or `parquet`.
+    #[serde(default)]
+    table_format: crate::sink::table::TableFormat,
 }
 
 fn default_window() -> String {
@@ -134,6 +137,8 @@ pub struct PipelineConfig {
     pub start: Option<chrono::DateTime<chrono::Utc>>,
     /// The sources, in file order.
     pub sources: Vec<SourceConfig>,
+    /// What the warehouse's tables are: Delta Lake tables (default) or Hive folders.
+    pub table_format: crate::sink::table::TableFormat,
 }
 
 /// A validated `[[source]]`: its kind's config, behind the [`Source`] interface, and the
@@ -368,6 +373,7 @@ impl PipelineConfig {
             concurrency: p.concurrency,
             start,
             sources,
+            table_format: p.table_format,
         })
     }
 

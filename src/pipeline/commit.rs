@@ -1,9 +1,9 @@
-//! Loading one window, the same for every source: Parquet files, then the manifest, then the
-//! state row. Files are named by window, so a replayed window replaces its files; files an
-//! earlier read of the window wrote and this one does not are deleted; identical files are
+//! Loading one window, the same for every source: Parquet files, then each table's commit
+//! (Delta: one log entry per table; Hive: the window's stale files deleted), then the
+//! manifest, then the state row. A replayed window replaces its files; identical files are
 //! not rewritten, so a rerun with no new data writes nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -12,6 +12,7 @@ use crate::sink::audio::AudioStatus;
 use crate::sink::checkpoint;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows, WrittenFile};
+use crate::sink::table::{self, WindowFiles};
 use crate::state::{AudioRecord, WindowRecord};
 use crate::window::Window;
 
@@ -50,17 +51,13 @@ pub(super) async fn load(
         .iter()
         .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
         .collect();
+    let format = run.cfg.table_format;
     let mut files: Vec<WrittenFile> = Vec::new();
     for t in out.tables {
-        files.extend(parquet::write_table(wh, source, w.start, t, &previous_files).await?);
+        files.extend(parquet::write_table(wh, source, w.start, t, &previous_files, format).await?);
     }
     crate::failpoint::hit("files");
-    for stale in previous_files
-        .keys()
-        .filter(|k| !files.iter().any(|f| &f.key == *k))
-    {
-        wh.delete(stale).await?;
-    }
+    let versions = commit_tables(run, w, &files, previous.as_ref()).await?;
 
     let mut wr = out.report;
     wr.start = w.start;
@@ -84,6 +81,7 @@ pub(super) async fn load(
         run_id: run.run_id,
         written_at: Utc::now(),
         files: files.iter().map(Into::into).collect(),
+        versions,
         audio_stored: wr.audio_stored + wr.audio_reused,
         rows: out.rows,
         complete: wr.complete,
@@ -133,6 +131,54 @@ pub(super) async fn load(
         audio_stored = wr.audio_stored, audio_pending = wr.audio_pending, "Committed window."
     );
     Ok((wr, advance))
+}
+
+/// Commits the window's files table by table: every table it wrote, and every table its
+/// previous commit wrote (whose rows may all be gone now). Returns the Delta versions.
+async fn commit_tables(
+    run: &SourceRun<'_>,
+    w: Window,
+    files: &[WrittenFile],
+    previous: Option<&Manifest>,
+) -> Result<BTreeMap<String, u64>, SourceFailure> {
+    let previous_keys = |table: &str| -> Vec<String> {
+        previous
+            .iter()
+            .flat_map(|m| m.files.iter())
+            .filter(|f| f.table == table)
+            .map(|f| f.key.clone())
+            .collect()
+    };
+    let names: std::collections::BTreeSet<&str> = files
+        .iter()
+        .map(|f| f.table.as_str())
+        .chain(
+            previous
+                .iter()
+                .flat_map(|m| m.files.iter().map(|f| f.table.as_str())),
+        )
+        .collect();
+    let mut versions = BTreeMap::new();
+    for def in crate::source::tables().filter(|t| names.contains(t.name)) {
+        let wf = WindowFiles {
+            table: def,
+            source: run.name,
+            stream: run.stream,
+            window: (w.start, w.end),
+            run_id: run.run_id,
+            files: files
+                .iter()
+                .filter(|f| f.table == def.name)
+                .cloned()
+                .collect(),
+            previous: previous_keys(def.name),
+        };
+        if let Some(v) = table::commit(run.cfg.table_format, run.wh, wf).await? {
+            versions.insert(def.name.to_string(), v);
+        }
+        crate::failpoint::hit("table");
+    }
+    Ok(versions)
 }
 
 /// Whether a recording of the window found missing has runs left to be asked for again.

@@ -74,6 +74,9 @@ pub enum RunError {
     /// A shared warehouse's checkpoint or lease could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] crate::sink::versioned::VersionedError),
+    /// The warehouse's tables cannot be committed to safely.
+    #[error(transparent)]
+    Table(#[from] crate::sink::table::delta::DeltaError),
     /// Another worker holds the source's lease (a shared warehouse).
     #[error("source '{source_name}': {error}")]
     #[allow(missing_docs)]
@@ -146,6 +149,9 @@ pub enum SourceFailure {
     /// Writing to the warehouse.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Committing a window's files to its table.
+    #[error(transparent)]
+    Table(#[from] crate::sink::table::TableError),
     /// Writing the state.
     #[error(transparent)]
     State(#[from] StateError),
@@ -172,6 +178,7 @@ impl SourceFailure {
             SourceFailure::Fenced(e) => e.kind(),
             SourceFailure::Write(_)
             | SourceFailure::Store(_)
+            | SourceFailure::Table(_)
             | SourceFailure::State(_)
             | SourceFailure::Transform(_)
             | SourceFailure::ShutDown(_) => ErrorKind::Other,
@@ -225,6 +232,7 @@ impl RunError {
             },
             RunError::State(_)
             | RunError::Store(_)
+            | RunError::Table(_)
             | RunError::Task(_)
             | RunError::Rebuild(_)
             | RunError::TokenStore { .. }
@@ -353,6 +361,12 @@ async fn run_inner(
         lock_states(cfg, &names)?
     };
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
+    // A bucket that cannot refuse a second create would let two Delta commits both land:
+    // refused before anything is written.
+    if wh.is_shared() && !opts.dry_run && cfg.table_format == crate::sink::table::TableFormat::Delta
+    {
+        crate::sink::table::delta::probe_conditional_create(&wh).await?;
+    }
     // On a shared warehouse, one writer per source (per shard) across workers.
     let fences = if wh.is_shared() && !opts.dry_run {
         leases::take(&wh, &selected, opts).await?

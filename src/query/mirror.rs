@@ -1,5 +1,6 @@
-//! `ccetl query` over object storage, offline: the warehouse's Parquet tables are mirrored
-//! into a local cache (only what changed since the last query), and DuckDB reads the mirror.
+//! `ccetl query` over object storage, offline: the warehouse's Parquet tables (and their
+//! Delta logs) are mirrored into a local cache (only what changed since the last query),
+//! and DuckDB reads the mirror.
 //!
 //! DuckDB's own S3/GCS/Azure readers are extensions it downloads at run time; a mirror needs
 //! nothing beyond the `object_store` client every run already uses, and repeated queries
@@ -48,7 +49,8 @@ pub async fn sync(wh: &Warehouse, dir: &FsPath) -> Result<usize, QueryError> {
                 continue;
             };
             let rel: Vec<String> = rel.map(|p| p.as_ref().to_string()).collect();
-            if !rel.last().is_some_and(|n| n.ends_with(".parquet")) {
+            let in_log = rel.iter().any(|s| s == "_delta_log");
+            if !in_log && !rel.last().is_some_and(|n| n.ends_with(".parquet")) {
                 continue; // staging leftovers and anything else a reader must not see
             }
             let local = rel.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
@@ -94,7 +96,9 @@ async fn download(
     if let Some(parent) = local.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io("creating", parent, e))?;
     }
-    let tmp = local.with_extension("parquet.part");
+    let mut tmp = local.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, &bytes).map_err(|e| io("writing", &tmp, e))?;
     if let Some(modified) = modified {
         let f = std::fs::File::options()

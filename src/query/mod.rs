@@ -25,6 +25,9 @@ pub enum QueryError {
     /// The remote warehouse could not be read into the local mirror.
     #[error("query: mirroring the warehouse: {0}")]
     Mirror(String),
+    /// A Delta table's log could not be read.
+    #[error("query: {0}")]
+    Table(#[from] crate::sink::table::delta::DeltaError),
 }
 
 impl From<duckdb::Error> for QueryError {
@@ -223,15 +226,21 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
     for def in crate::source::tables() {
         let table = def.name;
         let dir = root.join(table);
-        let has_files = dir.is_dir() && walk_has_parquet(&dir);
-        let sql = if has_files {
-            let glob = format!("{}/*/*/*.parquet", dir.display());
-            format!(
-                "CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE (source, date), source, date FROM read_parquet({}, hive_partitioning = true, union_by_name = true)",
-                sql_str(&glob)
-            )
-        } else {
-            empty_view(table, &(def.schema)())
+        let sql = match crate::sink::table::delta::live_files(&dir, table)? {
+            // A Delta table: exactly its snapshot's files, never what a listing finds.
+            Some((_, files)) if !files.is_empty() => {
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|f| sql_str(&f.display().to_string()))
+                    .collect();
+                parquet_view(table, &format!("[{}]", list.join(", ")))
+            }
+            Some(_) => empty_view(table, &(def.schema)()),
+            None if dir.is_dir() && walk_has_parquet(&dir) => {
+                let glob = format!("{}/*/*/*.parquet", dir.display());
+                parquet_view(table, &sql_str(&glob))
+            }
+            None => empty_view(table, &(def.schema)()),
         };
         conn.execute_batch(&sql)?;
         // What a row is, for `SELECT view_name, comment FROM duckdb_views()`.
@@ -257,6 +266,13 @@ fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
         conn.execute_batch(&format!("COMMENT ON VIEW {view} IS {}", sql_str(docs)))?;
     }
     Ok(conn)
+}
+
+/// A view over Parquet files (a glob or a list), their Hive partitions as columns.
+fn parquet_view(table: &str, files: &str) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE (source, date), source, date FROM read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+    )
 }
 
 fn walk_has_parquet(dir: &std::path::Path) -> bool {

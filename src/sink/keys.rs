@@ -35,9 +35,22 @@ pub fn safe_segment(id: &str) -> String {
     format!("{head}-{}", &digest[..12])
 }
 
-/// `part-20260131T000000Z.parquet`: one file per window, named by the window start.
+/// `part-20260131T000000Z`: the start of every file name a window writes.
+pub fn part_stem(window_start: DateTime<Utc>) -> String {
+    format!("part-{}", window_stamp(window_start))
+}
+
+/// `part-20260131T000000Z.parquet`: a Hive table's one file per window, named by the window
+/// start, so a replayed window replaces it.
 pub fn part_file(window_start: DateTime<Utc>) -> String {
-    format!("part-{}.parquet", window_stamp(window_start))
+    format!("{}.parquet", part_stem(window_start))
+}
+
+/// `part-20260131T000000Z-{16 hex}.parquet`: a Delta table's file, named by its window and
+/// its content, so a file a snapshot references is never overwritten with other bytes.
+pub fn content_part_file(window_start: DateTime<Utc>, sha256_hex: &str) -> String {
+    let digest = sha256_hex.get(..16).unwrap_or(sha256_hex);
+    format!("{}-{digest}.parquet", part_stem(window_start))
 }
 
 /// `20260131T000000Z`: a window start in file and key names.
@@ -45,18 +58,17 @@ pub fn window_stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// `{table}/source={name}/date={YYYY-MM-DD}/part-{window}.parquet`.
-pub fn table_file(
-    table: &str,
-    source: &str,
-    date: chrono::NaiveDate,
-    window_start: DateTime<Utc>,
-) -> String {
+/// `{table}/source={name}/date={YYYY-MM-DD}/{file}`.
+pub fn table_file(table: &str, source: &str, date: chrono::NaiveDate, file: &str) -> String {
+    format!("{table}/{}/{file}", partition_dir(source, date))
+}
+
+/// `source={name}/date={YYYY-MM-DD}`: a file's partition, relative to its table.
+pub fn partition_dir(source: &str, date: chrono::NaiveDate) -> String {
     format!(
-        "{table}/source={}/date={}/{}",
+        "source={}/date={}",
         safe_segment(source),
-        date.format("%Y-%m-%d"),
-        part_file(window_start)
+        date.format("%Y-%m-%d")
     )
 }
 

@@ -27,6 +27,10 @@ pub struct Manifest {
     pub written_at: DateTime<Utc>,
     /// Its Parquet files.
     pub files: Vec<ManifestFile>,
+    /// The Delta version each table's commit produced (empty for Hive tables): a reader
+    /// pins these to see every table as of this window.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub versions: std::collections::BTreeMap<String, u64>,
     /// Audio objects stored in it.
     pub audio_stored: u64,
     /// Rows the state counts for the window (tasks, sessions, calls).
@@ -150,6 +154,7 @@ mod tests {
             run_id: 1,
             written_at: start,
             files: Vec::new(),
+            versions: Default::default(),
             audio_stored: 0,
             rows: 0,
             complete: true,

@@ -12,6 +12,7 @@ pub mod parquet;
 pub mod settle;
 pub mod store;
 pub mod sweep;
+pub mod table;
 pub mod upload;
 pub mod versioned;
 

@@ -1,11 +1,13 @@
 //! The partition writer: one Parquet file (zstd) per (table, date partition, window).
 //!
-//! Files are named by the window start, so re-reading a window replaces its files instead of
-//! adding duplicates, and each file is written with one atomic `put`.
+//! Each file is written with one atomic `put` and described (key, rows, size, hash,
+//! partition, column statistics) for the table format's committer. A Hive file is named by
+//! the window start, so re-reading a window replaces it; a Delta file by the window and its
+//! content, so no file a snapshot references is ever overwritten.
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{RecordBatch, StructArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys;
 use super::store::{StoreError, Warehouse};
+use super::table::{delta, TableFormat};
 use crate::schema::TableDef;
 
 /// Why a table's files could not be written.
@@ -39,6 +42,13 @@ pub enum WriteError {
     /// The warehouse refused the file.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Delta's column statistics could not be collected.
+    #[error("collecting {table}'s column statistics: {source}")]
+    #[allow(missing_docs)] // the message names them
+    Stats {
+        table: String,
+        source: delta::DeltaError,
+    },
     /// The runtime shut down under the encoder.
     #[error(transparent)]
     ShutDown(#[from] crate::blocking::ShutDown),
@@ -70,6 +80,13 @@ pub struct WrittenFile {
     pub sha256: String,
     /// Identical to the file the window's previous manifest recorded: not written again.
     pub unchanged: bool,
+    /// Its partition date (the source is the window's).
+    #[serde(skip)]
+    pub date: NaiveDate,
+    /// Its column statistics in Delta's layout (`numRecords`, `nullCount`, `minValues`,
+    /// `maxValues`), when the table format keeps them.
+    #[serde(skip)]
+    pub stats: Option<StructArray>,
 }
 
 /// The writer's settings for a table.
@@ -100,13 +117,21 @@ pub async fn write_table(
     window_start: DateTime<Utc>,
     rows: TableRows,
     previous: &HashMap<String, String>,
+    format: TableFormat,
 ) -> Result<Vec<WrittenFile>, WriteError> {
     let table = rows.table.name;
-    let parts =
-        crate::blocking::run("Parquet encoding", move || encode_partitions(&rows)).await??;
+    let with_stats = format == TableFormat::Delta;
+    let parts = crate::blocking::run("Parquet encoding", move || {
+        encode_partitions(&rows, with_stats)
+    })
+    .await??;
     let mut written = Vec::with_capacity(parts.len());
     for (date, part) in parts {
-        let key = keys::table_file(table, source, date, window_start);
+        let name = match format {
+            TableFormat::Parquet => keys::part_file(window_start),
+            TableFormat::Delta => keys::content_part_file(window_start, &part.sha256),
+        };
+        let key = keys::table_file(table, source, date, &name);
         let unchanged = previous.get(&key) == Some(&part.sha256);
         if !unchanged {
             wh.put(&key, part.bytes).await?;
@@ -118,6 +143,8 @@ pub async fn write_table(
             bytes: part.size,
             sha256: part.sha256,
             unchanged,
+            date,
+            stats: part.stats,
         });
     }
     Ok(written)
@@ -129,10 +156,15 @@ struct Encoded {
     size: u64,
     sha256: String,
     rows: u64,
+    stats: Option<StructArray>,
 }
 
-/// Splits `rows` by partition date and encodes each part (CPU only: runs off the run's task).
-fn encode_partitions(rows: &TableRows) -> Result<Vec<(NaiveDate, Encoded)>, WriteError> {
+/// Splits `rows` by partition date and encodes each part, with its column statistics when
+/// asked (CPU only: runs off the run's task).
+fn encode_partitions(
+    rows: &TableRows,
+    with_stats: bool,
+) -> Result<Vec<(NaiveDate, Encoded)>, WriteError> {
     let mut by_date: BTreeMap<NaiveDate, Vec<u32>> = BTreeMap::new();
     for (i, d) in rows.dates.iter().enumerate() {
         by_date.entry(*d).or_default().push(i as u32);
@@ -150,7 +182,15 @@ fn encode_partitions(rows: &TableRows) -> Result<Vec<(NaiveDate, Encoded)>, Writ
             })?
         };
         let bytes = encode(rows.table, &part)?;
+        let stats = with_stats
+            .then(|| delta::file_stats(&part))
+            .transpose()
+            .map_err(|source| WriteError::Stats {
+                table: rows.table.name.to_string(),
+                source,
+            })?;
         let encoded = Encoded {
+            stats,
             size: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
             rows: part.num_rows() as u64,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod readers;
 pub mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -582,10 +583,26 @@ impl Env {
     }
 }
 
-/// Only what readers should see: Parquet under table folders, audio, manifests.
+/// A Delta log's own files: `{20 digits}.json`, its checkpoints and `_last_checkpoint`.
+fn is_delta_log(key: &str) -> bool {
+    let Some((_, name)) = key.split_once("/_delta_log/") else {
+        return false;
+    };
+    let version = |n: &str| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit());
+    name == "_last_checkpoint"
+        || name
+            .strip_suffix(".json")
+            .or_else(|| name.strip_suffix(".checkpoint.parquet"))
+            .or_else(|| name.strip_suffix(".crc"))
+            .is_some_and(version)
+}
+
+/// Only what readers should see: Parquet under table folders and their Delta logs, audio,
+/// manifests.
 pub fn assert_no_stray_objects(keys: &[String]) {
     for k in keys {
         let ok = (k.ends_with(".parquet") && !k.starts_with("audio/"))
+            || is_delta_log(k)
             || (k.starts_with("audio/") && (k.ends_with(".wav") || k.ends_with(".opus")))
             || (k.starts_with("transcripts/") && k.ends_with(".json"))
             || (k.starts_with("_ccetl/manifests/") && k.ends_with(".json"))

@@ -1,0 +1,185 @@
+//! Delta Lake tables through delta-kernel-rs: each table under the warehouse has a
+//! `_delta_log`; a window's commit removes the window's previous files and adds its new
+//! ones in one log entry, so every reader sees a table all before or all after it.
+//!
+//! Version 0 is written here, at the lowest protocol the tables need (reader 1, writer 2),
+//! which every engine reads; the kernel would create reader 3 / writer 7. Later commits go
+//! through the kernel's transactions, whose put-if-absent of the next log entry is what
+//! makes two writers of one table safe: the loser reloads the snapshot and rebuilds.
+
+use std::sync::Arc;
+
+use delta_kernel::Engine;
+use delta_kernel_default_engine::DefaultEngineBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
+use url::Url;
+
+use super::WindowFiles;
+use crate::sink::keys;
+use crate::sink::store::Warehouse;
+
+mod commit;
+mod create;
+mod schema;
+mod snapshot;
+
+pub use create::probe_conditional_create;
+pub use schema::file_stats;
+pub use snapshot::live_files;
+
+/// What ccetl writes into `commitInfo.engineInfo`.
+const ENGINE_INFO: &str = concat!("ccetl/", env!("CARGO_PKG_VERSION"));
+
+/// Why a Delta table could not be read or committed to. Each names the table.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// The kernel refused the log or the commit (unreadable, a protocol it cannot write,
+    /// an I/O error reading the log).
+    #[error("Delta table {table}: {source}")]
+    #[allow(missing_docs)] // the message names them
+    Kernel {
+        table: String,
+        #[source]
+        source: Box<delta_kernel::KernelError>,
+    },
+    /// The table's log is not one ccetl can commit to.
+    #[error("Delta table {table}: {message}")]
+    #[allow(missing_docs)] // the message names them
+    Table { table: String, message: String },
+    /// Other writers kept committing first.
+    #[error(
+        "Delta table {table}: {attempts} commits in a row lost to other writers; run again (the window is replayed)"
+    )]
+    #[allow(missing_docs)] // the message names them
+    Contended { table: String, attempts: u32 },
+    /// Column statistics could not be collected from a batch.
+    #[error("{0}")]
+    Stats(#[source] Box<delta_kernel::KernelError>),
+}
+
+impl DeltaError {
+    fn kernel(table: &str) -> impl Fn(delta_kernel::KernelError) -> DeltaError + '_ {
+        move |source| DeltaError::Kernel {
+            table: table.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The kernel's view of a warehouse: a table's URL and an engine whose object store
+/// resolves it.
+pub(crate) struct DeltaStore {
+    engine: Arc<dyn Engine>,
+    /// The warehouse root, ending in `/`.
+    root: Url,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl DeltaStore {
+    /// The kernel resolves `file://` URLs by their absolute path, and bucket URLs by their
+    /// path within the bucket: a local warehouse gets a store rooted at `/`, a bucket the
+    /// warehouse's own (rooted at the bucket).
+    pub(crate) fn of(wh: &Warehouse) -> Result<Self, DeltaError> {
+        let bad = |message: String| DeltaError::Table {
+            table: wh.url().to_string(),
+            message,
+        };
+        let root = Url::parse(&format!("{}/", wh.url())).map_err(|e| bad(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match wh.local_root() {
+            Some(_) => Arc::new(LocalFileSystem::new()),
+            None => wh.store().clone(),
+        };
+        let engine = Arc::new(DefaultEngineBuilder::new(store.clone()).build());
+        Ok(DeltaStore {
+            engine,
+            root,
+            store,
+        })
+    }
+
+    /// A table's root URL, ending in `/`.
+    pub(crate) fn table_url(&self, table: &str) -> Result<Url, DeltaError> {
+        self.root
+            .join(&format!("{table}/"))
+            .map_err(|e| DeltaError::Table {
+                table: table.to_string(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Commits `w` to its table (created on first use); returns the version it produced, or
+/// the current one when the table already holds exactly these files.
+pub async fn commit(wh: &Warehouse, w: WindowFiles<'_>) -> Result<u64, DeltaError> {
+    let store = DeltaStore::of(wh)?;
+    create::ensure(&store, w.table).await?;
+    let plan = commit::Plan::of(&w, &store)?;
+    crate::blocking::run("Delta commit", move || plan.run(&store))
+        .await
+        .map_err(|e| DeltaError::Table {
+            table: w.table.name.to_string(),
+            message: e.to_string(),
+        })?
+}
+
+/// The path the log names a file by: relative to its table, as a URL path.
+fn log_path(table: &str, key: &str) -> String {
+    key.strip_prefix(&format!("{table}/"))
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// Whether the file at the log path `path` belongs to the window whose names start with
+/// `stem`, for the source partition `source_dir` (`source=name`).
+fn is_window_file(path: &str, source_dir: &str, stem: &str) -> bool {
+    let mut parts = path.rsplitn(2, '/');
+    let (Some(name), Some(dir)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    dir.split('/').next() == Some(source_dir)
+        && name.strip_prefix(stem).is_some_and(|rest| {
+            rest == ".parquet" || (rest.starts_with('-') && rest.ends_with(".parquet"))
+        })
+}
+
+/// `source=name`: the first directory of a source's files in a table.
+fn source_dir(source: &str) -> String {
+    format!("source={}", keys::safe_segment(source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_files_are_told_by_source_and_name() {
+        let stem = "part-20260131T000000Z";
+        let src = "source=wx";
+        for (path, yes) in [
+            (
+                "source=wx/date=2026-01-31/part-20260131T000000Z-0123456789abcdef.parquet",
+                true,
+            ),
+            (
+                "source=wx/date=2026-02-01/part-20260131T000000Z.parquet",
+                true,
+            ),
+            (
+                "source=wx2/date=2026-01-31/part-20260131T000000Z.parquet",
+                false,
+            ),
+            (
+                "source=wx/date=2026-01-31/part-20260131T000000Zx.parquet",
+                false,
+            ),
+            (
+                "source=wx/date=2026-01-31/part-20260201T000000Z.parquet",
+                false,
+            ),
+            ("part-20260131T000000Z.parquet", false),
+        ] {
+            assert_eq!(is_window_file(path, src, stem), yes, "{path}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Independent Delta readers: python `deltalake` (delta-rs) and `polars`, in a venv pinned by
+//! `tests/requirements-readers.txt`, installed on first use (as the Airflow test does).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The venv's python, installing the pinned readers if the venv is missing or stale.
+pub fn python() -> PathBuf {
+    use sha2::Digest;
+    let venv = std::env::var_os("CCETL_READERS_VENV").map_or_else(
+        || PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ccetl-readers"),
+        PathBuf::from,
+    );
+    let reqs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/requirements-readers.txt");
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&reqs).unwrap()));
+    let marker = venv.join(".ccetl-requirements");
+    // Tests of one binary, and of several, install at most once: one holds the lock.
+    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+    assert_eq!(
+        unsafe { libc::flock(fd, libc::LOCK_EX) },
+        0,
+        "locking the venv"
+    );
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(want.as_str()) {
+        let _ = std::fs::remove_dir_all(&venv);
+        let run = |c: &mut Command| {
+            let out = c.output().expect("python3 runs");
+            assert!(
+                out.status.success(),
+                "installing the Delta readers: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&reqs));
+        std::fs::write(&marker, want).unwrap();
+    }
+    venv.join("bin/python")
+}
+
+/// Runs `script` with the readers' python and `args`; returns its stdout as JSON.
+pub fn run(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "reader script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// For each table URI given: its version, protocol, row count read by `deltalake` and by
+/// `polars`, and the sorted values of its first key column (as text), read by `deltalake`.
+pub const READ_TABLES: &str = r#"
+import json, sys
+from deltalake import DeltaTable
+import polars as pl
+out = {}
+key = json.loads(sys.argv[1])
+opts = json.loads(sys.argv[2])
+for uri in sys.argv[3:]:
+    dt = DeltaTable(uri, storage_options=opts or None)
+    t = dt.to_pyarrow_table()
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    col = key[name]
+    p = dt.protocol()
+    out[name] = {
+        "version": dt.version(),
+        "protocol": [p.min_reader_version, p.min_writer_version],
+        "rows": t.num_rows,
+        "polars_rows": pl.read_delta(uri, storage_options=opts or None).height,
+        "keys": sorted(str(v) for v in t.column(col).to_pylist()),
+        "partitions": dt.metadata().partition_columns,
+    }
+print(json.dumps(out))
+"#;
