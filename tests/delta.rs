@@ -97,6 +97,18 @@ async fn a_rerun_with_nothing_new_commits_nothing() {
     };
     let before = logs(&env);
     assert!(!before.is_empty());
+    // A new table's version 0 creates it empty; the first window is version 1, its own commit.
+    let tasks_log = env.warehouse_dir().join("webex_tasks/_delta_log");
+    let zero = std::fs::read_to_string(tasks_log.join(format!("{:020}.json", 0))).unwrap();
+    assert!(
+        zero.contains("\"CREATE TABLE\"") && !zero.contains("\"add\""),
+        "{zero}"
+    );
+    let one = std::fs::read_to_string(tasks_log.join(format!("{:020}.json", 1))).unwrap();
+    assert!(
+        one.contains("\"WRITE\"") && one.contains("\"add\""),
+        "{one}"
+    );
     env.run_ok().await;
     assert_eq!(logs(&env), before, "no new log entries");
 }

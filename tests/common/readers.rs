@@ -44,6 +44,10 @@ pub fn python() -> PathBuf {
 
 /// Runs `script` with the readers' python and `args`; returns its stdout as JSON.
 pub fn run(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    // deltalake's runtime threads can abort the interpreter's teardown ("terminate called
+    // without an active exception") after the answer is printed: leave without one.
+    let script =
+        format!("{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n");
     let out = Command::new(python())
         .arg("-c")
         .arg(script)

@@ -112,15 +112,19 @@ impl DeltaStore {
 /// Commits `w` to its table (created on first use); returns the version it produced, or
 /// the current one when the table already holds exactly these files.
 pub async fn commit(wh: &Warehouse, w: WindowFiles<'_>) -> Result<u64, DeltaError> {
+    let started = std::time::Instant::now();
     let store = DeltaStore::of(wh)?;
     create::ensure(&store, w.table).await?;
     let plan = commit::Plan::of(&w, &store)?;
-    crate::blocking::run("Delta commit", move || plan.run(&store))
+    let version = crate::blocking::run("Delta commit", move || plan.run(&store))
         .await
         .map_err(|e| DeltaError::Table {
             table: w.table.name.to_string(),
             message: e.to_string(),
-        })?
+        })??;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(table = w.table.name, version, ms, "Delta commit.");
+    Ok(version)
 }
 
 /// The path the log names a file by: relative to its table, as a URL path.
