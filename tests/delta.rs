@@ -200,3 +200,124 @@ async fn a_hive_warehouse_converts_in_place() {
         .count();
     assert!(converted > 0, "version 0 adds the Hive files in place");
 }
+
+/// One row of `schema` with a value in every column (nulls where a column allows them).
+fn one_row(schema: &arrow::datatypes::SchemaRef, id: &str) -> arrow::array::RecordBatch {
+    use arrow::array::*;
+    use arrow::datatypes::{DataType, TimeUnit};
+    use std::sync::Arc;
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.data_type() {
+                DataType::Utf8 => Arc::new(StringArray::from(vec![id])),
+                DataType::Int64 => Arc::new(Int64Array::from(vec![1])),
+                DataType::Int32 => Arc::new(Int32Array::from(vec![1])),
+                DataType::Boolean => Arc::new(BooleanArray::from(vec![true])),
+                DataType::Timestamp(TimeUnit::Microsecond, tz) => Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_767_967_200_000_000])
+                        .with_timezone_opt(tz.clone()),
+                ),
+                other if f.is_nullable() => new_null_array(other, 1),
+                other => panic!("{}: no test value for {other}", f.name()),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_writers_committing_to_one_table_at_once_on_s3_lose_nothing() {
+    use ccetl::sink::parquet::{write_table, TableRows};
+    use ccetl::sink::table::{commit, TableFormat, WindowFiles};
+    let s3 = common::s3::S3::start().await;
+    let options: std::collections::BTreeMap<String, String> = [
+        ("aws_endpoint", s3.endpoint.as_str()),
+        ("aws_allow_http", "true"),
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+        ("aws_region", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let wh = ccetl::sink::Warehouse::open(&s3.url("wh"), &options).unwrap();
+    ccetl::sink::table::delta::probe_conditional_create(&wh)
+        .await
+        .expect("moto refuses a second create");
+    let def = ccetl::source::tables()
+        .find(|t| t.name == "webex_tasks")
+        .unwrap();
+    let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap(); // 2026-01-09
+    let end = start + chrono::Duration::days(1);
+    // Eight shards (eight sources), one window each, all committing at once to a table
+    // none of them has created yet.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let wh = wh.clone();
+            tokio::spawn(async move {
+                let source = format!("shard{i}");
+                let rows = TableRows {
+                    table: def,
+                    batch: one_row(&(def.schema)(), &format!("task-{i}")),
+                    dates: vec![start.date_naive()],
+                };
+                let files = write_table(
+                    &wh,
+                    &source,
+                    start,
+                    rows,
+                    &Default::default(),
+                    TableFormat::Delta,
+                )
+                .await
+                .unwrap();
+                let w = WindowFiles {
+                    table: def,
+                    source: &source,
+                    stream: "tasks",
+                    window: (start, end),
+                    run_id: i,
+                    files,
+                    previous: Vec::new(),
+                };
+                commit(TableFormat::Delta, &wh, w).await.unwrap().unwrap()
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for w in writers {
+        versions.push(w.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=8).collect::<Vec<u64>>(),
+        "one version each, none lost"
+    );
+    let opts = serde_json::json!({
+        "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+    });
+    let got = common::readers::run(
+        r#"
+import json, sys
+from deltalake import DeltaTable
+dt = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]))
+t = dt.to_pyarrow_table()
+print(json.dumps({"version": dt.version(), "ids": sorted(t.column("task_id").to_pylist()),
+                  "sources": sorted(set(t.column("source").to_pylist()))}))
+"#,
+        &[&format!("{}/webex_tasks", s3.url("wh")), &opts.to_string()],
+        &[],
+    );
+    assert_eq!(got["version"], 8, "{got}");
+    let ids: Vec<String> = (0..8).map(|i| format!("task-{i}")).collect();
+    assert_eq!(
+        got["ids"],
+        serde_json::json!(ids),
+        "every writer's row, once"
+    );
+    assert_eq!(got["sources"].as_array().unwrap().len(), 8, "{got}");
+}
