@@ -321,3 +321,31 @@ print(json.dumps({"version": dt.version(), "ids": sorted(t.column("task_id").to_
     );
     assert_eq!(got["sources"].as_array().unwrap().len(), 8, "{got}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_log_is_one_line_naming_the_table_and_nothing_is_committed_to_it() {
+    let env = env(sim_config()).await;
+    env.run_ok().await;
+    let log = env.warehouse_dir().join("webex_tasks/_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    std::fs::write(&newest, "{not json\n").unwrap();
+    let entries = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    let before = entries(&log);
+    env.sim.sim.advance(5 * 3_600_000);
+    let (_, result) = env.run().await;
+    let e = result.expect_err("a corrupt log fails the run");
+    let line = ccetl::error::one_line(&anyhow::Error::new(e));
+    assert!(line.contains("Delta table webex_tasks"), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+    assert_eq!(
+        entries(&log),
+        before,
+        "nothing committed to the corrupt table"
+    );
+}

@@ -62,8 +62,17 @@ impl DeltaError {
     fn kernel(table: &str) -> impl Fn(delta_kernel::KernelError) -> DeltaError + '_ {
         move |source| DeltaError::Kernel {
             table: table.to_string(),
-            source: Box::new(source),
+            source: Box::new(without_backtrace(source)),
         }
+    }
+}
+
+/// The kernel's error without the backtrace it wraps around it when `RUST_BACKTRACE` is set:
+/// its message would print the whole trace, where ccetl's errors are one line.
+fn without_backtrace(e: delta_kernel::KernelError) -> delta_kernel::KernelError {
+    match e {
+        delta_kernel::KernelError::Backtraced { source, .. } => without_backtrace(*source),
+        e => e,
     }
 }
 

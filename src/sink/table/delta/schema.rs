@@ -6,7 +6,7 @@ use delta_kernel::expressions::ColumnName;
 use delta_kernel::schema::{DataType, StructField, StructType};
 use delta_kernel_default_engine::stats::collect_stats;
 
-use super::DeltaError;
+use super::{without_backtrace, DeltaError};
 use crate::schema::TableDef;
 
 /// The partition columns every table has, in this order (Hive: `source=…/date=…`).
@@ -32,12 +32,13 @@ pub(super) fn table_schema(def: &TableDef) -> Result<StructType, DeltaError> {
 /// null count, minimum and maximum of each of its first 32 primitive columns.
 pub fn file_stats(batch: &RecordBatch) -> Result<StructArray, DeltaError> {
     let schema = StructType::try_from_arrow(batch.schema().as_ref())
-        .map_err(|e| DeltaError::Stats(Box::new(e.into())))?;
+        .map_err(|e| DeltaError::Stats(Box::new(without_backtrace(e.into()))))?;
     let columns: Vec<ColumnName> = schema
         .fields()
         .filter(|f| matches!(f.data_type(), DataType::Primitive(_)))
         .take(STATS_COLUMNS)
         .map(|f| ColumnName::new([f.name().clone()]))
         .collect();
-    collect_stats(batch, &columns, &schema).map_err(|e| DeltaError::Stats(Box::new(e)))
+    collect_stats(batch, &columns, &schema)
+        .map_err(|e| DeltaError::Stats(Box::new(without_backtrace(e))))
 }
