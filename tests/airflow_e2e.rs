@@ -95,32 +95,11 @@ impl Airflow {
 
 /// The virtualenv with the pinned Airflow, made (or remade, when the pins changed) first.
 fn airflow_venv() -> PathBuf {
-    use sha2::Digest;
-    let venv = std::env::var_os("CCETL_AIRFLOW_VENV").map_or_else(
-        || PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ccetl-airflow"),
-        PathBuf::from,
-    );
-    let reqs = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/requirements-airflow.txt");
-    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&reqs).unwrap()));
-    let marker = venv.join(".ccetl-requirements");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-        return venv;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let run = |c: &mut Command| {
-        let out = c.output().expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "installing Airflow: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(&reqs));
-    std::fs::write(&marker, want).unwrap();
-    venv
+    common::venv(
+        "CCETL_AIRFLOW_VENV",
+        ".cache/ccetl-airflow",
+        "pipelines/requirements-airflow.txt",
+    )
 }
 
 /// SIGKILLs the shard that stopped at the hang point, once it has written its pid: mid-window,

@@ -65,11 +65,24 @@ pub fn table_file(table: &str, source: &str, date: chrono::NaiveDate, file: &str
 
 /// `source={name}/date={YYYY-MM-DD}`: a file's partition, relative to its table.
 pub fn partition_dir(source: &str, date: chrono::NaiveDate) -> String {
-    format!(
-        "source={}/date={}",
-        safe_segment(source),
-        date.format("%Y-%m-%d")
-    )
+    format!("{}/date={}", source_dir(source), date.format("%Y-%m-%d"))
+}
+
+/// `source={name}`: a source's first directory in a table.
+pub fn source_dir(source: &str) -> String {
+    format!("source={}", safe_segment(source))
+}
+
+/// A part file's name read back: its window stamp, and the content digest a Delta-era name
+/// carries ([`content_part_file`]; a Hive-era one, [`part_file`], has none). `None` for any
+/// other name (staging leftovers `…parquet#3` among them).
+pub fn parse_part_file(name: &str) -> Option<(&str, Option<&str>)> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (stamp, digest) = match rest.split_once('-') {
+        Some((stamp, digest)) => (stamp, Some(digest)),
+        None => (rest, None),
+    };
+    (stamp.len() == 16 && digest != Some("")).then_some((stamp, digest))
 }
 
 /// `audio/{source}/{YYYY}/{MM}/{DD}/{call}/{recording}.{ext}`, dated by the call's own time.
@@ -155,6 +168,26 @@ mod tests {
         }
         assert_ne!(safe_segment("a/b"), safe_segment("a_b"));
         assert_eq!(safe_segment("5d1c9a40-1111-4e2b"), "5d1c9a40-1111-4e2b");
+    }
+
+    #[test]
+    fn part_file_names_read_back() {
+        let t = chrono::DateTime::from_timestamp(1_769_817_600, 0).unwrap(); // 2026-01-31
+        let stamp = window_stamp(t);
+        assert_eq!(parse_part_file(&part_file(t)), Some((stamp.as_str(), None)));
+        let sha = "0123456789abcdef0123";
+        assert_eq!(
+            parse_part_file(&content_part_file(t, sha)),
+            Some((stamp.as_str(), Some("0123456789abcdef")))
+        );
+        for other in [
+            "part-20260131T000000Z.parquet#3",
+            "part-20260131T000000Z-.parquet",
+            "part-2026.parquet",
+            "other.parquet",
+        ] {
+            assert_eq!(parse_part_file(other), None, "{other}");
+        }
     }
 
     proptest! {

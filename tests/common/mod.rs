@@ -798,3 +798,46 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A Python venv holding the pinned `requirements` (relative to the repository), at
+/// `$dir_var` or `~/{default}`; (re)installed when missing or when the pins changed. Tests of
+/// one binary, and of several, install at most once: one holds the lock beside it.
+pub fn venv(dir_var: &str, default: &str, requirements: &str) -> PathBuf {
+    use sha2::Digest;
+    let venv = std::env::var_os(dir_var).map_or_else(
+        || PathBuf::from(std::env::var("HOME").unwrap()).join(default),
+        PathBuf::from,
+    );
+    let reqs = Path::new(env!("CARGO_MANIFEST_DIR")).join(requirements);
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&reqs).unwrap()));
+    let marker = venv.join(".ccetl-requirements");
+    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+    assert_eq!(
+        unsafe { libc::flock(fd, libc::LOCK_EX) },
+        0,
+        "locking the venv"
+    );
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+        return venv;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |c: &mut std::process::Command| {
+        let out = c.output().expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "installing {requirements}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(std::process::Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv));
+    run(std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&reqs));
+    std::fs::write(&marker, want).unwrap();
+    venv
+}

@@ -1,45 +1,17 @@
 //! Independent Delta readers: python `deltalake` (delta-rs) and `polars`, in a venv pinned by
 //! `tests/requirements-readers.txt`, installed on first use (as the Airflow test does).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The venv's python, installing the pinned readers if the venv is missing or stale.
 pub fn python() -> PathBuf {
-    use sha2::Digest;
-    let venv = std::env::var_os("CCETL_READERS_VENV").map_or_else(
-        || PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ccetl-readers"),
-        PathBuf::from,
-    );
-    let reqs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/requirements-readers.txt");
-    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&reqs).unwrap()));
-    let marker = venv.join(".ccetl-requirements");
-    // Tests of one binary, and of several, install at most once: one holds the lock.
-    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
-    let lock = std::fs::File::create(venv.with_extension("lock")).unwrap();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-    assert_eq!(
-        unsafe { libc::flock(fd, libc::LOCK_EX) },
-        0,
-        "locking the venv"
-    );
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(want.as_str()) {
-        let _ = std::fs::remove_dir_all(&venv);
-        let run = |c: &mut Command| {
-            let out = c.output().expect("python3 runs");
-            assert!(
-                out.status.success(),
-                "installing the Delta readers: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-        run(Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&reqs));
-        std::fs::write(&marker, want).unwrap();
-    }
-    venv.join("bin/python")
+    super::venv(
+        "CCETL_READERS_VENV",
+        ".cache/ccetl-readers",
+        "tests/requirements-readers.txt",
+    )
+    .join("bin/python")
 }
 
 /// Runs `script` with the readers' python and `args`; returns its stdout as JSON.

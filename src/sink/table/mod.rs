@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::keys;
 use super::parquet::WrittenFile;
 use super::store::{StoreError, Warehouse};
 use crate::schema::TableDef;
@@ -59,13 +58,6 @@ pub struct WindowFiles<'a> {
     pub files: Vec<WrittenFile>,
     /// The keys the window's previous commit recorded for this table.
     pub previous: Vec<String>,
-}
-
-impl WindowFiles<'_> {
-    /// `part-20260131T000000Z`: the start of the window's file names, whatever follows.
-    fn name_stem(&self) -> String {
-        keys::part_stem(self.window.0)
-    }
 }
 
 /// Makes `w`'s files the table's rows for its window; returns the table version it

@@ -20,7 +20,7 @@ use delta_kernel_default_engine::parquet::DataFileMetadata;
 use url::Url;
 
 use super::schema::table_schema;
-use super::{is_window_file, log_path, source_dir, DeltaError, DeltaStore, ENGINE_INFO};
+use super::{is_window_file, log_path, DeltaError, DeltaStore, ENGINE_INFO};
 use crate::sink::keys;
 use crate::sink::table::WindowFiles;
 
@@ -43,7 +43,7 @@ pub(super) struct Plan {
     schema: StructType,
     source: String,
     source_dir: String,
-    stem: String,
+    stamp: String,
     files: Vec<NewFile>,
     app_id: String,
     window_end_ms: i64,
@@ -70,8 +70,8 @@ impl Plan {
             url: store.table_url(table)?,
             schema: table_schema(w.table)?,
             source: keys::safe_segment(w.source),
-            source_dir: source_dir(w.source),
-            stem: w.name_stem(),
+            source_dir: keys::source_dir(w.source),
+            stamp: keys::window_stamp(w.window.0),
             files,
             app_id: format!("ccetl/{}/{}", w.source, w.stream),
             window_end_ms: end.timestamp_millis(),
@@ -209,7 +209,7 @@ impl Plan {
                 };
                 if wanted.contains(path) {
                     present.insert(path.to_string());
-                } else if is_window_file(path, &self.source_dir, &self.stem) {
+                } else if is_window_file(path, &self.source_dir, &self.stamp) {
                     remove[i] = true;
                 }
             }

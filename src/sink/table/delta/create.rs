@@ -12,6 +12,7 @@ use serde_json::json;
 use super::schema::{table_schema, PARTITION_COLUMNS};
 use super::{DeltaError, DeltaStore, ENGINE_INFO};
 use crate::schema::TableDef;
+use crate::sink::keys;
 
 /// `_delta_log/00000000000000000000.json`, relative to the table.
 const VERSION_ZERO: &str = "_delta_log/00000000000000000000.json";
@@ -118,19 +119,15 @@ async fn hive_files(
                 .prefix_match(&prefix)?
                 .map(|p| p.as_ref().to_string())
                 .collect();
-            let hive = rel.last().is_some_and(|name| is_hive_name(name));
+            // A Hive-era name: a Delta-era one (with its content's digest) is a file a Delta
+            // run wrote and has not committed yet, or never will (a killed run's).
+            let hive = rel
+                .last()
+                .and_then(|name| keys::parse_part_file(name))
+                .is_some_and(|(_, digest)| digest.is_none());
             hive.then(|| (rel.join("/"), m))
         })
         .collect())
-}
-
-/// `part-20260131T000000Z.parquet`: a Hive-era file. Delta-era names carry their content's
-/// hash after the stamp: a file a Delta run wrote and has not committed yet (or never
-/// will: a killed run's) is not the table's.
-fn is_hive_name(name: &str) -> bool {
-    name.strip_prefix("part-")
-        .and_then(|r| r.strip_suffix(".parquet"))
-        .is_some_and(|stamp| stamp.len() == 16 && !stamp.contains('-'))
 }
 
 /// `source=S/date=D/name.parquet` → `{source: S, date: D}`.
@@ -186,20 +183,5 @@ pub async fn probe_conditional_create(wh: &crate::sink::Warehouse) -> Result<(),
             "a second create failed other than as already existing ({})",
             crate::sink::store::describe(&e)
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_hive_era_names_are_converted() {
-        assert!(is_hive_name("part-20260131T000000Z.parquet"));
-        assert!(!is_hive_name(
-            "part-20260131T000000Z-0123456789abcdef.parquet"
-        ));
-        assert!(!is_hive_name("part-20260131T000000Z.parquet#3"));
-        assert!(!is_hive_name("other.parquet"));
     }
 }

@@ -143,22 +143,15 @@ fn log_path(table: &str, key: &str) -> String {
         .to_string()
 }
 
-/// Whether the file at the log path `path` belongs to the window whose names start with
-/// `stem`, for the source partition `source_dir` (`source=name`).
-fn is_window_file(path: &str, source_dir: &str, stem: &str) -> bool {
+/// Whether the file at the log path `path` belongs to the window stamped `stamp`, for the
+/// source partition `source_dir` (`source=name`).
+fn is_window_file(path: &str, source_dir: &str, stamp: &str) -> bool {
     let mut parts = path.rsplitn(2, '/');
     let (Some(name), Some(dir)) = (parts.next(), parts.next()) else {
         return false;
     };
     dir.split('/').next() == Some(source_dir)
-        && name.strip_prefix(stem).is_some_and(|rest| {
-            rest == ".parquet" || (rest.starts_with('-') && rest.ends_with(".parquet"))
-        })
-}
-
-/// `source=name`: the first directory of a source's files in a table.
-fn source_dir(source: &str) -> String {
-    format!("source={}", keys::safe_segment(source))
+        && keys::parse_part_file(name).is_some_and(|(s, _)| s == stamp)
 }
 
 #[cfg(test)]
@@ -167,7 +160,7 @@ mod tests {
 
     #[test]
     fn window_files_are_told_by_source_and_name() {
-        let stem = "part-20260131T000000Z";
+        let stamp = "20260131T000000Z";
         let src = "source=wx";
         for (path, yes) in [
             (
@@ -192,7 +185,7 @@ mod tests {
             ),
             ("part-20260131T000000Z.parquet", false),
         ] {
-            assert_eq!(is_window_file(path, src, stem), yes, "{path}");
+            assert_eq!(is_window_file(path, src, stamp), yes, "{path}");
         }
     }
 }
