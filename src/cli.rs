@@ -77,6 +77,26 @@ pub enum Command {
         /// How results are printed.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Read each Delta table as it was at this time (RFC 3339 or YYYY-MM-DD, UTC): its
+        /// newest version committed then, back as far as `vacuum` has kept files.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Delete the table files no version within the retention reads (replaced windows'
+    /// files, files a killed run left): Delta tables only.
+    Vacuum {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Keep files older versions read for this long (default: the pipeline's
+        /// `retention`, 7d); time travel reaches no further back afterwards.
+        #[arg(long)]
+        retain: Option<String>,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object per table instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the simulated APIs on 127.0.0.1 until interrupted.
     Simulate(SimulateArgs),

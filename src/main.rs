@@ -56,7 +56,14 @@ fn main() -> ExitCode {
                 pipeline,
                 sql,
                 format,
-            } => commands::query(&pipeline, sql.as_deref(), format).await,
+                as_of,
+            } => commands::query(&pipeline, sql.as_deref(), format, as_of.as_deref()).await,
+            Command::Vacuum {
+                pipeline,
+                retain,
+                dry_run,
+                json,
+            } => commands::vacuum::run(&pipeline, retain.as_deref(), dry_run, json).await,
             Command::Simulate(args) => commands::simulate(args).await,
             Command::Auth(action) => commands::auth::run(action).await,
             Command::Subscribe {

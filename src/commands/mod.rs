@@ -1,6 +1,7 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
 pub mod auth;
+pub mod vacuum;
 pub mod webhooks;
 
 use anyhow::Context;
@@ -538,10 +539,18 @@ WHERE call_id = (SELECT max(call_id) FROM transcripts WHERE seq > 4)
 ORDER BY seq";
 
 /// `ccetl query`: SQL over the warehouse's views.
-pub async fn query(path: &Path, sql: Option<&str>, format: Format) -> anyhow::Result<()> {
+pub async fn query(
+    path: &Path,
+    sql: Option<&str>,
+    format: Format,
+    as_of: Option<&str>,
+) -> anyhow::Result<()> {
+    let as_of = as_of
+        .map(|t| crate::config::parse_time(t).map_err(|e| usage("--as-of", e)))
+        .transpose()?;
     let cfg = PipelineConfig::load(path)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
-    let conn = query::open(&wh).await?;
+    let conn = query::open_as_of(&wh, as_of).await?;
     let batches = query::run(&conn, sql.unwrap_or(SAMPLE_SQL))?;
     print!("{}", query::render(&batches, format)?);
     if format == Format::Table {
@@ -615,11 +624,11 @@ pub async fn demo(dir: &Path, days: u32, calls_per_day: u32) -> anyhow::Result<(
         "\ncalls with audio ({}):",
         SAMPLE_SQL.lines().next().unwrap_or("")
     );
-    query(&path, None, Format::Table).await?;
+    query(&path, None, Format::Table, None).await?;
     println!("a call's transcript, message by message (the `transcripts` view):");
-    query(&path, Some(TRANSCRIPT_SQL), Format::Table).await?;
+    query(&path, Some(TRANSCRIPT_SQL), Format::Table, None).await?;
     println!("contacts by channel (chats too, beside the calls):");
-    query(&path, Some(CHANNELS_SQL), Format::Table).await?;
+    query(&path, Some(CHANNELS_SQL), Format::Table, None).await?;
     println!(
         "warehouse: {}\nnext: ccetl query {} \"SELECT queue_name, count(*) FROM calls GROUP BY 1\"",
         dir.join("warehouse").display(),

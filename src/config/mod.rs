@@ -95,6 +95,9 @@ struct RawPipeline {
     /// `delta` (default) or `parquet`.
     #[serde(default)]
     table_format: crate::sink::table::TableFormat,
+    /// How long `ccetl vacuum` keeps the files older table versions read.
+    #[serde(default = "default_retention")]
+    retention: String,
 }
 
 fn default_window() -> String {
@@ -105,6 +108,10 @@ fn default_lookback() -> String {
 }
 fn default_settle() -> String {
     "15m".into()
+}
+/// Delta's default `delta.deletedFileRetentionDuration`.
+fn default_retention() -> String {
+    "7d".into()
 }
 fn default_concurrency() -> usize {
     8
@@ -139,6 +146,9 @@ pub struct PipelineConfig {
     pub sources: Vec<SourceConfig>,
     /// What the warehouse's tables are: Delta Lake tables (default) or Hive folders.
     pub table_format: crate::sink::table::TableFormat,
+    /// How long `ccetl vacuum` keeps the data files that older table versions read (and
+    /// files no version names, which a killed run left): time travel reaches this far back.
+    pub retention: Duration,
 }
 
 /// A validated `[[source]]`: its kind's config, behind the [`Source`] interface, and the
@@ -303,6 +313,17 @@ impl PipelineConfig {
         }
         let lookback = dur("pipeline.lookback", &p.lookback)?;
         let settle = dur("pipeline.settle", &p.settle)?;
+        let retention = dur("pipeline.retention", &p.retention)?;
+        let min = crate::sink::table::delta::MIN_RETENTION;
+        if retention < min {
+            return Err(invalid(
+                "pipeline.retention",
+                format!(
+                    "must be at least {}: a window's files are written before its commit, and vacuum must not delete them",
+                    format_duration(min)
+                ),
+            ));
+        }
         if p.concurrency == 0 || p.concurrency > 256 {
             return Err(invalid(
                 "pipeline.concurrency",
@@ -374,6 +395,7 @@ impl PipelineConfig {
             start,
             sources,
             table_format: p.table_format,
+            retention,
         })
     }
 

@@ -77,6 +77,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
 pub fn format_duration(d: Duration) -> String {
     match d.as_millis() {
         ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
         ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
         ms => format!("{ms}ms"),
     }
@@ -127,7 +129,7 @@ mod tests {
             e.to_string(),
             "'3w' has unknown unit 'w'; use ms, s, m, h or d"
         );
-        for d in ["100ms", "60s", "1d", "90s"] {
+        for d in ["100ms", "45s", "90s", "1m", "15m", "6h", "1d"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }
     }

@@ -6,6 +6,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
 use crate::sink::Warehouse;
@@ -179,7 +180,21 @@ LEFT JOIN calls c ON c.call_id = m.task_id;
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
 /// in object storage through its local mirror (brought up to date first).
 pub async fn open(wh: &Warehouse) -> Result<Connection, QueryError> {
-    open_mirrored_in(wh, &mirror::cache_dir(wh.url())).await
+    open_as_of(wh, None).await
+}
+
+/// [`open`], each Delta table as it was at `as_of` (its newest version committed then;
+/// empty where the table did not exist yet); `None`: as it is now.
+pub async fn open_as_of(
+    wh: &Warehouse,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Connection, QueryError> {
+    if let Some(root) = wh.local_root() {
+        return connect_dir(root, as_of);
+    }
+    let dir = mirror::cache_dir(wh.url());
+    sync_mirror(wh, &dir).await?;
+    connect_dir(&dir, as_of)
 }
 
 /// [`open`], with an object-store warehouse mirrored into `dir`.
@@ -190,9 +205,14 @@ pub async fn open_mirrored_in(
     if wh.local_root().is_some() {
         return connect(wh);
     }
+    sync_mirror(wh, dir).await?;
+    connect_dir(dir, None)
+}
+
+async fn sync_mirror(wh: &Warehouse, dir: &std::path::Path) -> Result<(), QueryError> {
     let fetched = mirror::sync(wh, dir).await?;
     tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
-    connect_dir(dir)
+    Ok(())
 }
 
 /// An in-memory DuckDB whose views hold only the files at `keys` (copied under `dir` from an
@@ -206,13 +226,13 @@ pub async fn open_files(
         return connect(wh);
     }
     mirror::fetch_keys(wh, keys, dir).await?;
-    connect_dir(dir)
+    connect_dir(dir, None)
 }
 
 /// An in-memory DuckDB with the views of a local warehouse.
 pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     match wh.local_root() {
-        Some(root) => connect_dir(root),
+        Some(root) => connect_dir(root, None),
         None => Err(QueryError::Mirror(format!(
             "{} is not local: use query::open",
             wh.url()
@@ -220,13 +240,16 @@ pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     }
 }
 
-/// DuckDB views over the tables under `root`.
-fn connect_dir(root: &std::path::Path) -> Result<Connection, QueryError> {
+/// DuckDB views over the tables under `root`, as of `as_of` (Delta tables only).
+fn connect_dir(
+    root: &std::path::Path,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
     for def in crate::source::tables() {
         let table = def.name;
         let dir = root.join(table);
-        let sql = match crate::sink::table::delta::live_files(&dir, table)? {
+        let sql = match crate::sink::table::delta::live_files_as_of(&dir, table, as_of)? {
             // A Delta table: exactly its snapshot's files, never what a listing finds.
             Some((_, files)) if !files.is_empty() => {
                 let list: Vec<String> = files

@@ -19,6 +19,7 @@ use delta_kernel_default_engine::build_add_file_metadata;
 use delta_kernel_default_engine::parquet::DataFileMetadata;
 use url::Url;
 
+use super::checkpoint;
 use super::schema::table_schema;
 use super::{is_window_file, log_path, DeltaError, DeltaStore, ENGINE_INFO};
 use crate::sink::keys;
@@ -27,6 +28,12 @@ use crate::sink::table::WindowFiles;
 /// Commits lost to other writers before the window gives up (the run then fails and the
 /// next replays it). Eight shards on one table each win within a few.
 const MAX_ATTEMPTS: u32 = 25;
+
+/// A window committed: the table version that holds it, and the checkpoint written after.
+pub(super) struct Committed {
+    pub version: u64,
+    pub checkpoint: Option<checkpoint::Written>,
+}
 
 /// A file to add, as the log names it.
 struct NewFile {
@@ -85,8 +92,9 @@ impl Plan {
         })
     }
 
-    /// Commits, reloading and rebuilding after each commit another writer won.
-    pub(super) fn run(self, store: &DeltaStore) -> Result<u64, DeltaError> {
+    /// Commits, reloading and rebuilding after each commit another writer won; writes a
+    /// checkpoint when the table is due one.
+    pub(super) fn run(self, store: &DeltaStore) -> Result<Committed, DeltaError> {
         let engine = store.engine.as_ref();
         let err = DeltaError::kernel(self.table.name);
         for attempt in 0..MAX_ATTEMPTS {
@@ -94,10 +102,26 @@ impl Plan {
                 .build(engine)
                 .map_err(&err)?;
             let Some(txn) = self.transaction(&snapshot, engine)? else {
-                return Ok(snapshot.version());
+                return Ok(Committed {
+                    version: snapshot.version(),
+                    checkpoint: None,
+                });
             };
             match txn.commit(engine).map_err(&err)? {
-                CommitResult::Committed(c) => return Ok(c.commit_version()),
+                CommitResult::Committed(c) => {
+                    let version = c.commit_version();
+                    let reload = || {
+                        Snapshot::builder_for(self.url.as_str())
+                            .at_version(version)
+                            .build(engine)
+                            .ok()
+                    };
+                    let checkpoint = checkpoint::after_commit(&c, reload, engine, self.table.name);
+                    return Ok(Committed {
+                        version,
+                        checkpoint,
+                    });
+                }
                 CommitResult::Conflicted(_) | CommitResult::Retryable(_) => {
                     std::thread::sleep(backoff(attempt));
                 }

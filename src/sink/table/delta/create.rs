@@ -17,8 +17,9 @@ use crate::sink::keys;
 /// `_delta_log/00000000000000000000.json`, relative to the table.
 const VERSION_ZERO: &str = "_delta_log/00000000000000000000.json";
 
-/// Creates `def`'s table unless some writer already did. Asked at every commit (one HEAD),
-/// not remembered: a table dropped between two windows is created again.
+/// Creates `def`'s table unless some writer already did. Asked at every commit (one HEAD of
+/// version 0, and a listing of the log once that has expired), not remembered: a table
+/// dropped between two windows is created again.
 pub(super) async fn ensure(store: &DeltaStore, def: &TableDef) -> Result<(), DeltaError> {
     let table = def.name;
     let err = |message: String| DeltaError::Table {
@@ -37,6 +38,11 @@ pub(super) async fn ensure(store: &DeltaStore, def: &TableDef) -> Result<(), Del
                 crate::sink::store::describe(&e)
             )))
         }
+    }
+    // Version 0 expires like any log entry once a checkpoint holds it: the table exists.
+    let log = super::log::list(store, table).await?;
+    if !log.commits.is_empty() || !log.checkpoints.is_empty() {
+        return Ok(());
     }
     let existing = hive_files(store, &root).await.map_err(|e| {
         err(format!(

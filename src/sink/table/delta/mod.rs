@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use delta_kernel::Engine;
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::DefaultEngineBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
@@ -19,14 +20,18 @@ use super::WindowFiles;
 use crate::sink::keys;
 use crate::sink::store::Warehouse;
 
+mod checkpoint;
 mod commit;
 mod create;
+mod log;
 mod schema;
 mod snapshot;
+mod vacuum;
 
 pub use create::probe_conditional_create;
 pub use schema::file_stats;
-pub use snapshot::live_files;
+pub use snapshot::{live_files, live_files_as_of};
+pub use vacuum::{vacuum, Vacuumed, MIN_RETENTION};
 
 /// What ccetl writes into `commitInfo.engineInfo`.
 const ENGINE_INFO: &str = concat!("ccetl/", env!("CARGO_PKG_VERSION"));
@@ -99,7 +104,7 @@ impl DeltaStore {
             Some(_) => Arc::new(LocalFileSystem::new()),
             None => wh.store().clone(),
         };
-        let engine = Arc::new(DefaultEngineBuilder::new(store.clone()).build());
+        let engine = engine_for(store.clone());
         Ok(DeltaStore {
             engine,
             root,
@@ -118,6 +123,21 @@ impl DeltaStore {
     }
 }
 
+/// The kernel's default engine over `store`. Inside a runtime it runs its I/O on that
+/// runtime's workers: the kernel's checkpoint writer blocks on a future that itself blocks
+/// on the next batch, which deadlocks the default single-threaded background executor.
+pub(super) fn engine_for(store: Arc<dyn ObjectStore>) -> Arc<dyn Engine> {
+    let builder = DefaultEngineBuilder::new(store);
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => Arc::new(
+            builder
+                .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(h)))
+                .build(),
+        ),
+        _ => Arc::new(builder.build()),
+    }
+}
+
 /// Commits `w` to its table (created on first use); returns the version it produced, or
 /// the current one when the table already holds exactly these files.
 pub async fn commit(wh: &Warehouse, w: WindowFiles<'_>) -> Result<u64, DeltaError> {
@@ -125,12 +145,24 @@ pub async fn commit(wh: &Warehouse, w: WindowFiles<'_>) -> Result<u64, DeltaErro
     let store = DeltaStore::of(wh)?;
     create::ensure(&store, w.table).await?;
     let plan = commit::Plan::of(&w, &store)?;
-    let version = crate::blocking::run("Delta commit", move || plan.run(&store))
+    let store = Arc::new(store);
+    let committer = store.clone();
+    let committed = crate::blocking::run("Delta commit", move || plan.run(&committer))
         .await
         .map_err(|e| DeltaError::Table {
             table: w.table.name.to_string(),
             message: e.to_string(),
         })??;
+    let version = committed.version;
+    if let Some(retention) = committed.checkpoint.and_then(|c| c.log_retention) {
+        // The window is committed; an entry left behind is deleted at the next checkpoint.
+        match log::cleanup(&store, w.table.name, retention).await {
+            Ok(cleaned) => tracing::debug!(table = w.table.name, ?cleaned, "Delta log cleaned."),
+            Err(e) => {
+                tracing::warn!(table = w.table.name, error = %e, "Could not clean the Delta log.");
+            }
+        }
+    }
     let ms = started.elapsed().as_secs_f64() * 1e3;
     tracing::debug!(table = w.table.name, version, ms, "Delta commit.");
     Ok(version)

@@ -1,9 +1,12 @@
 //! Delta Lake tables, read by readers ccetl does not control: python `deltalake` (delta-rs)
 //! and `polars` read every table of a run as DuckDB does through `ccetl query`, at the
 //! protocol every engine reads; a rerun commits nothing; a replaced window is one commit
-//! and the version before it still reads; a Hive warehouse converts in place.
+//! and the version before it still reads; a Hive warehouse converts in place. Checkpoints,
+//! log cleanup and vacuum: `housekeeping`.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod housekeeping;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +14,7 @@ use arrow::array::AsArray;
 use common::*;
 
 /// Every Delta table under the local warehouse: name → its directory.
-fn delta_tables(env: &Env) -> BTreeMap<String, std::path::PathBuf> {
+pub(crate) fn delta_tables(env: &Env) -> BTreeMap<String, std::path::PathBuf> {
     ccetl::source::tables()
         .map(|t| (t.name.to_string(), env.warehouse_dir().join(t.name)))
         .filter(|(_, dir)| dir.join("_delta_log").is_dir())
@@ -19,7 +22,7 @@ fn delta_tables(env: &Env) -> BTreeMap<String, std::path::PathBuf> {
 }
 
 /// What the independent readers see of each table.
-fn read_with_python(tables: &BTreeMap<String, std::path::PathBuf>) -> serde_json::Value {
+pub(crate) fn read_with_python(tables: &BTreeMap<String, std::path::PathBuf>) -> serde_json::Value {
     let keys: BTreeMap<&str, &str> = ccetl::source::tables()
         .map(|t| (t.name, t.keys[0]))
         .collect();
@@ -129,6 +132,9 @@ async fn a_replaced_window_is_one_commit_and_the_version_before_still_reads() {
     };
     let (v1, files1) = version_of(&tasks);
     let rows1 = env.strings("SELECT capture_id FROM webex_captures ORDER BY 1");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(20));
     // Late recordings appear: the lookback window's captures are re-read and replaced.
     env.sim.sim.advance(5 * 3_600_000);
     env.run_ok().await;
@@ -152,6 +158,25 @@ print(json.dumps(sorted(dt.to_pyarrow_table().column("capture_id").to_pylist()))
     );
     let old: Vec<String> = serde_json::from_value(old).unwrap();
     assert_eq!(old, rows1, "version {v1} reads as it did");
+    // `ccetl query --as-of` reads every table as it was then; before the tables, empty.
+    let pipeline = env.pipeline.display().to_string();
+    let as_of = |t: &str, sql: &str| {
+        let (code, out, err) = ccetl(&["query", &pipeline, sql, "--as-of", t, "--format", "csv"]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    let sql = "SELECT capture_id FROM webex_captures ORDER BY 1";
+    assert_eq!(
+        as_of(&between.to_rfc3339(), sql),
+        rows1,
+        "as of between the runs"
+    );
+    assert_ne!(rows1, env.strings(sql), "the second run changed the table");
+    assert_eq!(
+        as_of("2020-01-01", "SELECT count(*) FROM webex_captures"),
+        ["0"],
+        "before the table was created"
+    );
     // Each window's commit is one log entry per table: removes and adds together.
     let log = std::fs::read_to_string(tasks.join(format!("_delta_log/{v2:020}.json"))).unwrap();
     assert!(
@@ -202,7 +227,7 @@ async fn a_hive_warehouse_converts_in_place() {
 }
 
 /// One row of `schema` with a value in every column (nulls where a column allows them).
-fn one_row(schema: &arrow::datatypes::SchemaRef, id: &str) -> arrow::array::RecordBatch {
+pub(crate) fn one_row(schema: &arrow::datatypes::SchemaRef, id: &str) -> arrow::array::RecordBatch {
     use arrow::array::*;
     use arrow::datatypes::{DataType, TimeUnit};
     use std::sync::Arc;
