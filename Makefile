@@ -22,3 +22,4 @@ bench:
 	cargo bench --bench scale
 	cargo bench --bench rate
 	cargo bench --bench scaleout
+	cargo bench --bench delta_log

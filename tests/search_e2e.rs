@@ -187,7 +187,7 @@ async fn a_task_on_a_window_edge_lands_exactly_once() {
     assert_matches_truth(&env);
     for id in on_edge {
         let windows = env.strings(&format!(
-            "SELECT DISTINCT filename FROM read_parquet('{}/webex_tasks/**/*.parquet', filename = true) \
+            "SELECT DISTINCT filename FROM read_parquet('{}/webex_tasks/source=*/*/*.parquet', filename = true) \
              WHERE task_id = '{id}'",
             env.warehouse_dir().display()
         ));

@@ -35,7 +35,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Commits day `i`'s window (one task row) to a `webex_tasks` table under `wh`.
-async fn commit_day(wh: &ccetl::sink::Warehouse, i: i64) -> u64 {
+pub(crate) async fn commit_day(wh: &ccetl::sink::Warehouse, i: i64) -> u64 {
+    try_commit_day(wh, i).await.unwrap()
+}
+
+/// [`commit_day`], its error returned.
+pub(crate) async fn try_commit_day(
+    wh: &ccetl::sink::Warehouse,
+    i: i64,
+) -> Result<u64, ccetl::sink::table::TableError> {
     let def = ccetl::source::tables()
         .find(|t| t.name == "webex_tasks")
         .unwrap();
@@ -65,7 +73,7 @@ async fn commit_day(wh: &ccetl::sink::Warehouse, i: i64) -> u64 {
         files,
         previous: Vec::new(),
     };
-    commit(TableFormat::Delta, wh, w).await.unwrap().unwrap()
+    Ok(commit(TableFormat::Delta, wh, w).await?.unwrap_or_default())
 }
 
 fn log_entry(log: &Path, version: u64, suffix: &str) -> PathBuf {

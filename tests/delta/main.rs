@@ -4,8 +4,10 @@
 //! and the version before it still reads; a Hive warehouse converts in place. Checkpoints,
 //! log cleanup and vacuum: `housekeeping`.
 
+mod atomic;
 #[path = "../common/mod.rs"]
 mod common;
+mod evolution;
 mod housekeeping;
 
 use std::collections::BTreeMap;
