@@ -68,7 +68,7 @@ fn summary(reports: &[Vacuumed], retain: std::time::Duration, dry_run: bool) -> 
     );
     for r in reports {
         out.push_str(&format!(
-            "  {:<24} v{:<6} {verb} {} files ({}), {} unreferenced younger than the retention kept\n",
+            "  {:<26} v{:<6} {verb} {} files ({}), {} unreferenced younger than the retention kept\n",
             r.table,
             r.version.unwrap_or(0),
             r.deleted.len(),
