@@ -1,6 +1,7 @@
 //! The warehouse in a real S3-compatible store (moto on 127.0.0.1): every source lands there
-//! equal to the truth, a rerun adds nothing, `ccetl query` reads it through its local mirror,
-//! and the bucket holds nothing but tables, audio and manifests.
+//! equal to the truth, python's deltalake and polars read every table there as `ccetl query`
+//! does through its local mirror, a rerun adds nothing, and the bucket holds nothing but
+//! tables, audio and manifests.
 
 mod common;
 
@@ -35,6 +36,39 @@ async fn all_sources_land_in_s3_equal_to_the_truth() {
         report.totals().audio_stored,
         "one object per stored recording"
     );
+
+    // Every table is a Delta table in the bucket, and python's deltalake and polars read
+    // each as DuckDB does through the mirror.
+    let tables: Vec<&str> = ccetl::source::tables()
+        .map(|t| t.name)
+        .filter(|t| {
+            before
+                .iter()
+                .any(|k| k.starts_with(&format!("{t}/_delta_log/")))
+        })
+        .collect();
+    assert!(tables.len() >= 8, "{tables:?}");
+    let keys: std::collections::BTreeMap<&str, &str> = ccetl::source::tables()
+        .map(|t| (t.name, t.keys[0]))
+        .collect();
+    let opts = serde_json::json!({
+        "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+    });
+    let mut args = vec![serde_json::to_string(&keys).unwrap(), opts.to_string()];
+    args.extend(tables.iter().map(|t| format!("{}/{t}", s3.url("wh"))));
+    let read = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::readers::run(common::readers::READ_TABLES, &args, &[])
+    })
+    .await
+    .unwrap();
+    for t in &tables {
+        let rows = env.count(&format!("SELECT count(*) FROM {t}"));
+        assert_eq!(read[*t]["rows"], rows, "{t}: deltalake on S3 = DuckDB");
+        assert_eq!(read[*t]["polars_rows"], rows, "{t}: polars on S3 = DuckDB");
+        assert_eq!(read[*t]["protocol"], serde_json::json!([1, 2]), "{t}");
+    }
 
     // A rerun with nothing new changes nothing in the bucket.
     env.run_ok().await;
