@@ -550,7 +550,8 @@ pub async fn query(
         .transpose()?;
     let cfg = PipelineConfig::load(path)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
-    let conn = query::open_as_of(&wh, as_of).await?;
+    let view = as_of.map_or(query::View::Completed, query::View::AsOf);
+    let conn = query::open_view(&wh, view).await?;
     let batches = query::run(&conn, sql.unwrap_or(SAMPLE_SQL))?;
     print!("{}", query::render(&batches, format)?);
     if format == Format::Table {

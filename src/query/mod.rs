@@ -9,9 +9,11 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
+use crate::sink::table::delta::At;
 use crate::sink::Warehouse;
 
 pub mod mirror;
+pub mod pin;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,21 +182,39 @@ LEFT JOIN calls c ON c.call_id = m.task_id;
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
 /// in object storage through its local mirror (brought up to date first).
 pub async fn open(wh: &Warehouse) -> Result<Connection, QueryError> {
-    open_as_of(wh, None).await
+    open_view(wh, View::Latest).await
 }
 
-/// [`open`], each Delta table as it was at `as_of` (its newest version committed then;
-/// empty where the table did not exist yet); `None`: as it is now.
-pub async fn open_as_of(
-    wh: &Warehouse,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<Connection, QueryError> {
+/// Which versions of the Delta tables a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// Each table's newest.
+    Latest,
+    /// Each table as it was at this time: its newest version committed then (empty where
+    /// the table did not exist yet).
+    AsOf(DateTime<Utc>),
+    /// Each table at the newest version a completed window recorded ([`pin`]): what
+    /// `ccetl query` reads.
+    Completed,
+}
+
+/// [`open`], the Delta tables read as `view` says.
+pub async fn open_view(wh: &Warehouse, view: View) -> Result<Connection, QueryError> {
+    let pins = match view {
+        View::Completed => pin::completed_versions(wh).await?,
+        _ => Default::default(),
+    };
+    let at = |table: &str| match &view {
+        View::Latest => At::Latest,
+        View::AsOf(t) => At::Time(*t),
+        View::Completed => pins.get(table).map_or(At::Latest, |v| At::Completed(*v)),
+    };
     if let Some(root) = wh.local_root() {
-        return connect_dir(root, as_of);
+        return connect_dir(root, at);
     }
     let dir = mirror::cache_dir(wh.url());
     sync_mirror(wh, &dir).await?;
-    connect_dir(&dir, as_of)
+    connect_dir(&dir, at)
 }
 
 /// [`open`], with an object-store warehouse mirrored into `dir`.
@@ -206,7 +226,7 @@ pub async fn open_mirrored_in(
         return connect(wh);
     }
     sync_mirror(wh, dir).await?;
-    connect_dir(dir, None)
+    connect_dir(dir, |_| At::Latest)
 }
 
 async fn sync_mirror(wh: &Warehouse, dir: &std::path::Path) -> Result<(), QueryError> {
@@ -226,13 +246,13 @@ pub async fn open_files(
         return connect(wh);
     }
     mirror::fetch_keys(wh, keys, dir).await?;
-    connect_dir(dir, None)
+    connect_dir(dir, |_| At::Latest)
 }
 
 /// An in-memory DuckDB with the views of a local warehouse.
 pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     match wh.local_root() {
-        Some(root) => connect_dir(root, None),
+        Some(root) => connect_dir(root, |_| At::Latest),
         None => Err(QueryError::Mirror(format!(
             "{} is not local: use query::open",
             wh.url()
@@ -240,16 +260,13 @@ pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     }
 }
 
-/// DuckDB views over the tables under `root`, as of `as_of` (Delta tables only).
-fn connect_dir(
-    root: &std::path::Path,
-    as_of: Option<DateTime<Utc>>,
-) -> Result<Connection, QueryError> {
+/// DuckDB views over the tables under `root`, each Delta table at the version `at` names.
+fn connect_dir(root: &std::path::Path, at: impl Fn(&str) -> At) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
     for def in crate::source::tables() {
         let table = def.name;
         let dir = root.join(table);
-        let sql = match crate::sink::table::delta::live_files_as_of(&dir, table, as_of)? {
+        let sql = match crate::sink::table::delta::live_files_at(&dir, table, at(table))? {
             // A Delta table: exactly its snapshot's files, never what a listing finds.
             Some((_, files)) if !files.is_empty() => {
                 let list: Vec<String> = files

@@ -119,3 +119,75 @@ async fn a_reader_in_a_loop_sees_each_replaced_window_whole_never_a_mix() {
         "the reads spanned many commits: {got}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccetl_query_reads_completed_windows_only_and_never_hides_another_engines_commit() {
+    let env = crate::common::env(crate::common::sim_config()).await;
+    env.run_ok().await;
+    let pipeline = env.pipeline.display().to_string();
+    let query_count = || {
+        let (code, out, err) = crate::common::ccetl(&[
+            "query",
+            &pipeline,
+            "SELECT count(*) FROM webex_tasks",
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().nth(1).unwrap().parse::<i64>().unwrap()
+    };
+    let before = query_count();
+    assert_eq!(before, env.count("SELECT count(*) FROM webex_tasks"));
+
+    // A window whose tables are being committed: this table has it, its manifest is not
+    // written yet. `ccetl query` does not show it; the table's newest version does.
+    let wh = env.open_warehouse();
+    let def = ccetl::source::tables()
+        .find(|t| t.name == "webex_tasks")
+        .unwrap();
+    let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap();
+    let rows = TableRows {
+        table: def,
+        batch: crate::one_row(&(def.schema)(), "in-flight"),
+        dates: vec![start.date_naive()],
+    };
+    let files = write_table(
+        &wh,
+        "other",
+        start,
+        rows,
+        &Default::default(),
+        TableFormat::Delta,
+    )
+    .await
+    .unwrap();
+    let w = WindowFiles {
+        table: def,
+        source: "other",
+        stream: "tasks",
+        window: (start, start + chrono::Duration::days(1)),
+        run_id: 99,
+        files,
+        previous: Vec::new(),
+    };
+    let v = commit(TableFormat::Delta, &wh, w).await.unwrap().unwrap();
+    assert_eq!(
+        query_count(),
+        before,
+        "a window still committing is not read"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM webex_tasks"), before + 1);
+
+    // Another engine's commit (an erasure, a compaction) is never hidden.
+    let entry = env
+        .warehouse_dir()
+        .join(format!("webex_tasks/_delta_log/{v:020}.json"));
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("\"engineInfo\":\"ccetl/"), "{text}");
+    let foreign = text.replace(
+        "\"engineInfo\":\"ccetl/",
+        "\"engineInfo\":\"Apache-Spark/3.5.1 Delta-Lake/3.2.0 was-ccetl/",
+    );
+    std::fs::write(&entry, foreign).unwrap();
+    assert_eq!(query_count(), before + 1, "another engine's commit is read");
+}

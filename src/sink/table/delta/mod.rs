@@ -30,7 +30,7 @@ mod vacuum;
 
 pub use create::probe_conditional_create;
 pub use schema::file_stats;
-pub use snapshot::{live_files, live_files_as_of};
+pub use snapshot::{live_files, live_files_at, At};
 pub use vacuum::{vacuum, Vacuumed, MIN_RETENTION};
 
 /// What ccetl writes into `commitInfo.engineInfo`.

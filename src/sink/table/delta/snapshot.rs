@@ -13,18 +13,30 @@ use object_store::local::LocalFileSystem;
 
 use super::DeltaError;
 
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// The newest.
+    Latest,
+    /// The newest committed at or before this time.
+    Time(DateTime<Utc>),
+    /// This version, unless a newer one was written by another engine than ccetl (an
+    /// erasure, a compaction: never hidden) or it is not there any more.
+    Completed(u64),
+}
+
 /// A Delta table's version and live files under a local directory (a local warehouse or a
 /// mirror of one); `None` when `dir` holds no Delta table.
 pub fn live_files(dir: &Path, table: &str) -> Result<Option<(u64, Vec<PathBuf>)>, DeltaError> {
-    live_files_as_of(dir, table, None)
+    live_files_at(dir, table, At::Latest)
 }
 
-/// [`live_files`] of the newest version committed at or before `as_of` (`None`: now); no
-/// files, version 0, when the table was created after it.
-pub fn live_files_as_of(
+/// [`live_files`] of the version `at` names; no files, version 0, when the table was
+/// created after the time asked for.
+pub fn live_files_at(
     dir: &Path,
     table: &str,
-    as_of: Option<DateTime<Utc>>,
+    at: At,
 ) -> Result<Option<(u64, Vec<PathBuf>)>, DeltaError> {
     if !dir.join("_delta_log").is_dir() {
         return Ok(None);
@@ -38,22 +50,33 @@ pub fn live_files_as_of(
     let mut snapshot = Snapshot::builder_for(url.as_str())
         .build(engine.as_ref())
         .map_err(&err)?;
-    if let Some(t) = as_of {
-        let found = latest_version_as_of(
-            &snapshot,
-            engine.as_ref(),
-            t.timestamp_millis(),
-            HistoryCommitType::Recreatable,
-        );
-        let version = match found {
-            Ok(commit) => commit.version,
-            Err(e) if is_out_of_range(&e) && created_after(&snapshot, engine.as_ref(), t) => {
-                return Ok(Some((0, Vec::new())));
+    let version = match at {
+        At::Latest => None,
+        At::Time(t) => {
+            let found = latest_version_as_of(
+                &snapshot,
+                engine.as_ref(),
+                t.timestamp_millis(),
+                HistoryCommitType::Recreatable,
+            );
+            match found {
+                Ok(commit) => Some(commit.version),
+                Err(e) if is_out_of_range(&e) && created_after(&snapshot, engine.as_ref(), t) => {
+                    return Ok(Some((0, Vec::new())));
+                }
+                Err(e) => return Err(err(e)),
             }
-            Err(e) => return Err(err(e)),
-        };
+        }
+        At::Completed(v)
+            if v < snapshot.version() && only_ccetl_after(dir, v, snapshot.version()) =>
+        {
+            Some(v)
+        }
+        At::Completed(_) => None,
+    };
+    if let Some(v) = version.filter(|v| *v != snapshot.version()) {
         snapshot = Snapshot::builder_for(url.as_str())
-            .at_version(version)
+            .at_version(v)
             .build(engine.as_ref())
             .map_err(&err)?;
     }
@@ -63,6 +86,23 @@ pub fn live_files_as_of(
         .map(|p| p.split('/').fold(dir.to_path_buf(), |d, s| d.join(s)))
         .collect();
     Ok(Some((snapshot.version(), files)))
+}
+
+/// Whether every commit after `from` up to `to` is ccetl's (by `commitInfo.engineInfo`),
+/// read from the local log.
+fn only_ccetl_after(dir: &Path, from: u64, to: u64) -> bool {
+    (from + 1..=to).all(|v| {
+        let path = dir.join(format!("_delta_log/{v:020}.json"));
+        std::fs::read_to_string(path).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .any(|a| {
+                    a.pointer("/commitInfo/engineInfo")
+                        .and_then(|e| e.as_str())
+                        .is_some_and(|e| e.starts_with("ccetl/"))
+                })
+        })
+    })
 }
 
 fn is_out_of_range(e: &delta_kernel::KernelError) -> bool {
