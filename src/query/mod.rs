@@ -193,27 +193,30 @@ pub enum View {
     /// Each table as it was at this time: its newest version committed then (empty where
     /// the table did not exist yet).
     AsOf(DateTime<Utc>),
-    /// Each table at the newest version a completed window recorded ([`pin`]): what
+    /// Each table at its newest version whose window is complete ([`pin`]): what
     /// `ccetl query` reads.
     Completed,
 }
 
 /// [`open`], the Delta tables read as `view` says.
 pub async fn open_view(wh: &Warehouse, view: View) -> Result<Connection, QueryError> {
+    let dir = match wh.local_root() {
+        Some(root) => root.to_path_buf(),
+        None => {
+            let dir = mirror::cache_dir(wh.url());
+            sync_mirror(wh, &dir).await?;
+            dir
+        }
+    };
     let pins = match view {
-        View::Completed => pin::completed_versions(wh).await?,
+        View::Completed => pin::completed_versions(wh, &dir).await?,
         _ => Default::default(),
     };
     let at = |table: &str| match &view {
         View::Latest => At::Latest,
         View::AsOf(t) => At::Time(*t),
-        View::Completed => pins.get(table).map_or(At::Latest, |v| At::Completed(*v)),
+        View::Completed => pins.get(table).map_or(At::Latest, |v| At::Version(*v)),
     };
-    if let Some(root) = wh.local_root() {
-        return connect_dir(root, at);
-    }
-    let dir = mirror::cache_dir(wh.url());
-    sync_mirror(wh, &dir).await?;
     connect_dir(&dir, at)
 }
 

@@ -20,9 +20,8 @@ pub enum At {
     Latest,
     /// The newest committed at or before this time.
     Time(DateTime<Utc>),
-    /// This version, unless a newer one was written by another engine than ccetl (an
-    /// erasure, a compaction: never hidden) or it is not there any more.
-    Completed(u64),
+    /// This version (the newest when it is newer).
+    Version(u64),
 }
 
 /// A Delta table's version and live files under a local directory (a local warehouse or a
@@ -67,12 +66,7 @@ pub fn live_files_at(
                 Err(e) => return Err(err(e)),
             }
         }
-        At::Completed(v)
-            if v < snapshot.version() && only_ccetl_after(dir, v, snapshot.version()) =>
-        {
-            Some(v)
-        }
-        At::Completed(_) => None,
+        At::Version(v) => Some(v.min(snapshot.version())),
     };
     if let Some(v) = version.filter(|v| *v != snapshot.version()) {
         snapshot = Snapshot::builder_for(url.as_str())
@@ -86,23 +80,6 @@ pub fn live_files_at(
         .map(|p| p.split('/').fold(dir.to_path_buf(), |d, s| d.join(s)))
         .collect();
     Ok(Some((snapshot.version(), files)))
-}
-
-/// Whether every commit after `from` up to `to` is ccetl's (by `commitInfo.engineInfo`),
-/// read from the local log.
-fn only_ccetl_after(dir: &Path, from: u64, to: u64) -> bool {
-    (from + 1..=to).all(|v| {
-        let path = dir.join(format!("_delta_log/{v:020}.json"));
-        std::fs::read_to_string(path).is_ok_and(|text| {
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .any(|a| {
-                    a.pointer("/commitInfo/engineInfo")
-                        .and_then(|e| e.as_str())
-                        .is_some_and(|e| e.starts_with("ccetl/"))
-                })
-        })
-    })
 }
 
 fn is_out_of_range(e: &delta_kernel::KernelError) -> bool {
