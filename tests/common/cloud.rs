@@ -71,6 +71,11 @@ fn azurite_bin() -> PathBuf {
     bin
 }
 
+/// Azurite's well-known development account and key.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 pub struct Emulator {
     pub endpoint: String,
     /// The container, new and empty.
@@ -95,8 +100,6 @@ impl Emulator {
 
     /// Azurite's blob service with the well-known development account.
     pub async fn azurite() -> Emulator {
-        const ACCOUNT: &str = "devstoreaccount1";
-        const KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
         let port = free_port();
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(azurite_bin());
@@ -112,11 +115,11 @@ impl Emulator {
         ])
         .arg(data.path());
         let child = spawn_listening(cmd, port, "azurite-blob");
-        let endpoint = format!("http://127.0.0.1:{port}/{ACCOUNT}");
+        let endpoint = format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}");
         let bucket = format!("ccetl-test-{:08x}", rand::random::<u32>());
-        create_container(&endpoint, ACCOUNT, KEY, &bucket).await;
+        create_container(&endpoint, AZURITE_ACCOUNT, AZURITE_KEY, &bucket).await;
         let toml = format!(
-            "warehouse = \"az://{bucket}/{{PREFIX}}\"\nstorage_options = {{ azure_storage_account_name = \"{ACCOUNT}\", azure_storage_account_key = \"{KEY}\", azure_storage_endpoint = \"{endpoint}\", azure_allow_http = \"true\" }}\n"
+            "warehouse = \"az://{bucket}/{{PREFIX}}\"\nstorage_options = {{ azure_storage_account_name = \"{AZURITE_ACCOUNT}\", azure_storage_account_key = \"{AZURITE_KEY}\", azure_storage_endpoint = \"{endpoint}\", azure_allow_http = \"true\" }}\n"
         );
         Emulator {
             endpoint,

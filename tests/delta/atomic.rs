@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use ccetl::sink::parquet::{write_table, TableRows};
-use ccetl::sink::table::{commit, TableFormat, WindowFiles};
+use ccetl::sink::parquet::TableRows;
 
 /// A python reader that loads the table again and again until `stop` exists, and reports
 /// every read that is not one whole commit (one generation of ids, all 50 rows).
@@ -39,9 +38,7 @@ async fn a_reader_in_a_loop_sees_each_replaced_window_whole_never_a_mix() {
     let url = url::Url::from_directory_path(dir.path()).unwrap();
     let wh = ccetl::sink::Warehouse::open(url.as_str().trim_end_matches('/'), &Default::default())
         .unwrap();
-    let def = ccetl::source::tables()
-        .find(|t| t.name == "webex_tasks")
-        .unwrap();
+    let def = crate::tasks_table();
     let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap(); // 2026-01-09
     let schema = (def.schema)();
     // One window, re-read again and again: each generation's 50 rows in two date partitions,
@@ -63,27 +60,11 @@ async fn a_reader_in_a_loop_sees_each_replaced_window_whole_never_a_mix() {
         let wh = wh.clone();
         let rows = generation(g);
         async move {
-            let files = write_table(
-                &wh,
-                "wx",
-                start,
-                rows,
-                &Default::default(),
-                TableFormat::Delta,
-            )
-            .await
-            .unwrap();
-            assert_eq!(files.len(), 2);
-            let w = WindowFiles {
-                table: def,
-                source: "wx",
-                stream: "tasks",
-                window: (start, start + chrono::Duration::days(1)),
-                run_id: g as i64,
-                files,
-                previous: Vec::new(),
-            };
-            commit(TableFormat::Delta, &wh, w).await.unwrap().unwrap()
+            let (version, files) = crate::commit_window(&wh, "wx", start, rows, g as i64)
+                .await
+                .unwrap();
+            assert_eq!(files, 2);
+            version
         }
     };
     commit_generation(0).await;
@@ -142,35 +123,16 @@ async fn ccetl_query_reads_completed_windows_only_and_never_hides_another_engine
     // A window whose tables are being committed: this table has it, its manifest is not
     // written yet. `ccetl query` does not show it; the table's newest version does.
     let wh = env.open_warehouse();
-    let def = ccetl::source::tables()
-        .find(|t| t.name == "webex_tasks")
-        .unwrap();
+    let def = crate::tasks_table();
     let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap();
     let rows = TableRows {
         table: def,
         batch: crate::one_row(&(def.schema)(), "in-flight"),
         dates: vec![start.date_naive()],
     };
-    let files = write_table(
-        &wh,
-        "other",
-        start,
-        rows,
-        &Default::default(),
-        TableFormat::Delta,
-    )
-    .await
-    .unwrap();
-    let w = WindowFiles {
-        table: def,
-        source: "other",
-        stream: "tasks",
-        window: (start, start + chrono::Duration::days(1)),
-        run_id: 99,
-        files,
-        previous: Vec::new(),
-    };
-    let v = commit(TableFormat::Delta, &wh, w).await.unwrap().unwrap();
+    let (v, _) = crate::commit_window(&wh, "other", start, rows, 99)
+        .await
+        .unwrap();
     assert_eq!(
         query_count(),
         before,

@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ccetl::sink::parquet::{write_table, TableRows};
-use ccetl::sink::table::{commit, TableFormat, WindowFiles};
+use ccetl::sink::parquet::TableRows;
 
 use crate::common::*;
 
@@ -44,9 +43,7 @@ pub(crate) async fn try_commit_day(
     wh: &ccetl::sink::Warehouse,
     i: i64,
 ) -> Result<u64, ccetl::sink::table::TableError> {
-    let def = ccetl::source::tables()
-        .find(|t| t.name == "webex_tasks")
-        .unwrap();
+    let def = crate::tasks_table();
     let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap() // 2026-01-09
         + chrono::Duration::days(i);
     let rows = TableRows {
@@ -54,26 +51,7 @@ pub(crate) async fn try_commit_day(
         batch: crate::one_row(&(def.schema)(), &format!("task-{i:03}")),
         dates: vec![start.date_naive()],
     };
-    let files = write_table(
-        wh,
-        "wx",
-        start,
-        rows,
-        &Default::default(),
-        TableFormat::Delta,
-    )
-    .await
-    .unwrap();
-    let w = WindowFiles {
-        table: def,
-        source: "wx",
-        stream: "tasks",
-        window: (start, start + chrono::Duration::days(1)),
-        run_id: i,
-        files,
-        previous: Vec::new(),
-    };
-    Ok(commit(TableFormat::Delta, wh, w).await?.unwrap_or_default())
+    Ok(crate::commit_window(wh, "wx", start, rows, i).await?.0)
 }
 
 fn log_entry(log: &Path, version: u64, suffix: &str) -> PathBuf {

@@ -2,13 +2,14 @@
 //! and `polars` read every table of a run as DuckDB does through `ccetl query`, at the
 //! protocol every engine reads; a rerun commits nothing; a replaced window is one commit
 //! and the version before it still reads; a Hive warehouse converts in place. Checkpoints,
-//! log cleanup and vacuum: `housekeeping`.
+//! log cleanup and vacuum: `housekeeping`; writers racing on object stores: `races`.
 
 mod atomic;
 #[path = "../common/mod.rs"]
 mod common;
 mod evolution;
 mod housekeeping;
+mod races;
 
 use std::collections::BTreeMap;
 
@@ -228,6 +229,49 @@ async fn a_hive_warehouse_converts_in_place() {
     assert!(converted > 0, "version 0 adds the Hive files in place");
 }
 
+/// The `webex_tasks` table, which the tests below commit to directly.
+pub(crate) fn tasks_table() -> &'static ccetl::schema::TableDef {
+    ccetl::source::tables()
+        .find(|t| t.name == "webex_tasks")
+        .unwrap()
+}
+
+/// Writes `rows` as `source`'s one-day window from `start` (stream `tasks`, run `run_id`)
+/// and commits it to its Delta table, as a run's window is; returns the version and the
+/// number of files written (a failed write panics; the commit's error is returned).
+pub(crate) async fn commit_window(
+    wh: &ccetl::sink::Warehouse,
+    source: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    rows: ccetl::sink::parquet::TableRows,
+    run_id: i64,
+) -> Result<(u64, usize), ccetl::sink::table::TableError> {
+    use ccetl::sink::table::{commit, TableFormat, WindowFiles};
+    let table = rows.table;
+    let files = ccetl::sink::parquet::write_table(
+        wh,
+        source,
+        start,
+        rows,
+        &Default::default(),
+        TableFormat::Delta,
+    )
+    .await
+    .unwrap();
+    let written = files.len();
+    let w = WindowFiles {
+        table,
+        source,
+        stream: "tasks",
+        window: (start, start + chrono::Duration::days(1)),
+        run_id,
+        files,
+        previous: Vec::new(),
+    };
+    let version = commit(TableFormat::Delta, wh, w).await?;
+    Ok((version.expect("a Delta commit has a version"), written))
+}
+
 /// One row of `schema` with a value in every column (nulls where a column allows them).
 pub(crate) fn one_row(schema: &arrow::datatypes::SchemaRef, id: &str) -> arrow::array::RecordBatch {
     use arrow::array::*;
@@ -252,101 +296,6 @@ pub(crate) fn one_row(schema: &arrow::datatypes::SchemaRef, id: &str) -> arrow::
         })
         .collect();
     RecordBatch::try_new(schema.clone(), columns).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn eight_writers_committing_to_one_table_at_once_on_s3_lose_nothing() {
-    use ccetl::sink::parquet::{write_table, TableRows};
-    use ccetl::sink::table::{commit, TableFormat, WindowFiles};
-    let s3 = common::s3::S3::start().await;
-    let options: std::collections::BTreeMap<String, String> = [
-        ("aws_endpoint", s3.endpoint.as_str()),
-        ("aws_allow_http", "true"),
-        ("aws_access_key_id", "test"),
-        ("aws_secret_access_key", "test"),
-        ("aws_region", "us-east-1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let wh = ccetl::sink::Warehouse::open(&s3.url("wh"), &options).unwrap();
-    ccetl::sink::table::delta::probe_conditional_create(&wh)
-        .await
-        .expect("moto refuses a second create");
-    let def = ccetl::source::tables()
-        .find(|t| t.name == "webex_tasks")
-        .unwrap();
-    let start = chrono::DateTime::from_timestamp(1_767_916_800, 0).unwrap(); // 2026-01-09
-    let end = start + chrono::Duration::days(1);
-    // Eight shards (eight sources), one window each, all committing at once to a table
-    // none of them has created yet.
-    let writers: Vec<_> = (0..8)
-        .map(|i| {
-            let wh = wh.clone();
-            tokio::spawn(async move {
-                let source = format!("shard{i}");
-                let rows = TableRows {
-                    table: def,
-                    batch: one_row(&(def.schema)(), &format!("task-{i}")),
-                    dates: vec![start.date_naive()],
-                };
-                let files = write_table(
-                    &wh,
-                    &source,
-                    start,
-                    rows,
-                    &Default::default(),
-                    TableFormat::Delta,
-                )
-                .await
-                .unwrap();
-                let w = WindowFiles {
-                    table: def,
-                    source: &source,
-                    stream: "tasks",
-                    window: (start, end),
-                    run_id: i,
-                    files,
-                    previous: Vec::new(),
-                };
-                commit(TableFormat::Delta, &wh, w).await.unwrap().unwrap()
-            })
-        })
-        .collect();
-    let mut versions = Vec::new();
-    for w in writers {
-        versions.push(w.await.unwrap());
-    }
-    versions.sort_unstable();
-    assert_eq!(
-        versions,
-        (1..=8).collect::<Vec<u64>>(),
-        "one version each, none lost"
-    );
-    let opts = serde_json::json!({
-        "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
-    });
-    let got = common::readers::run(
-        r#"
-import json, sys
-from deltalake import DeltaTable
-dt = DeltaTable(sys.argv[1], storage_options=json.loads(sys.argv[2]))
-t = dt.to_pyarrow_table()
-print(json.dumps({"version": dt.version(), "ids": sorted(t.column("task_id").to_pylist()),
-                  "sources": sorted(set(t.column("source").to_pylist()))}))
-"#,
-        &[&format!("{}/webex_tasks", s3.url("wh")), &opts.to_string()],
-        &[],
-    );
-    assert_eq!(got["version"], 8, "{got}");
-    let ids: Vec<String> = (0..8).map(|i| format!("task-{i}")).collect();
-    assert_eq!(
-        got["ids"],
-        serde_json::json!(ids),
-        "every writer's row, once"
-    );
-    assert_eq!(got["sources"].as_array().unwrap().len(), 8, "{got}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 //! its files are version 0's, nothing is downloaded again.
 
 use chrono::Utc;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde_json::json;
@@ -44,12 +43,7 @@ pub(super) async fn ensure(store: &DeltaStore, def: &TableDef) -> Result<(), Del
     if !log.commits.is_empty() || !log.checkpoints.is_empty() {
         return Ok(());
     }
-    let existing = hive_files(store, &root).await.map_err(|e| {
-        err(format!(
-            "listing its files: {}",
-            crate::sink::store::describe(&e)
-        ))
-    })?;
+    let existing = hive_files(store, table).await?;
     let body = version_zero(def, &existing)?;
     let opts = PutOptions {
         mode: PutMode::Create,
@@ -113,18 +107,12 @@ fn version_zero(def: &TableDef, existing: &[(String, ObjectMeta)]) -> Result<Str
 /// relative to it.
 async fn hive_files(
     store: &DeltaStore,
-    root: &url::Url,
-) -> object_store::Result<Vec<(String, ObjectMeta)>> {
-    let prefix = Path::from_url_path(root.path())?;
-    let all: Vec<ObjectMeta> = store.store.list(Some(&prefix)).try_collect().await?;
+    table: &str,
+) -> Result<Vec<(String, ObjectMeta)>, DeltaError> {
+    let all = store.list(table, "", "listing its files").await?;
     Ok(all
         .into_iter()
-        .filter_map(|m| {
-            let rel: Vec<String> = m
-                .location
-                .prefix_match(&prefix)?
-                .map(|p| p.as_ref().to_string())
-                .collect();
+        .filter_map(|(rel, m)| {
             // A Hive-era name: a Delta-era one (with its content's digest) is a file a Delta
             // run wrote and has not committed yet, or never will (a killed run's).
             let hive = rel

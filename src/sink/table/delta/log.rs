@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
@@ -54,14 +53,6 @@ pub(super) struct Cleaned {
     pub(super) earliest: u64,
 }
 
-fn log_prefix(store: &DeltaStore, table: &str) -> Result<Path, DeltaError> {
-    let url = store.table_url(table)?;
-    Path::from_url_path(format!("{}_delta_log/", url.path())).map_err(|e| DeltaError::Table {
-        table: table.to_string(),
-        message: e.to_string(),
-    })
-}
-
 fn store_error<'a>(table: &'a str, doing: &str) -> impl Fn(object_store::Error) -> DeltaError + 'a {
     let doing = doing.to_string();
     move |e| DeltaError::Table {
@@ -73,22 +64,14 @@ fn store_error<'a>(table: &'a str, doing: &str) -> impl Fn(object_store::Error) 
 /// Lists `table`'s log. Names ccetl does not know (compactions, staged commits) are left
 /// out, so nothing here ever deletes them.
 pub(super) async fn list(store: &DeltaStore, table: &str) -> Result<Listing, DeltaError> {
-    let prefix = log_prefix(store, table)?;
-    let all: Vec<ObjectMeta> = store
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(store_error(table, "listing its log"))?;
+    let all = store.list(table, "_delta_log", "listing its log").await?;
     let mut listing = Listing::default();
-    for meta in all {
-        let Some(name) = meta.location.filename().map(str::to_string) else {
+    for (rel, meta) in all {
+        // `_delta_log/{name}`; deeper ones are under a subdirectory (`_staged_commits/`).
+        let [_, name] = rel.as_slice() else {
             continue;
         };
-        if meta.location.prefix_match(&prefix).map(Iterator::count) != Some(1) {
-            continue; // under a subdirectory (`_staged_commits/`)
-        }
-        match classify(&name) {
+        match classify(name) {
             Some((v, Entry::Commit)) => {
                 listing.commits.insert(v, meta);
             }

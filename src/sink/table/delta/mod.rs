@@ -12,8 +12,10 @@ use std::sync::Arc;
 use delta_kernel::Engine;
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use delta_kernel_default_engine::DefaultEngineBuilder;
+use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
 use super::WindowFiles;
@@ -120,6 +122,47 @@ impl DeltaStore {
                 table: table.to_string(),
                 message: e.to_string(),
             })
+    }
+}
+
+impl DeltaStore {
+    /// Every object under `table`'s directory `under` (`""`: the whole table), with its
+    /// path relative to the table as segments; `doing` names the listing in an error.
+    pub(crate) async fn list(
+        &self,
+        table: &str,
+        under: &str,
+        doing: &str,
+    ) -> Result<Vec<(Vec<String>, ObjectMeta)>, DeltaError> {
+        let bad = |message: String| DeltaError::Table {
+            table: table.to_string(),
+            message,
+        };
+        let url = self.table_url(table)?;
+        let root = Path::from_url_path(url.path()).map_err(|e| bad(e.to_string()))?;
+        let prefix = if under.is_empty() {
+            root.clone()
+        } else {
+            Path::from_url_path(format!("{}{under}/", url.path()))
+                .map_err(|e| bad(e.to_string()))?
+        };
+        let all: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| bad(format!("{doing}: {}", crate::sink::store::describe(&e))))?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| {
+                let rel = m
+                    .location
+                    .prefix_match(&root)?
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                Some((rel, m))
+            })
+            .collect())
     }
 }
 

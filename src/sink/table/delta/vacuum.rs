@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use delta_kernel::snapshot::Snapshot;
-use futures::TryStreamExt;
-use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::snapshot::live_paths;
@@ -116,31 +114,10 @@ async fn data_files(
     store: &DeltaStore,
     table: &str,
 ) -> Result<Vec<(String, ObjectMeta)>, DeltaError> {
-    let url = store.table_url(table)?;
-    let bad = |message: String| DeltaError::Table {
-        table: table.to_string(),
-        message,
-    };
-    let prefix = Path::from_url_path(url.path()).map_err(|e| bad(e.to_string()))?;
-    let all: Vec<ObjectMeta> = store
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| {
-            bad(format!(
-                "listing its files: {}",
-                crate::sink::store::describe(&e)
-            ))
-        })?;
+    let all = store.list(table, "", "listing its files").await?;
     Ok(all
         .into_iter()
-        .filter_map(|m| {
-            let rel: Vec<String> = m
-                .location
-                .prefix_match(&prefix)?
-                .map(|p| p.as_ref().to_string())
-                .collect();
+        .filter_map(|(rel, m)| {
             let hidden = rel.iter().any(|s| s.starts_with('_') || s.starts_with('.'));
             let parquet = rel.last().is_some_and(|n| n.ends_with(".parquet"));
             (parquet && !hidden).then(|| (rel.join("/"), m))
