@@ -74,34 +74,9 @@ async fn all_sources_land_in_s3_equal_to_the_truth() {
     env.run_ok().await;
     assert_eq!(env.object_keys().await, before);
 
-    // `ccetl query` on the s3:// pipeline, as a user runs it.
-    let pipeline = env.pipeline.to_string_lossy().to_string();
-    let cache = env.dir.path().join("cache");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
-            .args([
-                "query",
-                &pipeline,
-                "SELECT count(*) AS n FROM recordings WHERE audio_status = 'stored'",
-                "--format",
-                "csv",
-            ])
-            .env("CCETL_CACHE_DIR", &cache)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let csv = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(csv.trim(), format!("n\n{audio}"));
-
-    // `ccetl vacuum` on the bucket: every table's log read, a file no version names found,
-    // and kept (it is younger than the retention: a running window's, for all vacuum knows).
+    // A file no version names (a killed run's, say): ccetl query does not fetch it, and
+    // `ccetl vacuum` finds it in the bucket and keeps it (it is younger than the retention:
+    // a running window's, for all vacuum knows).
     let orphan = before
         .iter()
         .find(|k| k.starts_with("webex_tasks/source=") && k.ends_with(".parquet"))
@@ -115,6 +90,49 @@ async fn all_sources_land_in_s3_equal_to_the_truth() {
         .put(&orphan, bytes::Bytes::from_static(b"PAR1"))
         .await
         .unwrap();
+
+    // `ccetl query` on the s3:// pipeline, as a user runs it.
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let cache = env.dir.path().join("cache");
+    let cache_env = cache.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ccetl"))
+            .args([
+                "query",
+                &pipeline,
+                "SELECT count(*) AS n FROM recordings WHERE audio_status = 'stored'",
+                "--format",
+                "csv",
+            ])
+            .env("CCETL_CACHE_DIR", &cache_env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(csv.trim(), format!("n\n{audio}"));
+
+    // The mirror holds each table's log and only the files its snapshot names.
+    let mirror = std::fs::read_dir(cache.join("warehouses"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for t in &tables {
+        let files = parquet_files_outside_log(&mirror.join(t));
+        assert_eq!(
+            read[*t]["files"], files,
+            "{t}: mirrored data files = snapshot's"
+        );
+    }
+
     let pipeline = env.pipeline.to_string_lossy().to_string();
     let (code, out, err) =
         tokio::task::spawn_blocking(move || ccetl(&["vacuum", &pipeline, "--json"]))
@@ -189,4 +207,23 @@ async fn leases_and_checkpoints_in_s3_change_only_by_compare_and_swap() {
     let cfg = env.config();
     let wh = ccetl::sink::Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap();
     assert_compare_and_swap_races(&wh).await;
+}
+
+/// The Parquet files under `dir`, its `_delta_log` left out (checkpoints are Parquet too).
+fn parquet_files_outside_log(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with("_delta_log"))
+        .map(|p| {
+            if p.is_dir() {
+                parquet_files_outside_log(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }

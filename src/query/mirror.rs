@@ -1,20 +1,21 @@
-//! `ccetl query` over object storage, offline: the warehouse's Parquet tables (and their
-//! Delta logs) are mirrored into a local cache (only what changed since the last query),
-//! and DuckDB reads the mirror.
+//! `ccetl query` over object storage, offline: the warehouse's Delta logs, and the Parquet
+//! files of the versions a query reads, are mirrored into a local cache (only what changed
+//! since the last query), and DuckDB reads the mirror.
 //!
 //! DuckDB's own S3/GCS/Azure readers are extensions it downloads at run time; a mirror needs
 //! nothing beyond the `object_store` client every run already uses, and repeated queries
 //! cost only a listing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path as FsPath, PathBuf};
 use std::time::SystemTime;
 
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
 use super::QueryError;
+use crate::sink::table::delta::{live_files_at, At};
 use crate::sink::Warehouse;
 
 /// The cache directory for a warehouse URL: `$CCETL_CACHE_DIR`, else `$XDG_CACHE_HOME/ccetl`,
@@ -29,44 +30,92 @@ pub fn cache_dir(warehouse_url: &str) -> PathBuf {
     base.join("warehouses").join(id)
 }
 
-/// Brings `dir` in line with the warehouse's Parquet files; returns how many were fetched.
-pub async fn sync(wh: &Warehouse, dir: &FsPath) -> Result<usize, QueryError> {
-    let io = |what: &str, p: &FsPath, e: std::io::Error| {
-        QueryError::Mirror(format!("{what} {}: {e}", p.display()))
-    };
-    let mut wanted = BTreeSet::new();
-    let mut fetched = 0;
-    for table in crate::source::tables().map(|t| t.name) {
-        let prefix = wh.path(&[table]);
-        let objects: Vec<_> = wh
-            .store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| QueryError::Mirror(format!("listing {table}: {e}")))?;
-        for meta in objects {
-            let Some(rel) = meta.location.prefix_match(&wh.path(&[])) else {
-                continue;
-            };
-            let rel: Vec<String> = rel.map(|p| p.as_ref().to_string()).collect();
-            let in_log = rel.iter().any(|s| s == "_delta_log");
-            if !in_log && !rel.last().is_some_and(|n| n.ends_with(".parquet")) {
-                continue; // staging leftovers and anything else a reader must not see
+/// A warehouse's tables being mirrored: logs first, so the versions to read can be chosen
+/// from them, then only the data files those versions read.
+pub struct Mirror<'a> {
+    wh: &'a Warehouse,
+    dir: PathBuf,
+    /// Every Parquet file the store holds outside a log, by its local path.
+    data: BTreeMap<PathBuf, ObjectMeta>,
+    /// Every mirrored log entry: kept when stale data files are removed.
+    logs: BTreeSet<PathBuf>,
+    fetched: usize,
+}
+
+impl<'a> Mirror<'a> {
+    /// Lists every table and brings `dir`'s copies of their Delta logs up to date.
+    pub async fn logs(wh: &'a Warehouse, dir: &FsPath) -> Result<Mirror<'a>, QueryError> {
+        let mut m = Mirror {
+            wh,
+            dir: dir.to_path_buf(),
+            data: BTreeMap::new(),
+            logs: BTreeSet::new(),
+            fetched: 0,
+        };
+        for table in crate::source::tables().map(|t| t.name) {
+            let prefix = wh.path(&[table]);
+            let objects: Vec<ObjectMeta> = wh
+                .store()
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| QueryError::Mirror(format!("listing {table}: {e}")))?;
+            for meta in objects {
+                let Some(rel) = meta.location.prefix_match(&wh.path(&[])) else {
+                    continue;
+                };
+                let rel: Vec<String> = rel.map(|p| p.as_ref().to_string()).collect();
+                let local = rel.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
+                if rel.iter().any(|s| s == "_delta_log") {
+                    m.fetch(&meta, &local).await?;
+                    m.logs.insert(local);
+                } else if rel.last().is_some_and(|n| n.ends_with(".parquet")) {
+                    m.data.insert(local, meta);
+                } // else: staging leftovers and anything else a reader must not see
             }
-            let local = rel.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
-            wanted.insert(local.clone());
-            let modified: SystemTime = meta.last_modified.into();
-            let fresh = std::fs::metadata(&local)
-                .is_ok_and(|m| m.len() == meta.size && m.modified().is_ok_and(|t| t == modified));
-            if fresh {
-                continue;
-            }
-            download(wh, &meta.location, &local, Some(modified)).await?;
-            fetched += 1;
         }
+        Ok(m)
     }
-    remove_unwanted(dir, &wanted).map_err(|e| io("cleaning", dir, e))?;
-    Ok(fetched)
+
+    /// Fetches the data files each Delta table's version `at` names (every Parquet file of
+    /// a table without a log) and removes the rest; returns how many objects were fetched.
+    /// Older versions kept for time travel stay in the store until a query asks for them.
+    pub async fn files(mut self, at: impl Fn(&str) -> At) -> Result<usize, QueryError> {
+        let mut wanted = self.logs.clone();
+        for table in crate::source::tables().map(|t| t.name) {
+            let root = self.dir.join(table);
+            match live_files_at(&root, table, at(table))? {
+                Some((_, files)) => wanted.extend(files),
+                None => wanted.extend(self.data.keys().filter(|p| p.starts_with(&root)).cloned()),
+            }
+        }
+        let data = std::mem::take(&mut self.data);
+        let needed: Vec<&PathBuf> = wanted.iter().filter(|p| !self.logs.contains(*p)).collect();
+        for local in needed {
+            let meta = data.get(local).ok_or_else(|| {
+                QueryError::Mirror(format!(
+                    "{} is in a table's snapshot but not in the store (deleted by hand, or vacuumed with too short a retention?)",
+                    local.strip_prefix(&self.dir).unwrap_or(local).display()
+                ))
+            })?;
+            self.fetch(meta, local).await?;
+        }
+        remove_unwanted(&self.dir, &wanted)
+            .map_err(|e| QueryError::Mirror(format!("cleaning {}: {e}", self.dir.display())))?;
+        Ok(self.fetched)
+    }
+
+    /// Downloads `meta` to `local` unless the copy there has its size and date.
+    async fn fetch(&mut self, meta: &ObjectMeta, local: &FsPath) -> Result<(), QueryError> {
+        let modified: SystemTime = meta.last_modified.into();
+        let fresh = std::fs::metadata(local)
+            .is_ok_and(|m| m.len() == meta.size && m.modified().is_ok_and(|t| t == modified));
+        if !fresh {
+            download(self.wh, &meta.location, local, Some(modified)).await?;
+            self.fetched += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Copies the warehouse's objects at `keys` under `dir`, in the same layout: the files of a

@@ -15,6 +15,8 @@ use crate::sink::Warehouse;
 pub mod mirror;
 pub mod pin;
 
+use mirror::Mirror;
+
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -200,12 +202,12 @@ pub enum View {
 
 /// [`open`], the Delta tables read as `view` says.
 pub async fn open_view(wh: &Warehouse, view: View) -> Result<Connection, QueryError> {
-    let dir = match wh.local_root() {
-        Some(root) => root.to_path_buf(),
+    let (dir, mirror) = match wh.local_root() {
+        Some(root) => (root.to_path_buf(), None),
         None => {
             let dir = mirror::cache_dir(wh.url());
-            sync_mirror(wh, &dir).await?;
-            dir
+            let logs = Mirror::logs(wh, &dir).await?;
+            (dir, Some(logs))
         }
     };
     let pins = match view {
@@ -217,6 +219,10 @@ pub async fn open_view(wh: &Warehouse, view: View) -> Result<Connection, QueryEr
         View::AsOf(t) => At::Time(*t),
         View::Completed => pins.get(table).map_or(At::Latest, |v| At::Version(*v)),
     };
+    if let Some(m) = mirror {
+        let fetched = m.files(at).await?;
+        tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
+    }
     connect_dir(&dir, at)
 }
 
@@ -228,14 +234,9 @@ pub async fn open_mirrored_in(
     if wh.local_root().is_some() {
         return connect(wh);
     }
-    sync_mirror(wh, dir).await?;
-    connect_dir(dir, |_| At::Latest)
-}
-
-async fn sync_mirror(wh: &Warehouse, dir: &std::path::Path) -> Result<(), QueryError> {
-    let fetched = mirror::sync(wh, dir).await?;
+    let fetched = Mirror::logs(wh, dir).await?.files(|_| At::Latest).await?;
     tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
-    Ok(())
+    connect_dir(dir, |_| At::Latest)
 }
 
 /// An in-memory DuckDB whose views hold only the files at `keys` (copied under `dir` from an

@@ -55,6 +55,7 @@ for uri in sys.argv[3:]:
         "version": dt.version(),
         "protocol": [p.min_reader_version, p.min_writer_version],
         "rows": t.num_rows,
+        "files": len(dt.file_uris()),
         "polars_rows": pl.read_delta(uri, storage_options=opts or None).height,
         "keys": sorted(str(v) for v in t.column(col).to_pylist()),
         "partitions": dt.metadata().partition_columns,
