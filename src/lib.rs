@@ -19,6 +19,7 @@ pub mod failpoint;
 pub mod http;
 pub mod memory;
 pub mod pipeline;
+pub mod process;
 pub mod progress;
 pub mod query;
 pub mod report;

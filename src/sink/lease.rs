@@ -16,6 +16,7 @@ use object_store::{ObjectStore, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::versioned::{self, VersionedError, Written};
+use crate::process::ProcessRef;
 
 /// What a lease object holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,33 +27,34 @@ pub struct LeaseBody {
     pub expires_at_ms: i64,
     /// How many times it changed hands: a takeover increments it.
     pub generation: u64,
-    /// The holder's host and process, when it is a ccetl run: a run killed on the same host
-    /// leaves a lease the next run there can see is dead, without waiting for it to lapse.
+    /// The holder's process, when it is a ccetl run: a run killed on the same machine leaves
+    /// a lease the next run there can see is dead, without waiting for it to lapse. (Leases
+    /// written before host ids held `process: [host, pid]`, now ignored: they lapse.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<(String, u32)>,
+    pub run: Option<ProcessRef>,
 }
 
 impl LeaseBody {
     /// A lease for this process, named by host, pid and start time.
     pub fn for_this_process() -> Self {
-        let (host, pid) = (crate::state::hostname(), std::process::id());
+        let me = ProcessRef::me();
         LeaseBody {
             holder: format!(
-                "{host} pid {pid} since {}",
+                "{} pid {} since {}",
+                me.host,
+                me.pid,
                 Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
             ),
             expires_at_ms: 0,
             generation: 0,
-            process: Some((host, pid)),
+            run: Some(me),
         }
     }
 
-    /// Whether its holder is a process on this host that is gone (kill -9, OOM): then it
-    /// may be taken at once rather than after it lapses.
+    /// Whether its holder is a process of this machine that is gone (kill -9, OOM): then
+    /// it may be taken at once rather than after it lapses.
     pub fn holder_is_gone(&self) -> bool {
-        self.process
-            .as_ref()
-            .is_some_and(|(host, pid)| crate::state::lock::process_gone(host, *pid))
+        self.run.as_ref().is_some_and(ProcessRef::is_gone)
     }
 }
 
@@ -110,7 +112,7 @@ impl Lease {
             holder: holder.to_string(),
             expires_at_ms: 0,
             generation: 0,
-            process: None,
+            run: None,
         };
         Self::acquire_as(store, path, body, ttl, now, |_| false).await
     }
@@ -265,9 +267,12 @@ mod tests {
             holder: format!("host-a pid {pid}"),
             expires_at_ms: 0,
             generation: 0,
-            process: Some(("host-a".into(), pid)),
+            run: Some(ProcessRef {
+                pid,
+                ..ProcessRef::me()
+            }),
         };
-        let dead_pid = |b: &LeaseBody| b.process.as_ref().is_some_and(|(_, pid)| *pid == 7);
+        let dead_pid = |b: &LeaseBody| b.run.as_ref().is_some_and(|p| p.pid == 7);
         Lease::acquire_as(&store, &path, me(7), ttl, at(0), dead_pid)
             .await
             .unwrap();
@@ -281,6 +286,50 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("held by host-a pid 8"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_holder_is_judged_by_its_pid_only_in_its_own_scope() {
+        let store = InMemory::new();
+        let ttl = Duration::seconds(120);
+        let gone = LeaseBody::holder_is_gone;
+        let with = |pid: u32, host_id: &str| {
+            let mut b = LeaseBody::for_this_process();
+            let run = b.run.as_mut().unwrap();
+            (run.pid, run.host_id) = (pid, host_id.to_string());
+            b
+        };
+        let me = LeaseBody::for_this_process();
+        let here = me.run.clone().unwrap().host_id;
+
+        // Our host name, a pid not running here, another machine or container: it is live
+        // until it lapses.
+        let path = Path::from("_ccetl/leases/twin");
+        let twin = with(u32::MAX - 1, "other-boot/pid:[4026532000]");
+        Lease::acquire_as(&store, &path, twin, ttl, at(0), gone)
+            .await
+            .unwrap();
+        let e = Lease::acquire_as(&store, &path, me.clone(), ttl, at(1), gone)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LeaseError::Held { .. }), "{e}");
+        Lease::acquire_as(&store, &path, me.clone(), ttl, at(121), gone)
+            .await
+            .expect("lapsed");
+
+        // The same pid in our own scope: gone, taken at once.
+        let path = Path::from("_ccetl/leases/dead");
+        Lease::acquire_as(&store, &path, with(u32::MAX - 1, &here), ttl, at(0), gone)
+            .await
+            .unwrap();
+        Lease::acquire_as(&store, &path, me.clone(), ttl, at(1), gone)
+            .await
+            .expect("a dead holder of this machine");
+        // And this live process is never taken over.
+        let e = Lease::acquire_as(&store, &path, me, ttl, at(2), gone)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LeaseError::Held { .. }), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

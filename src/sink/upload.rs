@@ -246,10 +246,11 @@ mod tests {
             writer: Holder::me(),
         };
         assert!(!m.abandoned(now), "this process is alive");
-        m.writer.pid = u32::MAX;
+        m.writer.process.pid = u32::MAX;
         assert!(m.abandoned(now), "no such pid on this host");
         m.writer = Holder::me();
-        m.writer.host = "another-host".into();
+        m.writer.process.host = "another-host".into();
+        m.writer.process.host_id = "another-boot/pid:[1]".into();
         assert!(!m.abandoned(now), "another host's writer is presumed alive");
         assert!(m.abandoned(now + chrono::Duration::hours(25)), "for a day");
     }

@@ -1,9 +1,10 @@
-//! One writer per state file: `ccetl run` holds `<state>.lock` (pid, host, start time) while
-//! it runs, so a second run fails at once saying who holds it, instead of waiting on or
-//! corrupting the first. A lock whose process is gone (killed, OOM, pre-empted on this host)
-//! is stale: the next run takes it over and says so. A process on another host (a state file
-//! on a shared disk) cannot be checked, so the holder rewrites the lock every `BEAT`; one
-//! whose heartbeat is older than `STALE_AFTER` is gone, wherever it ran.
+//! One writer per state file: `ccetl run` holds `<state>.lock` (its process, start time)
+//! while it runs, so a second run fails at once saying who holds it, instead of waiting on
+//! or corrupting the first. A lock whose process is gone (killed, OOM, pre-empted on this
+//! machine: [`ProcessRef::is_gone`]) is stale: the next run takes it over and says so. A
+//! process on another machine or container (a state file on a shared disk) cannot be
+//! checked, so the holder rewrites the lock every `BEAT`; one whose heartbeat is older than
+//! `STALE_AFTER` is gone, wherever it ran.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{hostname, StateError};
+use super::StateError;
+use crate::process::ProcessRef;
 
 /// How often a running holder refreshes its heartbeat.
 const BEAT: Duration = Duration::from_secs(30);
@@ -24,10 +26,9 @@ const STALE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 /// Who holds the run lock (or the state DB), as written in the lock file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
-    /// Its process id.
-    pub pid: u32,
-    /// Its host name.
-    pub host: String,
+    /// Its process.
+    #[serde(flatten)]
+    pub process: ProcessRef,
     /// When it took the lock.
     pub since: DateTime<Utc>,
     /// Last heartbeat (locks only).
@@ -80,31 +81,26 @@ impl Holder {
     /// This process, now.
     pub fn me() -> Holder {
         Holder {
-            pid: std::process::id(),
-            host: hostname(),
+            process: ProcessRef::me(),
             since: Utc::now(),
             beat: None,
         }
     }
 
-    /// Whether the holder still runs: its process, on this host; elsewhere, a recent
-    /// heartbeat (a holder without one, such as an upload's writer, is presumed alive).
+    /// Whether the holder still runs: its process, where this machine can check it;
+    /// elsewhere, a recent heartbeat (a holder without one, such as an upload's writer, is
+    /// presumed alive).
     pub fn alive(&self) -> bool {
         self.alive_at(Utc::now())
     }
 
     fn alive_at(&self, now: DateTime<Utc>) -> bool {
-        if self.host == hostname() {
-            return !process_gone(&self.host, self.pid);
+        if self.process.is_local() {
+            // Its pid is authoritative: a suspended laptop's run misses beats but lives.
+            return !self.process.is_gone();
         }
         self.beat.is_none_or(|b| now - b < STALE_AFTER)
     }
-}
-
-/// Whether process `pid` of `host` is known to be gone: only a process of this host can be
-/// checked (a killed run, an OOM kill); one elsewhere is never known gone.
-pub fn process_gone(host: &str, pid: u32) -> bool {
-    host == hostname() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl RunLock {
@@ -155,8 +151,8 @@ impl RunLock {
                         Some(h) if h.alive() => {
                             return Err(StateError::Running {
                                 path: state.to_path_buf(),
-                                pid: h.pid,
-                                host: h.host,
+                                pid: h.process.pid,
+                                host: h.process.host,
                                 since: h.since,
                             })
                         }
@@ -192,15 +188,13 @@ mod tests {
         assert!(!lock_path(&state).exists(), "released on drop");
 
         // A lock left by a process that no longer exists.
-        let dead = Holder {
-            pid: u32::MAX - 1,
-            ..Holder::me()
-        };
+        let mut dead = Holder::me();
+        dead.process.pid = u32::MAX - 1;
         std::fs::write(lock_path(&state), serde_json::to_string(&dead).unwrap()).unwrap();
         let _taken = RunLock::acquire(&state).unwrap();
         let now: Holder =
             serde_json::from_str(&std::fs::read_to_string(lock_path(&state)).unwrap()).unwrap();
-        assert_eq!(now.pid, std::process::id());
+        assert_eq!(now.process.pid, std::process::id());
     }
 
     #[test]
@@ -228,10 +222,14 @@ mod tests {
     #[test]
     fn a_holder_on_another_host_lives_as_long_as_its_heartbeat() {
         let now = Utc::now();
-        let elsewhere = |beat| Holder {
-            host: "worker-9".into(),
-            beat,
-            ..Holder::me()
+        let elsewhere = |beat| {
+            let mut h = Holder {
+                beat,
+                ..Holder::me()
+            };
+            h.process.host = "worker-9".into();
+            h.process.host_id = "worker-9-boot/pid:[1]".into();
+            h
         };
         assert!(elsewhere(Some(now - chrono::Duration::seconds(40))).alive_at(now));
         assert!(!elsewhere(Some(now - chrono::Duration::minutes(6))).alive_at(now));
@@ -245,11 +243,12 @@ mod tests {
     fn the_lock_of_a_host_that_stopped_beating_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("s.duckdb");
-        let gone = Holder {
-            host: "worker-9".into(),
+        let mut gone = Holder {
             beat: Some(Utc::now() - chrono::Duration::minutes(10)),
             ..Holder::me()
         };
+        gone.process.host = "worker-9".into();
+        gone.process.host_id = "worker-9-boot/pid:[1]".into();
         std::fs::write(lock_path(&state), serde_json::to_string(&gone).unwrap()).unwrap();
         let _taken = RunLock::acquire(&state).unwrap();
         let beating = Holder {
@@ -260,5 +259,38 @@ mod tests {
         std::fs::write(lock_path(&state), serde_json::to_string(&beating).unwrap()).unwrap();
         let e = RunLock::acquire(&state).unwrap_err();
         assert!(e.to_string().contains("worker-9"), "{e}");
+    }
+
+    #[test]
+    fn a_holder_with_our_host_name_on_another_machine_is_judged_by_its_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.duckdb");
+        // Same host name and a pid that is not running here: another container's live run.
+        let mut twin = Holder {
+            beat: Some(Utc::now()),
+            ..Holder::me()
+        };
+        twin.process.pid = u32::MAX - 1;
+        twin.process.host_id = "other-boot/pid:[4026532000]".into();
+        std::fs::write(lock_path(&state), serde_json::to_string(&twin).unwrap()).unwrap();
+        let e = RunLock::acquire(&state).unwrap_err();
+        assert!(matches!(e, StateError::Running { .. }), "{e}");
+        twin.beat = Some(Utc::now() - chrono::Duration::minutes(10));
+        std::fs::write(lock_path(&state), serde_json::to_string(&twin).unwrap()).unwrap();
+        let _taken = RunLock::acquire(&state).expect("a stale heartbeat is taken over");
+    }
+
+    #[test]
+    fn a_lock_written_before_host_ids_keeps_its_shape_and_is_read() {
+        let old =
+            r#"{"pid":1,"host":"h","since":"2026-01-01T00:00:00Z","beat":"2026-01-01T00:00:30Z"}"#;
+        let h: Holder = serde_json::from_str(old).unwrap();
+        assert_eq!((h.process.pid, h.process.host.as_str()), (1, "h"));
+        assert!(!h.alive(), "no host id: judged by its (old) heartbeat");
+        let text = serde_json::to_string(&Holder::me()).unwrap();
+        assert!(
+            text.contains("\"pid\":") && text.contains("\"host_id\":"),
+            "{text}"
+        );
     }
 }

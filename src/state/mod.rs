@@ -429,7 +429,7 @@ impl State {
 
     /// Records a run as started; returns its id.
     pub fn begin_run(&self, pipeline: &str) -> Result<i64, StateError> {
-        let host = hostname();
+        let host = crate::process::hostname();
         self.with(|c| {
             let id: i64 =
                 c.query_row("SELECT coalesce(max(run_id), 0) + 1 FROM runs", [], |r| {
@@ -606,11 +606,6 @@ fn restrict_permissions(path: &Path) {
 
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &Path) {}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
-}
 
 fn audio_record(r: &duckdb::Row<'_>) -> duckdb::Result<AudioRecord> {
     Ok(AudioRecord {
