@@ -1,6 +1,7 @@
 //! What kind of failure an error is. Each module's error says its own kind (`kind()`, next
-//! to the variants that decide it); the CLI's exit code and `ccetl check` read it here, so
-//! the edge needs one match, not one rule per error type.
+//! to the variants that decide it); the CLI edge (`commands::exit`) reads it from an error's
+//! chain. This module imports nothing of the crate, so every module can use it without an
+//! import cycle.
 
 /// The kinds of failure a user acts on differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,36 +43,6 @@ impl ErrorKind {
     }
 }
 
-/// The kind of the first error in `err`'s chain that knows its kind; `Other` if none does.
-pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
-    err.chain().find_map(classify).unwrap_or(ErrorKind::Other)
-}
-
-/// The kind of one link of a chain, for the public error types a command can return.
-fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    use crate::source::SystemError;
-    use crate::{auth, config, pipeline, source};
-    Some(if let Some(e) = e.downcast_ref::<config::ConfigError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<pipeline::RunError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<auth::AuthError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<auth::login::LoginError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<source::webex::WebexError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<pipeline::SourceFailure>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<crate::http::HttpError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<crate::commands::CheckFailed>() {
-        e.kind
-    } else {
-        return None;
-    })
-}
-
 /// `err` and its causes on one line, joined with ": ", each cause once: a message that
 /// already quotes its cause (as `HttpError` does with the transport's chain) is not
 /// followed by it again.
@@ -111,7 +82,6 @@ mod tests {
             one_line(&e),
             "source 'wx' (webex): GET /v1/tasks: connection refused (after 9 attempts)"
         );
-        assert_eq!(kind_of(&e), ErrorKind::Other);
     }
 
     #[test]

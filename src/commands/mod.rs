@@ -1,6 +1,7 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
 pub mod auth;
+mod exit;
 pub mod vacuum;
 pub mod webhooks;
 
@@ -16,10 +17,7 @@ use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
 use crate::source::{CheckContext, Checked};
 
-/// Exit codes (DESIGN): 0 done, 1 failed, 2 bad config or usage, 3 auth failed, 4 partial.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    crate::error::kind_of(err).exit_code()
-}
+pub use exit::exit_code;
 
 /// The pipeline, its Webex source `name` (or its only one) and that source's state.
 /// `purpose` says what needs a Webex source, for the error.
@@ -415,7 +413,7 @@ impl CheckOutcome {
             }
             Err(e) => {
                 self.failed += 1;
-                let kind = crate::error::kind_of(&e);
+                let kind = exit::kind_of(&e);
                 if self.worst.is_none_or(|w| kind.severity() > w.severity()) {
                     self.worst = Some(kind);
                 }

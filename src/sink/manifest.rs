@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
-use super::parquet::WrittenFile;
 use super::store::{StoreError, Warehouse};
+use super::table::WrittenFile;
 
 /// What one committed window wrote: `_ccetl/manifests/{source}/{stream}/{window}.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys;
 use super::store::{StoreError, Warehouse};
-use super::table::{delta, TableFormat};
+use super::table::{delta, TableFormat, WrittenFile};
 use crate::schema::TableDef;
 
 /// Why a table's files could not be written.
@@ -63,30 +63,6 @@ pub struct TableRows {
     pub batch: RecordBatch,
     /// Each row's partition date.
     pub dates: Vec<NaiveDate>,
-}
-
-/// A file the writer put.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct WrittenFile {
-    /// Its table.
-    pub table: String,
-    /// Its warehouse-relative key.
-    pub key: String,
-    /// Its rows.
-    pub rows: u64,
-    /// Its size.
-    pub bytes: u64,
-    /// Its SHA-256 (hex).
-    pub sha256: String,
-    /// Identical to the file the window's previous manifest recorded: not written again.
-    pub unchanged: bool,
-    /// Its partition date (the source is the window's).
-    #[serde(skip)]
-    pub date: NaiveDate,
-    /// Its column statistics in Delta's layout (`numRecords`, `nullCount`, `minValues`,
-    /// `maxValues`), when the table format keeps them.
-    #[serde(skip)]
-    pub stats: Option<StructArray>,
 }
 
 /// The writer's settings for a table.

@@ -6,9 +6,9 @@
 //! deleted once the new ones are in place. Delta: one log commit per window and table
 //! removes the window's previous files and adds its new ones, atomically for every reader.
 
-use chrono::{DateTime, Utc};
+use arrow::array::StructArray;
+use chrono::{DateTime, NaiveDate, Utc};
 
-use super::parquet::WrittenFile;
 use super::store::{StoreError, Warehouse};
 use crate::schema::TableDef;
 
@@ -39,6 +39,30 @@ pub enum TableError {
     /// The runtime shut down under the commit.
     #[error(transparent)]
     ShutDown(#[from] crate::blocking::ShutDown),
+}
+
+/// A file the partition writer put, as it describes it to the committer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenFile {
+    /// Its table.
+    pub table: String,
+    /// Its warehouse-relative key.
+    pub key: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+    /// Identical to the file the window's previous manifest recorded: not written again.
+    pub unchanged: bool,
+    /// Its partition date (the source is the window's).
+    #[serde(skip)]
+    pub date: NaiveDate,
+    /// Its column statistics in Delta's layout (`numRecords`, `nullCount`, `minValues`,
+    /// `maxValues`), when the table format keeps them.
+    #[serde(skip)]
+    pub stats: Option<StructArray>,
 }
 
 /// One window's files of one table, to commit.
