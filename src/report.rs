@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::http::pacer::Pacer;
 use crate::http::{HttpClient, HttpCounts};
-use crate::sink::audio::{AudioState, AudioStatus};
+use crate::sink::audio::AudioState;
+use crate::state::AudioStatus;
 
 /// What one window did: one entry of a source's `windows` in the JSON run report.
 #[derive(Debug, Clone, Serialize, Default)]

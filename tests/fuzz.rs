@@ -152,8 +152,7 @@ fn webex_capture_pages() {
             // What the audio step does with a file path: parse it as a URL, or refuse.
             let _ = url::Url::parse(url);
         }
-        let audio =
-            vec![AudioState::none(ccetl::sink::audio::AudioStatus::Disabled, None); window.len()];
+        let audio = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None); window.len()];
         let (table, dates) = window.captures_table(&audio);
         let (segments, seg_dates) =
             captures::segments_table(&table, &dates).map_err(|e| e.to_string())?;
@@ -181,10 +180,7 @@ fn voice_transcripts() {
         };
         let n = messages.len();
         let window = WindowTranscripts::new(vec![listed], &Default::default());
-        let stored = vec![AudioState::none(
-            ccetl::sink::audio::AudioStatus::Disabled,
-            None,
-        )];
+        let stored = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None)];
         let parsed = vec![Parsed::Messages(messages)];
         let ((rows, _), (msgs, dates)) =
             transcripts::tables(&window, &stored, &parsed, &Default::default());

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::{SourceFailure, SourceRun, WindowReport};
-use crate::sink::audio::AudioStatus;
 use crate::sink::checkpoint;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows};
 use crate::sink::table::WrittenFile;
 use crate::sink::table::{self, WindowFiles};
+use crate::state::AudioStatus;
 use crate::state::{AudioRecord, WindowRecord};
 use crate::window::Window;
 

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 
 use super::{open_states, stream_of, RunError};
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::sink::audio::AudioStatus;
 use crate::sink::{manifest, Warehouse};
 use crate::source::ObjectsTable;
+use crate::state::AudioStatus;
 use crate::state::{AudioRecord, State, WindowRecord};
 
 /// What a rebuild found for one source.

@@ -14,7 +14,7 @@ use super::store::Warehouse;
 use super::upload::Upload;
 use crate::http::fetch::BodyError;
 use crate::http::{redact_url, HttpClient, HttpError};
-use crate::state::AudioRecord;
+use crate::state::{AudioRecord, AudioStatus};
 
 /// Why one recording's audio was not copied.
 #[derive(Debug, thiserror::Error)]
@@ -37,61 +37,6 @@ pub enum AudioError {
         key: String,
         source: object_store::Error,
     },
-}
-
-/// Where a recording's audio stands. Its name is the `audio_status` column and the ledger's
-/// `status`; the README's warehouse section lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioStatus {
-    /// In the warehouse at `audio_uri`.
-    Stored,
-    /// Not downloadable yet (not ready, or its URL kept failing): the next run tries again.
-    Pending,
-    /// Held back by a quota (Xima's bandwidth cap, the egress budget): a rerun resumes.
-    Deferred,
-    /// The recording is gone (404); asked for again by a few runs, then left.
-    Missing,
-    /// Audio is off for the source: nothing was attempted.
-    Disabled,
-    /// Flagged sensitive by the source, and the pipeline does not store such audio.
-    Withheld,
-}
-
-impl AudioStatus {
-    /// Every status, in the README's order.
-    pub const ALL: [AudioStatus; 6] = [
-        AudioStatus::Stored,
-        AudioStatus::Pending,
-        AudioStatus::Deferred,
-        AudioStatus::Missing,
-        AudioStatus::Disabled,
-        AudioStatus::Withheld,
-    ];
-
-    /// The name written to tables and the ledger.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AudioStatus::Stored => "stored",
-            AudioStatus::Pending => "pending",
-            AudioStatus::Deferred => "deferred",
-            AudioStatus::Missing => "missing",
-            AudioStatus::Disabled => "disabled",
-            AudioStatus::Withheld => "withheld",
-        }
-    }
-
-    /// The status a table or the ledger names; `None` for a name ccetl never writes.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    /// Nothing more will come of asking again: stored, or not asked for at all.
-    pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            AudioStatus::Stored | AudioStatus::Disabled | AudioStatus::Withheld
-        )
-    }
 }
 
 /// Where a recording's audio ended up, whichever source it came from.

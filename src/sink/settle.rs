@@ -14,8 +14,9 @@ use object_store::path::Path;
 
 use chrono::Utc;
 
-use super::audio::{AudioState, AudioStatus};
+use super::audio::AudioState;
 use super::store::Warehouse;
+use crate::state::AudioStatus;
 use crate::state::{State, StateError, StoredLedger};
 
 /// Where a recording's audio goes: its object's path and that path as a URI.

@@ -20,7 +20,6 @@ pub use stored::StoredLedger;
 
 use crate::auth::{StoredToken, TokenStore};
 use crate::secret::Secret;
-use crate::sink::audio::AudioStatus;
 
 /// Why the state DB could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +117,61 @@ pub struct WindowRecord {
     pub rows: u64,
     /// Files written.
     pub files: u64,
+}
+
+/// Where a recording's audio stands. Its name is the `audio_status` column and the ledger's
+/// `status`; the README's warehouse section lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioStatus {
+    /// In the warehouse at `audio_uri`.
+    Stored,
+    /// Not downloadable yet (not ready, or its URL kept failing): the next run tries again.
+    Pending,
+    /// Held back by a quota (Xima's bandwidth cap, the egress budget): a rerun resumes.
+    Deferred,
+    /// The recording is gone (404); asked for again by a few runs, then left.
+    Missing,
+    /// Audio is off for the source: nothing was attempted.
+    Disabled,
+    /// Flagged sensitive by the source, and the pipeline does not store such audio.
+    Withheld,
+}
+
+impl AudioStatus {
+    /// Every status, in the README's order.
+    pub const ALL: [AudioStatus; 6] = [
+        AudioStatus::Stored,
+        AudioStatus::Pending,
+        AudioStatus::Deferred,
+        AudioStatus::Missing,
+        AudioStatus::Disabled,
+        AudioStatus::Withheld,
+    ];
+
+    /// The name written to tables and the ledger.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AudioStatus::Stored => "stored",
+            AudioStatus::Pending => "pending",
+            AudioStatus::Deferred => "deferred",
+            AudioStatus::Missing => "missing",
+            AudioStatus::Disabled => "disabled",
+            AudioStatus::Withheld => "withheld",
+        }
+    }
+
+    /// The status a table or the ledger names; `None` for a name ccetl never writes.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Nothing more will come of asking again: stored, or not asked for at all.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            AudioStatus::Stored | AudioStatus::Disabled | AudioStatus::Withheld
+        )
+    }
 }
 
 /// One recording in the audio ledger.

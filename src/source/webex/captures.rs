@@ -666,8 +666,7 @@ mod tests {
         assert_eq!(window.segments(), 100);
         assert!(window.created_ms().iter().all(|&ms| ms == 86_400_000 * 3));
 
-        let audio =
-            vec![AudioState::none(crate::sink::audio::AudioStatus::Disabled, None); window.len()];
+        let audio = vec![AudioState::none(crate::state::AudioStatus::Disabled, None); window.len()];
         let (captures, dates) = window.captures_table(&audio);
         assert_eq!(captures.schema(), captures_schema());
         assert_eq!(dates[0], NaiveDate::from_ymd_opt(1970, 1, 4).unwrap());

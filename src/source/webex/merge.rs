@@ -13,10 +13,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::tables;
 use super::WebexError;
-use crate::sink::audio::AudioStatus;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::TableRows;
 use crate::sink::Warehouse;
+use crate::state::AudioStatus;
 use crate::window::Window;
 
 /// The column rows are kept or replaced by.

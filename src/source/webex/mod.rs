@@ -34,11 +34,12 @@ use crate::auth::AuthError;
 use crate::config::fields::struct_keys;
 use crate::config::{parse_as, Discovery};
 use crate::http::HttpError;
-use crate::sink::audio::{self, AudioError, AudioState, AudioStatus};
+use crate::sink::audio::{self, AudioError, AudioState};
 use crate::sink::keys;
 use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
+use crate::state::AudioStatus;
 use config::SensitiveAudio;
 
 /// Webex Contact Center's v1 API in the registry of source kinds.

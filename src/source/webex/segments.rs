@@ -146,7 +146,7 @@ mod tests {
             .collect();
         let window = WindowCaptures::new(pages, &created).unwrap();
         let stored = AudioState {
-            status: crate::sink::audio::AudioStatus::Stored,
+            status: crate::state::AudioStatus::Stored,
             uri: Some("u".into()),
             bytes: None,
             sha256: None,

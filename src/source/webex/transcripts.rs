@@ -13,7 +13,8 @@ use super::model::TaskCaptures;
 use super::tables::ts_builder;
 use super::vcon::{self, Message};
 use crate::schema::{day_of_ms, field, ts, utf8, TableDef};
-use crate::sink::audio::{AudioState, AudioStatus};
+use crate::sink::audio::AudioState;
+use crate::state::AudioStatus;
 
 /// `webex_transcripts`.
 pub static TRANSCRIPTS: TableDef = TableDef {

@@ -20,11 +20,12 @@ use crate::config::fields::struct_keys;
 use crate::config::parse_as;
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
-use crate::sink::audio::{AudioState, AudioStatus};
+use crate::sink::audio::AudioState;
 use crate::sink::keys;
 use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
+use crate::state::AudioStatus;
 use crate::window::Window;
 
 /// Xima CCaaS in the registry of source kinds: a tenant's calls and recordings.
