@@ -33,8 +33,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::error::ErrorKind;
 pub use crate::report::{RunReport, SourceReport, WindowReport};
+use crate::sink::audio_copy::AudioCopy;
 use crate::sink::parquet;
-use crate::sink::settle::Settle;
 use crate::sink::{StoreError, Warehouse};
 use crate::source::SystemError;
 use crate::state::lock::RunLock;
@@ -703,9 +703,14 @@ impl<'a> SourceRun<'a> {
         Ok(commit::load(self, w, None, out).await?.0)
     }
 
-    /// The audio settings of the source's windows (see [`crate::sink::settle`]).
-    pub fn settle(&self, copy_audio: bool, concurrency: usize, count_egress: bool) -> Settle<'_> {
-        Settle {
+    /// The audio settings of the source's windows (see [`crate::sink::audio_copy`]).
+    pub fn audio_copy(
+        &self,
+        copy_audio: bool,
+        concurrency: usize,
+        count_egress: bool,
+    ) -> AudioCopy<'_> {
+        AudioCopy {
             state: self.state,
             wh: self.wh,
             source: self.name,

@@ -1,6 +1,7 @@
 //! Load: the warehouse (object store), Parquet partition files, audio objects, manifests.
 
 pub mod audio;
+pub mod audio_copy;
 pub mod backends;
 pub mod checkpoint;
 pub mod digest;
@@ -9,7 +10,6 @@ pub mod keys;
 pub mod lease;
 pub mod manifest;
 pub mod parquet;
-pub mod settle;
 pub mod store;
 pub mod sweep;
 pub mod table;

@@ -35,8 +35,8 @@ use crate::config::fields::struct_keys;
 use crate::config::{parse_as, Discovery};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState};
+use crate::sink::audio_copy::{AudioCopy, Target};
 use crate::sink::keys;
-use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
 use crate::state::AudioStatus;
@@ -246,13 +246,13 @@ impl<'a> Job<'a> {
 /// each one's audio is, one state per row of `captures`; their URLs are forgotten.
 pub async fn fetch_audio(
     client: &WebexClient,
-    settle: &Settle<'_>,
+    copy: &AudioCopy<'_>,
     captures: &mut WindowCaptures,
 ) -> Result<Vec<AudioState>, WebexError> {
-    let wh = settle.wh;
+    let wh = copy.wh;
     let window: &WindowCaptures = captures;
     let (ids, task_ids) = (window.ids(), window.task_ids());
-    let audio = settle
+    let audio = copy
         .run(
             window.len(),
             |i| (ids.value(i), task_ids.value(i)),
@@ -261,7 +261,7 @@ pub async fn fetch_audio(
                 let at = chrono::DateTime::from_timestamp_millis(job.task_created_ms);
                 let ext = extension(job.file_name);
                 keys::audio_key(
-                    settle.source,
+                    copy.source,
                     at.unwrap_or_default(),
                     job.task_id,
                     job.recording_id,
@@ -280,13 +280,13 @@ pub async fn fetch_audio(
 /// where an earlier run stored it).
 pub async fn fetch_transcripts(
     client: &WebexClient,
-    settle: &Settle<'_>,
+    copy: &AudioCopy<'_>,
     transcripts: &mut WindowTranscripts,
 ) -> Result<Vec<AudioState>, WebexError> {
-    let wh = settle.wh;
+    let wh = copy.wh;
     let w: &WindowTranscripts = transcripts;
     let ledger_ids: Vec<String> = w.rows.iter().map(transcripts::Listed::ledger_id).collect();
-    let states = settle
+    let states = copy
         .run(
             w.rows.len(),
             |i| (ledger_ids[i].as_str(), w.rows[i].task_id.as_str()),
@@ -294,7 +294,7 @@ pub async fn fetch_transcripts(
                 let t = &w.rows[i];
                 let at = chrono::DateTime::from_timestamp_millis(w.created_ms[i]);
                 keys::transcript_key(
-                    settle.source,
+                    copy.source,
                     at.unwrap_or_default(),
                     &t.task_id,
                     &t.id,

@@ -208,10 +208,10 @@ async fn output(
         org_id,
     } = ex;
     let config = client.config();
-    let settle = run.settle(config.audio, config.concurrency, false);
-    let audio = super::fetch_audio(client, &settle, &mut captures).await?;
-    let settle = run.settle(config.transcripts, config.concurrency, false);
-    let objects = super::fetch_transcripts(client, &settle, &mut transcripts).await?;
+    let copy = run.audio_copy(config.audio, config.concurrency, false);
+    let audio = super::fetch_audio(client, &copy, &mut captures).await?;
+    let copy = run.audio_copy(config.transcripts, config.concurrency, false);
+    let objects = super::fetch_transcripts(client, &copy, &mut transcripts).await?;
     let parsed = super::read_transcripts(run.warehouse(), &transcripts, &objects).await?;
     let transcribed = Transcribed {
         window: transcripts,

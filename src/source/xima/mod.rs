@@ -21,8 +21,8 @@ use crate::config::parse_as;
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::AudioState;
+use crate::sink::audio_copy::{AudioCopy, Target};
 use crate::sink::keys;
-use crate::sink::settle::{Settle, Target};
 use crate::sink::Warehouse;
 use crate::source::{RecordingsTable, SourceKind};
 use crate::state::AudioStatus;
@@ -97,10 +97,10 @@ fn deferral(client: &XimaClient) -> String {
     }
 }
 
-/// Lists a window's calls, then settles their recordings' audio (copied, reused, deferred).
+/// Lists a window's calls, then copies their recordings' audio (copied, reused, deferred).
 pub async fn extract(
     client: &XimaClient,
-    settle: &Settle<'_>,
+    copy: &AudioCopy<'_>,
     w: Window,
 ) -> Result<Extracted, XimaError> {
     let calls = client.calls(w.start, w.end).await?;
@@ -108,12 +108,12 @@ pub async fn extract(
         .iter()
         .flat_map(|c| c.recordings.iter().map(move |r| (c, r)))
         .collect();
-    let wh = settle.wh;
+    let wh = copy.wh;
     let started = |call: &model::Call| {
         let ms = call.start_time.unwrap_or(w.start.timestamp_millis());
         DateTime::from_timestamp_millis(ms).unwrap_or(w.start)
     };
-    let audio = settle
+    let audio = copy
         .run(
             recs.len(),
             |i| {
@@ -124,7 +124,7 @@ pub async fn extract(
             },
             |i| {
                 let (call, rec) = recs[i];
-                let (at, source) = (started(call), settle.source);
+                let (at, source) = (started(call), copy.source);
                 keys::audio_key(source, at, &call.call_key, &rec.recording_key, "opus")
             },
             |i, to| copy_one(client, wh, recs[i].0, recs[i].1, to),

@@ -125,8 +125,8 @@ async fn extract(
 ) -> Result<WindowOutput, SourceFailure> {
     // One copy at a time: the tenant's pacer admits one request at a time anyway. Xima caps
     // a tenant's egress over a rolling period: each object counts as it lands.
-    let settle = run.settle(client.config().audio, 1, true);
-    let ex = super::extract(client, &settle, w).await?;
+    let copy = run.audio_copy(client.config().audio, 1, true);
+    let ex = super::extract(client, &copy, w).await?;
     let fallback = w.start.timestamp_millis();
     let call_dates = ex
         .calls

@@ -1,4 +1,4 @@
-//! A window's audio, settled: the one copy sequence every source shares.
+//! A window's audio copied: the one copy sequence every source shares.
 //!
 //! For each recording of a window: reuse the object the ledger says is stored (no request),
 //! else let the source copy it (its `copy` knows the source's URLs, renewals and quotas),
@@ -29,7 +29,7 @@ pub struct Target {
 }
 
 /// One source's audio settings for a window.
-pub struct Settle<'a> {
+pub struct AudioCopy<'a> {
     /// The source's state: the audio ledger.
     pub state: &'a Arc<State>,
     /// Where objects go.
@@ -45,7 +45,7 @@ pub struct Settle<'a> {
     pub count_egress: bool,
 }
 
-impl Settle<'_> {
+impl AudioCopy<'_> {
     /// The audio of a window's `n` recordings, one state per recording in order.
     ///
     /// `ids(i)` is object `i`'s ledger id and its call's id (the ledger's key and row);
