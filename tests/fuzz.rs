@@ -129,7 +129,7 @@ const TRANSCRIPT: &[u8] = include_bytes!("corpus/transcript.json");
 fn webex_task_pages() {
     fuzz(TASKS, |b| {
         let page: TaskPage = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-        let (batch, dates) = ccetl::source::webex::tables::tasks_batch(&page.data, None);
+        let (batch, dates) = ccetl::source::webex::tables::tasks_batch(&page.data, None).unwrap();
         assert_eq!(batch.num_rows(), dates.len());
         Ok(())
     });
@@ -143,7 +143,7 @@ fn webex_capture_pages() {
         // What a window does with a page: columns, the window, both tables.
         let mut window = PageJoiner::default();
         window
-            .add(0, captures::page_batch(page, true))
+            .add(0, captures::page_batch(page, true).unwrap())
             .map_err(|e| e.to_string())?;
         let window = window
             .finish(&Default::default())
@@ -153,7 +153,7 @@ fn webex_capture_pages() {
             let _ = url::Url::parse(url);
         }
         let audio = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None); window.len()];
-        let (table, dates) = window.captures_table(&audio);
+        let (table, dates) = window.captures_table(&audio).map_err(|e| e.to_string())?;
         let (segments, seg_dates) =
             captures::segments_table(&table, &dates).map_err(|e| e.to_string())?;
         assert_eq!(segments.num_rows(), seg_dates.len());
@@ -183,7 +183,8 @@ fn voice_transcripts() {
         let stored = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None)];
         let parsed = vec![Parsed::Messages(messages)];
         let ((rows, _), (msgs, dates)) =
-            transcripts::tables(&window, &stored, &parsed, &Default::default());
+            transcripts::tables(&window, &stored, &parsed, &Default::default())
+                .map_err(|e| e.to_string())?;
         assert_eq!((rows.num_rows(), msgs.num_rows(), dates.len()), (1, n, n));
         Ok(())
     });

@@ -103,7 +103,7 @@ pub fn page_schema() -> SchemaRef {
 
 /// One response's recordings as columns, in (task id, recording id) order; tasks without
 /// recordings have no rows. `urls` keeps the pre-signed URLs (audio on).
-pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
+pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> Result<RecordBatch, ArrowError> {
     for t in &mut page.data {
         t.recording.retain(|r| {
             if r.id.is_none() {
@@ -199,7 +199,7 @@ pub fn page_batch(mut page: CapturePage<'_>, urls: bool) -> RecordBatch {
         Arc::new(url.finish()),
     ];
     // The builders above produce exactly the schema's columns; a mismatch is a bug caught by tests.
-    RecordBatch::try_new(page_schema(), cols).unwrap_or_else(|e| panic!("captures page shape: {e}"))
+    RecordBatch::try_new(page_schema(), cols)
 }
 
 /// One page of both kinds (the stitched recordings and the segments of the same tasks), in
@@ -350,15 +350,14 @@ impl WindowCaptures {
     /// Drops the pre-signed URLs once the audio is copied: short-lived credentials no table
     /// holds (~250 bytes each, up to ~1.5 KB with an S3 session token), which would otherwise
     /// stay in memory until the window commits.
-    pub fn forget_urls(&mut self) {
+    pub fn forget_urls(&mut self) -> Result<(), ArrowError> {
         if self.urls().null_count() == self.len() {
-            return;
+            return Ok(());
         }
         let mut cols = self.batch.columns().to_vec();
         cols[col().url] = new_null_array(&DataType::Utf8, self.len());
-        // The same schema with a nullable column nulled: cannot fail.
-        self.batch = RecordBatch::try_new(page_schema(), cols)
-            .unwrap_or_else(|e| panic!("captures page shape: {e}"));
+        self.batch = RecordBatch::try_new(page_schema(), cols)?;
+        Ok(())
     }
 
     /// Each row's task creation time (epoch ms): the partition date of the recording.
@@ -384,7 +383,10 @@ impl WindowCaptures {
 
     /// `webex_captures` (every recording, stitched or segment), with each row's audio, and
     /// its partition dates (the task's day). The URLs are left out: no table holds them.
-    pub fn captures_table(&self, audio: &[AudioState]) -> (RecordBatch, Vec<NaiveDate>) {
+    pub fn captures_table(
+        &self,
+        audio: &[AudioState],
+    ) -> Result<(RecordBatch, Vec<NaiveDate>), ArrowError> {
         let n = audio.len();
         let mut uri = StringBuilder::with_capacity(n, n * 96);
         let mut bytes = Int64Builder::with_capacity(n);
@@ -405,10 +407,9 @@ impl WindowCaptures {
             self.batch.column(col().extra).clone(),
         ]);
         // One audio state per row is the caller's contract; a mismatch is a bug caught by tests.
-        let batch = RecordBatch::try_new(captures_schema(), cols)
-            .unwrap_or_else(|e| panic!("webex_captures shape: {e}"));
+        let batch = RecordBatch::try_new(captures_schema(), cols)?;
         let dates = self.created_ms.iter().map(|&ms| day_of_ms(ms)).collect();
-        (batch, dates)
+        Ok((batch, dates))
     }
 }
 
@@ -552,7 +553,7 @@ mod tests {
             })
             .collect();
         let body = serde_json::json!({ "data": data }).to_string();
-        page_batch(serde_json::from_str(&body).unwrap(), urls)
+        page_batch(serde_json::from_str(&body).unwrap(), urls).unwrap()
     }
 
     fn strings(a: &StringArray) -> Vec<Option<&str>> {
@@ -590,7 +591,7 @@ mod tests {
             { "id": "r4" },
         ] } ] })
         .to_string();
-        let p = page_batch(serde_json::from_str(&body).unwrap(), true);
+        let p = page_batch(serde_json::from_str(&body).unwrap(), true).unwrap();
         let ids = p.column(col().id).as_string::<i32>();
         assert_eq!(
             strings(ids),
@@ -634,7 +635,7 @@ mod tests {
         window.add(0, p).unwrap();
         let mut window = window.finish(&HashMap::default()).unwrap();
         assert_eq!(window.urls().null_count(), 0);
-        window.forget_urls();
+        window.forget_urls().unwrap();
         assert_eq!((window.len(), window.urls().null_count()), (3, 3));
 
         // Audio off: no URL is kept.
@@ -667,7 +668,7 @@ mod tests {
         assert!(window.created_ms().iter().all(|&ms| ms == 86_400_000 * 3));
 
         let audio = vec![AudioState::none(crate::state::AudioStatus::Disabled, None); window.len()];
-        let (captures, dates) = window.captures_table(&audio);
+        let (captures, dates) = window.captures_table(&audio).unwrap();
         assert_eq!(captures.schema(), captures_schema());
         assert_eq!(dates[0], NaiveDate::from_ymd_opt(1970, 1, 4).unwrap());
         let (segments, seg_dates) = segments_table(&captures, &dates).unwrap();

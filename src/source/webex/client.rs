@@ -341,7 +341,7 @@ impl WebexClient {
                     true => Vec::new(),
                 };
                 Ok(Answer {
-                    recordings: captures::page_batch(page, urls),
+                    recordings: captures::page_batch(page, urls)?,
                     transcripts,
                 })
             },

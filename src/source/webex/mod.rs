@@ -271,7 +271,7 @@ pub async fn fetch_audio(
             |i, to| copy_one(client, wh, Job::of(window, i), to),
         )
         .await;
-    captures.forget_urls();
+    captures.forget_urls()?;
     audio
 }
 

@@ -245,16 +245,16 @@ fn tables_of(
     previous: Option<&Previous>,
     keep: &Keep,
 ) -> Result<WindowOutput, SourceFailure> {
-    let (tasks, task_dates) = tables::tasks_batch(&listed, org_id);
+    let (tasks, task_dates) = tables::tasks_batch(&listed, org_id)?;
     let channel: HashMap<&str, &str, ahash::RandomState> = listed
         .iter()
         .filter_map(|t| Some((t.id.as_str(), t.attributes.channel_type.as_deref()?)))
         .collect();
     let ((transcripts_batch, transcript_dates), (messages, message_dates)) =
-        transcripts::tables(&tr.window, &tr.objects, &tr.parsed, &channel);
+        transcripts::tables(&tr.window, &tr.objects, &tr.parsed, &channel)?;
     drop(channel);
     drop(listed);
-    let (captures_batch, capture_dates) = captures.captures_table(audio);
+    let (captures_batch, capture_dates) = captures.captures_table(audio)?;
     let (segments, segment_dates) = captures::segments_table(&captures_batch, &capture_dates)?;
     let mut t = vec![
         TableRows {

@@ -136,7 +136,7 @@ mod tests {
             })
             .collect();
         let body = serde_json::json!({ "data": data }).to_string();
-        page_batch(serde_json::from_str(&body).unwrap(), false)
+        page_batch(serde_json::from_str(&body).unwrap(), false).unwrap()
     }
 
     /// The segments of `pages`, joined into one window, every recording stored.
@@ -153,7 +153,7 @@ mod tests {
             error: None,
             reused: false,
         };
-        let (captures, dates) = window.captures_table(&vec![stored; window.len()]);
+        let (captures, dates) = window.captures_table(&vec![stored; window.len()]).unwrap();
         let (segs, seg_dates) = segments_table(&captures, &dates).unwrap();
         assert_eq!(seg_dates.len(), segs.num_rows());
         segs
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn joins_and_keeps_orphans() {
-        let (tasks, _) = tasks_batch(&[task("t1", "Support"), task("t2", "Sales")], None);
+        let (tasks, _) = tasks_batch(&[task("t1", "Support"), task("t2", "Sales")], None).unwrap();
         // Pages out of (task, recording) order: the window sorts them.
         let segs = segments_of(&[
             page(&[("t2", "s2", 5), ("tx", "o", 1)]),

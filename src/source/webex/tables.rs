@@ -8,6 +8,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
 use super::model::Task;
@@ -124,9 +125,10 @@ fn json_or_null(m: &serde_json::Map<String, serde_json::Value>) -> Option<String
     (!m.is_empty()).then(|| serde_json::Value::Object(m.clone()).to_string())
 }
 
-fn build(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
-    // The builders above produce exactly the schema's columns; a mismatch is a bug caught by tests.
-    RecordBatch::try_new(schema, columns).unwrap_or_else(|e| panic!("webex table shape: {e}"))
+/// The builders produce exactly the schema's columns; a mismatch (a bug the tests catch) is
+/// the window's error, never a panic.
+fn build(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_new(schema, columns)
 }
 
 /// A builder of UTC microsecond timestamps, the type every time column has.
@@ -135,7 +137,10 @@ pub(super) fn ts_builder(cap: usize) -> TimestampMicrosecondBuilder {
 }
 
 /// `webex_tasks` rows and their partition dates.
-pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<NaiveDate>) {
+pub fn tasks_batch(
+    tasks: &[Task],
+    org_id: Option<&str>,
+) -> Result<(RecordBatch, Vec<NaiveDate>), ArrowError> {
     let n = tasks.len();
     let mut id = StringBuilder::new();
     let mut org = StringBuilder::new();
@@ -195,5 +200,5 @@ pub fn tasks_batch(tasks: &[Task], org_id: Option<&str>) -> (RecordBatch, Vec<Na
         Arc::new(queue_name.finish()),
         Arc::new(extra.finish()),
     ];
-    (build(tasks_schema(), cols), dates)
+    Ok((build(tasks_schema(), cols)?, dates))
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
 use super::model::TaskCaptures;
@@ -232,6 +233,9 @@ impl Parsed {
     }
 }
 
+/// A table's rows and each row's partition date.
+type Rows = (RecordBatch, Vec<NaiveDate>);
+
 /// `webex_transcripts` and `webex_transcript_messages` with their partition dates (the
 /// task's day); `channel` is each task's channel type.
 pub fn tables(
@@ -239,7 +243,7 @@ pub fn tables(
     objects: &[AudioState],
     parsed: &[Parsed],
     channel: &HashMap<&str, &str, ahash::RandomState>,
-) -> ((RecordBatch, Vec<NaiveDate>), (RecordBatch, Vec<NaiveDate>)) {
+) -> Result<(Rows, Rows), ArrowError> {
     let n = w.rows.len();
     let s = || StringBuilder::with_capacity(n, n * 24);
     let (mut task, mut id, mut file, mut source, mut provider, mut lang) =
@@ -306,9 +310,8 @@ pub fn tables(
         Arc::new(error.finish()),
     ];
     // The builders above produce exactly the schemas' columns; a mismatch is a bug caught by tests.
-    let transcripts = RecordBatch::try_new(transcripts_schema(), cols)
-        .unwrap_or_else(|e| panic!("webex_transcripts shape: {e}"));
-    ((transcripts, dates), (m.finish(), message_dates))
+    let transcripts = RecordBatch::try_new(transcripts_schema(), cols)?;
+    Ok(((transcripts, dates), (m.finish()?, message_dates)))
 }
 
 /// The columns of `webex_transcript_messages`, filled a message at a time.
@@ -357,7 +360,7 @@ impl MessageColumns {
         self.channel.append_option(channel);
     }
 
-    fn finish(mut self) -> RecordBatch {
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.task.finish()),
             Arc::new(self.id.finish()),
@@ -372,7 +375,6 @@ impl MessageColumns {
             Arc::new(self.channel.finish()),
         ];
         RecordBatch::try_new(messages_schema(), cols)
-            .unwrap_or_else(|e| panic!("webex_transcript_messages shape: {e}"))
     }
 }
 
