@@ -20,6 +20,17 @@ use crate::sink::lease::{Lease, LeaseBody, LeaseError};
 use crate::sink::versioned::{self, VersionedError};
 use crate::sink::{StoreError, Warehouse};
 
+/// Why a source's tokens could not be copied from the token store into a worker's state.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The token store could not be read.
+    #[error(transparent)]
+    Store(#[from] VersionedError),
+    /// The state could not be written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
 /// How long a refresh may hold the lease: one token request, with its retries.
 const REFRESH_TTL: chrono::Duration = chrono::Duration::minutes(1);
 
@@ -118,10 +129,14 @@ impl SharedTokens {
     /// Copies the source's tokens from the store into `local` (a worker's state), so what
     /// reads tokens there (`ccetl auth status`, `ccetl check`) sees the newest ones; whether
     /// the store had any.
-    pub async fn pull(&self, source: &str, local: &dyn super::TokenStore) -> Result<bool, String> {
-        match self.load(source).await.map_err(|e| e.to_string())? {
+    pub async fn pull(
+        &self,
+        source: &str,
+        local: &dyn super::TokenStore,
+    ) -> Result<bool, PullError> {
+        match self.load(source).await? {
             Some((t, _)) => {
-                local.save(source, &t).map_err(|e| e.to_string())?;
+                local.save(source, &t)?;
                 Ok(true)
             }
             None => Ok(false),

@@ -375,10 +375,9 @@ impl PipelineConfig {
             ));
         }
         let token_store = match p.token_store {
-            Some(url) => Some(
-                check_token_store(&url, &warehouse)
-                    .map_err(|m| invalid("pipeline.token_store", m))?,
-            ),
+            Some(url) => {
+                Some(check_token_store(&url, &warehouse).map_err(|e| invalid(&e.key, e.message))?)
+            }
             None => None,
         };
         Ok(PipelineConfig {
@@ -412,20 +411,21 @@ impl PipelineConfig {
 /// Turns a warehouse setting into a URL; bare paths become `file://` relative to the pipeline file.
 /// A token store is an object store (a local disk is what the state file already is) outside
 /// the warehouse, whose readers must not read tokens.
-fn check_token_store(url: &str, warehouse: &str) -> Result<String, String> {
+fn check_token_store(url: &str, warehouse: &str) -> Result<String, KeyError> {
+    let bad = |message: String| KeyError::new("pipeline.token_store", message);
     let parsed = url::Url::parse(url).map_err(|e| {
-        format!("'{url}' is not a URL ({e}); give an object-store prefix such as s3://bucket/ccetl-tokens")
+        bad(format!("'{url}' is not a URL ({e}); give an object-store prefix such as s3://bucket/ccetl-tokens"))
     })?;
     if parsed.scheme() == "file" {
-        return Err("must be an object store (s3://, gs://, az://): on one machine the state file keeps the tokens".into());
+        return Err(bad("must be an object store (s3://, gs://, az://): on one machine the state file keeps the tokens".into()));
     }
     let url = url.trim_end_matches('/').to_string();
     let inside =
         |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
     if inside(warehouse, &url) {
-        return Err(format!(
+        return Err(bad(format!(
             "'{url}' is inside the warehouse {warehouse}, whose readers would see the tokens; choose a prefix outside it"
-        ));
+        )));
     }
     let bucket = |u: &str| {
         url::Url::parse(u)

@@ -305,9 +305,9 @@ pub async fn pull_shared_tokens(states: &HashMap<String, Arc<State>>) -> Result<
             shared
                 .pull(source, state.as_ref())
                 .await
-                .map_err(|message| RunError::TokenStore {
+                .map_err(|e| RunError::TokenStore {
                     url: shared.url().to_string(),
-                    message,
+                    message: e.to_string(),
                 })?;
         }
     }

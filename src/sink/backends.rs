@@ -19,18 +19,39 @@ use object_store::{ObjectStore, ObjectStoreScheme};
 pub trait CloudStore: ObjectStore + MultipartStore {}
 impl<T: ObjectStore + MultipartStore> CloudStore for T {}
 
+/// Why a warehouse URL and its options do not open a store.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The URL names no store object_store knows, or an invalid path in one.
+    #[error("{0}")]
+    Url(String),
+    /// A `storage_options` key the backend does not have.
+    #[error(
+        "storage_options.{key} is not an option of the {backend} store (see the README's list)"
+    )]
+    #[allow(missing_docs)] // the message names them
+    UnknownOption { key: String, backend: &'static str },
+    /// A scheme object_store knows but a warehouse cannot be (`memory://`, `http://`).
+    #[error("{0} URLs are not a warehouse; use file://, s3://, gs:// or az://")]
+    NotAWarehouse(String),
+    /// The backend's builder refused its settings (one line, with the fix where known).
+    #[error("{0}")]
+    Build(String),
+}
+
 /// The store for `url` and the path of the warehouse root inside it.
 pub fn open(
     url: &url::Url,
     options: &BTreeMap<String, String>,
-) -> Result<(Arc<dyn CloudStore>, Path), String> {
-    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
-    let prefix = Path::parse(path).map_err(|e| e.to_string())?;
-    let unknown = |k: &str, backend: &str| {
-        format!(
-            "storage_options.{k} is not an option of the {backend} store (see the README's list)"
-        )
+) -> Result<(Arc<dyn CloudStore>, Path), BackendError> {
+    let (scheme, path) =
+        ObjectStoreScheme::parse(url).map_err(|e| BackendError::Url(e.to_string()))?;
+    let prefix = Path::parse(path).map_err(|e| BackendError::Url(e.to_string()))?;
+    let unknown = |k: &str, backend: &'static str| BackendError::UnknownOption {
+        key: k.to_string(),
+        backend,
     };
+    let build = |e: object_store::Error| BackendError::Build(super::store::describe(&e));
     let store: Arc<dyn CloudStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
@@ -38,7 +59,7 @@ pub fn open(
                 let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k, "S3"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
+            Arc::new(b.build().map_err(build)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
@@ -46,7 +67,7 @@ pub fn open(
                 let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k, "GCS"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
+            Arc::new(b.build().map_err(build)?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
@@ -54,13 +75,9 @@ pub fn open(
                 let key: AzureConfigKey = k.parse().map_err(|_| unknown(k, "Azure"))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| super::store::describe(&e))?)
+            Arc::new(b.build().map_err(build)?)
         }
-        other => {
-            return Err(format!(
-                "{other:?} URLs are not a warehouse; use file://, s3://, gs:// or az://"
-            ))
-        }
+        other => return Err(BackendError::NotAWarehouse(format!("{other:?}"))),
     };
     Ok((store, prefix))
 }
@@ -78,11 +95,12 @@ mod tests {
         let (_, prefix) = open(&url, &opts).unwrap();
         assert_eq!(prefix.as_ref(), "wh");
         opts.insert("aws_endpiont".to_string(), "x".to_string());
-        let e = open(&url, &opts).err().unwrap();
+        let e = open(&url, &opts).err().unwrap().to_string();
         assert!(e.contains("storage_options.aws_endpiont"), "{e}");
         let e = open(&url::Url::parse("ftp://x/y").unwrap(), &BTreeMap::new())
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("not a warehouse") || e.contains("ftp"), "{e}");
     }
 }

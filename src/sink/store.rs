@@ -110,7 +110,8 @@ impl Warehouse {
                 local_root: Some(dir),
             });
         }
-        let (cloud, prefix) = super::backends::open(&parsed, options).map_err(open_err)?;
+        let (cloud, prefix) =
+            super::backends::open(&parsed, options).map_err(|e| open_err(e.to_string()))?;
         let store: Arc<dyn ObjectStore> = cloud.clone();
         Ok(Warehouse {
             store,

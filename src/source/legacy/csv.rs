@@ -399,8 +399,8 @@ impl<'a> CsvDecoder<'a> {
                 Slot::Extra(_) => {}
                 Slot::Known(k) => {
                     let spec = &self.spec.columns[*k];
-                    values[*k] =
-                        parse_value(spec.kind, text).map_err(|m| self.value_error(column, m))?;
+                    values[*k] = parse_value(spec.kind, text)
+                        .map_err(|e| self.value_error(column, e.to_string()))?;
                 }
             }
         }
@@ -450,7 +450,18 @@ pub enum Value {
     Int(i64),
 }
 
-fn parse_value(kind: ColKind, text: &str) -> Result<Option<Value>, String> {
+/// Why a cell is not a value of its column's kind; `'…'` shows it escaped and cut short.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    #[error("'{0}' is not a whole number")]
+    NotWhole(String),
+    #[error("'{0}' is not epoch milliseconds")]
+    NotEpochMs(String),
+    #[error("{0} is out of range for epoch milliseconds")]
+    EpochOutOfRange(i64),
+}
+
+fn parse_value(kind: ColKind, text: &str) -> Result<Option<Value>, BadValue> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -466,14 +477,14 @@ fn parse_value(kind: ColKind, text: &str) -> Result<Option<Value>, String> {
             .trim()
             .parse::<i64>()
             .map(|n| Some(Value::Int(n)))
-            .map_err(|_| format!("'{short}' is not a whole number")),
+            .map_err(|_| BadValue::NotWhole(short)),
         ColKind::EpochMs => {
             let n = text
                 .trim()
                 .parse::<i64>()
-                .map_err(|_| format!("'{short}' is not epoch milliseconds"))?;
+                .map_err(|_| BadValue::NotEpochMs(short))?;
             if !(0..=MAX_EPOCH_MS).contains(&n) {
-                return Err(format!("{n} is out of range for epoch milliseconds"));
+                return Err(BadValue::EpochOutOfRange(n));
             }
             Ok(Some(Value::Int(n)))
         }

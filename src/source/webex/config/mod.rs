@@ -271,12 +271,10 @@ impl RawWebex {
             client_id: f.secret("client_id", self.client_id.as_deref())?,
             client_secret: f.secret("client_secret", self.client_secret.as_deref())?,
             refresh_token: f.optional_secret("refresh_token", self.refresh_token.as_deref())?,
-            scopes: scopes(self.scopes, webhook_secret.is_some())
-                .map_err(|m| KeyError::new("scopes", m))?,
+            scopes: scopes(self.scopes, webhook_secret.is_some())?,
             authorize_url: f.url("authorize_url", &self.authorize_url, insecure)?,
             redirect_uri,
-            channel_types: channel_types(self.channel_types)
-                .map_err(|m| KeyError::new("channel_types", m))?,
+            channel_types: channel_types(self.channel_types)?,
             audio: self.audio,
             segments: self.segments,
             transcripts: self.transcripts,
@@ -310,28 +308,33 @@ impl RawWebex {
 /// The OAuth scopes `ccetl auth login` asks for: read, and write when webhooks are set up
 /// (`webhook_secret`: `ccetl subscribe` registers a subscription). Configured scopes that
 /// lack what the configured features need are refused here, not at the first 403.
-fn scopes(v: Option<Vec<String>>, webhooks: bool) -> Result<Vec<String>, String> {
+fn scopes(v: Option<Vec<String>>, webhooks: bool) -> Result<Vec<String>, KeyError> {
     let has = |v: &[String], s: &str| v.iter().any(|x| x == s || x == "cjp:config");
     match v {
         None if webhooks => Ok(vec![READ_SCOPE.into(), WRITE_SCOPE.into()]),
         None => Ok(vec![READ_SCOPE.into()]),
-        Some(v) if !has(&v, READ_SCOPE) => Err(format!(
-            "must include {READ_SCOPE} (tasks, captures and search need it)"
+        Some(v) if !has(&v, READ_SCOPE) => Err(KeyError::new(
+            "scopes",
+            format!("must include {READ_SCOPE} (tasks, captures and search need it)"),
         )),
-        Some(v) if webhooks && !has(&v, WRITE_SCOPE) => Err(format!(
-            "must include {WRITE_SCOPE}: webhook_secret is set and `ccetl subscribe` needs it to register the subscription"
+        Some(v) if webhooks && !has(&v, WRITE_SCOPE) => Err(KeyError::new(
+            "scopes",
+            format!("must include {WRITE_SCOPE}: webhook_secret is set and `ccetl subscribe` needs it to register the subscription"),
         )),
         Some(v) => Ok(v),
     }
 }
 
 /// `channel_types`, each one the API knows; telephony when unset, every channel when empty.
-fn channel_types(v: Option<Vec<String>>) -> Result<Vec<String>, String> {
+fn channel_types(v: Option<Vec<String>>) -> Result<Vec<String>, KeyError> {
     let v = v.unwrap_or_else(|| vec!["telephony".into()]);
     match v.iter().find(|c| !CHANNEL_TYPES.contains(&c.as_str())) {
-        Some(c) => Err(format!(
-            "'{c}' is not a channel type of the API; use {} (lowercase)",
-            CHANNEL_TYPES.join(", ")
+        Some(c) => Err(KeyError::new(
+            "channel_types",
+            format!(
+                "'{c}' is not a channel type of the API; use {} (lowercase)",
+                CHANNEL_TYPES.join(", ")
+            ),
         )),
         None => Ok(v),
     }
