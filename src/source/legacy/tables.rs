@@ -2,7 +2,7 @@
 //! per activity in a session). Each is decoded from CSV by the spec below, so the spec *is*
 //! the schema (`schemas/*.json`). API names become snake_case; durations are `*_ms`.
 //!
-//! Which CSV names are confirmed (the 2021/2023 WxCC lab, API_NOTES §2): `sid`, `cstts`,
+//! Which CSV names are confirmed (the 2021/2023 WxCC lab; `docs/FIDELITY.md`): `sid`, `cstts`,
 //! `cetts`, a CAR's `session`, and the CAR id's form `{sid}-{cstts}-{event}`. Every other
 //! header is a guess, modelled on the Search API's field names; all of them are optional but
 //! the CAR's `id` and `event`, and `event` is derived from the id when a CSV lacks it. An

@@ -1,6 +1,6 @@
 //! Wire shapes of the v1 API (`GET /v1/tasks`, `POST /v1/captures/query`).
 //!
-//! Deliberately lenient where the real API is (API_NOTES): `owner`/`queue` may be absent,
+//! Deliberately lenient where the real API is (`docs/FIDELITY.md`): `owner`/`queue` may be absent,
 //! epoch-ms times may arrive as numbers or strings, transcription keys vary in case, and
 //! attributes the spec does not list are kept for the `extra` column.
 
