@@ -52,7 +52,7 @@ impl ProcessRef {
         if !self.is_local() {
             return false;
         }
-        if !pid_exists(self.pid) {
+        if !pid_exists(self.pid) || is_zombie(self.pid) {
             return true;
         }
         match (self.started, start_time(self.pid)) {
@@ -159,10 +159,30 @@ fn kept_random_id() -> String {
 /// microseconds since the epoch; `None` where the platform does not say or it is gone.
 #[cfg(target_os = "linux")]
 pub fn start_time(pid: u32) -> Option<u64> {
+    linux_stat(pid)?.1
+}
+
+/// Process `pid`'s state letter and start time, from `/proc/{pid}/stat`.
+#[cfg(target_os = "linux")]
+fn linux_stat(pid: u32) -> Option<(char, Option<u64>)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18).and_then(|t| t.parse().ok())))
+}
+
+/// Whether `pid` has exited but not been reaped: it still answers `kill(pid, 0)`. A killed
+/// run whose parent had already gone waits as a zombie for an init that may never reap it
+/// (a container's first process often does not).
+#[cfg(target_os = "linux")]
+fn is_zombie(pid: u32) -> bool {
+    linux_stat(pid).is_some_and(|(state, _)| matches!(state, 'Z' | 'X'))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_zombie(_pid: u32) -> bool {
+    false
 }
 
 /// When process `pid` started: on Linux its start in clock ticks since boot, on macOS in
@@ -201,9 +221,23 @@ mod tests {
         let me = ProcessRef::me();
         assert!(!me.is_gone());
         assert!(me.started.is_some(), "this platform tells start times");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let started = start_time(pid);
+        assert!(started.is_some(), "a running child has a start time");
+        let running = ProcessRef {
+            pid,
+            started,
+            ..ProcessRef::me()
+        };
+        assert!(!running.is_gone());
+        // Exited, not yet reaped: a zombie still answers kill(pid, 0), and is gone.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        #[cfg(target_os = "linux")]
+        assert!(running.is_gone(), "an exited, unreaped child is gone");
         child.wait().unwrap();
         let dead = ProcessRef {
             pid,
