@@ -180,7 +180,7 @@ fn is_zombie(pid: u32) -> bool {
     linux_stat(pid).is_some_and(|(state, _)| matches!(state, 'Z' | 'X'))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn is_zombie(_pid: u32) -> bool {
     false
 }
@@ -189,6 +189,13 @@ fn is_zombie(_pid: u32) -> bool {
 /// microseconds since the epoch; `None` where the platform does not say or it is gone.
 #[cfg(target_os = "macos")]
 pub fn start_time(pid: u32) -> Option<u64> {
+    let info = mac_bsdinfo(pid)?;
+    Some(info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+}
+
+/// Process `pid`'s BSD info (status, start time), from `proc_pidinfo`.
+#[cfg(target_os = "macos")]
+fn mac_bsdinfo(pid: u32) -> Option<libc::proc_bsdinfo> {
     let pid = libc::c_int::try_from(pid).ok()?;
     // SAFETY: an all-zero proc_bsdinfo is valid; proc_pidinfo fills at most its size.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
@@ -202,7 +209,13 @@ pub fn start_time(pid: u32) -> Option<u64> {
             size,
         )
     };
-    (got == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+    (got == size).then_some(info)
+}
+
+/// Whether `pid` has exited but not been reaped (it still answers `kill(pid, 0)`).
+#[cfg(target_os = "macos")]
+fn is_zombie(pid: u32) -> bool {
+    mac_bsdinfo(pid).is_some_and(|info| info.pbi_status == libc::SZOMB)
 }
 
 /// When process `pid` started: on Linux its start in clock ticks since boot, on macOS in
@@ -236,7 +249,7 @@ mod tests {
         assert!(!running.is_gone());
         // Exited, not yet reaped: a zombie still answers kill(pid, 0), and is gone.
         std::thread::sleep(std::time::Duration::from_millis(500));
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
         assert!(running.is_gone(), "an exited, unreaped child is gone");
         child.wait().unwrap();
         let dead = ProcessRef {
