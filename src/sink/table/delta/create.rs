@@ -103,25 +103,22 @@ fn version_zero(def: &TableDef, existing: &[(String, ObjectMeta)]) -> Result<Str
     Ok(actions.iter().map(|a| format!("{a}\n")).collect())
 }
 
-/// The Parquet files under a table's root that a Hive-era run left, with their paths
+/// The data files under a table's root that a Hive-era run left, with their paths
 /// relative to it.
 async fn hive_files(
     store: &DeltaStore,
     table: &str,
 ) -> Result<Vec<(String, ObjectMeta)>, DeltaError> {
-    let all = store.list(table, "", "listing its files").await?;
-    Ok(all
-        .into_iter()
-        .filter_map(|(rel, m)| {
-            // A Hive-era name: a Delta-era one (with its content's digest) is a file a Delta
-            // run wrote and has not committed yet, or never will (a killed run's).
-            let hive = rel
-                .last()
-                .and_then(|name| keys::parse_part_file(name))
-                .is_some_and(|(_, digest)| digest.is_none());
-            hive.then(|| (rel.join("/"), m))
-        })
-        .collect())
+    let mut files = store.data_files(table).await?;
+    // A Hive-era name: a Delta-era one (with its content's digest) is a file a Delta run
+    // wrote and has not committed yet, or never will (a killed run's).
+    files.retain(|(rel, _)| {
+        rel.rsplit('/')
+            .next()
+            .and_then(keys::parse_part_file)
+            .is_some_and(|(_, digest)| digest.is_none())
+    });
+    Ok(files)
 }
 
 /// `source=S/date=D/name.parquet` → `{source: S, date: D}`.

@@ -123,9 +123,7 @@ impl DeltaStore {
                 message: e.to_string(),
             })
     }
-}
 
-impl DeltaStore {
     /// Every object under `table`'s directory `under` (`""`: the whole table), with its
     /// path relative to the table as segments; `doing` names the listing in an error.
     pub(crate) async fn list(
@@ -161,6 +159,23 @@ impl DeltaStore {
                     .map(|p| p.as_ref().to_string())
                     .collect();
                 Some((rel, m))
+            })
+            .collect())
+    }
+
+    /// The table's data files: Parquet files outside its hidden directories (`_delta_log`,
+    /// names starting with `_` or `.`), by path relative to the table.
+    pub(crate) async fn data_files(
+        &self,
+        table: &str,
+    ) -> Result<Vec<(String, ObjectMeta)>, DeltaError> {
+        let all = self.list(table, "", "listing its files").await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(rel, m)| {
+                let hidden = rel.iter().any(|s| s.starts_with('_') || s.starts_with('.'));
+                let parquet = rel.last().is_some_and(|n| n.ends_with(".parquet"));
+                (parquet && !hidden).then(|| (rel.join("/"), m))
             })
             .collect())
     }

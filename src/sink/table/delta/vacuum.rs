@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use delta_kernel::snapshot::Snapshot;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 
 use super::snapshot::live_paths;
 use super::{log, DeltaError, DeltaStore};
@@ -59,7 +59,7 @@ pub async fn vacuum(
         referenced.extend(log::added_paths(&store, table, &listing, from + 1..=newest).await?);
     }
     report.version = Some(newest);
-    for (rel, meta) in data_files(&store, table).await? {
+    for (rel, meta) in store.data_files(table).await? {
         if referenced.contains(&rel) {
             continue;
         }
@@ -106,21 +106,4 @@ async fn referenced_at(
         table: table.to_string(),
         message: e.to_string(),
     })?
-}
-
-/// The table's data files: Parquet files outside its hidden directories (`_delta_log`,
-/// names starting with `_` or `.`), by path relative to the table.
-async fn data_files(
-    store: &DeltaStore,
-    table: &str,
-) -> Result<Vec<(String, ObjectMeta)>, DeltaError> {
-    let all = store.list(table, "", "listing its files").await?;
-    Ok(all
-        .into_iter()
-        .filter_map(|(rel, m)| {
-            let hidden = rel.iter().any(|s| s.starts_with('_') || s.starts_with('.'));
-            let parquet = rel.last().is_some_and(|n| n.ends_with(".parquet"));
-            (parquet && !hidden).then(|| (rel.join("/"), m))
-        })
-        .collect())
 }
