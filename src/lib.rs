@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod failpoint;
 pub mod http;
 pub mod memory;
@@ -30,4 +31,8 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod units;
 pub mod window;
+
+#[cfg(test)]
+mod tests;

@@ -234,7 +234,7 @@ async fn check(
     env: &Env,
     r: &Row,
     want: &BTreeMap<String, String>,
-    result: Result<(), ccetl::pipeline::RunError>,
+    result: Result<(), ccetl::extract::RunError>,
     report: &ccetl::pipeline::RunReport,
 ) -> Result<String, String> {
     let same = |env: &Env| {

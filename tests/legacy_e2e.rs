@@ -286,7 +286,7 @@ async fn malformed_csv_fails_its_window_and_keeps_what_was_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_records_by_id() {
-    use ccetl::config::LegacyConfig;
+    use ccetl::source::legacy::config::LegacyConfig;
     use ccetl::source::legacy::{LegacyClient, RecordType};
     let env = env_with(legacy_config(100_000), LEGACY_SOURCE).await;
     let cfg = env.config();

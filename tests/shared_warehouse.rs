@@ -70,7 +70,8 @@ async fn a_new_worker_takes_over_the_checkpoint_and_downloads_nothing_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_worker_counts_what_others_downloaded_against_the_egress_budget() {
-    use ccetl::pipeline::{self, RunError, RunOptions};
+    use ccetl::extract::RunError;
+    use ccetl::pipeline::{self, RunOptions};
     let s3 = S3::start().await;
     let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
     env.set_warehouse(&s3.warehouse_toml("wh"));
@@ -243,7 +244,6 @@ async fn workers_share_one_rotating_refresh_token_through_the_token_store() {
     let workers = (0..4).map(|i| {
         let dir = env.dir.path().join(format!("worker-{i}.duckdb"));
         let state = std::sync::Arc::new(ccetl::state::State::open(&dir).unwrap());
-        state.share_tokens(shared.clone());
         let http =
             ccetl::http::HttpClient::new(ccetl::http::RetryConfig::default(), src.read_timeout)
                 .unwrap();
@@ -254,7 +254,7 @@ async fn workers_share_one_rotating_refresh_token_through_the_token_store() {
             src.client_id.clone(),
             src.client_secret.clone(),
             src.refresh_token.clone(),
-            state,
+            std::sync::Arc::new(ccetl::auth::Tokens::new(state, Some(shared.clone()))),
         )
         .unwrap();
         tokio::spawn(async move { tokens.access_token().await })

@@ -191,7 +191,7 @@ async fn serve_subscribed(
 ) {
     let cfg = env.config();
     let Some(w) = cfg.sources[0]
-        .downcast::<ccetl::config::WebexConfig>()
+        .downcast::<ccetl::source::webex::config::WebexConfig>()
         .cloned()
     else {
         panic!("webex source expected")

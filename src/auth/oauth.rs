@@ -17,7 +17,8 @@ use tokio::sync::Mutex;
 use super::shared::SharedTokens;
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
-use crate::state::StateError;
+pub use crate::state::StoredToken;
+use crate::state::{State, StateError};
 
 /// A credential problem. Exit code 3 when the server said no.
 #[derive(Debug, thiserror::Error)]
@@ -112,22 +113,6 @@ impl AuthError {
     }
 }
 
-/// Tokens as they are kept in the state DB.
-#[derive(Debug, Clone)]
-pub struct StoredToken {
-    /// sha256 of the refresh token configured in the pipeline when this row was written; when
-    /// the configured one changes, the user re-authorized and the config wins.
-    pub config_fingerprint: String,
-    /// The refresh token (rotated by each refresh when the server rotates).
-    pub refresh_token: Secret,
-    /// The last access token, reused until it expires.
-    pub access_token: Option<Secret>,
-    /// When the access token expires.
-    pub access_expires_at: Option<DateTime<Utc>>,
-    /// When the refresh token expires, when the server said.
-    pub refresh_expires_at: Option<DateTime<Utc>>,
-}
-
 /// Where rotated tokens are persisted (the state DB in production).
 pub trait TokenStore: Send + Sync {
     /// The source's tokens, if any were stored.
@@ -138,6 +123,46 @@ pub trait TokenStore: Send + Sync {
     /// holds the newest tokens, and refreshes go through its lease.
     fn shared(&self) -> Option<SharedTokens> {
         None
+    }
+}
+
+/// The state file alone: what `ccetl auth login` and `import` write to.
+impl TokenStore for State {
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError> {
+        self.load_token(source)
+    }
+
+    fn save(&self, source: &str, token: &StoredToken) -> Result<(), StateError> {
+        self.save_token(source, token)
+    }
+}
+
+/// A source's tokens where the pipeline keeps them: its state file, and the store workers
+/// share when the pipeline has one (`token_store`).
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    local: Arc<State>,
+    shared: Option<SharedTokens>,
+}
+
+impl Tokens {
+    /// The tokens in `local`, kept in `shared` too when there is one.
+    pub fn new(local: Arc<State>, shared: Option<SharedTokens>) -> Self {
+        Tokens { local, shared }
+    }
+}
+
+impl TokenStore for Tokens {
+    fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError> {
+        self.local.load_token(source)
+    }
+
+    fn save(&self, source: &str, token: &StoredToken) -> Result<(), StateError> {
+        self.local.save_token(source, token)
+    }
+
+    fn shared(&self) -> Option<SharedTokens> {
+        self.shared.clone()
     }
 }
 

@@ -14,11 +14,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::oauth::StoredToken;
 use crate::secret::Secret;
 use crate::sink::lease::{Lease, LeaseBody, LeaseError};
 use crate::sink::versioned::{self, VersionedError};
 use crate::sink::{StoreError, Warehouse};
+use crate::state::{State, StoredToken};
 
 /// Why a source's tokens could not be copied from the token store into a worker's state.
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +129,10 @@ impl SharedTokens {
     /// Copies the source's tokens from the store into `local` (a worker's state), so what
     /// reads tokens there (`ccetl auth status`, `ccetl check`) sees the newest ones; whether
     /// the store had any.
-    pub async fn pull(
-        &self,
-        source: &str,
-        local: &dyn super::TokenStore,
-    ) -> Result<bool, PullError> {
+    pub async fn pull(&self, source: &str, local: &State) -> Result<bool, PullError> {
         match self.load(source).await? {
             Some((t, _)) => {
-                local.save(source, &t)?;
+                local.save_token(source, &t)?;
                 Ok(true)
             }
             None => Ok(false),

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::usage;
-use crate::auth::login::{self, LoginError};
+use crate::source::webex::login::{self, LoginError};
 
 use crate::auth::TokenStore;
 use crate::cli::AuthAction;
-use crate::config::{PipelineConfig, WebexConfig};
+use crate::config::PipelineConfig;
+use crate::extract::CheckContext;
 use crate::pipeline;
-use crate::source::CheckContext;
+use crate::source::webex::config::WebexConfig;
 use crate::state::State;
 
 /// `ccetl auth login|import|status`.
@@ -38,7 +39,7 @@ fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<Sta
 }
 
 async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {
-    let timeout = crate::config::parse_duration(timeout).map_err(|e| usage("--timeout", e))?;
+    let timeout = crate::units::parse_duration(timeout).map_err(|e| usage("--timeout", e))?;
     let (cfg, state) = webex_source(path, name)?;
     // Bind before printing the URL, so a fast browser cannot beat the listener.
     let listener = if no_listen {
@@ -146,12 +147,14 @@ async fn status(path: &Path) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
-    pipeline::pull_shared_tokens(&states).await?;
+    pipeline::pull_shared_tokens(&cfg, &states).await?;
+    let token_store = pipeline::token_store(&cfg)?;
     let now = chrono::Utc::now();
     for src in &cfg.sources {
         let ctx = CheckContext {
             pipeline: path,
             state: &states[src.name()],
+            token_store: token_store.as_ref(),
             now,
         };
         println!("{}", src.credentials(&ctx)?);

@@ -16,19 +16,19 @@ pub(crate) fn kind_of(err: &anyhow::Error) -> ErrorKind {
 
 /// The kind of one link of a chain, for the public error types a command can return.
 fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    use crate::source::SystemError;
-    use crate::{auth, config, pipeline, source};
+    use crate::extract::SystemError;
+    use crate::{auth, config, extract, source};
     Some(if let Some(e) = e.downcast_ref::<config::ConfigError>() {
         e.kind()
-    } else if let Some(e) = e.downcast_ref::<pipeline::RunError>() {
+    } else if let Some(e) = e.downcast_ref::<extract::RunError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<auth::AuthError>() {
         e.kind()
-    } else if let Some(e) = e.downcast_ref::<auth::login::LoginError>() {
+    } else if let Some(e) = e.downcast_ref::<source::webex::login::LoginError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<source::webex::WebexError>() {
         e.kind()
-    } else if let Some(e) = e.downcast_ref::<pipeline::SourceFailure>() {
+    } else if let Some(e) = e.downcast_ref::<extract::SourceFailure>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<crate::http::HttpError>() {
         e.kind()

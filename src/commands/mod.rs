@@ -9,13 +9,16 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::auth::shared::SharedTokens;
 use crate::cli::{RunArgs, SimulateArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
-use crate::pipeline::{self, RunOptions, RunReport, SourceFailure};
+use crate::extract::SourceFailure;
+use crate::extract::{CheckContext, Checked};
+use crate::pipeline::{self, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::{CheckContext, Checked};
+use crate::source::webex::config::WebexConfig;
 
 pub use exit::exit_code;
 
@@ -27,7 +30,7 @@ pub(crate) fn webex_source(
     purpose: &str,
 ) -> anyhow::Result<(
     PipelineConfig,
-    crate::config::WebexConfig,
+    WebexConfig,
     std::sync::Arc<crate::state::State>,
 )> {
     let cfg = PipelineConfig::load(path)?;
@@ -36,17 +39,17 @@ pub(crate) fn webex_source(
         key: "--source".into(),
         message,
     };
-    let webex: Vec<&crate::config::WebexConfig> = cfg
+    let webex: Vec<&WebexConfig> = cfg
         .sources
         .iter()
-        .filter_map(|s| s.downcast::<crate::config::WebexConfig>())
+        .filter_map(|s| s.downcast::<WebexConfig>())
         .collect();
     let w = match name {
         Some(n) => {
             let Some(s) = cfg.sources.iter().find(|s| s.name() == n) else {
                 return Err(invalid(format!("no source named '{n}' in the pipeline")).into());
             };
-            match s.downcast::<crate::config::WebexConfig>() {
+            match s.downcast::<WebexConfig>() {
                 Some(w) => w.clone(),
                 None => {
                     return Err(invalid(format!(
@@ -85,7 +88,7 @@ fn parse_time_arg(
     v: &Option<String>,
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
     v.as_deref()
-        .map(|s| crate::config::parse_time(s).map_err(|e| usage(flag, e)))
+        .map(|s| crate::units::parse_time(s).map_err(|e| usage(flag, e)))
         .transpose()
 }
 
@@ -328,7 +331,7 @@ fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) 
             rate.lowest_per_minute, rate.cuts, rate.allowance_per_minute
         );
     }
-    let default = f64::from(crate::config::WEBEX_REQUESTS_PER_MINUTE);
+    let default = f64::from(crate::source::webex::config::WEBEX_REQUESTS_PER_MINUTE);
     if s.kind == "webex" && rate.budget_per_minute > default {
         line += &format!(
             "; at Webex's default {default:.0}/min these requests need at least {}",
@@ -364,14 +367,15 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
-    pipeline::pull_shared_tokens(&states).await?;
+    pipeline::pull_shared_tokens(&cfg, &states).await?;
+    let token_store = pipeline::token_store(&cfg)?;
     let mut outcome = CheckOutcome::default();
     outcome.record("warehouse", check_warehouse(&cfg).await.map(Checked::from));
     // At once: an unreachable host costs its retries (~20 s) once, not once per source.
     let checks = cfg
         .sources
         .iter()
-        .map(|src| check_source(path, src, &states[src.name()]));
+        .map(|src| check_source(path, src, &states[src.name()], token_store.as_ref()));
     let results = futures::future::join_all(checks).await;
     for (src, result) in cfg.sources.iter().zip(results) {
         let what = format!("source '{}' ({})", src.name(), src.kind());
@@ -453,10 +457,12 @@ async fn check_source(
     path: &Path,
     src: &SourceConfig,
     state: &Arc<crate::state::State>,
+    token_store: Option<&SharedTokens>,
 ) -> Result<Checked, SourceFailure> {
     let ctx = CheckContext {
         pipeline: path,
         state,
+        token_store,
         now: chrono::Utc::now(),
     };
     src.check(&ctx).await
@@ -512,7 +518,7 @@ async fn rebuild(path: &Path, source: Option<&str>) -> anyhow::Result<()> {
     if cfg
         .sources
         .iter()
-        .any(|s| s.downcast::<crate::config::WebexConfig>().is_some())
+        .any(|s| s.downcast::<WebexConfig>().is_some())
     {
         println!("tokens are not in the warehouse: if a Webex refresh token lived only in the state, run `ccetl auth login` (or `auth import`) again");
     }
@@ -544,7 +550,7 @@ pub async fn query(
     as_of: Option<&str>,
 ) -> anyhow::Result<()> {
     let as_of = as_of
-        .map(|t| crate::config::parse_time(t).map_err(|e| usage("--as-of", e)))
+        .map(|t| crate::units::parse_time(t).map_err(|e| usage("--as-of", e)))
         .transpose()?;
     let cfg = PipelineConfig::load(path)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
@@ -664,13 +670,13 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .collect(),
-        xima_min_interval_ms: crate::config::parse_duration(&args.xima_min_interval)
+        xima_min_interval_ms: crate::units::parse_duration(&args.xima_min_interval)
             .map_err(|m| usage("--xima-min-interval", m))?
             .as_millis()
             .max(1) as u64,
         xima_bandwidth_cap: match &args.xima_bandwidth_cap {
             Some(v) => {
-                crate::config::parse_bytes(v).map_err(|m| usage("--xima-bandwidth-cap", m))?
+                crate::units::parse_bytes(v).map_err(|m| usage("--xima-bandwidth-cap", m))?
             }
             None => u64::MAX,
         },
@@ -690,7 +696,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         audio_stream_rate: args
             .audio_stream_rate
             .as_deref()
-            .map(crate::config::parse_bytes)
+            .map(crate::units::parse_bytes)
             .transpose()
             .map_err(|m| usage("--audio-stream-rate", m))?,
         ..SimConfig::default()

@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::usage;
-use crate::config::{format_duration, parse_duration, PipelineConfig};
+use crate::config::PipelineConfig;
 use crate::sink::table::delta::{self, Vacuumed, MIN_RETENTION};
 use crate::sink::table::TableFormat;
 use crate::sink::Warehouse;
+use crate::units::{format_duration, parse_duration};
 
 /// `ccetl vacuum PIPELINE [--retain D] [--dry-run] [--json]`.
 pub async fn run(

@@ -2,15 +2,19 @@
 //! subscription that makes Webex push each new recording to `ccetl serve`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::usage;
+use crate::auth::{TokenStore, Tokens};
 use crate::cli::SubscriptionsAction;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, PipelineConfig};
+use crate::pipeline;
 use crate::serve::ServeOptions;
 use crate::source::webex::subscriptions::{self, Outcome};
 use crate::source::webex::WebexClient;
+use crate::state::State;
 
 /// `ccetl subscribe`: registers or updates the source's `capture:available` subscription.
 pub async fn subscribe(path: &Path, source: Option<&str>, url: &str) -> anyhow::Result<()> {
@@ -21,7 +25,7 @@ pub async fn subscribe(path: &Path, source: Option<&str>, url: &str) -> anyhow::
         key: format!("source '{}'.webhook_secret", w.name),
         message: "is required to subscribe: Webex signs every event with it and `ccetl serve` checks it; set webhook_secret = \"${WXCC_WEBHOOK_SECRET}\" (32 to 256 characters, e.g. from `openssl rand -hex 24`)".into(),
     })?;
-    let client = WebexClient::connect(&w, state)?;
+    let client = WebexClient::connect(&w, tokens(&cfg, state)?)?;
     let name = subscriptions::name_for(&cfg.name, &w.name);
     let (sub, outcome) = subscriptions::ensure(&client, &name, &destination, &secret)
         .await
@@ -50,7 +54,7 @@ pub async fn subscriptions(action: SubscriptionsAction) -> anyhow::Result<()> {
         } => (pipeline, source),
     };
     let (cfg, w, state) = super::webex_source(path, source.as_deref(), "a subscription")?;
-    let client = WebexClient::connect(&w, state)?;
+    let client = WebexClient::connect(&w, tokens(&cfg, state)?)?;
     let context = || format!("source '{}' (webex)", w.name);
     match action {
         SubscriptionsAction::List { .. } => {
@@ -92,7 +96,7 @@ pub async fn serve(
     batch_wait: &str,
 ) -> anyhow::Result<()> {
     let batch_wait =
-        crate::config::parse_duration(batch_wait).map_err(|m| usage("--batch-wait", m))?;
+        crate::units::parse_duration(batch_wait).map_err(|m| usage("--batch-wait", m))?;
     let (cfg, w, state) = super::webex_source(path, source, "serving webhooks")?;
     // Batches open the state themselves, under the run lock, so a scheduled run can share it.
     drop(state);
@@ -130,4 +134,9 @@ async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("Shutting down: no new deliveries; committing what was acknowledged.");
+}
+
+/// The source's tokens: its state, and the pipeline's shared token store if it has one.
+fn tokens(cfg: &PipelineConfig, state: Arc<State>) -> anyhow::Result<Arc<dyn TokenStore>> {
+    Ok(Arc::new(Tokens::new(state, pipeline::token_store(cfg)?)))
 }

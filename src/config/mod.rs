@@ -14,18 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod exposure;
-pub mod fields;
-mod units;
-pub use units::{format_duration, parse_bytes, parse_duration, parse_time, UnitError};
 
-pub use crate::source::legacy::config::{LegacyConfig, LEGACY_REQUESTS_PER_MINUTE};
-pub use crate::source::webex::config::{
-    Discovery, SearchConfig, WebexConfig, CHANNEL_TYPES, MAX_URL_EXPIRATION_MINUTES, READ_SCOPE,
-    SEARCH_RECORD_CAP, SEARCH_REQUESTS_PER_MINUTE, WEBEX_REQUESTS_PER_MINUTE, WRITE_SCOPE,
-};
-pub use crate::source::xima::config::XimaConfig;
-use crate::source::{DynSource, Source, SourceKind, KINDS};
-use fields::{Fields, KeyError, ValueError};
+use crate::extract::fields::{self, Fields, KeyError, ValueError};
+use crate::extract::{DynSource, Source, SourceKind};
+use crate::source::KINDS;
+use crate::units::{format_duration, parse_duration, parse_time};
 
 /// A config problem. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -190,16 +183,6 @@ impl std::fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&*self.source, f)
     }
-}
-
-/// A source's table read as its kind's raw struct `R` and validated.
-pub(crate) fn parse_as<R: serde::de::DeserializeOwned, C: Source>(
-    table: toml::Table,
-    fields: &Fields,
-    validate: fn(R, &Fields) -> Result<C, KeyError>,
-) -> Result<Arc<dyn DynSource>, KeyError> {
-    let raw: R = fields::deserialize(table)?;
-    Ok(Arc::new(validate(raw, fields)?))
 }
 
 /// `"webex", "webex_legacy" or "xima"`.
@@ -460,6 +443,8 @@ fn normalise_warehouse(value: &str, base_dir: &Path) -> Result<String, ValueErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::legacy::config::LegacyConfig;
+    use crate::source::webex::config::{Discovery, WebexConfig, WEBEX_REQUESTS_PER_MINUTE};
 
     const GOOD: &str = r#"
 [pipeline]

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{lock_states, open_states, RunError, RunOptions, SourceReport, SourceRun};
-use crate::config::{PipelineConfig, WebexConfig};
+use super::{lock_states, open_states, RunOptions, SourceReport};
+use crate::config::PipelineConfig;
+use crate::extract::{RunError, SourceRun};
 use crate::sink::Warehouse;
-use crate::source::webex;
+use crate::source::webex::{self, config::WebexConfig};
 
 /// Commits the tasks that `capture:available` events announced for Webex source `source`
 /// (see `source::webex::run::commit_events`): a run of its own in the ledger, under the state's run
@@ -53,17 +54,16 @@ async fn commit_events_inner(
         false => Vec::new(),
     };
     let run_id = state.begin_run(&cfg.name)?;
-    let ctx = SourceRun {
-        cfg,
-        opts: &opts,
-        now: Utc::now(),
-        name: source,
-        stream: webex::KIND.stream,
-        state: &state,
-        wh: &wh,
+    let settings = super::settings(cfg, &opts, Utc::now(), super::token_store(cfg)?);
+    let ctx = SourceRun::new(
+        &settings,
+        &webex::KIND,
+        source,
+        &state,
+        &wh,
         run_id,
-        fence: fences.first().map(|(_, f)| f.as_ref()),
-    };
+        fences.first().map(|(_, f)| f.as_ref()),
+    );
     let result = webex::run::commit_events(&ctx, wcfg, ids, range, report).await;
     super::leases::give_back(&wh, &fences).await;
     let status = if result.is_ok() {

@@ -1,27 +1,21 @@
 //! Window planning and the run loop: the only place that knows the order of stages.
 //!
 //! For each source: read the watermark → plan grid windows from `high_water - lookback` to
-//! `now - settle` → per window: the source extracts its tables (and audio) → `commit`
-//! writes Parquet files → manifest → state; `stages` overlaps consecutive windows. Data is
-//! durable before the state that points at it, so a crash anywhere replays the window
-//! harmlessly (its files are replaced, not duplicated). The watermark advances only over
-//! contiguous complete windows.
-//!
-//! What a source implements against ([`SourceRun`], [`WindowStages`], [`ReadWindow`],
-//! [`SourceFailure`]) is documented item by item: the lint below keeps it so.
+//! `now - settle` → per window: the source extracts its tables (and audio) → its files,
+//! manifest and state row are committed; consecutive windows overlap. Data is durable
+//! before the state that points at it, so a crash anywhere replays the window harmlessly
+//! (its files are replaced, not duplicated). The watermark advances only over contiguous
+//! complete windows. A source's part of that ([`SourceRun`]) is in [`crate::extract`]; this
+//! module runs the sources: locks, leases, states, reports.
 
-mod commit;
 mod estimate;
 mod events;
 pub mod finalize;
 mod leases;
 pub mod rebuild;
 pub mod shards;
-mod stages;
 
-pub use commit::WindowOutput;
 pub use events::commit_events;
-pub use stages::{Listing, ReadWindow, WindowStages};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,16 +24,14 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::auth::shared::SharedTokens;
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::error::ErrorKind;
+use crate::extract::{RunError, RunSettings, SourceRun};
 pub use crate::report::{RunReport, SourceReport, WindowReport};
-use crate::sink::audio_copy::AudioCopy;
-use crate::sink::parquet;
-use crate::sink::{StoreError, Warehouse};
-use crate::source::SystemError;
+use crate::sink::Warehouse;
 use crate::state::lock::RunLock;
 use crate::state::{State, StateError};
-use crate::window::{self, Window};
+use crate::window::Window;
 
 /// Options of one `ccetl run`.
 #[derive(Debug, Clone, Default)]
@@ -58,197 +50,8 @@ pub struct RunOptions {
     /// the whole budget when `None`.
     pub rate_share: Option<f64>,
     /// Above this many tasks in a window, the next window is not listed beside its read
-    /// (None: the default, `stages::LIST_AHEAD_MAX_TASKS`); tests set it low.
+    /// (None: the default, `extract`'s `LIST_AHEAD_MAX_TASKS`); tests set it low.
     pub list_ahead_max_tasks: Option<usize>,
-}
-
-/// Why a run, or part of it, failed. Its [`kind`](RunError::kind) sets the exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The state file could not be read or written.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The warehouse could not be read or written.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A shared warehouse's checkpoint or lease could not be read or written.
-    #[error(transparent)]
-    Checkpoint(#[from] crate::sink::versioned::VersionedError),
-    /// The warehouse's tables cannot be committed to safely.
-    #[error(transparent)]
-    Table(#[from] crate::sink::table::delta::DeltaError),
-    /// Another worker holds the source's lease (a shared warehouse).
-    #[error("source '{source_name}': {error}")]
-    #[allow(missing_docs)]
-    Lease {
-        source_name: String,
-        error: crate::sink::lease::LeaseError,
-    },
-    /// `--source` names no source of the pipeline.
-    #[error("--source {0}: no source of that name in the pipeline")]
-    UnknownSource(String),
-    /// A source's task panicked or was cancelled.
-    #[error("a source's task ended abnormally: {0}")]
-    Task(String),
-    /// The pipeline's token store could not be read.
-    #[error("token store {url}: {message}")]
-    #[allow(missing_docs)]
-    TokenStore { url: String, message: String },
-    /// `state rebuild` could not read the recordings tables back.
-    #[error("state rebuild: reading the recording tables: {0}")]
-    Rebuild(String),
-    /// The state file is gone but the warehouse holds committed windows.
-    #[error("state file {path} is missing, but the warehouse holds {windows} committed windows of source '{source_name}': run `ccetl state rebuild {pipeline}` to recreate the state from the warehouse (or remove {warehouse}/_ccetl/manifests to extract everything again)")]
-    #[allow(missing_docs)]
-    StateMissing {
-        path: PathBuf,
-        source_name: String,
-        windows: usize,
-        pipeline: String,
-        warehouse: String,
-    },
-    /// A source failed, in a window when one is named.
-    #[error("source '{source_name}'{window}: {error}")]
-    #[allow(missing_docs)]
-    Source {
-        source_name: String,
-        window: String,
-        error: Box<SourceFailure>,
-    },
-    /// A quota stopped part of the work; what was done is committed and a rerun resumes.
-    #[error("source '{source_name}': partial: {message}")]
-    #[allow(missing_docs)]
-    Partial {
-        source_name: String,
-        message: String,
-    },
-    /// Several sources ran and some failed.
-    #[error("{failed} of {total} sources failed; first: {first}")]
-    Some {
-        /// How many failed, of how many.
-        failed: usize,
-        /// How many sources ran.
-        total: usize,
-        /// The first failure.
-        first: Box<RunError>,
-        /// Every failure was a quota (exit 4, not 1).
-        all_partial: bool,
-    },
-}
-
-/// Why a source's window (or its connection) failed: its system's own error, or one of
-/// the writes every source shares.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceFailure {
-    /// The source system's own error (its API, its data).
-    #[error(transparent)]
-    System(SystemFailure),
-    /// Encoding a table's Parquet file.
-    #[error(transparent)]
-    Write(#[from] parquet::WriteError),
-    /// Writing to the warehouse.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Committing a window's files to its table.
-    #[error(transparent)]
-    Table(#[from] crate::sink::table::TableError),
-    /// Writing the state.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// Moving the warehouse's checkpoint (a shared warehouse).
-    #[error(transparent)]
-    Checkpoint(#[from] crate::sink::versioned::VersionedError),
-    /// The run's lease on the source is lost: it stopped before committing.
-    #[error(transparent)]
-    Fenced(#[from] crate::sink::lease::LeaseError),
-    /// Building a table in Arrow.
-    #[error(transparent)]
-    Transform(#[from] arrow::error::ArrowError),
-    /// The runtime shut down under a blocking task.
-    #[error(transparent)]
-    ShutDown(#[from] crate::blocking::ShutDown),
-}
-
-impl SourceFailure {
-    /// What the user does about it: the system's own kind, `Other` for shared writes.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            SourceFailure::System(e) => e.0.kind(),
-            SourceFailure::Checkpoint(e) => e.kind(),
-            SourceFailure::Fenced(e) => e.kind(),
-            SourceFailure::Write(_)
-            | SourceFailure::Store(_)
-            | SourceFailure::Table(_)
-            | SourceFailure::State(_)
-            | SourceFailure::Transform(_)
-            | SourceFailure::ShutDown(_) => ErrorKind::Other,
-        }
-    }
-
-    /// True when the cause is rejected credentials (no window is named then).
-    pub fn is_auth(&self) -> bool {
-        self.kind() == ErrorKind::Auth
-    }
-}
-
-impl<E: SystemError> From<E> for SourceFailure {
-    fn from(e: E) -> Self {
-        SourceFailure::System(SystemFailure(Box::new(e)))
-    }
-}
-
-/// A source system's error, whichever the system: shown as itself, causes and all.
-#[derive(Debug)]
-pub struct SystemFailure(Box<dyn SystemError>);
-
-impl std::fmt::Display for SystemFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for SystemFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
-impl RunError {
-    /// `Quota` when only quotas stopped the run (everything else succeeded); a failed source
-    /// is its own error's kind; of several, the first's.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            RunError::UnknownSource(_) => ErrorKind::Config,
-            RunError::Checkpoint(e) => e.kind(),
-            RunError::Lease { error, .. } => error.kind(),
-            RunError::Partial { .. } => ErrorKind::Quota,
-            RunError::Source { error, .. } => error.kind(),
-            RunError::Some {
-                all_partial: true, ..
-            } => ErrorKind::Quota,
-            RunError::Some { first, .. } => match first.kind() {
-                ErrorKind::Quota => ErrorKind::Other,
-                k => k,
-            },
-            RunError::State(_)
-            | RunError::Store(_)
-            | RunError::Table(_)
-            | RunError::Task(_)
-            | RunError::Rebuild(_)
-            | RunError::TokenStore { .. }
-            | RunError::StateMissing { .. } => ErrorKind::Other,
-        }
-    }
-
-    /// True when only a quota stopped the run (exit code 4): everything else succeeded.
-    pub fn is_partial(&self) -> bool {
-        self.kind() == ErrorKind::Quota
-    }
-
-    /// True when the cause is rejected credentials (exit code 3).
-    pub fn is_auth(&self) -> bool {
-        self.kind() == ErrorKind::Auth
-    }
 }
 
 /// The stream name a source's windows, manifests and watermark are kept under.
@@ -269,13 +72,6 @@ pub fn open_states(
     cfg: &PipelineConfig,
     names: &[&str],
 ) -> Result<HashMap<String, Arc<State>>, RunError> {
-    let shared = match &cfg.token_store {
-        Some(url) => Some(crate::auth::shared::SharedTokens::open(
-            url,
-            &cfg.storage_options,
-        )?),
-        None => None,
-    };
     let mut by_path: HashMap<PathBuf, Arc<State>> = HashMap::new();
     let mut out = HashMap::new();
     for name in names {
@@ -284,9 +80,6 @@ pub fn open_states(
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(State::open(&path)?);
-                if let Some(shared) = &shared {
-                    s.share_tokens(shared.clone());
-                }
                 by_path.insert(path, s.clone());
                 s
             }
@@ -296,20 +89,31 @@ pub fn open_states(
     Ok(out)
 }
 
+/// The token store workers share (`token_store`), when the pipeline has one.
+pub fn token_store(cfg: &PipelineConfig) -> Result<Option<SharedTokens>, RunError> {
+    let Some(url) = &cfg.token_store else {
+        return Ok(None);
+    };
+    Ok(Some(SharedTokens::open(url, &cfg.storage_options)?))
+}
+
 /// Copies each source's tokens from the pipeline's token store, if it has one, into its
 /// state, for what reads them there (`ccetl check`, `ccetl auth status`).
-pub async fn pull_shared_tokens(states: &HashMap<String, Arc<State>>) -> Result<(), RunError> {
-    use crate::auth::TokenStore;
+pub async fn pull_shared_tokens(
+    cfg: &PipelineConfig,
+    states: &HashMap<String, Arc<State>>,
+) -> Result<(), RunError> {
+    let Some(shared) = token_store(cfg)? else {
+        return Ok(());
+    };
     for (source, state) in states {
-        if let Some(shared) = state.shared() {
-            shared
-                .pull(source, state.as_ref())
-                .await
-                .map_err(|e| RunError::TokenStore {
-                    url: shared.url().to_string(),
-                    message: e.to_string(),
-                })?;
-        }
+        shared
+            .pull(source, state.as_ref())
+            .await
+            .map_err(|e| RunError::TokenStore {
+                url: shared.url().to_string(),
+                message: e.to_string(),
+            })?;
     }
     Ok(())
 }
@@ -477,7 +281,8 @@ async fn run_held(
     // Sources are independent (own API, own quota, own watermark): they run at the same
     // time, each on its own task so that one source's CPU work (Parquet, hashing, state
     // commits) does not delay another's paced requests.
-    let shared = Arc::new((cfg.clone(), opts.clone(), wh.clone()));
+    let settings = settings(cfg, opts, now, token_store(cfg)?);
+    let shared = Arc::new((opts.clone(), wh.clone(), settings));
     let tasks: Vec<_> = runs
         .iter()
         .map(|(src, state, run_id)| {
@@ -485,14 +290,14 @@ async fn run_held(
                 (shared.clone(), (*src).clone(), state.clone(), *run_id);
             let fence = leases::fence_of(fences, src.name());
             tokio::spawn(async move {
-                let (cfg, opts, wh) = &*shared;
+                let (opts, wh, settings) = &*shared;
                 let held = Held {
                     state: &state,
                     wh,
                     run_id,
                     fence: fence.as_deref(),
                 };
-                run_source(cfg, opts, now, &src, held).await
+                run_source(opts, settings, &src, held).await
             })
         })
         .collect();
@@ -545,9 +350,8 @@ struct Held<'a> {
 
 /// Runs one source; its report, and its outcome.
 async fn run_source(
-    cfg: &PipelineConfig,
     opts: &RunOptions,
-    now: DateTime<Utc>,
+    settings: &RunSettings,
     src: &SourceConfig,
     held: Held<'_>,
 ) -> (Result<SourceReport, RunError>, Result<(), RunError>) {
@@ -559,17 +363,15 @@ async fn run_source(
     } = held;
     let mut sr = SourceReport::new(src.name(), src.kind());
     let started = Instant::now();
-    let ctx = SourceRun {
-        cfg,
-        opts,
-        now,
-        name: src.name(),
-        stream: stream_of(src),
+    let ctx = SourceRun::new(
+        settings,
+        src.source_kind(),
+        src.name(),
         state,
         wh,
         run_id,
         fence,
-    };
+    );
     let outcome = src.run(&ctx, &mut sr).await;
     sr.set_duration(started.elapsed().as_millis() as u64);
     if opts.dry_run {
@@ -578,16 +380,40 @@ async fn run_source(
             Err(e) => return (Err(e.into()), outcome),
         }
     }
-    match state.high_water(ctx.name, ctx.stream) {
+    match state.high_water(ctx.name(), ctx.stream()) {
         Ok(hw) => sr.high_water = hw,
         Err(e) => return (Err(e.into()), outcome),
     }
     if let Err(e) = &outcome {
         // main prints the error once; the log keeps it for -v and JSON logs.
-        tracing::info!(source = %ctx.name, error = %e, "Source failed.");
+        tracing::info!(source = %ctx.name(), error = %e, "Source failed.");
         sr.error = Some(e.to_string());
     }
     (Ok(sr), outcome)
+}
+
+/// What every source of a run is told: the pipeline's windows and table format, the run's
+/// flags.
+pub fn settings(
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+    now: DateTime<Utc>,
+    token_store: Option<SharedTokens>,
+) -> RunSettings {
+    RunSettings {
+        window: Duration::from_std(cfg.window).unwrap_or(Duration::days(1)),
+        lookback: Duration::from_std(cfg.lookback).unwrap_or_default(),
+        settle: Duration::from_std(cfg.settle).unwrap_or_default(),
+        start: cfg.start,
+        since: opts.since,
+        until: opts.until,
+        now,
+        dry_run: opts.dry_run,
+        rate_share: opts.rate_share,
+        list_ahead_max_tasks: opts.list_ahead_max_tasks,
+        table_format: cfg.table_format,
+        token_store,
+    }
 }
 
 /// The windows a run reads for one stream.
@@ -597,145 +423,5 @@ pub fn plan_windows(
     now: DateTime<Utc>,
     high_water: Option<DateTime<Utc>>,
 ) -> Vec<Window> {
-    let step = Duration::from_std(cfg.window).unwrap_or(Duration::days(1));
-    let settled = now - Duration::from_std(cfg.settle).unwrap_or_default();
-    let lookback = Duration::from_std(cfg.lookback).unwrap_or_default();
-    let from = match (opts.since, high_water) {
-        (Some(s), _) => s,
-        (None, Some(hw)) => hw - lookback,
-        (None, None) => cfg.start.unwrap_or(now - Duration::days(7)),
-    };
-    // Never read past now - settle (Airbyte #70341), even when --until asks for more.
-    let to = opts.until.map_or(settled, |u| u.min(settled));
-    window::plan(from, to, step)
-}
-
-/// One source's part of a run: what every window of it needs to know, and what a source's
-/// [`Source::run`](crate::source::Source::run) calls to plan, drive and commit its windows.
-pub struct SourceRun<'a> {
-    cfg: &'a PipelineConfig,
-    opts: &'a RunOptions,
-    now: DateTime<Utc>,
-    name: &'a str,
-    stream: &'static str,
-    state: &'a Arc<State>,
-    wh: &'a Warehouse,
-    run_id: i64,
-    /// The source's lease on a shared warehouse, checked before each commit.
-    fence: Option<&'a crate::sink::fence::Fence>,
-}
-
-impl<'a> SourceRun<'a> {
-    /// The source's name.
-    pub fn name(&self) -> &'a str {
-        self.name
-    }
-
-    /// Its state: stored tokens, the egress ledger.
-    pub fn state(&self) -> &'a Arc<State> {
-        self.state
-    }
-
-    /// The warehouse its windows are committed to.
-    pub fn warehouse(&self) -> &'a Warehouse {
-        self.wh
-    }
-
-    /// The stream its windows are kept under.
-    pub fn stream(&self) -> &'static str {
-        self.stream
-    }
-
-    /// Audio bytes this source downloaded after `since`, for a cap over a rolling period:
-    /// this worker's ledger, or on a shared warehouse what every worker's commits counted
-    /// in the checkpoint, if more (a worker's disk knows only its own downloads, the
-    /// checkpoint only committed ones).
-    pub async fn egress_since(&self, since: DateTime<Utc>) -> Result<u64, RunError> {
-        let local = self.state.egress_since(self.name, since)?;
-        if !self.wh.is_shared() {
-            return Ok(local);
-        }
-        let path = crate::sink::checkpoint::path_of(self.wh, self.name, self.stream);
-        let shared = crate::sink::checkpoint::read(self.wh.store().as_ref(), &path)
-            .await?
-            .map_or(0, |cp| cp.egress_since(since.timestamp_millis()));
-        Ok(local.max(shared))
-    }
-
-    /// `Ok` unless this run's lease on the source (a shared warehouse) may be another's now:
-    /// then it must not commit.
-    fn check_lease(&self) -> Result<(), crate::sink::lease::LeaseError> {
-        self.fence.map_or(Ok(()), crate::sink::fence::Fence::check)
-    }
-
-    /// This run's share of the source's request budget (1: all of it).
-    pub fn rate_share(&self) -> f64 {
-        self.opts.rate_share.unwrap_or(1.0)
-    }
-
-    /// The pipeline's window length.
-    pub fn window_step(&self) -> Duration {
-        Duration::from_std(self.cfg.window).unwrap_or(Duration::days(1))
-    }
-
-    /// The error for a failure, located in its window (not for credentials: there it is noise).
-    pub fn fail(&self, w: Option<&Window>, error: SourceFailure) -> RunError {
-        let window = match w {
-            Some(w) if !error.is_auth() => {
-                format!(", window {}..{}", w.start.to_rfc3339(), w.end.to_rfc3339())
-            }
-            _ => String::new(),
-        };
-        RunError::Source {
-            source_name: self.name.to_string(),
-            window,
-            error: Box::new(error),
-        }
-    }
-
-    /// Commits one window outside [`SourceRun::drive`] (what events announced): it never
-    /// moves the watermark.
-    pub async fn commit(
-        &self,
-        w: Window,
-        out: WindowOutput,
-    ) -> Result<WindowReport, SourceFailure> {
-        Ok(commit::load(self, w, None, out).await?.0)
-    }
-
-    /// The audio settings of the source's windows (see [`crate::sink::audio_copy`]).
-    pub fn audio_copy(
-        &self,
-        copy_audio: bool,
-        concurrency: usize,
-        count_egress: bool,
-    ) -> AudioCopy<'_> {
-        AudioCopy {
-            state: self.state,
-            wh: self.wh,
-            source: self.name,
-            copy_audio,
-            concurrency,
-            count_egress,
-        }
-    }
-
-    /// The windows to read; `None` on a dry run, whose report then lists them.
-    pub fn plan(&self, report: &mut SourceReport) -> Result<Option<Vec<Window>>, RunError> {
-        let hw = self.state.high_water(self.name, self.stream)?;
-        let windows = plan_windows(self.cfg, self.opts, self.now, hw);
-        tracing::info!(source = %self.name, windows = windows.len(), high_water = ?hw, "Planned windows.");
-        if !self.opts.dry_run {
-            return Ok(Some(windows));
-        }
-        report.windows = windows
-            .iter()
-            .map(|w| WindowReport {
-                start: w.start,
-                end: w.end,
-                ..Default::default()
-            })
-            .collect();
-        Ok(None)
-    }
+    settings(cfg, opts, now, None).windows(high_water)
 }

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::{open_states, stream_of, RunError};
 use crate::config::{PipelineConfig, SourceConfig};
+use crate::extract::ObjectsTable;
 use crate::sink::{manifest, Warehouse};
-use crate::source::ObjectsTable;
 use crate::state::AudioStatus;
 use crate::state::{AudioRecord, State, WindowRecord};
 

@@ -15,7 +15,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
 use super::QueryError;
-use crate::sink::table::delta::{live_files_at, At};
+use super::TableFiles;
 use crate::sink::Warehouse;
 
 /// The cache directory for a warehouse URL: `$CCETL_CACHE_DIR`, else `$XDG_CACHE_HOME/ccetl`,
@@ -77,16 +77,18 @@ impl<'a> Mirror<'a> {
         Ok(m)
     }
 
-    /// Fetches the data files each Delta table's version `at` names (every Parquet file of
-    /// a table without a log) and removes the rest; returns how many objects were fetched.
+    /// Fetches the data files of each Delta table's snapshot in `files` (every Parquet file
+    /// of a table without a log) and removes the rest; returns how many objects were fetched.
     /// Older versions kept for time travel stay in the store until a query asks for them.
-    pub async fn files(mut self, at: impl Fn(&str) -> At) -> Result<usize, QueryError> {
+    pub async fn files(mut self, files: &TableFiles) -> Result<usize, QueryError> {
         let mut wanted = self.logs.clone();
-        for table in crate::source::tables().map(|t| t.name) {
-            let root = self.dir.join(table);
-            match live_files_at(&root, table, at(table))? {
-                Some((_, files)) => wanted.extend(files),
-                None => wanted.extend(self.data.keys().filter(|p| p.starts_with(&root)).cloned()),
+        for (table, snapshot) in files {
+            match snapshot {
+                Some(files) => wanted.extend(files.iter().cloned()),
+                None => {
+                    let root = self.dir.join(table);
+                    wanted.extend(self.data.keys().filter(|p| p.starts_with(&root)).cloned());
+                }
             }
         }
         let data = std::mem::take(&mut self.data);

@@ -9,7 +9,10 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
-use crate::sink::table::delta::At;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::sink::table::delta::{live_files_at, At};
 use crate::sink::Warehouse;
 
 pub mod mirror;
@@ -219,11 +222,12 @@ pub async fn open_view(wh: &Warehouse, view: View) -> Result<Connection, QueryEr
         View::AsOf(t) => At::Time(*t),
         View::Completed => pins.get(table).map_or(At::Latest, |v| At::Version(*v)),
     };
+    let files = table_files(&dir, at)?;
     if let Some(m) = mirror {
-        let fetched = m.files(at).await?;
+        let fetched = m.files(&files).await?;
         tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
     }
-    connect_dir(&dir, at)
+    connect_dir(&dir, &files)
 }
 
 /// [`open`], with an object-store warehouse mirrored into `dir`.
@@ -234,9 +238,11 @@ pub async fn open_mirrored_in(
     if wh.local_root().is_some() {
         return connect(wh);
     }
-    let fetched = Mirror::logs(wh, dir).await?.files(|_| At::Latest).await?;
+    let logs = Mirror::logs(wh, dir).await?;
+    let files = table_files(dir, |_| At::Latest)?;
+    let fetched = logs.files(&files).await?;
     tracing::info!(warehouse = %wh.url(), mirror = %dir.display(), fetched, "Mirror up to date.");
-    connect_dir(dir, |_| At::Latest)
+    connect_dir(dir, &files)
 }
 
 /// An in-memory DuckDB whose views hold only the files at `keys` (copied under `dir` from an
@@ -250,13 +256,13 @@ pub async fn open_files(
         return connect(wh);
     }
     mirror::fetch_keys(wh, keys, dir).await?;
-    connect_dir(dir, |_| At::Latest)
+    connect_dir(dir, &table_files(dir, |_| At::Latest)?)
 }
 
 /// An in-memory DuckDB with the views of a local warehouse.
 pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     match wh.local_root() {
-        Some(root) => connect_dir(root, |_| At::Latest),
+        Some(root) => connect_dir(root, &table_files(root, |_| At::Latest)?),
         None => Err(QueryError::Mirror(format!(
             "{} is not local: use query::open",
             wh.url()
@@ -264,15 +270,30 @@ pub fn connect(wh: &Warehouse) -> Result<Connection, QueryError> {
     }
 }
 
-/// DuckDB views over the tables under `root`, each Delta table at the version `at` names.
-fn connect_dir(root: &std::path::Path, at: impl Fn(&str) -> At) -> Result<Connection, QueryError> {
+/// Each table's files at the version a query reads: the Delta snapshot's (maybe none), or
+/// `None` for a table without a log (Hive folders, or not written yet).
+pub(crate) type TableFiles = BTreeMap<&'static str, Option<Vec<PathBuf>>>;
+
+/// [`TableFiles`] of the tables under `root`, each Delta table at the version `at` names:
+/// read once, for both the mirror and the views.
+fn table_files(root: &Path, at: impl Fn(&str) -> At) -> Result<TableFiles, QueryError> {
+    crate::source::tables()
+        .map(|def| {
+            let files = live_files_at(&root.join(def.name), def.name, at(def.name))?;
+            Ok((def.name, files.map(|(_, f)| f)))
+        })
+        .collect()
+}
+
+/// DuckDB views over the tables under `root`, each Delta table of `files` over its files.
+fn connect_dir(root: &Path, files: &TableFiles) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
     for def in crate::source::tables() {
         let table = def.name;
         let dir = root.join(table);
-        let sql = match crate::sink::table::delta::live_files_at(&dir, table, at(table))? {
+        let sql = match files.get(table).cloned().flatten() {
             // A Delta table: exactly its snapshot's files, never what a listing finds.
-            Some((_, files)) if !files.is_empty() => {
+            Some(files) if !files.is_empty() => {
                 let list: Vec<String> = files
                     .iter()
                     .map(|f| sql_str(&f.display().to_string()))

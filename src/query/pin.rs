@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::QueryError;
 use crate::sink::manifest::Manifest;
+use crate::sink::table::delta::commit_version;
 use crate::sink::{keys, Warehouse};
 
 /// How far back a table's log is searched for a complete commit before its newest version
@@ -67,11 +68,7 @@ fn newest_version(log: &Path) -> Option<u64> {
     std::fs::read_dir(log)
         .ok()?
         .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let digits = name.strip_suffix(".json")?;
-            (digits.len() == 20).then(|| digits.parse().ok())?
-        })
+        .filter_map(|e| commit_version(&e.file_name().to_string_lossy()))
         .max()
 }
 

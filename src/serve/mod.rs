@@ -27,9 +27,10 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::config::{PipelineConfig, WebexConfig};
+use crate::config::PipelineConfig;
 use crate::pipeline;
 use crate::secret::Secret;
+use crate::source::webex::config::WebexConfig;
 use crate::source::webex::events::{self, Verdict};
 use queue::EventQueue;
 

@@ -86,7 +86,7 @@ impl RateLimit {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("'{n}' is not a positive number of requests"))?;
-        let window = crate::config::parse_duration(w.trim()).map_err(|e| e.to_string())?;
+        let window = crate::units::parse_duration(w.trim()).map_err(|e| e.to_string())?;
         if window.is_zero() {
             return Err("the window must be longer than 0".into());
         }
@@ -150,7 +150,7 @@ impl RateDrop {
                 "'{text}' is not a drop; write REQUESTS after AFTER for LASTS, e.g. 75 after 2m for 2m"
             ));
         };
-        let duration = |w: &str| crate::config::parse_duration(w).map_err(|e| e.to_string());
+        let duration = |w: &str| crate::units::parse_duration(w).map_err(|e| e.to_string());
         Ok(RateDrop {
             requests: requests
                 .parse()

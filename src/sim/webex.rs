@@ -17,6 +17,13 @@ use super::data::{self, SimTask};
 use super::faults::FaultKind;
 use super::{transcripts, va, Sim};
 
+// The spec's values, kept apart from the client's (`source::webex::config`) so that a change
+// there cannot loosen the simulator.
+/// `/v1/tasks` `channelTypes`: the spec's enum.
+const CHANNEL_TYPES: [&str; 4] = ["telephony", "chat", "email", "social"];
+/// `urlExpiration`'s maximum, in minutes.
+const MAX_URL_EXPIRATION_MINUTES: i64 = 60;
+
 fn api_error(status: StatusCode, msg: &str) -> Response {
     let body = json!({
         "trackingId": "sim-0000",
@@ -234,7 +241,7 @@ pub(super) async fn tasks(
     if let Some(bad) = channels
         .iter()
         .flatten()
-        .find(|c| !crate::config::CHANNEL_TYPES.contains(c))
+        .find(|c| !CHANNEL_TYPES.contains(c))
     {
         // The spec's enum, lowercase.
         return api_error(
@@ -286,7 +293,7 @@ pub(super) async fn captures(
             "urlExpiration should be greater than 0",
         );
     }
-    if expiration > i64::from(crate::config::MAX_URL_EXPIRATION_MINUTES) {
+    if expiration > MAX_URL_EXPIRATION_MINUTES {
         return api_error(
             StatusCode::BAD_REQUEST,
             "urlExpiration must not be greater than 60",

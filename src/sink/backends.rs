@@ -51,7 +51,7 @@ pub fn open(
         key: k.to_string(),
         backend,
     };
-    let build = |e: object_store::Error| BackendError::Build(super::store::describe(&e));
+    let build = |e: object_store::Error| BackendError::Build(describe(&e));
     let store: Arc<dyn CloudStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
@@ -80,6 +80,40 @@ pub fn open(
         other => return Err(BackendError::NotAWarehouse(format!("{other:?}"))),
     };
     Ok((store, prefix))
+}
+
+/// An object store error in one line with the fix: S3-style XML bodies are reduced to their
+/// code and message, and the usual causes get their remedy.
+pub fn describe(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{t}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    let advice = |code: &str| {
+        match code {
+        "NoSuchBucket" | "ContainerNotFound" => {
+            "; create it, or fix the bucket in the warehouse URL"
+        }
+        "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationFailure"
+        | "AuthenticationFailed" => {
+            "; check the credentials (the cloud's environment variables or storage_options) and that they may write here"
+        }
+        _ => "",
+    }
+    };
+    if let (Some(code), Some(msg)) = (tag("Code"), tag("Message")) {
+        return format!("{code}: {msg}{}", advice(&code));
+    }
+    if text.contains("Missing AccessKeyId")
+        || text.contains("credential") && text.contains("Missing")
+    {
+        return "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run with a role), or storage_options.aws_access_key_id / aws_secret_access_key".into();
+    }
+    let first = text.lines().next().unwrap_or_default();
+    first.chars().take(300).collect()
 }
 
 #[cfg(test)]

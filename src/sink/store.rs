@@ -11,10 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::backends::CloudStore;
-use super::upload::{Upload, PART_SIZE};
+use super::backends::{describe, CloudStore};
 
 /// A warehouse operation that failed, naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -38,40 +37,6 @@ pub enum StoreError {
         key: String,
         cause: object_store::Error,
     },
-}
-
-/// An object store error in one line with the fix: S3-style XML bodies are reduced to their
-/// code and message, and the usual causes get their remedy.
-pub fn describe(e: &object_store::Error) -> String {
-    let text = e.to_string();
-    let tag = |t: &str| {
-        let open = format!("<{t}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{t}>"))? + start;
-        Some(text[start..end].to_string())
-    };
-    let advice = |code: &str| {
-        match code {
-        "NoSuchBucket" | "ContainerNotFound" => {
-            "; create it, or fix the bucket in the warehouse URL"
-        }
-        "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationFailure"
-        | "AuthenticationFailed" => {
-            "; check the credentials (the cloud's environment variables or storage_options) and that they may write here"
-        }
-        _ => "",
-    }
-    };
-    if let (Some(code), Some(msg)) = (tag("Code"), tag("Message")) {
-        return format!("{code}: {msg}{}", advice(&code));
-    }
-    if text.contains("Missing AccessKeyId")
-        || text.contains("credential") && text.contains("Missing")
-    {
-        return "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run with a role), or storage_options.aws_access_key_id / aws_secret_access_key".into();
-    }
-    let first = text.lines().next().unwrap_or_default();
-    first.chars().take(300).collect()
 }
 
 /// The warehouse: an object store under a URL (local disk, S3, GCS, Azure).
@@ -154,27 +119,11 @@ impl Warehouse {
     /// and above one part, a multipart upload that only becomes visible when complete.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = self.path(&[key]);
-        let result = if self.multipart.is_none() || bytes.len() <= PART_SIZE {
-            self.store
-                .put(&path, PutPayload::from_bytes(bytes))
-                .await
-                .map(|_| ())
-        } else {
-            self.put_in_parts(path, bytes).await
-        };
+        let result = self.put_whole_or_in_parts(path, bytes).await;
         result.map_err(|cause| StoreError::Write {
             key: key.to_string(),
             cause,
         })
-    }
-
-    async fn put_in_parts(&self, path: Path, bytes: Bytes) -> object_store::Result<()> {
-        let mut upload = Upload::start(self, path).await?;
-        if let Err(e) = upload.write(bytes).await {
-            upload.abort().await;
-            return Err(e);
-        }
-        upload.finish().await
     }
 
     /// Reads the object at `key`; `None` when there is none.

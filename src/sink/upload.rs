@@ -233,6 +233,29 @@ impl Parts {
     }
 }
 
+impl Warehouse {
+    /// Puts `bytes` at `path` in one request, or in parts past [`PART_SIZE`] on a bucket.
+    pub(super) async fn put_whole_or_in_parts(
+        &self,
+        path: Path,
+        bytes: Bytes,
+    ) -> object_store::Result<()> {
+        if self.multipart().is_none() || bytes.len() <= PART_SIZE {
+            return self
+                .store()
+                .put(&path, PutPayload::from_bytes(bytes))
+                .await
+                .map(|_| ());
+        }
+        let mut upload = Upload::start(self, path).await?;
+        if let Err(e) = upload.write(bytes).await {
+            upload.abort().await;
+            return Err(e);
+        }
+        upload.finish().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,11 @@ use duckdb::{params, Connection, OptionalExt};
 mod egress;
 pub mod lock;
 pub mod stored;
+mod tokens;
+
+pub use tokens::StoredToken;
 
 pub use stored::StoredLedger;
-
-use crate::auth::{StoredToken, TokenStore};
-use crate::secret::Secret;
 
 /// Why the state DB could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +201,6 @@ pub type StoredAudio = HashMap<String, AudioRecord, ahash::RandomState>;
 pub struct State {
     path: PathBuf,
     conn: Mutex<Connection>,
-    /// The pipeline's shared token store, when it has one.
-    shared_tokens: std::sync::OnceLock<crate::auth::shared::SharedTokens>,
 }
 
 impl std::fmt::Debug for State {
@@ -282,7 +280,6 @@ impl State {
         let state = State {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
-            shared_tokens: std::sync::OnceLock::new(),
         };
         state.with(|c| c.execute_batch(SCHEMA))?;
         restrict_permissions(&path.with_extension("duckdb.wal"));
@@ -292,11 +289,6 @@ impl State {
     /// The DuckDB file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Keeps tokens in `shared` too, the store workers share (set once per state).
-    pub fn share_tokens(&self, shared: crate::auth::shared::SharedTokens) {
-        let _ = self.shared_tokens.set(shared);
     }
 
     fn with<T>(
@@ -605,51 +597,6 @@ impl State {
     }
 }
 
-impl TokenStore for State {
-    fn shared(&self) -> Option<crate::auth::shared::SharedTokens> {
-        self.shared_tokens.get().cloned()
-    }
-
-    fn load(&self, source: &str) -> Result<Option<StoredToken>, StateError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT config_fingerprint, refresh_token, access_token, access_expires_at_ms, refresh_expires_at_ms
-                 FROM tokens WHERE source = ?",
-                params![source],
-                |r| {
-                    Ok(StoredToken {
-                        config_fingerprint: r.get(0)?,
-                        refresh_token: Secret::new(r.get::<_, String>(1)?),
-                        access_token: r.get::<_, Option<String>>(2)?.map(Secret::new),
-                        access_expires_at: r.get::<_, Option<i64>>(3)?.map(from_ms),
-                        refresh_expires_at: r.get::<_, Option<i64>>(4)?.map(from_ms),
-                    })
-                },
-            )
-            .optional()
-        })
-    }
-
-    fn save(&self, source: &str, t: &StoredToken) -> Result<(), StateError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    source,
-                    t.config_fingerprint,
-                    t.refresh_token.expose(),
-                    t.access_token.as_ref().map(|s| s.expose().to_string()),
-                    t.access_expires_at.map(ms),
-                    t.refresh_expires_at.map(ms),
-                    ms(Utc::now())
-                ],
-            )?;
-            // Make the rotated token durable now, not at the next checkpoint.
-            c.execute_batch("CHECKPOINT")
-        })
-    }
-}
-
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -763,6 +710,7 @@ fn upsert_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn watermark_never_moves_back_and_tokens_roundtrip() {
@@ -790,8 +738,8 @@ mod tests {
             access_expires_at: Some(t0),
             refresh_expires_at: None,
         };
-        st.save("wx", &tok).unwrap();
-        let back = st.load("wx").unwrap().unwrap();
+        st.save_token("wx", &tok).unwrap();
+        let back = st.load_token("wx").unwrap().unwrap();
         assert_eq!(back.refresh_token.expose(), "r2");
         assert_eq!(back.access_expires_at, Some(t0));
 

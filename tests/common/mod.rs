@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use ccetl::config::PipelineConfig;
-use ccetl::pipeline::{self, RunError, RunOptions, RunReport};
+use ccetl::extract::RunError;
+use ccetl::pipeline::{self, RunOptions, RunReport};
 use ccetl::sim::ratelimit::RateLimit;
 use ccetl::sim::{self, SimConfig, SimHandle, Truth};
 use ccetl::sink::Warehouse;

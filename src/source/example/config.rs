@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::fields::{Fields, KeyError};
+use crate::extract::fields::{Fields, KeyError};
 
 /// A `[[source]]` with `kind = "example"`, as written.
 #[derive(Debug, Deserialize)]

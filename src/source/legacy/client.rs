@@ -12,10 +12,10 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::config::LegacyConfig;
 use super::csv::{CsvDecoder, TableSpec};
 use super::{tables, LegacyError};
 use crate::auth::LegacyAuth;
-use crate::config::LegacyConfig;
 use crate::http::fetch::BodyError;
 use crate::http::pacer::{PaceRule, Pacer};
 use crate::http::{HttpClient, HttpError, RetryConfig};

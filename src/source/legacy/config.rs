@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::fields::{Fields, KeyError};
+use crate::extract::fields::{Fields, KeyError};
 use crate::secret::Secret;
 
 /// The legacy reporting API publishes no limit: a conservative budget.

@@ -23,11 +23,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub use client::{LegacyClient, RecordType};
 
-use crate::config::fields::struct_keys;
-use crate::config::parse_as;
+use crate::extract::fields::struct_keys;
+use crate::extract::parse_as;
+use crate::extract::SourceKind;
 use crate::http::HttpError;
 use crate::schema::day_of_ms;
-use crate::source::SourceKind;
 use crate::window::Window;
 
 /// The legacy 1.0 reporting API in the registry of source kinds: CSRs, CARs and their
@@ -89,7 +89,7 @@ pub enum LegacyError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-impl crate::source::SystemError for LegacyError {
+impl crate::extract::SystemError for LegacyError {
     fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {

@@ -1,13 +1,12 @@
 //! The legacy reporting source at run time: CSRs → CARs → activity chains per window, and
 //! its `ccetl check` and `auth status`.
 
+use super::config::LegacyConfig;
 use super::{chains, tables, LegacyClient, RecordType};
-use crate::config::LegacyConfig;
-use crate::pipeline::{
-    ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
-};
+use crate::extract::{CheckContext, Checked, Source};
+use crate::extract::{ReadWindow, RunError, SourceFailure, SourceRun, WindowOutput};
+use crate::report::{SourceReport, WindowReport};
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source};
 use crate::window::Window;
 
 impl Source for LegacyConfig {
@@ -19,8 +18,8 @@ impl Source for LegacyConfig {
         Some(f64::from(self.requests_per_minute))
     }
 
-    fn budget(&self) -> crate::source::Budget {
-        crate::source::Budget {
+    fn budget(&self) -> crate::extract::Budget {
+        crate::extract::Budget {
             key: super::client::pacer_key(self),
             shards_at_once: 1,
         }

@@ -11,11 +11,11 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::json;
 
 use super::captures;
+use super::config::WebexConfig;
 use super::model::{CapturePage, Task, TaskPage};
 use super::transcripts;
 use super::WebexError;
 use crate::auth::{OAuthTokens, TokenStore};
-use crate::config::WebexConfig;
 use crate::http::fetch::decode_json;
 use crate::http::pacer::{PaceRule, Pacer};
 use crate::http::pagination::{self, PageSizes};
@@ -44,9 +44,9 @@ fn required_scope(endpoint: &str) -> &'static str {
         .iter()
         .any(|m| endpoint.starts_with(m));
     if writes && endpoint.contains("/subscriptions") {
-        crate::config::WRITE_SCOPE
+        super::config::WRITE_SCOPE
     } else {
-        crate::config::READ_SCOPE
+        super::config::READ_SCOPE
     }
 }
 
@@ -83,8 +83,8 @@ impl WebexClient {
         let http = downloads.paced(api_pacer(&cfg));
         let search_rule = PaceRule::per_window(
             match &cfg.discovery {
-                crate::config::Discovery::Search(s) => s.requests_per_minute(),
-                crate::config::Discovery::Tasks => crate::config::SEARCH_REQUESTS_PER_MINUTE,
+                super::config::Discovery::Search(s) => s.requests_per_minute(),
+                super::config::Discovery::Tasks => super::config::SEARCH_REQUESTS_PER_MINUTE,
             } as usize,
             cfg.rate_window,
         );

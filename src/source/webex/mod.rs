@@ -9,6 +9,7 @@ pub mod captures;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod login;
 pub(crate) mod merge;
 pub mod model;
 pub mod run;
@@ -16,6 +17,7 @@ pub mod search;
 pub mod segments;
 pub mod subscriptions;
 pub mod tables;
+pub mod token_status;
 pub mod transcripts;
 pub mod vcon;
 
@@ -31,15 +33,16 @@ use model::Task;
 pub use transcripts::WindowTranscripts;
 
 use crate::auth::AuthError;
-use crate::config::fields::struct_keys;
-use crate::config::{parse_as, Discovery};
+use crate::extract::fields::struct_keys;
+use crate::extract::parse_as;
+use crate::extract::{RecordingsTable, SourceKind};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState};
 use crate::sink::audio_copy::{AudioCopy, Target};
 use crate::sink::keys;
 use crate::sink::Warehouse;
-use crate::source::{RecordingsTable, SourceKind};
 use crate::state::AudioStatus;
+use config::Discovery;
 use config::SensitiveAudio;
 
 /// Webex Contact Center's v1 API in the registry of source kinds.
@@ -59,7 +62,7 @@ pub static KIND: SourceKind = SourceKind {
         id: "capture_id",
         call: "task_id",
     }),
-    objects: &[crate::source::ObjectsTable {
+    objects: &[crate::extract::ObjectsTable {
         table: &transcripts::TRANSCRIPTS,
         // `transcripts::Listed::ledger_id`.
         ledger_id: "'transcript/' || task_id || '/' || transcript_id || '/' || file_name",
@@ -108,7 +111,7 @@ pub enum WebexError {
     Store(#[from] crate::sink::StoreError),
 }
 
-impl crate::source::SystemError for WebexError {
+impl crate::extract::SystemError for WebexError {
     fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {

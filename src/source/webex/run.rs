@@ -5,22 +5,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::config::{Discovery, WebexConfig};
 use super::merge::{self, Previous};
 use super::model::Task;
+use super::token_status::{self as status, Health};
 use super::{
     captures, segments, tables, transcripts, WebexClient, WebexError, WindowCaptures,
     WindowTranscripts,
 };
-use crate::auth::status::{self, Health};
 use crate::auth::AuthError;
-use crate::config::{Discovery, WebexConfig};
-use crate::pipeline::{
-    Listing, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
-    WindowStages,
-};
+use crate::extract::{Budget, CheckContext, Checked, Source};
+use crate::extract::{Listing, RunError, SourceFailure, SourceRun, WindowOutput, WindowStages};
+use crate::report::{SourceReport, WindowReport};
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
-use crate::source::{Budget, CheckContext, Checked, Source};
 use crate::window::{self, Window};
 
 impl Source for WebexConfig {
@@ -46,8 +44,8 @@ impl Source for WebexConfig {
             return Ok(());
         };
         let cfg = self.sharing(run.rate_share());
-        let client = WebexClient::connect(&cfg, run.state().clone())
-            .map_err(|e| run.fail(None, e.into()))?;
+        let client =
+            WebexClient::connect(&cfg, run.tokens()).map_err(|e| run.fail(None, e.into()))?;
         let stages = Stages {
             client: &client,
             run,
@@ -73,7 +71,7 @@ impl Source for WebexConfig {
             (_, Some(a)) => vec![a],
             _ => Vec::new(),
         };
-        let client = WebexClient::connect(self, ctx.state.clone())?;
+        let client = WebexClient::connect(self, ctx.tokens())?;
         let minute_ago = ctx.now - chrono::Duration::minutes(1);
         super::discover(&client, minute_ago, ctx.now).await?;
         let api = match self.discovery {
@@ -344,8 +342,7 @@ pub(crate) async fn commit_events(
     range: (DateTime<Utc>, DateTime<Utc>),
     report: &mut SourceReport,
 ) -> Result<Vec<String>, RunError> {
-    let client =
-        WebexClient::connect(cfg, run.state().clone()).map_err(|e| run.fail(None, e.into()))?;
+    let client = WebexClient::connect(cfg, run.tokens()).map_err(|e| run.fail(None, e.into()))?;
     let found = super::search::tasks_by_id(&client, ids, range.0, range.1)
         .await
         .map_err(|e| run.fail(None, e.into()))?;

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::config::{Discovery, SearchConfig};
 use super::model::{Task, TaskAttributes};
 use super::{WebexClient, WebexError};
-use crate::config::{Discovery, SearchConfig};
 use crate::http::pagination;
 use crate::window;
 
@@ -301,7 +301,7 @@ pub fn filter_literal(channel_types: &[String], s: &SearchConfig) -> Option<Stri
     let channels = any_of(
         channel_types
             .iter()
-            .filter(|c| crate::config::CHANNEL_TYPES.contains(&c.as_str()))
+            .filter(|c| super::config::CHANNEL_TYPES.contains(&c.as_str()))
             .map(|c| format!("{{ channelType: {{ equals: {c} }} }}"))
             .collect::<Vec<_>>()
             .into_iter(),

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use reqwest::StatusCode;
 
+use super::config::XimaConfig;
 use super::model::Call;
 use super::XimaError;
-use crate::config::XimaConfig;
 use crate::http::pacer::Pacer;
 use crate::http::{HttpClient, HttpError, RetryConfig};
 use crate::sink::audio::{self, AudioError, Stored};

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::fields::{Fields, KeyError};
-use crate::config::parse_bytes;
+use crate::extract::fields::{Fields, KeyError};
 use crate::http::pacer::PaceRule;
 use crate::secret::Secret;
+use crate::units::parse_bytes;
 
 /// A `[[source]]` with `kind = "xima"`, as written.
 #[derive(Debug, Deserialize)]

@@ -16,15 +16,15 @@ use chrono::DateTime;
 pub use client::{Quota, XimaClient};
 use tables::RecordingRow;
 
-use crate::config::fields::struct_keys;
-use crate::config::parse_as;
+use crate::extract::fields::struct_keys;
+use crate::extract::parse_as;
+use crate::extract::{RecordingsTable, SourceKind};
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::AudioState;
 use crate::sink::audio_copy::{AudioCopy, Target};
 use crate::sink::keys;
 use crate::sink::Warehouse;
-use crate::source::{RecordingsTable, SourceKind};
 use crate::state::AudioStatus;
 use crate::window::Window;
 
@@ -69,7 +69,7 @@ pub enum XimaError {
     State(#[from] crate::state::StateError),
 }
 
-impl crate::source::SystemError for XimaError {
+impl crate::extract::SystemError for XimaError {
     fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {

@@ -4,14 +4,13 @@
 
 use chrono::{Duration, Utc};
 
+use super::config::XimaConfig;
 use super::{tables, Quota, XimaClient};
-use crate::config::XimaConfig;
-use crate::pipeline::{
-    ReadWindow, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput, WindowReport,
-};
+use crate::extract::{CheckContext, Checked, Source};
+use crate::extract::{ReadWindow, RunError, SourceFailure, SourceRun, WindowOutput};
 use crate::report::EgressReport;
+use crate::report::{SourceReport, WindowReport};
 use crate::sink::parquet::TableRows;
-use crate::source::{CheckContext, Checked, Source};
 use crate::window::Window;
 
 impl Source for XimaConfig {
@@ -24,8 +23,8 @@ impl Source for XimaConfig {
     }
 
     /// Per tenant, one shard at a time: its three requests in ten seconds do not divide.
-    fn budget(&self) -> crate::source::Budget {
-        crate::source::Budget {
+    fn budget(&self) -> crate::extract::Budget {
+        crate::extract::Budget {
             key: super::client::pacer_key(self),
             shards_at_once: 1,
         }

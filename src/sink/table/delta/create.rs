@@ -34,7 +34,7 @@ pub(super) async fn ensure(store: &DeltaStore, def: &TableDef) -> Result<(), Del
         Err(e) => {
             return Err(err(format!(
                 "reading its log: {}",
-                crate::sink::store::describe(&e)
+                crate::sink::backends::describe(&e)
             )))
         }
     }
@@ -57,7 +57,7 @@ pub(super) async fn ensure(store: &DeltaStore, def: &TableDef) -> Result<(), Del
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(err(format!(
             "creating its log: {}",
-            crate::sink::store::describe(&e)
+            crate::sink::backends::describe(&e)
         ))),
     }
 }
@@ -162,7 +162,7 @@ pub async fn probe_conditional_create(wh: &crate::sink::Warehouse) -> Result<(),
         Err(e) => {
             return Err(refused(format!(
                 "a conditional create failed ({})",
-                crate::sink::store::describe(&e)
+                crate::sink::backends::describe(&e)
             )))
         }
     };
@@ -172,7 +172,7 @@ pub async fn probe_conditional_create(wh: &crate::sink::Warehouse) -> Result<(),
         Ok(_) => Err(refused("a second create of one object succeeded".into())),
         Err(e) => Err(refused(format!(
             "a second create failed other than as already existing ({})",
-            crate::sink::store::describe(&e)
+            crate::sink::backends::describe(&e)
         ))),
     }
 }

@@ -57,7 +57,7 @@ fn store_error<'a>(table: &'a str, doing: &str) -> impl Fn(object_store::Error) 
     let doing = doing.to_string();
     move |e| DeltaError::Table {
         table: table.to_string(),
-        message: format!("{doing}: {}", crate::sink::store::describe(&e)),
+        message: format!("{doing}: {}", crate::sink::backends::describe(&e)),
     }
 }
 
@@ -90,6 +90,15 @@ enum Entry {
     Commit,
     Checkpoint,
     Checksum,
+}
+
+/// The version a log entry named `name` commits (`00000000000000000010.json` → 10); `None`
+/// for checkpoints, checksums and any other name.
+pub fn commit_version(name: &str) -> Option<u64> {
+    match classify(name)? {
+        (v, Entry::Commit) => Some(v),
+        _ => None,
+    }
 }
 
 /// `00000000000000000010.json` → (10, Commit), and so on; `None` for any other name.

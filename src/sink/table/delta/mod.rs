@@ -31,6 +31,7 @@ mod snapshot;
 mod vacuum;
 
 pub use create::probe_conditional_create;
+pub use log::commit_version;
 pub use schema::file_stats;
 pub use snapshot::{live_files, live_files_at, At};
 pub use vacuum::{vacuum, Vacuumed, MIN_RETENTION};
@@ -149,7 +150,7 @@ impl DeltaStore {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| bad(format!("{doing}: {}", crate::sink::store::describe(&e))))?;
+            .map_err(|e| bad(format!("{doing}: {}", crate::sink::backends::describe(&e))))?;
         Ok(all
             .into_iter()
             .filter_map(|m| {

@@ -73,7 +73,7 @@ pub async fn vacuum(
                 Err(e) => {
                     return Err(DeltaError::Table {
                         table: table.to_string(),
-                        message: format!("deleting {rel}: {}", crate::sink::store::describe(&e)),
+                        message: format!("deleting {rel}: {}", crate::sink::backends::describe(&e)),
                     })
                 }
             }

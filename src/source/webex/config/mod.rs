@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::fields::{Fields, KeyError};
+use crate::extract::fields::{Fields, KeyError};
 use crate::secret::Secret;
 
 mod search;

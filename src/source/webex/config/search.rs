@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::fields::check_rate;
-use crate::config::parse_duration;
+use crate::extract::fields::check_rate;
+use crate::units::parse_duration;
 
 /// `[source.search]` as written. Lists match any of their values; the filters combine with
 /// AND.

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::oauth::{current_token, org_from_token};
-use crate::config::WebexConfig;
+use super::config::WebexConfig;
+use crate::auth::oauth::{current_token, org_from_token};
 use crate::state::{State, StateError};
 
 /// Renew a refresh token that has less than this left.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
-use super::{format_duration, parse_duration};
+use crate::units::{format_duration, parse_duration};
 
 /// A problem with one key of a source: the key (relative to the source, e.g. `tenant` or
 /// `search.ani`) and what to do about it.
@@ -54,7 +54,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub(super) fn new(env: &'a dyn Fn(&str) -> Option<String>, concurrency: usize) -> Self {
+    pub(crate) fn new(env: &'a dyn Fn(&str) -> Option<String>, concurrency: usize) -> Self {
         Fields { env, concurrency }
     }
 

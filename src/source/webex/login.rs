@@ -12,8 +12,8 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::oauth::{self, StoredToken, TokenStore};
-use crate::config::WebexConfig;
+use super::config::WebexConfig;
+use crate::auth::oauth::{self, StoredToken, TokenStore};
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
 

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{SourceFailure, SourceRun, WindowReport};
+use super::{SourceFailure, SourceRun};
+use crate::report::WindowReport;
 use crate::sink::checkpoint;
 use crate::sink::manifest::{self, Manifest};
 use crate::sink::parquet::{self, TableRows};
@@ -45,14 +46,14 @@ pub(super) async fn load(
     frontier: Option<DateTime<Utc>>,
     out: WindowOutput,
 ) -> Result<(WindowReport, Option<DateTime<Utc>>), SourceFailure> {
-    let (wh, source, stream) = (run.wh, run.name, run.stream);
+    let (wh, source, stream) = (run.wh, run.name, run.kind.stream);
     run.check_lease()?;
     let previous = manifest::read(wh, source, stream, w.start).await?;
     let previous_files: HashMap<String, String> = previous
         .iter()
         .flat_map(|m| m.files.iter().map(|f| (f.key.clone(), f.sha256.clone())))
         .collect();
-    let format = run.cfg.table_format;
+    let format = run.settings.table_format;
     let mut files: Vec<WrittenFile> = Vec::new();
     for t in out.tables {
         files.extend(parquet::write_table(wh, source, w.start, t, &previous_files, format).await?);
@@ -160,11 +161,17 @@ async fn commit_tables(
         )
         .collect();
     let mut versions = BTreeMap::new();
-    for def in crate::source::tables().filter(|t| names.contains(t.name)) {
+    for def in run
+        .kind
+        .tables
+        .iter()
+        .copied()
+        .filter(|t| names.contains(t.name))
+    {
         let wf = WindowFiles {
             table: def,
             source: run.name,
-            stream: run.stream,
+            stream: run.kind.stream,
             window: (w.start, w.end),
             run_id: run.run_id,
             files: files
@@ -174,7 +181,7 @@ async fn commit_tables(
                 .collect(),
             previous: previous_keys(def.name),
         };
-        if let Some(v) = table::commit(run.cfg.table_format, run.wh, wf).await? {
+        if let Some(v) = table::commit(run.settings.table_format, run.wh, wf).await? {
             versions.insert(def.name.to_string(), v);
         }
         crate::failpoint::hit("table");

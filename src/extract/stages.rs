@@ -6,7 +6,8 @@ use std::future::Future;
 
 use futures::future::Either;
 
-use super::{commit, RunError, SourceFailure, SourceReport, SourceRun, WindowOutput};
+use super::{commit, RunError, SourceFailure, SourceRun, WindowOutput};
+use crate::report::SourceReport;
 use crate::window::Window;
 
 /// Tasks a window being read may hold for the next window to be listed beside that read.
@@ -110,14 +111,14 @@ impl SourceRun<'_> {
         stages: &S,
     ) -> Result<(), RunError> {
         let progress = crate::progress::bar(windows.len() as u64, self.name);
-        let mut frontier = self.state.high_water(self.name, self.stream)?;
+        let mut frontier = self.state.high_water(self.name, self.kind.stream)?;
         let mut listed: Option<(Window, S::Listing)> = None;
         let mut extracted: Option<(Window, S::Read)> = None;
         let mut next = windows.iter().copied();
         // The last window read was large: the next one is listed by its own read.
         let mut list_in_read = false;
         let max = self
-            .opts
+            .settings
             .list_ahead_max_tasks
             .unwrap_or(LIST_AHEAD_MAX_TASKS);
         // Whether the next window may be listed while this listing's window is read.

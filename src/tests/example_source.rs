@@ -1,0 +1,109 @@
+//! The test-only example source (`source/example/`) run through everything above it: config,
+//! windows, Parquet, manifests, state, `ccetl check` and `ccetl query`. It lives here, at
+//! the top of the crate, because it imports every layer it proves.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use chrono::{TimeZone, Utc};
+
+use crate::config::PipelineConfig;
+use crate::extract::CheckContext;
+use crate::pipeline::{self, RunOptions};
+use crate::sink::Warehouse;
+use crate::source::example::{ExampleConfig, KIND, TICKS};
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "clock"
+warehouse = "wh"
+state = "state.duckdb"
+window = "1d"
+
+[[source]]
+kind = "example"
+name = "clock"
+every = "6h"
+"#;
+
+fn counts(conn: &duckdb::Connection, sql: &str) -> Vec<i64> {
+    let batches = crate::query::run(conn, sql).unwrap();
+    let b = &batches[0];
+    (0..b.num_columns())
+        .map(|i| b.column(i).as_primitive::<Int64Type>().value(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_source_runs_end_to_end_from_its_directory_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clock.toml");
+    let cfg = PipelineConfig::parse(&path, PIPELINE, &|_| None).unwrap();
+    assert_eq!(cfg.sources[0].kind(), "example");
+    assert!(cfg.sources[0].downcast::<ExampleConfig>().is_some());
+
+    // Another kind's key is refused, naming the kind that takes it.
+    let wrong = format!("{PIPELINE}tenant = \"acme\"\n");
+    let e = PipelineConfig::parse(&path, &wrong, &|_| None).unwrap_err();
+    assert!(
+        e.to_string().contains("tenant") && e.to_string().contains("xima"),
+        "{e}"
+    );
+
+    // Three days, four ticks a day; then the same range again writes nothing.
+    let opts = RunOptions {
+        since: Some(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()),
+        until: Some(Utc.with_ymd_and_hms(2026, 3, 4, 0, 0, 0).unwrap()),
+        now: Some(Utc.with_ymd_and_hms(2026, 3, 5, 0, 0, 0).unwrap()),
+        ..Default::default()
+    };
+    let (report, result) = pipeline::run(&cfg, &opts).await;
+    result.unwrap();
+    let windows = &report.sources[0].windows;
+    assert_eq!(windows.len(), 3);
+    assert!(windows.iter().all(|w| w.complete && w.files == 1));
+    let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap();
+    let conn = crate::query::open(&wh).await.unwrap();
+    assert_eq!(
+        counts(
+            &conn,
+            "SELECT count(*), count(DISTINCT tick_id), count(DISTINCT date) FROM example_ticks"
+        ),
+        [12, 12, 3]
+    );
+    let comment = crate::query::run(
+        &conn,
+        "SELECT comment FROM duckdb_views() WHERE view_name = 'example_ticks'",
+    )
+    .unwrap();
+    assert_eq!(comment[0].column(0).as_string::<i32>().value(0), TICKS.docs);
+
+    let (report, result) = pipeline::run(&cfg, &opts).await;
+    result.unwrap();
+    let written: u64 = report.sources[0].windows.iter().map(|w| w.files).sum();
+    assert_eq!(written, 0, "a rerun rewrites nothing");
+    let state = crate::state::State::open(&cfg.state_path(Some("clock"))).unwrap();
+    let hw = state.high_water("clock", KIND.stream).unwrap();
+    assert_eq!(hw, opts.until);
+
+    // `ccetl check` and `auth status` ask the source itself.
+    let state = Arc::new(state);
+    let ctx = CheckContext {
+        pipeline: Path::new("clock.toml"),
+        state: &state,
+        token_store: None,
+        now: Utc::now(),
+    };
+    assert!(cfg.sources[0]
+        .check(&ctx)
+        .await
+        .unwrap()
+        .line
+        .contains("(example)"));
+    assert!(cfg.sources[0]
+        .credentials(&ctx)
+        .unwrap()
+        .starts_with("clock (example)"));
+}
