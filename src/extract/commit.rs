@@ -116,16 +116,8 @@ pub(super) async fn load(
 
     let contiguous = frontier.is_none_or(|f| w.start <= f);
     let advance = (wr.complete && contiguous && !out.partial).then_some(w.end);
-    let record = WindowRecord {
-        source: source.to_string(),
-        stream: stream.into(),
-        start: w.start,
-        end: w.end,
-        rows: out.rows,
-        files: wr.files,
-    };
     run.state
-        .commit_window_off_thread(run.run_id, record, out.ledger, advance)
+        .commit_window_off_thread(run.run_id, WindowRecord::from(&m), out.ledger, advance)
         .await?;
     crate::failpoint::hit("state");
     tracing::info!(

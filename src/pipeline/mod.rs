@@ -28,6 +28,7 @@ use crate::auth::shared::SharedTokens;
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::extract::{RunError, RunSettings, SourceRun};
 pub use crate::report::{RunReport, SourceReport, WindowReport};
+use crate::sink::checkpoint::Checkpoint;
 use crate::sink::Warehouse;
 use crate::state::lock::RunLock;
 use crate::state::{State, StateError};
@@ -192,19 +193,86 @@ async fn run_held(
     wh: &Warehouse,
     fences: &[(String, Arc<crate::sink::fence::Fence>)],
 ) -> Result<(), RunError> {
+    let now = opts.now.unwrap_or_else(Utc::now);
+    let checkpoints = read_checkpoints(wh, selected).await?;
+    refuse_lost_states(cfg, wh, selected, &checkpoints).await?;
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
-    // A shared warehouse's checkpoints say what is done, read once: a new worker takes
-    // them over.
-    let mut checkpoints = HashMap::new();
-    if wh.is_shared() {
-        for src in selected {
-            let path = crate::sink::checkpoint::path_of(wh, src.name(), stream_of(src));
-            if let Some(cp) = crate::sink::checkpoint::read(wh.store().as_ref(), &path).await? {
-                checkpoints.insert(src.name(), cp);
-            }
+    let states = open_states(cfg, &names)?;
+    if !opts.dry_run {
+        let removed = crate::sink::sweep::leftovers(wh).await?;
+        if removed > 0 {
+            tracing::info!(removed, "Removed what a killed run left unfinished.");
+        }
+        if wh.is_shared() {
+            adopt_checkpoints(cfg, opts, now, wh, selected, &states, &checkpoints).await?;
         }
     }
-    // A lost state file must not silently mean "extract everything again".
+    let runs = begin_runs(cfg, opts, selected, &states)?;
+    if let Some(first) = runs.first() {
+        report.run_id.get_or_insert(first.run_id);
+    }
+    let settings = Arc::new(settings(cfg, opts, now, token_store(cfg)?));
+    let mut failures = Vec::new();
+    for (sr, outcome) in run_sources(opts, &settings, wh, fences, &runs).await? {
+        if let Err(e) = outcome {
+            failures.push(e);
+        }
+        report.sources.push(sr);
+    }
+    // Only quotas stopped work: the run is partial (exit 4), not failed.
+    let all_partial = failures.iter().all(RunError::is_partial);
+    if !opts.dry_run {
+        let status = match (failures.is_empty(), all_partial) {
+            (true, _) => "succeeded",
+            (false, true) => "partial",
+            (false, false) => "failed",
+        };
+        let json = serde_json::to_string(report).unwrap_or_default();
+        for run in runs.iter().filter(|r| r.first_of_state) {
+            run.state.finish_run(run.run_id, status, &json)?;
+        }
+    }
+    let total = selected.len();
+    match failures.len() {
+        0 => Ok(()),
+        1 if total == 1 => Err(failures.remove(0)),
+        n => Err(RunError::Some {
+            failed: n,
+            total,
+            all_partial,
+            first: Box::new(failures.remove(0)),
+        }),
+    }
+}
+
+/// A shared warehouse's checkpoint of each source, read once (a new worker takes them
+/// over); none on a local warehouse.
+async fn read_checkpoints<'a>(
+    wh: &Warehouse,
+    selected: &[&'a SourceConfig],
+) -> Result<HashMap<&'a str, Checkpoint>, RunError> {
+    let mut checkpoints = HashMap::new();
+    if !wh.is_shared() {
+        return Ok(checkpoints);
+    }
+    for src in selected {
+        let path = crate::sink::checkpoint::path_of(wh, src.name(), stream_of(src));
+        if let Some(cp) = crate::sink::checkpoint::read(wh.store().as_ref(), &path).await? {
+            checkpoints.insert(src.name(), cp);
+        }
+    }
+    Ok(checkpoints)
+}
+
+/// Refuses to run a source whose state file is gone while the warehouse holds its committed
+/// windows (and no checkpoint says where to resume): a lost state file must not silently
+/// mean "extract everything again".
+async fn refuse_lost_states(
+    cfg: &PipelineConfig,
+    wh: &Warehouse,
+    selected: &[&SourceConfig],
+    checkpoints: &HashMap<&str, Checkpoint>,
+) -> Result<(), RunError> {
     for src in selected {
         let path = cfg.state_path(Some(src.name()));
         if path.exists() || checkpoints.contains_key(src.name()) {
@@ -223,48 +291,70 @@ async fn run_held(
             });
         }
     }
-    let states = open_states(cfg, &names)?;
-    if !opts.dry_run {
-        let removed = crate::sink::sweep::leftovers(wh).await?;
-        if removed > 0 {
-            tracing::info!(removed, "Removed what a killed run left unfinished.");
-        }
-    }
-    let now = opts.now.unwrap_or_else(Utc::now);
-    if wh.is_shared() && !opts.dry_run {
-        let step = Duration::from_std(cfg.window).unwrap_or(Duration::days(1));
-        for src in selected {
-            // The windows this run will read, once it resumes where the checkpoint says.
-            let reads = |resume| {
-                let windows = plan_windows(cfg, opts, now, Some(resume));
-                Some((windows.first()?.start, windows.last()?.end))
-            };
-            if let Some(a) = rebuild::adopt(
-                wh,
-                &states[src.name()],
-                src,
-                checkpoints.get(src.name()),
-                opts.since.is_some(),
-                reads,
-                step,
-            )
-            .await?
-            {
-                tracing::info!(
-                    source = src.name(), resume_at = %a.resume_at, windows = a.windows,
-                    objects = a.objects, "Took over the warehouse's checkpoint."
-                );
-            }
-        }
-    }
+    Ok(())
+}
 
+/// On a shared warehouse, brings each source's state up to its checkpoint: a worker whose
+/// disk is new (or behind) resumes where the workers before it stopped.
+async fn adopt_checkpoints(
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+    now: DateTime<Utc>,
+    wh: &Warehouse,
+    selected: &[&SourceConfig],
+    states: &HashMap<String, Arc<State>>,
+    checkpoints: &HashMap<&str, Checkpoint>,
+) -> Result<(), RunError> {
+    let step = Duration::from_std(cfg.window).unwrap_or(Duration::days(1));
+    for src in selected {
+        // The windows this run will read, once it resumes where the checkpoint says.
+        let reads = |resume| {
+            let windows = plan_windows(cfg, opts, now, Some(resume));
+            Some((windows.first()?.start, windows.last()?.end))
+        };
+        let adopted = rebuild::adopt(
+            wh,
+            &states[src.name()],
+            src,
+            checkpoints.get(src.name()),
+            opts.since.is_some(),
+            reads,
+            step,
+        )
+        .await?;
+        if let Some(a) = adopted {
+            tracing::info!(
+                source = src.name(), resume_at = %a.resume_at, windows = a.windows,
+                objects = a.objects, "Took over the warehouse's checkpoint."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One source's part of the run before it starts: its state and the run id there.
+struct Begun<'a> {
+    src: &'a SourceConfig,
+    state: Arc<State>,
+    run_id: i64,
+    /// The first source of its state file: it closes the run there.
+    first_of_state: bool,
+}
+
+/// Opens the run in each state file once (sources may share one); a dry run opens none.
+fn begin_runs<'a>(
+    cfg: &PipelineConfig,
+    opts: &RunOptions,
+    selected: &[&'a SourceConfig],
+    states: &HashMap<String, Arc<State>>,
+) -> Result<Vec<Begun<'a>>, RunError> {
     let mut run_ids: HashMap<*const State, i64> = HashMap::new();
     let mut runs = Vec::with_capacity(selected.len());
     for src in selected {
         let state = states[src.name()].clone();
         let key = Arc::as_ptr(&state);
-        let run_id = match run_ids.get(&key) {
-            Some(id) => *id,
+        let (run_id, first_of_state) = match run_ids.get(&key) {
+            Some(id) => (*id, false),
             None => {
                 let id = if opts.dry_run {
                     0
@@ -272,22 +362,39 @@ async fn run_held(
                     state.begin_run(&cfg.name)?
                 };
                 run_ids.insert(key, id);
-                id
+                (id, true)
             }
         };
-        report.run_id.get_or_insert(run_id);
-        runs.push((*src, state, run_id));
+        runs.push(Begun {
+            src,
+            state,
+            run_id,
+            first_of_state,
+        });
     }
-    // Sources are independent (own API, own quota, own watermark): they run at the same
-    // time, each on its own task so that one source's CPU work (Parquet, hashing, state
-    // commits) does not delay another's paced requests.
-    let settings = settings(cfg, opts, now, token_store(cfg)?);
-    let shared = Arc::new((opts.clone(), wh.clone(), settings));
+    Ok(runs)
+}
+
+/// Runs the sources at once, each on its own task so that one source's CPU work (Parquet,
+/// hashing, state commits) does not delay another's paced requests: they are independent
+/// (own API, own quota, own watermark). Each source's report and outcome, in order.
+async fn run_sources(
+    opts: &RunOptions,
+    settings: &Arc<RunSettings>,
+    wh: &Warehouse,
+    fences: &[(String, Arc<crate::sink::fence::Fence>)],
+    runs: &[Begun<'_>],
+) -> Result<Vec<(SourceReport, Result<(), RunError>)>, RunError> {
+    let shared = Arc::new((opts.clone(), wh.clone(), settings.clone()));
     let tasks: Vec<_> = runs
         .iter()
-        .map(|(src, state, run_id)| {
-            let (shared, src, state, run_id) =
-                (shared.clone(), (*src).clone(), state.clone(), *run_id);
+        .map(|run| {
+            let (shared, src, state, run_id) = (
+                shared.clone(),
+                run.src.clone(),
+                run.state.clone(),
+                run.run_id,
+            );
             let fence = leases::fence_of(fences, src.name());
             tokio::spawn(async move {
                 let (opts, wh, settings) = &*shared;
@@ -301,43 +408,12 @@ async fn run_held(
             })
         })
         .collect();
-    let mut failures = Vec::new();
+    let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
         let (sr, outcome) = task.await.map_err(|e| RunError::Task(e.to_string()))?;
-        let sr = sr?;
-        if let Err(e) = outcome {
-            failures.push(e);
-        }
-        report.sources.push(sr);
+        out.push((sr?, outcome));
     }
-    // Only quotas stopped work: the run is partial (exit 4), not failed.
-    let all_partial = failures.iter().all(RunError::is_partial);
-    let status = if failures.is_empty() {
-        "succeeded"
-    } else if all_partial {
-        "partial"
-    } else {
-        "failed"
-    };
-    if !opts.dry_run {
-        let json = serde_json::to_string(report).unwrap_or_default();
-        for (ptr, id) in &run_ids {
-            if let Some(st) = states.values().find(|s| Arc::as_ptr(s) == *ptr) {
-                st.finish_run(*id, status, &json)?;
-            }
-        }
-    }
-    let total = selected.len();
-    match failures.len() {
-        0 => Ok(()),
-        1 if total == 1 => Err(failures.remove(0)),
-        n => Err(RunError::Some {
-            failed: n,
-            total,
-            all_partial,
-            first: Box::new(failures.remove(0)),
-        }),
-    }
+    Ok(out)
 }
 
 /// What a source's run writes through: its state, the warehouse, its run id and its lease.

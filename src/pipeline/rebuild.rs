@@ -78,7 +78,7 @@ async fn rebuild_source(
         let last = i + 1 == manifests.len();
         state.commit_window(
             0,
-            &window_record(m),
+            &WindowRecord::from(m),
             if last { &ledger } else { &[] },
             high_water,
         )?;
@@ -173,7 +173,12 @@ pub async fn adopt(
     };
     for (i, m) in manifests.iter().enumerate() {
         let last = i + 1 == manifests.len();
-        state.commit_window(0, &window_record(m), if last { &ledger } else { &[] }, None)?;
+        state.commit_window(
+            0,
+            &WindowRecord::from(m),
+            if last { &ledger } else { &[] },
+            None,
+        )?;
     }
     state.move_high_water(name, stream, resume)?;
     Ok(Some(Adopted {
@@ -181,17 +186,6 @@ pub async fn adopt(
         windows: manifests.len(),
         objects: ledger.len(),
     }))
-}
-
-fn window_record(m: &manifest::Manifest) -> WindowRecord {
-    WindowRecord {
-        source: m.source.clone(),
-        stream: m.stream.clone(),
-        start: m.window_start,
-        end: m.window_end,
-        rows: m.rows,
-        files: m.files.len() as u64,
-    }
 }
 
 /// The tables where the source records its objects: its recordings (in the audio columns)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::keys;
 use super::store::{StoreError, Warehouse};
 use super::table::WrittenFile;
+use crate::state::WindowRecord;
 
 /// What one committed window wrote: `_ccetl/manifests/{source}/{stream}/{window}.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +41,21 @@ pub struct Manifest {
     /// Absent in an old manifest: not complete, so a rebuilt state re-reads the window.
     #[serde(default)]
     pub complete: bool,
+}
+
+/// The state's row of a committed window: what its manifest says, in short (one record,
+/// whether a run commits the window or `state rebuild` reads it back).
+impl From<&Manifest> for WindowRecord {
+    fn from(m: &Manifest) -> Self {
+        WindowRecord {
+            source: m.source.clone(),
+            stream: m.stream.clone(),
+            start: m.window_start,
+            end: m.window_end,
+            rows: m.rows,
+            files: m.files.len() as u64,
+        }
+    }
 }
 
 /// One Parquet file of a window.

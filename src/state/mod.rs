@@ -113,9 +113,9 @@ pub struct WindowRecord {
     pub start: DateTime<Utc>,
     /// End of the window (exclusive).
     pub end: DateTime<Utc>,
-    /// Rows written.
+    /// Rows the window holds.
     pub rows: u64,
-    /// Files written.
+    /// Its files.
     pub files: u64,
 }
 
