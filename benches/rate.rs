@@ -249,7 +249,7 @@ fn paced_at_the_limit(
     );
     let truth = truth(&handle, &report);
     let wx = &report.sources[0];
-    let listed: u64 = wx.windows.iter().map(|w| w.tasks).sum();
+    let listed: u64 = wx.windows.iter().map(|w| w.counts.get("tasks")).sum();
     assert_eq!(listed, truth.0, "every task of the windows read listed");
     let (sustained, useful) = use_of_limit(&handle, LIMIT);
     let throttled = refused(&handle);
@@ -310,8 +310,12 @@ fn main() {
         &source("wx", &handle.base_url(), "sim-refresh-token-0", LIMIT),
     );
     let wx = &report.sources[0];
-    let a_listed: u64 = wx.windows.iter().map(|w| w.tasks).sum();
-    let a_recordings: u64 = wx.windows.iter().map(|w| w.recordings + w.segments).sum();
+    let a_listed: u64 = wx.windows.iter().map(|w| w.counts.get("tasks")).sum();
+    let a_recordings: u64 = wx
+        .windows
+        .iter()
+        .map(|w| w.recordings + w.counts.get("segments"))
+        .sum();
     let a_paced = wx.http.paced_requests;
     let a_throttled = refused(&handle);
     let rate = wx.rate.expect("rate report");

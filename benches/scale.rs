@@ -75,7 +75,11 @@ fn backfill(rt: &tokio::runtime::Runtime, tasks: u32, dir: &std::path::Path) -> 
     if let Err(e) = result {
         panic!("run failed: {e}");
     }
-    (report.totals().tasks, seconds, common::peak_mb())
+    (
+        report.totals().counts.get("tasks"),
+        seconds,
+        common::peak_mb(),
+    )
 }
 
 /// The median of three timings of `f`, in seconds.

@@ -207,7 +207,7 @@ fn main() {
     let run_s = started.elapsed().as_secs_f64();
     let run_cpu = common::cpu_seconds() - cpu;
     let run_sim = common::simulator_share(sched, common::simulator_schedstat(), run_s);
-    let (run_tasks, run_requests) = (first.totals().tasks, first.requests());
+    let (run_tasks, run_requests) = (first.totals().counts.get("tasks"), first.requests());
     assert_eq!(run_tasks, base_tasks, "both sides read the same tasks");
     // The token request is the run's one extra.
     assert_eq!(
@@ -235,7 +235,7 @@ fn main() {
     let noop = client.block_on(ccetl_run(&ccetl_sim, dir.path()));
     let noop_s = started.elapsed().as_secs_f64();
     let windows = noop.sources[0].windows.len() as u64;
-    let noop_tasks = noop.totals().tasks;
+    let noop_tasks = noop.totals().counts.get("tasks");
     let noop_requests = noop.requests();
     let pages = noop_tasks.div_ceil(u64::from(PAGE_SIZE)).max(1);
     println!(

@@ -1,6 +1,8 @@
 //! The run report: what each window of each source read, stored and requested. Written by
 //! `--report FILE` and into the `runs` table, summarised on stdout.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -16,14 +18,8 @@ pub struct WindowReport {
     pub start: DateTime<Utc>,
     /// End of the window (exclusive).
     pub end: DateTime<Utc>,
-    /// Webex: the window's tasks (calls and digital contacts).
-    pub tasks: u64,
-    /// Xima: the window's calls.
-    pub calls: u64,
     /// Recordings (Webex captures, Xima recordings).
     pub recordings: u64,
-    /// Webex: recordings that are segments of a call.
-    pub segments: u64,
     /// Audio objects copied into the warehouse this run.
     pub audio_stored: u64,
     /// Audio objects already in the warehouse, reused.
@@ -36,24 +32,43 @@ pub struct WindowReport {
     pub audio_deferred: u64,
     /// Recordings whose audio the source no longer has (404).
     pub audio_missing: u64,
-    /// Webex: transcripts listed.
-    pub transcripts: u64,
-    /// Webex: transcript objects copied this run.
-    pub transcripts_stored: u64,
-    /// Webex: transcripts not downloadable yet or that kept failing: the next run tries again.
-    pub transcripts_pending: u64,
-    /// Legacy: sessions (CSRs).
-    pub sessions: u64,
-    /// Legacy: activities (CARs).
-    pub activities: u64,
-    /// Legacy: chain rows flagged as anomalous.
-    pub chain_anomalies: u64,
+    /// Objects besides audio (Webex's transcripts) not stored yet, or that kept failing:
+    /// the next run tries again.
+    pub objects_pending: u64,
     /// Parquet files written.
     pub files: u64,
     /// Parquet files already in place, identical.
     pub files_unchanged: u64,
     /// Whether the window committed (nothing pending holds its watermark).
     pub complete: bool,
+    /// The source's own figures (Webex's tasks, Xima's calls, legacy's sessions…), under
+    /// the keys its kind declares, flat beside the figures every source has.
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// A source's own figures of a window, by the keys its kind declares (`SourceKind::counters`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Counts(BTreeMap<&'static str, u64>);
+
+impl Counts {
+    /// Adds `n` to `key`.
+    pub fn add(&mut self, key: &'static str, n: u64) {
+        *self.0.entry(key).or_default() += n;
+    }
+
+    /// The figure under `key` (0 when never counted).
+    pub fn get(&self, key: &str) -> u64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
+    /// Adds every figure of `other`.
+    pub fn add_all(&mut self, other: &Counts) {
+        for (k, n) in &other.0 {
+            self.add(k, *n);
+        }
+    }
 }
 
 /// What one source did in a run.
@@ -200,9 +215,8 @@ pub struct RunReport {
 
 impl WindowReport {
     /// A recording kept from the window's files (not read again), by its `audio_status`.
-    pub fn count_kept(&mut self, status: Option<AudioStatus>, segment: bool) {
+    pub fn count_kept(&mut self, status: Option<AudioStatus>) {
         self.recordings += 1;
-        self.segments += u64::from(segment);
         if let Some(status) = status {
             self.count_status(status, true, 0);
         }
@@ -213,13 +227,16 @@ impl WindowReport {
         self.count_status(a.status, a.reused, a.bytes.unwrap_or(0));
     }
 
-    /// A transcript's object as this window settled it.
-    pub fn count_transcript(&mut self, a: &AudioState) {
-        self.transcripts += 1;
+    /// An object besides audio (a Webex transcript) as this window settled it: `true` when
+    /// this run stored it. One not stored yet holds the window's watermark.
+    pub fn count_object(&mut self, a: &AudioState) -> bool {
         match a.status {
-            AudioStatus::Stored if !a.reused => self.transcripts_stored += 1,
-            AudioStatus::Pending | AudioStatus::Deferred => self.transcripts_pending += 1,
-            _ => {}
+            AudioStatus::Stored => !a.reused,
+            AudioStatus::Pending | AudioStatus::Deferred => {
+                self.objects_pending += 1;
+                false
+            }
+            _ => false,
         }
     }
 
@@ -242,24 +259,23 @@ impl WindowReport {
 impl RunReport {
     /// The run's windows summed over every source (the summary's figures).
     pub fn totals(&self) -> WindowReport {
+        self.totals_of(|_| true)
+    }
+
+    /// The windows of the sources `keep` takes, summed.
+    pub fn totals_of(&self, keep: impl Fn(&SourceReport) -> bool) -> WindowReport {
         let mut t = WindowReport::default();
-        for w in self.sources.iter().flat_map(|s| &s.windows) {
-            t.tasks += w.tasks;
-            t.calls += w.calls;
+        let sources = self.sources.iter().filter(|s| keep(s));
+        for w in sources.flat_map(|s| &s.windows) {
             t.recordings += w.recordings;
-            t.segments += w.segments;
             t.audio_stored += w.audio_stored;
             t.audio_reused += w.audio_reused;
             t.audio_bytes += w.audio_bytes;
             t.audio_pending += w.audio_pending;
             t.audio_missing += w.audio_missing;
             t.audio_deferred += w.audio_deferred;
-            t.transcripts += w.transcripts;
-            t.transcripts_stored += w.transcripts_stored;
-            t.transcripts_pending += w.transcripts_pending;
-            t.sessions += w.sessions;
-            t.activities += w.activities;
-            t.chain_anomalies += w.chain_anomalies;
+            t.objects_pending += w.objects_pending;
+            t.counts.add_all(&w.counts);
             t.files += w.files;
             t.files_unchanged += w.files_unchanged;
         }

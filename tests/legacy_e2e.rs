@@ -164,7 +164,10 @@ async fn full_run_equals_truth_splits_capped_windows_and_joins_calls() {
         "capped windows were split: {stats:?}, {windows} windows"
     );
     let t = report.totals();
-    assert_eq!(t.sessions, env.legacy_truth().tasks.len() as u64);
+    assert_eq!(
+        t.counts.get("sessions"),
+        env.legacy_truth().tasks.len() as u64
+    );
 
     // One row per call: v1 tasks (telephony) and legacy sessions (all channels) by id.
     let truth = env.legacy_truth();

@@ -499,3 +499,43 @@ async fn a_page_over_a_megabyte_comes_gzipped_and_lands_the_same() {
         "the big page crossed the wire compressed: {wire} bytes"
     );
 }
+
+/// A dry run's estimate comes from the runs before it, through the figure the kind marks as
+/// what a window lists (Webex's tasks): requests per task and tasks a day, at the source's
+/// budget. A kind that lists nothing it counts (the legacy API) gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_estimates_from_the_runs_before_it() {
+    let env = env_with(sim_config(), LEGACY_SOURCE).await;
+    let first = env.run_ok().await;
+    let wx = first.sources.iter().find(|s| s.kind == "webex").unwrap();
+    let tasks: u64 = wx.windows.iter().map(|w| w.counts.get("tasks")).sum();
+    let days: f64 = wx
+        .windows
+        .iter()
+        .map(|w| (w.end - w.start).num_milliseconds() as f64 / 86_400_000.0)
+        .sum();
+    assert!(tasks > 0 && days > 0.0);
+
+    let opts = ccetl::pipeline::RunOptions {
+        now: Some(env.now()),
+        since: Some(env.now() - chrono::Duration::days(2)),
+        dry_run: true,
+        ..Default::default()
+    };
+    let (report, result) = ccetl::pipeline::run(&env.config(), &opts).await;
+    result.unwrap();
+    let dry = |kind: &str| report.sources.iter().find(|s| s.kind == kind).unwrap();
+    let e = dry("webex")
+        .estimate
+        .expect("an estimate from the first run");
+    println!("{e:?}");
+    assert_eq!(e.runs, 1);
+    assert!(
+        (e.tasks_per_day - tasks as f64 / days).abs() < 1e-6,
+        "{e:?}"
+    );
+    let per_task = wx.http.paced_requests as f64 / tasks as f64;
+    assert!((e.requests_per_task - per_task).abs() < 1e-9, "{e:?}");
+    assert!(e.requests > 0);
+    assert!(dry("webex_legacy").estimate.is_none());
+}

@@ -13,7 +13,7 @@ use crate::auth::shared::SharedTokens;
 use crate::cli::{RunArgs, SimulateArgs, StateAction};
 use crate::config::{ConfigError, PipelineConfig, SourceConfig};
 use crate::extract::SourceFailure;
-use crate::extract::{CheckContext, Checked};
+use crate::extract::{CheckContext, Checked, SourceKind};
 use crate::pipeline::{self, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
@@ -239,14 +239,12 @@ fn print_summary(r: &RunReport) {
     let t = r.totals();
     let retries: u64 = r.sources.iter().map(|s| s.http.retries).sum();
     println!(
-        "{} run #{} {} in {:.1}s: {} tasks, {} recordings ({} segments), audio {} stored ({:.1} MB) + {} already stored, {} pending, {} deferred, {} missing; {} files written, {} unchanged; {} requests, {} retries",
+        "{} run #{} {} in {:.1}s: {} recordings, audio {} stored ({:.1} MB) + {} already stored, {} pending, {} deferred, {} missing; {} files written, {} unchanged; {} requests, {} retries",
         r.pipeline,
         r.run_id.unwrap_or(0),
         r.status,
         r.duration_ms as f64 / 1000.0,
-        t.tasks,
         t.recordings,
-        t.segments,
         t.audio_stored,
         t.audio_bytes as f64 / 1e6,
         t.audio_reused,
@@ -258,20 +256,13 @@ fn print_summary(r: &RunReport) {
         r.requests(),
         retries
     );
-    if t.transcripts > 0 {
-        println!(
-            "  transcripts: {} listed, {} stored, {} pending",
-            t.transcripts, t.transcripts_stored, t.transcripts_pending
-        );
-    }
-    if t.calls > 0 || r.sources.iter().any(|s| s.kind == "xima") {
-        println!("  xima: {} calls", t.calls);
-    }
-    if t.sessions > 0 || r.sources.iter().any(|s| s.kind == "webex_legacy") {
-        println!(
-            "  legacy: {} sessions, {} activities, {} chain rows flagged",
-            t.sessions, t.activities, t.chain_anomalies
-        );
+    for kind in crate::source::KINDS {
+        if r.sources.iter().any(|s| s.kind == kind.name) {
+            println!(
+                "  {}",
+                kind_line(kind, &r.totals_of(|s| s.kind == kind.name))
+            );
+        }
     }
     for s in &r.sources {
         if let Some(rate) = &s.rate {
@@ -295,6 +286,22 @@ fn print_summary(r: &RunReport) {
     }
 }
 
+/// What a kind's sources counted in the run, as its `counters` name it: the first always,
+/// the others when not zero, and objects still pending.
+fn kind_line(kind: &SourceKind, t: &crate::report::WindowReport) -> String {
+    let mut parts: Vec<String> = kind
+        .counters
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || t.counts.get(c.key) > 0)
+        .map(|(_, c)| format!("{} {}", t.counts.get(c.key), c.label))
+        .collect();
+    if t.objects_pending > 0 {
+        parts.push(format!("{} other objects pending", t.objects_pending));
+    }
+    format!("{}: {}", kind.name, parts.join(", "))
+}
+
 /// A duration in minutes, readably.
 fn minutes(m: f64) -> String {
     if m < 1.0 {
@@ -306,8 +313,8 @@ fn minutes(m: f64) -> String {
     }
 }
 
-/// A source's use of its rate budget, and for Webex what the same calls cost at the
-/// documented default (the demo runs with a scaled-up budget).
+/// A source's use of its rate budget, and what the same calls cost at its API's documented
+/// default (the demo runs Webex with a scaled-up budget).
 fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) -> String {
     let mut line = format!(
         "{}: {} API requests at {:.0}/min (budget {:.0}/min), {:.1}s waiting for the budget; {} refused (429)",
@@ -331,12 +338,14 @@ fn rate_line(s: &crate::report::SourceReport, rate: &crate::report::RateReport) 
             rate.lowest_per_minute, rate.cuts, rate.allowance_per_minute
         );
     }
-    let default = f64::from(crate::source::webex::config::WEBEX_REQUESTS_PER_MINUTE);
-    if s.kind == "webex" && rate.budget_per_minute > default {
-        line += &format!(
-            "; at Webex's default {default:.0}/min these requests need at least {}",
-            minutes(s.http.paced_requests as f64 / default)
-        );
+    let kind = crate::source::KINDS.iter().find(|k| k.name == s.kind);
+    if let Some(default) = kind.and_then(|k| k.default_rate).map(f64::from) {
+        if rate.budget_per_minute > default {
+            line += &format!(
+                "; at the API's default {default:.0}/min these requests need at least {}",
+                minutes(s.http.paced_requests as f64 / default)
+            );
+        }
     }
     line
 }

@@ -68,7 +68,7 @@ pub(super) async fn load(
     wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
     wr.complete = wr.audio_pending == 0
         && wr.audio_deferred == 0
-        && wr.transcripts_pending == 0
+        && wr.objects_pending == 0
         && !retry_missing(run, &out.ledger)?;
     if out.partial {
         // Adding rows keeps a complete window complete; it never completes one.

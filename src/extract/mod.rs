@@ -10,11 +10,14 @@
 mod commit;
 mod error;
 pub mod fields;
+mod kind;
 mod run;
 mod stages;
 
 pub use commit::WindowOutput;
 pub use error::{RunError, SourceFailure, SystemFailure};
+pub(crate) use kind::parse_as;
+pub use kind::{CallsSql, Counter, ObjectsTable, RecordingsTable, SourceKind};
 pub use run::{RunSettings, SourceRun};
 pub use stages::{Listing, ReadWindow, WindowStages};
 
@@ -30,63 +33,7 @@ use crate::auth::shared::SharedTokens;
 use crate::auth::{TokenStore, Tokens};
 use crate::error::ErrorKind;
 use crate::report::SourceReport;
-use crate::schema::TableDef;
 use crate::state::State;
-use fields::{Fields, KeyError};
-
-/// A source system, as everything outside its directory needs to know it.
-#[derive(Debug)]
-pub struct SourceKind {
-    /// Its `kind = "…"` in the pipeline file.
-    pub name: &'static str,
-    /// The stream its windows, manifests and watermark are kept under.
-    pub stream: &'static str,
-    /// The tables it writes.
-    pub tables: &'static [&'static TableDef],
-    /// The table listing its recordings, when it copies audio: `state rebuild` reads the
-    /// audio ledger back from it.
-    pub recordings: Option<RecordingsTable>,
-    /// Other tables whose rows own objects in the ledger (Webex's transcripts): `state
-    /// rebuild` reads those back too.
-    pub objects: &'static [ObjectsTable],
-    /// The keys its `[[source]]` table takes.
-    pub(crate) keys: fn() -> &'static [&'static str],
-    /// Its `[[source]]` table, read and checked.
-    pub(crate) parse: ParseFn,
-    /// Why a key some other kind takes does not apply to this one, where "not this kind"
-    /// alone would not help.
-    pub(crate) hints: &'static [(&'static str, &'static str)],
-}
-
-/// Reads and checks a `[[source]]` table of one kind (`kind` already taken out).
-pub(crate) type ParseFn = fn(toml::Table, &Fields) -> Result<Arc<dyn DynSource>, KeyError>;
-
-/// Where a source's recordings table keeps what the audio ledger holds.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordingsTable {
-    /// The table holding one row per recording.
-    pub table: &'static TableDef,
-    /// The recording's id column.
-    pub id: &'static str,
-    /// The column of the call (task) it belongs to.
-    pub call: &'static str,
-}
-
-/// A table whose rows own objects copied like audio, beside the recordings: where `state
-/// rebuild` finds them. Each field is a SQL expression over the table's columns.
-#[derive(Debug, Clone, Copy)]
-pub struct ObjectsTable {
-    /// The table.
-    pub table: &'static TableDef,
-    /// Each row's id in the ledger.
-    pub ledger_id: &'static str,
-    /// The call (task) it belongs to.
-    pub call: &'static str,
-    /// The object's URI, size and SHA-256.
-    pub object: [&'static str; 3],
-    /// True when the object is stored.
-    pub stored: &'static str,
-}
 
 /// A configured source at run time: what the pipeline, `ccetl check` and `ccetl auth
 /// status` ask of it. Each kind's validated config implements it; the pipeline holds them
@@ -231,15 +178,4 @@ impl From<String> for Checked {
 pub trait SystemError: std::error::Error + Send + Sync + 'static {
     /// What the user does about it (the exit code).
     fn kind(&self) -> ErrorKind;
-}
-
-/// A source's table read as its kind's raw struct `R` and validated: what a kind's
-/// [`SourceKind::parse`] is made of.
-pub(crate) fn parse_as<R: serde::de::DeserializeOwned, C: Source>(
-    table: toml::Table,
-    fields: &Fields,
-    validate: fn(R, &Fields) -> Result<C, KeyError>,
-) -> Result<Arc<dyn DynSource>, KeyError> {
-    let raw: R = fields::deserialize(table)?;
-    Ok(Arc::new(validate(raw, fields)?))
 }

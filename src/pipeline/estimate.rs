@@ -21,6 +21,15 @@ pub(super) fn estimate(
     let Some(budget) = src.requests_per_minute() else {
         return Ok(None);
     };
+    let Some(listed_key) = src
+        .source_kind()
+        .counters
+        .iter()
+        .find(|c| c.listed)
+        .map(|c| c.key)
+    else {
+        return Ok(None);
+    };
     let (mut runs, mut tasks, mut requests, mut days) = (0, 0u64, 0u64, 0f64);
     for json in state.recent_reports(RUNS)? {
         let Ok(run) = serde_json::from_str::<Value>(&json) else {
@@ -33,12 +42,8 @@ pub(super) fn estimate(
             continue;
         };
         let windows = source["windows"].as_array().map_or(&[][..], Vec::as_slice);
-        // What a window lists: Webex's tasks, Xima's calls.
-        let listed: u64 = windows
-            .iter()
-            .flat_map(|w| [&w["tasks"], &w["calls"]])
-            .filter_map(Value::as_u64)
-            .sum();
+        // What a window lists (Webex's tasks, Xima's calls), as the kind says.
+        let listed: u64 = windows.iter().filter_map(|w| w[listed_key].as_u64()).sum();
         if listed == 0 {
             continue;
         }

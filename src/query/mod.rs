@@ -12,6 +12,7 @@ use duckdb::Connection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::extract::CallsSql;
 use crate::sink::table::delta::{live_files_at, At};
 use crate::sink::Warehouse;
 
@@ -119,56 +120,78 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// One row per call whichever sources saw it: a v1 task and a legacy session with the same
-/// id are one call (`systems` says which saw it). Activity chains join on `call_id =
+/// The columns of the `calls` view after `call_id`, `systems`, `source` and each kind's
+/// source column, in order: each is the first non-null of the kinds that saw the call, by
+/// their rank (`end_time`: a real end first).
+const CALL_COLUMNS: [&str; 12] = [
+    "date",
+    "start_time",
+    "end_time",
+    "channel_type",
+    "direction",
+    "status",
+    "ani",
+    "dnis",
+    "queue_name",
+    "agent_name",
+    "team_name",
+    "entrypoint_name",
+];
+
+/// One row per call whichever sources saw it, from each kind's part in the registry
+/// (`SourceKind::calls`): calls of kinds that share ids (a v1 task and a legacy session) are
+/// one row, and `systems` says which saw it. Activity chains join on `call_id =
 /// activity_chains.session_id`, recordings on `recordings.call_id`.
 ///
 /// A call's `end_time` is a real end or null, never `lastUpdatedTime` (the spec: it "may
 /// also update after task closure"): the legacy CSR's `cetts`, else the Search API's
 /// `endedTime`, else the last `stopTime` of the task's stitched recordings.
-const CALLS: &str = r"
-CREATE OR REPLACE VIEW calls AS
-WITH rec AS (
-  SELECT task_id, max(stop_time) AS stop_time
-  FROM webex_captures WHERE NOT segment GROUP BY task_id
-), w AS (
-  SELECT t.task_id AS call_id, t.source, t.date, t.created_time AS start_time,
-         coalesce(t.ended_time, rec.stop_time) AS end_time, t.channel_type, t.direction,
-         t.status, t.origin AS ani, t.destination AS dnis, t.queue_name,
-         t.owner_name AS agent_name
-  FROM webex_tasks t LEFT JOIN rec ON rec.task_id = t.task_id
-), l AS (
-  SELECT sid AS call_id, source, date, cstts AS start_time, cetts AS end_time, channel_type,
-         direction, termination_type AS status, ani, dnis, queue_name, agent_name, team_name,
-         entrypoint_name
-  FROM legacy_csr
-)
-SELECT coalesce(w.call_id, l.call_id) AS call_id,
-       CASE WHEN w.call_id IS NOT NULL AND l.call_id IS NOT NULL THEN 'webex+webex_legacy'
-            WHEN w.call_id IS NOT NULL THEN 'webex' ELSE 'webex_legacy' END AS systems,
-       coalesce(w.source, l.source) AS source,
-       w.source AS webex_source, l.source AS legacy_source,
-       coalesce(w.date, l.date) AS date,
-       coalesce(w.start_time, l.start_time) AS start_time,
-       coalesce(l.end_time, w.end_time) AS end_time,
-       coalesce(w.channel_type, l.channel_type) AS channel_type,
-       coalesce(w.direction, l.direction) AS direction,
-       coalesce(w.status, l.status) AS status,
-       coalesce(w.ani, l.ani) AS ani,
-       coalesce(w.dnis, l.dnis) AS dnis,
-       coalesce(w.queue_name, l.queue_name) AS queue_name,
-       coalesce(w.agent_name, l.agent_name) AS agent_name,
-       l.team_name, l.entrypoint_name
-FROM w FULL OUTER JOIN l ON w.call_id = l.call_id
-UNION ALL
-SELECT x.call_key, 'xima', x.source, NULL, NULL, x.date, x.start_time, x.end_time,
-       'telephony', lower(x.direction), x.drop_event_type, x.caller_id, x.dialed_party_number,
-       r.skill, r.agent, NULL, NULL
-FROM xima_calls x
-LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
-                  last(agent ORDER BY start_time) AS agent
-           FROM xima_recordings GROUP BY call_key) r ON r.call_key = x.call_key;
-";
+fn calls_view() -> String {
+    let parts: Vec<(&str, CallsSql)> = crate::source::KINDS
+        .iter()
+        .filter_map(|k| Some((k.name, k.calls?)))
+        .collect();
+    let seen: Vec<String> = parts
+        .iter()
+        .map(|(kind, c)| {
+            format!(
+                "SELECT *, {} AS system, {} AS family, {} AS precedence, {} AS real_end FROM ({})",
+                sql_str(kind),
+                sql_str(c.same_calls_as.unwrap_or(kind)),
+                c.rank,
+                c.real_end,
+                c.select.trim()
+            )
+        })
+        .collect();
+    let first = |column: &str, order: &str| {
+        format!("first({column} ORDER BY {order}) FILTER (WHERE {column} IS NOT NULL) AS {column}")
+    };
+    let source_columns = parts.iter().filter_map(|(kind, c)| {
+        let column = c.source_column?;
+        Some(format!(
+            "first(source) FILTER (WHERE system = {}) AS {column}",
+            sql_str(kind)
+        ))
+    });
+    let columns: Vec<String> = [
+        "call_id".to_string(),
+        "string_agg(system, '+' ORDER BY precedence) AS systems".to_string(),
+        first("source", "precedence"),
+    ]
+    .into_iter()
+    .chain(source_columns)
+    .chain(CALL_COLUMNS.iter().map(|c| match *c {
+        "end_time" => first(c, "real_end DESC, precedence"),
+        _ => first(c, "precedence"),
+    }))
+    .collect();
+    format!(
+        "CREATE OR REPLACE VIEW calls AS\nWITH seen AS (\n{}\n)\nSELECT {}\nFROM seen GROUP BY family, call_id;",
+        seen.join("\nUNION ALL BY NAME\n"),
+        columns.join(",\n       ")
+    )
+}
 
 /// One row per transcript message, with its transcript and its call: the words of a call
 /// next to its queue and agent, searchable with SQL.
@@ -311,7 +334,7 @@ fn connect_dir(root: &Path, files: &TableFiles) -> Result<Connection, QueryError
         // What a row is, for `SELECT view_name, comment FROM duckdb_views()`.
         conn.execute_batch(&format!("COMMENT ON VIEW {table} IS {}", sql_str(def.docs)))?;
     }
-    conn.execute_batch(CALLS)?;
+    conn.execute_batch(&calls_view())?;
     conn.execute_batch(&recordings_view())?;
     conn.execute_batch(TRANSCRIPTS)?;
     for (view, docs) in [

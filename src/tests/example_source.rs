@@ -64,6 +64,8 @@ async fn a_new_source_runs_end_to_end_from_its_directory_alone() {
     let windows = &report.sources[0].windows;
     assert_eq!(windows.len(), 3);
     assert!(windows.iter().all(|w| w.complete && w.files == 1));
+    // Its own figure, under the key its kind declares.
+    assert_eq!(report.totals().counts.get("ticks"), 12);
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options).unwrap();
     let conn = crate::query::open(&wh).await.unwrap();
     assert_eq!(
@@ -72,6 +74,14 @@ async fn a_new_source_runs_end_to_end_from_its_directory_alone() {
             "SELECT count(*), count(DISTINCT tick_id), count(DISTINCT date) FROM example_ticks"
         ),
         [12, 12, 3]
+    );
+    // Its calls, beside the other kinds', in the `calls` view.
+    assert_eq!(
+        counts(
+            &conn,
+            "SELECT count(*), count(DISTINCT call_id) FROM calls WHERE systems = 'example'"
+        ),
+        [12, 12]
     );
     let comment = crate::query::run(
         &conn,

@@ -17,7 +17,9 @@ use config::RawExample;
 
 use crate::error::ErrorKind;
 use crate::extract::fields::struct_keys;
-use crate::extract::{parse_as, CheckContext, Checked, Source, SourceKind, SystemError};
+use crate::extract::{
+    parse_as, CallsSql, CheckContext, Checked, Counter, Source, SourceKind, SystemError,
+};
 use crate::extract::{ReadWindow, RunError, SourceFailure, SourceRun, WindowOutput};
 use crate::report::{SourceReport, WindowReport};
 use crate::schema::{self, TableDef};
@@ -31,6 +33,19 @@ pub(crate) static KIND: SourceKind = SourceKind {
     tables: &[&TICKS],
     recordings: None,
     objects: &[],
+    calls: Some(CallsSql {
+        select: "SELECT tick_id AS call_id, source, date, tick_at AS start_time FROM example_ticks",
+        same_calls_as: None,
+        rank: 0,
+        real_end: false,
+        source_column: None,
+    }),
+    counters: &[Counter {
+        key: "ticks",
+        label: "ticks",
+        listed: false,
+    }],
+    default_rate: None,
     keys: struct_keys::<RawExample>,
     parse: |t, f| parse_as(t, f, RawExample::validate),
     hints: &[],
@@ -113,6 +128,8 @@ impl ReadWindow for ExampleConfig {
         )
         .map_err(ExampleError::from)?;
         let rows = batch.num_rows() as u64;
+        let mut report = WindowReport::default();
+        report.counts.add("ticks", rows);
         Ok(WindowOutput {
             tables: vec![TableRows {
                 table: &TICKS,
@@ -121,7 +138,7 @@ impl ReadWindow for ExampleConfig {
             }],
             ledger: Vec::new(),
             rows,
-            report: WindowReport::default(),
+            report,
             partial: false,
         })
     }

@@ -25,7 +25,7 @@ pub use client::{LegacyClient, RecordType};
 
 use crate::extract::fields::struct_keys;
 use crate::extract::parse_as;
-use crate::extract::SourceKind;
+use crate::extract::{CallsSql, Counter, SourceKind};
 use crate::http::HttpError;
 use crate::schema::day_of_ms;
 use crate::window::Window;
@@ -42,6 +42,34 @@ pub static KIND: SourceKind = SourceKind {
     ],
     recordings: None,
     objects: &[],
+    calls: Some(CallsSql {
+        select: "SELECT sid AS call_id, source, date, cstts AS start_time, cetts AS end_time,
+                        channel_type, direction, termination_type AS status, ani, dnis,
+                        queue_name, agent_name, team_name, entrypoint_name
+                 FROM legacy_csr",
+        same_calls_as: Some("webex"),
+        rank: 1,
+        real_end: true,
+        source_column: Some("legacy_source"),
+    }),
+    counters: &[
+        Counter {
+            key: "sessions",
+            label: "sessions",
+            listed: false,
+        },
+        Counter {
+            key: "activities",
+            label: "activities",
+            listed: false,
+        },
+        Counter {
+            key: "chain_anomalies",
+            label: "chain rows flagged",
+            listed: false,
+        },
+    ],
+    default_rate: None,
     keys: struct_keys::<config::RawLegacy>,
     parse: |t, f| parse_as(t, f, config::RawLegacy::validate),
     hints: &[],

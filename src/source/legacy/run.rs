@@ -73,12 +73,11 @@ async fn extract(client: &LegacyClient, w: Window) -> Result<WindowOutput, Sourc
     let csr_dates = super::dates_by_session(&ex.csr, "sid", &ex.session_dates)?;
     let car_dates = super::dates_by_session(&ex.car, "session_id", &ex.session_dates)?;
     let chain_dates = super::dates_by_session(&chains, "session_id", &ex.session_dates)?;
-    let wr = WindowReport {
-        sessions: ex.csr.num_rows() as u64,
-        activities: ex.car.num_rows() as u64,
-        chain_anomalies: chains::anomalies(&chains),
-        ..Default::default()
-    };
+    let sessions = ex.csr.num_rows() as u64;
+    let mut wr = WindowReport::default();
+    wr.counts.add("sessions", sessions);
+    wr.counts.add("activities", ex.car.num_rows() as u64);
+    wr.counts.add("chain_anomalies", chains::anomalies(&chains));
     let tables = vec![
         TableRows {
             table: &tables::CSR_TABLE,
@@ -99,7 +98,7 @@ async fn extract(client: &LegacyClient, w: Window) -> Result<WindowOutput, Sourc
     Ok(WindowOutput {
         tables,
         ledger: Vec::new(),
-        rows: wr.sessions,
+        rows: sessions,
         report: wr,
         partial: false,
     })

@@ -35,7 +35,7 @@ pub use transcripts::WindowTranscripts;
 use crate::auth::AuthError;
 use crate::extract::fields::struct_keys;
 use crate::extract::parse_as;
-use crate::extract::{RecordingsTable, SourceKind};
+use crate::extract::{CallsSql, Counter, RecordingsTable, SourceKind};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState};
 use crate::sink::audio_copy::{AudioCopy, Target};
@@ -70,6 +70,43 @@ pub static KIND: SourceKind = SourceKind {
         object: ["object_uri", "object_bytes", "object_sha256"],
         stored: "status IN ('stored', 'unparsed')",
     }],
+    calls: Some(CallsSql {
+        select: "SELECT t.task_id AS call_id, t.source, t.date, t.created_time AS start_time,
+                        coalesce(t.ended_time, rec.stop_time) AS end_time, t.channel_type,
+                        t.direction, t.status, t.origin AS ani, t.destination AS dnis,
+                        t.queue_name, t.owner_name AS agent_name
+                 FROM webex_tasks t
+                 LEFT JOIN (SELECT task_id, max(stop_time) AS stop_time
+                            FROM webex_captures WHERE NOT segment GROUP BY task_id) rec
+                   ON rec.task_id = t.task_id",
+        same_calls_as: None,
+        rank: 0,
+        real_end: false,
+        source_column: Some("webex_source"),
+    }),
+    counters: &[
+        Counter {
+            key: "tasks",
+            label: "tasks",
+            listed: true,
+        },
+        Counter {
+            key: "segments",
+            label: "segments",
+            listed: false,
+        },
+        Counter {
+            key: "transcripts",
+            label: "transcripts",
+            listed: false,
+        },
+        Counter {
+            key: "transcripts_stored",
+            label: "transcripts stored",
+            listed: false,
+        },
+    ],
+    default_rate: Some(config::WEBEX_REQUESTS_PER_MINUTE),
     keys: struct_keys::<config::RawWebex>,
     parse: |t, f| parse_as(t, f, config::RawWebex::validate),
     hints: &[],

@@ -297,12 +297,13 @@ fn tables_of(
     };
     t.insert(2, joined);
 
+    let tasks = t[0].batch.num_rows() as u64;
     let mut wr = WindowReport {
-        tasks: t[0].batch.num_rows() as u64,
         recordings: captures.len() as u64,
-        segments: captures.segments() as u64,
         ..Default::default()
     };
+    wr.counts.add("tasks", tasks);
+    wr.counts.add("segments", captures.segments() as u64);
     let (ids, task_ids) = (captures.ids(), captures.task_ids());
     let mut ledger = Vec::new();
     for (i, a) in audio.iter().enumerate() {
@@ -310,7 +311,10 @@ fn tables_of(
         ledger.extend(a.ledger(ids.value(i), task_ids.value(i)));
     }
     for (t, o) in tr.window.rows.iter().zip(&tr.objects) {
-        wr.count_transcript(o);
+        wr.counts.add("transcripts", 1);
+        if wr.count_object(o) {
+            wr.counts.add("transcripts_stored", 1);
+        }
         ledger.extend(o.ledger(&t.ledger_id(), &t.task_id));
     }
     // Recordings kept from the window's files count too: the manifest says what it holds.
@@ -318,14 +322,15 @@ fn tables_of(
         let read: HashSet<&str> = ids.iter().flatten().collect();
         for kept in merge::recordings(&t[1].batch)? {
             if !read.contains(kept.id) {
-                wr.count_kept(kept.status, kept.segment);
+                wr.count_kept(kept.status);
+                wr.counts.add("segments", u64::from(kept.segment));
             }
         }
     }
     Ok(WindowOutput {
         tables: t,
         ledger,
-        rows: wr.tasks,
+        rows: tasks,
         report: wr,
         partial: false,
     })

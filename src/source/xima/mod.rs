@@ -18,7 +18,7 @@ use tables::RecordingRow;
 
 use crate::extract::fields::struct_keys;
 use crate::extract::parse_as;
-use crate::extract::{RecordingsTable, SourceKind};
+use crate::extract::{CallsSql, Counter, RecordingsTable, SourceKind};
 use crate::http::HttpError;
 use crate::sink::audio::AudioError;
 use crate::sink::audio::AudioState;
@@ -39,6 +39,28 @@ pub static KIND: SourceKind = SourceKind {
         call: "call_key",
     }),
     objects: &[],
+    calls: Some(CallsSql {
+        select: "SELECT x.call_key AS call_id, x.source, x.date, x.start_time, x.end_time,
+                        'telephony' AS channel_type, lower(x.direction) AS direction,
+                        x.drop_event_type AS status, x.caller_id AS ani,
+                        x.dialed_party_number AS dnis, r.skill AS queue_name,
+                        r.agent AS agent_name
+                 FROM xima_calls x
+                 LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
+                                   last(agent ORDER BY start_time) AS agent
+                            FROM xima_recordings GROUP BY call_key) r
+                   ON r.call_key = x.call_key",
+        same_calls_as: None,
+        rank: 0,
+        real_end: false,
+        source_column: None,
+    }),
+    counters: &[Counter {
+        key: "calls",
+        label: "calls",
+        listed: true,
+    }],
+    default_rate: None,
     keys: struct_keys::<config::RawXima>,
     parse: |t, f| parse_as(t, f, config::RawXima::validate),
     hints: &[(

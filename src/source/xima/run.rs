@@ -133,11 +133,12 @@ async fn extract(
         .map(|c| tables::call_date(c, fallback))
         .collect();
     let rec_dates = ex.recordings.iter().map(|r| r.date).collect();
+    let calls = ex.calls.len() as u64;
     let mut wr = WindowReport {
-        calls: ex.calls.len() as u64,
         recordings: ex.recordings.len() as u64,
         ..Default::default()
     };
+    wr.counts.add("calls", calls);
     let mut ledger = Vec::with_capacity(ex.recordings.len());
     for r in &ex.recordings {
         wr.count_audio(&r.audio);
@@ -158,7 +159,7 @@ async fn extract(
     Ok(WindowOutput {
         tables,
         ledger,
-        rows: wr.calls,
+        rows: calls,
         report: wr,
         partial: false,
     })
