@@ -190,7 +190,7 @@ enum Keep {
     AllBut(HashSet<String>),
 }
 
-/// Audio, then the four tables, for extracted tasks and captures, with the rows `keep`
+/// Audio, then the six tables, for extracted tasks and captures, with the rows `keep`
 /// keeps of what the window held.
 async fn output(
     client: &WebexClient,
@@ -232,7 +232,7 @@ async fn output(
     .await?
 }
 
-/// The window's four tables from its tasks, recordings and their audio, merged with the
+/// The window's six tables from its tasks, recordings and their audio, merged with the
 /// rows of its previous files that `keep` keeps.
 fn tables_of(
     listed: Vec<Task>,
@@ -254,55 +254,58 @@ fn tables_of(
     drop(listed);
     let (captures_batch, capture_dates) = captures.captures_table(audio)?;
     let (segments, segment_dates) = captures::segments_table(&captures_batch, &capture_dates)?;
-    let mut t = vec![
-        TableRows {
-            table: &tables::TASKS,
-            batch: tasks,
-            dates: task_dates,
-        },
-        TableRows {
-            table: &tables::CAPTURES,
-            batch: captures_batch,
-            dates: capture_dates,
-        },
-        TableRows {
-            table: &tables::SEGMENTS,
-            batch: segments,
-            dates: segment_dates,
-        },
-        TableRows {
-            table: &transcripts::TRANSCRIPTS,
-            batch: transcripts_batch,
-            dates: transcript_dates,
-        },
-        TableRows {
-            table: &transcripts::MESSAGES,
-            batch: messages,
-            dates: message_dates,
-        },
+    let rows = |table, (batch, dates)| TableRows {
+        table,
+        batch,
+        dates,
+    };
+    let mut tasks = rows(&tables::TASKS, (tasks, task_dates));
+    let mut recordings = [
+        rows(&tables::CAPTURES, (captures_batch, capture_dates)),
+        rows(&tables::SEGMENTS, (segments, segment_dates)),
+        rows(
+            &transcripts::TRANSCRIPTS,
+            (transcripts_batch, transcript_dates),
+        ),
+        rows(&transcripts::MESSAGES, (messages, message_dates)),
     ];
-    let (from, keep): (usize, &(dyn Fn(&str) -> bool + Sync)) = match keep {
-        Keep::Captures(ids) => (1, &|id: &str| ids.contains(id)),
-        Keep::AllBut(ids) => (0, &|id: &str| !ids.contains(id)),
-    };
     if let Some(p) = previous {
-        p.keep_into(keep, &mut t[from..])?;
+        // A window's read lists every task again and keeps the recording rows of tasks not
+        // asked for again; an events merge keeps every row of the tasks it did not read.
+        match keep {
+            Keep::Captures(ids) => p.keep_into(&|id| ids.contains(id), &mut recordings)?,
+            Keep::AllBut(ids) => {
+                let keep = |id: &str| !ids.contains(id);
+                p.keep_into(&keep, std::slice::from_mut(&mut tasks))?;
+                p.keep_into(&keep, &mut recordings)?;
+            }
+        }
     }
+    let [captures_rows, segments_rows, transcripts_rows, messages_rows] = recordings;
     // The join runs after the merge, so kept segments get their task's current attributes.
-    let joined = segments::join(&t[2].batch, &t[0].batch)?;
-    let joined = TableRows {
-        table: &segments::TASK_SEGMENTS,
-        batch: joined,
-        dates: t[2].dates.clone(),
-    };
-    t.insert(2, joined);
+    let joined = rows(
+        &segments::TASK_SEGMENTS,
+        (
+            segments::join(&segments_rows.batch, &tasks.batch)?,
+            segments_rows.dates.clone(),
+        ),
+    );
+    let task_count = tasks.batch.num_rows() as u64;
+    let captures_batch = captures_rows.batch.clone();
+    let t = vec![
+        tasks,
+        captures_rows,
+        joined,
+        segments_rows,
+        transcripts_rows,
+        messages_rows,
+    ];
 
-    let tasks = t[0].batch.num_rows() as u64;
     let mut wr = WindowReport {
         recordings: captures.len() as u64,
         ..Default::default()
     };
-    wr.counts.add("tasks", tasks);
+    wr.counts.add("tasks", task_count);
     wr.counts.add("segments", captures.segments() as u64);
     let (ids, task_ids) = (captures.ids(), captures.task_ids());
     let mut ledger = Vec::new();
@@ -320,7 +323,7 @@ fn tables_of(
     // Recordings kept from the window's files count too: the manifest says what it holds.
     if previous.is_some() {
         let read: HashSet<&str> = ids.iter().flatten().collect();
-        for kept in merge::recordings(&t[1].batch)? {
+        for kept in merge::recordings(&captures_batch)? {
             if !read.contains(kept.id) {
                 wr.count_kept(kept.status);
                 wr.counts.add("segments", u64::from(kept.segment));
@@ -330,7 +333,7 @@ fn tables_of(
     Ok(WindowOutput {
         tables: t,
         ledger,
-        rows: tasks,
+        rows: task_count,
         report: wr,
         partial: false,
     })
