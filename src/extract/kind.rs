@@ -25,6 +25,9 @@ pub struct SourceKind {
     pub objects: &'static [ObjectsTable],
     /// Its part of the `calls` view, if its rows are calls.
     pub calls: Option<CallsSql>,
+    /// Views of `ccetl query` it adds to beyond `calls` and `recordings` (Webex's
+    /// `transcripts`).
+    pub views: &'static [ViewSql],
     /// Its own figures of a window (in the run report and the run's summary), beyond the
     /// ones every source has.
     pub counters: &'static [Counter],
@@ -60,6 +63,18 @@ pub struct CallsSql {
     /// The view's column naming this kind's source beside the merged `source`
     /// (`webex_source`), if it has one.
     pub source_column: Option<&'static str>,
+}
+
+/// A view of `ccetl query` a kind adds to, over its tables and the shared views (`calls`):
+/// the SELECTs of every kind adding to one name are unioned by column name.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewSql {
+    /// The view.
+    pub name: &'static str,
+    /// The kind's rows of it.
+    pub select: &'static str,
+    /// What a row is (`COMMENT ON VIEW`), from the first kind that adds to it.
+    pub docs: &'static str,
 }
 
 /// One of a source's own figures of a window: its key in the run report's windows

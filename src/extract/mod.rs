@@ -17,7 +17,7 @@ mod stages;
 pub use commit::WindowOutput;
 pub use error::{RunError, SourceFailure, SystemFailure};
 pub(crate) use kind::parse_as;
-pub use kind::{CallsSql, Counter, ObjectsTable, RecordingsTable, SourceKind};
+pub use kind::{CallsSql, Counter, ObjectsTable, RecordingsTable, SourceKind, ViewSql};
 pub use run::{RunSettings, SourceRun};
 pub use stages::{Listing, ReadWindow, WindowStages};
 

@@ -193,19 +193,27 @@ fn calls_view() -> String {
     )
 }
 
-/// One row per transcript message, with its transcript and its call: the words of a call
-/// next to its queue and agent, searchable with SQL.
-const TRANSCRIPTS: &str = r"
-CREATE OR REPLACE VIEW transcripts AS
-SELECT m.task_id AS call_id, m.source, m.date, c.channel_type, c.queue_name, c.agent_name,
-       t.transcript_id, t.file_name, t.transcript_source, t.language_code,
-       m.seq, m.party_role, m.party_name, m.party_id, m.start_time, m.duration_ms, m.text
-FROM webex_transcript_messages m
-JOIN webex_transcripts t
-  ON t.task_id = m.task_id AND t.transcript_id = m.transcript_id
- AND t.file_name = m.file_name AND t.source = m.source
-LEFT JOIN calls c ON c.call_id = m.task_id;
-";
+/// The views kinds add to (`SourceKind::views`), each the union by column name of every
+/// adding kind's rows, with the first one's docs.
+fn kind_views() -> Vec<(&'static str, String, &'static str)> {
+    let mut views: Vec<(&str, Vec<&str>, &str)> = Vec::new();
+    for v in crate::source::KINDS.iter().flat_map(|k| k.views) {
+        match views.iter_mut().find(|(name, ..)| *name == v.name) {
+            Some((_, selects, _)) => selects.push(v.select),
+            None => views.push((v.name, vec![v.select], v.docs)),
+        }
+    }
+    views
+        .into_iter()
+        .map(|(name, selects, docs)| {
+            let sql = format!(
+                "CREATE OR REPLACE VIEW {name} AS\n{};",
+                selects.join("\nUNION ALL BY NAME\n")
+            );
+            (name, sql, docs)
+        })
+        .collect()
+}
 
 /// An in-memory DuckDB with the views of any warehouse: a local one is read in place, one
 /// in object storage through its local mirror (brought up to date first).
@@ -336,7 +344,10 @@ fn connect_dir(root: &Path, files: &TableFiles) -> Result<Connection, QueryError
     }
     conn.execute_batch(&calls_view())?;
     conn.execute_batch(&recordings_view())?;
-    conn.execute_batch(TRANSCRIPTS)?;
+    for (name, sql, docs) in kind_views() {
+        conn.execute_batch(&sql)?;
+        conn.execute_batch(&format!("COMMENT ON VIEW {name} IS {}", sql_str(docs)))?;
+    }
     for (view, docs) in [
         (
             "calls",
@@ -345,10 +356,6 @@ fn connect_dir(root: &Path, files: &TableFiles) -> Result<Connection, QueryError
         (
             "recordings",
             "recording of every source that copies audio, with its audio object",
-        ),
-        (
-            "transcripts",
-            "message of a call's transcript, in order, with its party and the call's queue and agent",
         ),
     ] {
         conn.execute_batch(&format!("COMMENT ON VIEW {view} IS {}", sql_str(docs)))?;

@@ -40,6 +40,7 @@ pub(crate) static KIND: SourceKind = SourceKind {
         real_end: false,
         source_column: None,
     }),
+    views: &[],
     counters: &[Counter {
         key: "ticks",
         label: "ticks",

@@ -52,6 +52,7 @@ pub static KIND: SourceKind = SourceKind {
         real_end: true,
         source_column: Some("legacy_source"),
     }),
+    views: &[],
     counters: &[
         Counter {
             key: "sessions",

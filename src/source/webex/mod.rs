@@ -35,7 +35,7 @@ pub use transcripts::WindowTranscripts;
 use crate::auth::AuthError;
 use crate::extract::fields::struct_keys;
 use crate::extract::parse_as;
-use crate::extract::{CallsSql, Counter, RecordingsTable, SourceKind};
+use crate::extract::{CallsSql, Counter, RecordingsTable, SourceKind, ViewSql};
 use crate::http::HttpError;
 use crate::sink::audio::{self, AudioError, AudioState};
 use crate::sink::audio_copy::{AudioCopy, Target};
@@ -84,6 +84,19 @@ pub static KIND: SourceKind = SourceKind {
         real_end: false,
         source_column: Some("webex_source"),
     }),
+    views: &[ViewSql {
+        name: "transcripts",
+        select: "SELECT m.task_id AS call_id, m.source, m.date, c.channel_type, c.queue_name,
+                        c.agent_name, t.transcript_id, t.file_name, t.transcript_source,
+                        t.language_code, m.seq, m.party_role, m.party_name, m.party_id,
+                        m.start_time, m.duration_ms, m.text
+                 FROM webex_transcript_messages m
+                 JOIN webex_transcripts t
+                   ON t.task_id = m.task_id AND t.transcript_id = m.transcript_id
+                  AND t.file_name = m.file_name AND t.source = m.source
+                 LEFT JOIN calls c ON c.call_id = m.task_id",
+        docs: "message of a call's transcript, in order, with its party and the call's queue and agent",
+    }],
     counters: &[
         Counter {
             key: "tasks",

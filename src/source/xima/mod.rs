@@ -55,6 +55,7 @@ pub static KIND: SourceKind = SourceKind {
         real_end: false,
         source_column: None,
     }),
+    views: &[],
     counters: &[Counter {
         key: "calls",
         label: "calls",
