@@ -98,6 +98,19 @@ async fn a_new_source_runs_end_to_end_from_its_directory_alone() {
     let hw = state.high_water("clock", KIND.stream).unwrap();
     assert_eq!(hw, opts.until);
 
+    // `ccetl plan`: its three days in shards of two windows, one pool for its budget, each
+    // shard a command a worker runs.
+    let shards = pipeline::shards::plan(&cfg, "clock.toml", &opts, opts.now.unwrap(), 2);
+    assert_eq!(shards.iter().map(|s| s.windows).collect::<Vec<_>>(), [2, 1]);
+    assert!(shards
+        .iter()
+        .all(|s| s.kind == "example" && s.pool_slots == 1));
+    assert!(
+        shards[0].args.contains(&"clock.toml".to_string()),
+        "{:?}",
+        shards[0].args
+    );
+
     // `ccetl check` and `auth status` ask the source itself.
     let state = Arc::new(state);
     let ctx = CheckContext {

@@ -2,8 +2,8 @@
 //! a clock (one row per tick of `every` in each window) instead of an API, and touches
 //! nothing outside this directory but its two lines in `source/mod.rs`: its `mod` and its
 //! entry in [`KINDS`](super::KINDS). Its test (`src/tests/example_source.rs`, above every
-//! module it runs through) takes it through config, windows, Parquet, manifests, state,
-//! `ccetl check` and `ccetl query`.
+//! module it runs through) takes it through config, windows, tables, manifests, state, the
+//! run report, the `calls` view, `ccetl query`, `ccetl plan`, `ccetl check`.
 
 mod config;
 
