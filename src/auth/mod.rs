@@ -1,8 +1,9 @@
-//! Credentials for the sources: OAuth2 refresh (Webex; its authorization-code login is in
-//! `source::webex::login`), the token store workers share, and the HMAC-SHA1 signature of
-//! the legacy reporting API.
+//! Credentials for the sources: the OAuth2 authorization-code login (`ccetl auth login`,
+//! for any source whose `Source::login` says how) and refresh, the token store workers
+//! share, and the HMAC-SHA1 signature of the legacy reporting API.
 
 pub mod hmac;
+pub mod login;
 pub mod oauth;
 pub mod shared;
 

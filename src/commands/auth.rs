@@ -8,14 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::usage;
-use crate::source::webex::login::{self, LoginError};
-
+use crate::auth::login::{self, LoginClient, LoginError};
 use crate::auth::TokenStore;
 use crate::cli::AuthAction;
-use crate::config::PipelineConfig;
+use crate::config::{ConfigError, PipelineConfig, SourceConfig};
 use crate::extract::CheckContext;
 use crate::pipeline;
-use crate::source::webex::config::WebexConfig;
 use crate::state::State;
 
 /// `ccetl auth login|import|status`.
@@ -32,20 +30,44 @@ pub async fn run(action: AuthAction) -> anyhow::Result<()> {
     }
 }
 
-/// The pipeline's Webex source `name` and its state.
-fn webex_source(path: &Path, name: &str) -> anyhow::Result<(WebexConfig, Arc<State>)> {
-    let (_, w, state) = super::webex_source(path, Some(name), "OAuth login")?;
-    Ok((w, state))
+/// The pipeline's source `name` and its state.
+fn login_source(path: &Path, name: &str) -> anyhow::Result<(SourceConfig, Arc<State>)> {
+    let cfg = PipelineConfig::load(path)?;
+    let Some(src) = cfg.sources.iter().find(|s| s.name() == name) else {
+        let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
+        return Err(usage(
+            "--source",
+            format!(
+                "no source is named '{name}' (the pipeline has {})",
+                names.join(", ")
+            ),
+        ));
+    };
+    let states = pipeline::open_states(&cfg, &[name])?;
+    Ok((src.clone(), states[name].clone()))
+}
+
+/// The OAuth2 integration of a source that signs in through a browser.
+fn login_client<'a>(path: &Path, src: &'a SourceConfig) -> Result<LoginClient<'a>, ConfigError> {
+    src.login().ok_or_else(|| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("--source {}", src.name()),
+        message: format!(
+            "a {} source does not sign in through a browser; `ccetl auth login` and `import` are for the sources that do",
+            src.kind()
+        ),
+    })
 }
 
 async fn login(path: &Path, name: &str, no_listen: bool, timeout: &str) -> anyhow::Result<()> {
     let timeout = crate::units::parse_duration(timeout).map_err(|e| usage("--timeout", e))?;
-    let (cfg, state) = webex_source(path, name)?;
+    let (src, state) = login_source(path, name)?;
+    let cfg = login_client(path, &src)?;
     // Bind before printing the URL, so a fast browser cannot beat the listener.
     let listener = if no_listen {
         None
     } else {
-        let addr = loopback_addr(&cfg.redirect_uri).ok_or_else(|| {
+        let addr = loopback_addr(cfg.redirect_uri).ok_or_else(|| {
             usage(
                 "redirect_uri",
                 format!(
@@ -128,7 +150,8 @@ fn open_browser(url: &str) {
 }
 
 fn import(path: &Path, name: &str) -> anyhow::Result<()> {
-    let (cfg, state) = webex_source(path, name)?;
+    let (src, state) = login_source(path, name)?;
+    let cfg = login_client(path, &src)?;
     let mut text = String::new();
     std::io::stdin()
         .take(1 << 20)

@@ -24,7 +24,7 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<auth::AuthError>() {
         e.kind()
-    } else if let Some(e) = e.downcast_ref::<source::webex::login::LoginError>() {
+    } else if let Some(e) = e.downcast_ref::<auth::login::LoginError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<source::webex::WebexError>() {
         e.kind()

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::auth::login::LoginClient;
 use crate::auth::shared::SharedTokens;
 use crate::auth::{TokenStore, Tokens};
 use crate::error::ErrorKind;
@@ -66,6 +67,11 @@ pub trait Source: fmt::Debug + Send + Sync + Any {
     ) -> impl Future<Output = Result<Checked, SourceFailure>> + Send;
     /// For `ccetl auth status`: what credentials it uses and how long they last.
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
+    /// For `ccetl auth login|import`: its OAuth2 integration, if it signs in through a
+    /// browser.
+    fn login(&self) -> Option<LoginClient<'_>> {
+        None
+    }
 }
 
 /// [`Source`] as a trait object: its futures boxed, one allocation per source per run
@@ -90,6 +96,8 @@ pub trait DynSource: fmt::Debug + Send + Sync + Any {
     ) -> BoxFuture<'a, Result<Checked, SourceFailure>>;
     /// [`Source::credentials`].
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
+    /// [`Source::login`].
+    fn login(&self) -> Option<LoginClient<'_>>;
 }
 
 impl<T: Source> DynSource for T {
@@ -122,6 +130,10 @@ impl<T: Source> DynSource for T {
 
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure> {
         Source::credentials(self, ctx)
+    }
+
+    fn login(&self) -> Option<LoginClient<'_>> {
+        Source::login(self)
     }
 }
 

@@ -9,7 +9,6 @@ pub mod captures;
 pub mod client;
 pub mod config;
 pub mod events;
-pub mod login;
 pub(crate) mod merge;
 pub mod model;
 pub mod run;

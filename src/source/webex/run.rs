@@ -13,6 +13,7 @@ use super::{
     captures, segments, tables, transcripts, WebexClient, WebexError, WindowCaptures,
     WindowTranscripts,
 };
+use crate::auth::login::LoginClient;
 use crate::auth::AuthError;
 use crate::extract::{Budget, CheckContext, Checked, Source};
 use crate::extract::{Listing, RunError, SourceFailure, SourceRun, WindowOutput, WindowStages};
@@ -92,6 +93,20 @@ impl Source for WebexConfig {
             text.push_str(&advice);
         }
         Ok(text)
+    }
+
+    fn login(&self) -> Option<LoginClient<'_>> {
+        Some(LoginClient {
+            source: &self.name,
+            authorize_url: &self.authorize_url,
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            redirect_uri: &self.redirect_uri,
+            scopes: &self.scopes,
+            configured_refresh: self.refresh_token.as_ref(),
+            read_timeout: self.read_timeout,
+        })
     }
 }
 

@@ -12,13 +12,36 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::config::WebexConfig;
-use crate::auth::oauth::{self, StoredToken, TokenStore};
+use super::oauth::{self, StoredToken, TokenStore};
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
 
 /// Requests the loopback listener answers before giving up (browsers also ask for icons).
 const MAX_LISTENER_REQUESTS: usize = 16;
+
+/// What a login needs of a source that signs in through a browser (`Source::login`): its
+/// OAuth2 integration and where its tokens are tied to.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginClient<'a> {
+    /// The source's name: its tokens are stored under it.
+    pub source: &'a str,
+    /// The authorization endpoint the browser opens.
+    pub authorize_url: &'a url::Url,
+    /// The token endpoint the code is exchanged at.
+    pub token_url: &'a url::Url,
+    /// The integration's client id.
+    pub client_id: &'a Secret,
+    /// The integration's client secret.
+    pub client_secret: &'a Secret,
+    /// Where the browser is sent back.
+    pub redirect_uri: &'a url::Url,
+    /// The scopes asked for.
+    pub scopes: &'a [String],
+    /// The refresh token the pipeline file configures, if any: stored tokens are tied to it.
+    pub configured_refresh: Option<&'a Secret>,
+    /// How long the token endpoint may take to answer.
+    pub read_timeout: Duration,
+}
 
 /// Why `ccetl auth login` could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +112,15 @@ pub struct Authorization {
     pub state: String,
 }
 
-/// The authorize URL for `cfg`, with a fresh random `state`.
-pub fn authorize_url(cfg: &WebexConfig) -> Authorization {
+/// The authorize URL for `client`, with a fresh random `state`.
+pub fn authorize_url(client: &LoginClient<'_>) -> Authorization {
     let state = hex::encode(rand::rng().random::<[u8; 16]>());
-    let mut url = cfg.authorize_url.clone();
+    let mut url = client.authorize_url.clone();
     url.query_pairs_mut()
-        .append_pair("client_id", cfg.client_id.expose())
+        .append_pair("client_id", client.client_id.expose())
         .append_pair("response_type", "code")
-        .append_pair("redirect_uri", cfg.redirect_uri.as_str())
-        .append_pair("scope", &cfg.scopes.join(" "))
+        .append_pair("redirect_uri", client.redirect_uri.as_str())
+        .append_pair("scope", &client.scopes.join(" "))
         .append_pair("state", &state);
     Authorization { url, state }
 }
@@ -203,24 +226,24 @@ struct CodeResponse {
     refresh_token_expires_in: Option<i64>,
 }
 
-/// Exchanges the code at the token URL and stores the tokens for `cfg`'s source.
+/// Exchanges the code at the token URL and stores the tokens for `client`'s source.
 pub async fn exchange_and_store(
-    cfg: &WebexConfig,
+    client: &LoginClient<'_>,
     code: &Secret,
     store: &dyn TokenStore,
 ) -> Result<StoredToken, LoginError> {
-    let http = HttpClient::new(crate::http::RetryConfig::default(), cfg.read_timeout)?;
+    let http = HttpClient::new(crate::http::RetryConfig::default(), client.read_timeout)?;
     let form = [
         ("grant_type", "authorization_code"),
-        ("client_id", cfg.client_id.expose()),
-        ("client_secret", cfg.client_secret.expose()),
+        ("client_id", client.client_id.expose()),
+        ("client_secret", client.client_secret.expose()),
         ("code", code.expose()),
-        ("redirect_uri", cfg.redirect_uri.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
     ];
-    let endpoint = format!("POST {}", crate::http::redact_url(&cfg.token_url));
+    let endpoint = format!("POST {}", crate::http::redact_url(client.token_url));
     let resp = http
         .send(&endpoint, || async {
-            Ok::<_, HttpError>(http.reqwest().post(cfg.token_url.clone()).form(&form))
+            Ok::<_, HttpError>(http.reqwest().post(client.token_url.clone()).form(&form))
         })
         .await
         .map_err(|e| match e {
@@ -239,20 +262,22 @@ pub async fn exchange_and_store(
     let r: CodeResponse =
         serde_json::from_slice(&body).map_err(|e| LoginError::BadResponse(e.to_string()))?;
     let token = stored_token(
-        cfg,
+        client,
         r.access_token,
         r.expires_in,
         r.refresh_token,
         r.refresh_token_expires_in,
     );
-    store.save(&cfg.name, &token).map_err(LoginError::Store)?;
+    store
+        .save(client.source, &token)
+        .map_err(LoginError::Store)?;
     Ok(token)
 }
 
 /// Tokens as the state keeps them, tied to the pipeline's current `refresh_token` setting so
 /// that they win over it until it changes.
 pub fn stored_token(
-    cfg: &WebexConfig,
+    client: &LoginClient<'_>,
     access: String,
     expires_in: i64,
     refresh: String,
@@ -260,7 +285,7 @@ pub fn stored_token(
 ) -> StoredToken {
     let now = Utc::now();
     StoredToken {
-        config_fingerprint: oauth::config_fingerprint(cfg.refresh_token.as_ref()),
+        config_fingerprint: oauth::config_fingerprint(client.configured_refresh),
         refresh_token: Secret::new(refresh),
         access_token: (!access.is_empty()).then(|| Secret::new(access)),
         access_expires_at: (expires_in > 0).then(|| now + chrono::Duration::seconds(expires_in)),
@@ -281,7 +306,7 @@ struct ImportedTokens {
 }
 
 /// Parses what `ccetl auth import` read from stdin.
-pub fn parse_import(cfg: &WebexConfig, text: &str) -> Result<StoredToken, LoginError> {
+pub fn parse_import(client: &LoginClient<'_>, text: &str) -> Result<StoredToken, LoginError> {
     let text = text.trim();
     let t: ImportedTokens = if text.starts_with('{') {
         serde_json::from_str(text).map_err(|e| {
@@ -302,7 +327,7 @@ pub fn parse_import(cfg: &WebexConfig, text: &str) -> Result<StoredToken, LoginE
         ));
     };
     Ok(stored_token(
-        cfg,
+        client,
         t.access_token,
         t.expires_in,
         t.refresh_token,
