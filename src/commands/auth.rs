@@ -33,16 +33,7 @@ pub async fn run(action: AuthAction) -> anyhow::Result<()> {
 /// The pipeline's source `name` and its state.
 fn login_source(path: &Path, name: &str) -> anyhow::Result<(SourceConfig, Arc<State>)> {
     let cfg = PipelineConfig::load(path)?;
-    let Some(src) = cfg.sources.iter().find(|s| s.name() == name) else {
-        let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
-        return Err(usage(
-            "--source",
-            format!(
-                "no source is named '{name}' (the pipeline has {})",
-                names.join(", ")
-            ),
-        ));
-    };
+    let src = super::source_named(path, &cfg, name)?;
     let states = pipeline::open_states(&cfg, &[name])?;
     Ok((src.clone(), states[name].clone()))
 }
@@ -170,8 +161,8 @@ async fn status(path: &Path) -> anyhow::Result<()> {
     let cfg = PipelineConfig::load(path)?;
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
-    pipeline::pull_shared_tokens(&cfg, &states).await?;
     let token_store = pipeline::token_store(&cfg)?;
+    pipeline::pull_shared_tokens(token_store.as_ref(), &states).await?;
     let now = chrono::Utc::now();
     for src in &cfg.sources {
         let ctx = CheckContext {

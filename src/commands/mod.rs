@@ -22,6 +22,22 @@ use crate::source::webex::config::WebexConfig;
 
 pub use exit::exit_code;
 
+/// The pipeline's source named by `--source`.
+pub(crate) fn source_named<'a>(
+    path: &Path,
+    cfg: &'a PipelineConfig,
+    name: &str,
+) -> Result<&'a SourceConfig, ConfigError> {
+    cfg.sources
+        .iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "--source".into(),
+            message: format!("no source named '{name}' in the pipeline"),
+        })
+}
+
 /// The pipeline, its Webex source `name` (or its only one) and that source's state.
 /// `purpose` says what needs a Webex source, for the error.
 pub(crate) fn webex_source(
@@ -46,9 +62,7 @@ pub(crate) fn webex_source(
         .collect();
     let w = match name {
         Some(n) => {
-            let Some(s) = cfg.sources.iter().find(|s| s.name() == n) else {
-                return Err(invalid(format!("no source named '{n}' in the pipeline")).into());
-            };
+            let s = source_named(path, &cfg, n)?;
             match s.downcast::<WebexConfig>() {
                 Some(w) => w.clone(),
                 None => {
@@ -376,8 +390,8 @@ pub async fn check(path: &Path) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
-    pipeline::pull_shared_tokens(&cfg, &states).await?;
     let token_store = pipeline::token_store(&cfg)?;
+    pipeline::pull_shared_tokens(token_store.as_ref(), &states).await?;
     let mut outcome = CheckOutcome::default();
     outcome.record("warehouse", check_warehouse(&cfg).await.map(Checked::from));
     // At once: an unreachable host costs its retries (~20 s) once, not once per source.

@@ -77,6 +77,20 @@ pub struct ViewSql {
     pub docs: &'static str,
 }
 
+impl CallsSql {
+    /// The calls of a kind that shares them with no other: `select`, ranked first, its end
+    /// as good as any, no source column of its own.
+    pub const fn alone(select: &'static str) -> Self {
+        CallsSql {
+            select,
+            same_calls_as: None,
+            rank: 0,
+            real_end: false,
+            source_column: None,
+        }
+    }
+}
+
 /// One of a source's own figures of a window: its key in the run report's windows
 /// ([`WindowReport::counts`](crate::report::WindowReport::counts)) and its name in the summary.
 #[derive(Debug, Clone, Copy)]

@@ -98,13 +98,13 @@ pub fn token_store(cfg: &PipelineConfig) -> Result<Option<SharedTokens>, RunErro
     Ok(Some(SharedTokens::open(url, &cfg.storage_options)?))
 }
 
-/// Copies each source's tokens from the pipeline's token store, if it has one, into its
-/// state, for what reads them there (`ccetl check`, `ccetl auth status`).
+/// Copies each source's tokens from the pipeline's token store ([`token_store`]), if it has
+/// one, into its state, for what reads them there (`ccetl check`, `ccetl auth status`).
 pub async fn pull_shared_tokens(
-    cfg: &PipelineConfig,
+    shared: Option<&SharedTokens>,
     states: &HashMap<String, Arc<State>>,
 ) -> Result<(), RunError> {
-    let Some(shared) = token_store(cfg)? else {
+    let Some(shared) = shared else {
         return Ok(());
     };
     for (source, state) in states {

@@ -33,13 +33,9 @@ pub(crate) static KIND: SourceKind = SourceKind {
     tables: &[&TICKS],
     recordings: None,
     objects: &[],
-    calls: Some(CallsSql {
-        select: "SELECT tick_id AS call_id, source, date, tick_at AS start_time FROM example_ticks",
-        same_calls_as: None,
-        rank: 0,
-        real_end: false,
-        source_column: None,
-    }),
+    calls: Some(CallsSql::alone(
+        "SELECT tick_id AS call_id, source, date, tick_at AS start_time FROM example_ticks",
+    )),
     views: &[],
     counters: &[Counter {
         key: "ticks",

@@ -39,22 +39,17 @@ pub static KIND: SourceKind = SourceKind {
         call: "call_key",
     }),
     objects: &[],
-    calls: Some(CallsSql {
-        select: "SELECT x.call_key AS call_id, x.source, x.date, x.start_time, x.end_time,
-                        'telephony' AS channel_type, lower(x.direction) AS direction,
-                        x.drop_event_type AS status, x.caller_id AS ani,
-                        x.dialed_party_number AS dnis, r.skill AS queue_name,
-                        r.agent AS agent_name
-                 FROM xima_calls x
-                 LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
-                                   last(agent ORDER BY start_time) AS agent
-                            FROM xima_recordings GROUP BY call_key) r
-                   ON r.call_key = x.call_key",
-        same_calls_as: None,
-        rank: 0,
-        real_end: false,
-        source_column: None,
-    }),
+    calls: Some(CallsSql::alone(
+        "SELECT x.call_key AS call_id, x.source, x.date, x.start_time, x.end_time,
+                'telephony' AS channel_type, lower(x.direction) AS direction,
+                x.drop_event_type AS status, x.caller_id AS ani,
+                x.dialed_party_number AS dnis, r.skill AS queue_name, r.agent AS agent_name
+         FROM xima_calls x
+         LEFT JOIN (SELECT call_key, first(skill ORDER BY start_time) AS skill,
+                           last(agent ORDER BY start_time) AS agent
+                    FROM xima_recordings GROUP BY call_key) r
+           ON r.call_key = x.call_key",
+    )),
     views: &[],
     counters: &[Counter {
         key: "calls",
