@@ -205,7 +205,7 @@ async fn serve_subscribed(
     };
     let server = tokio::spawn(ccetl::serve::serve(
         cfg.clone(),
-        w.clone(),
+        cfg.sources[0].clone(),
         opts,
         async {
             let _ = stop_rx.await;
@@ -213,14 +213,12 @@ async fn serve_subscribed(
         Some(bound_tx),
     ));
     let addr = bound_rx.await.unwrap();
-    let client = ccetl::source::webex::WebexClient::connect(
-        &w,
-        ccetl::pipeline::open_states(&cfg, &["wx"]).unwrap()["wx"].clone(),
-    )
-    .unwrap();
     let url = url::Url::parse(&format!("http://{addr}/webhooks/wxcc")).unwrap();
     let secret = w.webhook_secret.clone().unwrap();
-    ccetl::source::webex::subscriptions::ensure(&client, "ccetl test/wx", &url, &secret)
+    let hooks = cfg.sources[0].webhooks().expect("webex has webhooks");
+    let state = ccetl::pipeline::open_states(&cfg, &["wx"]).unwrap()["wx"].clone();
+    hooks
+        .subscribe(state, "ccetl test/wx", &url, &secret)
         .await
         .unwrap();
     (addr, stop_tx, server)

@@ -16,8 +16,7 @@ pub(crate) fn kind_of(err: &anyhow::Error) -> ErrorKind {
 
 /// The kind of one link of a chain, for the public error types a command can return.
 fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    use crate::extract::SystemError;
-    use crate::{auth, config, extract, source};
+    use crate::{auth, config, extract};
     Some(if let Some(e) = e.downcast_ref::<config::ConfigError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<extract::RunError>() {
@@ -25,8 +24,6 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     } else if let Some(e) = e.downcast_ref::<auth::AuthError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<auth::login::LoginError>() {
-        e.kind()
-    } else if let Some(e) = e.downcast_ref::<source::webex::WebexError>() {
         e.kind()
     } else if let Some(e) = e.downcast_ref::<extract::SourceFailure>() {
         e.kind()

@@ -18,7 +18,6 @@ use crate::pipeline::{self, RunOptions, RunReport};
 use crate::query::{self, Format};
 use crate::sim::{self, SimConfig};
 use crate::sink::Warehouse;
-use crate::source::webex::config::WebexConfig;
 
 pub use exit::exit_code;
 
@@ -36,65 +35,6 @@ pub(crate) fn source_named<'a>(
             key: "--source".into(),
             message: format!("no source named '{name}' in the pipeline"),
         })
-}
-
-/// The pipeline, its Webex source `name` (or its only one) and that source's state.
-/// `purpose` says what needs a Webex source, for the error.
-pub(crate) fn webex_source(
-    path: &Path,
-    name: Option<&str>,
-    purpose: &str,
-) -> anyhow::Result<(
-    PipelineConfig,
-    WebexConfig,
-    std::sync::Arc<crate::state::State>,
-)> {
-    let cfg = PipelineConfig::load(path)?;
-    let invalid = |message: String| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        key: "--source".into(),
-        message,
-    };
-    let webex: Vec<&WebexConfig> = cfg
-        .sources
-        .iter()
-        .filter_map(|s| s.downcast::<WebexConfig>())
-        .collect();
-    let w = match name {
-        Some(n) => {
-            let s = source_named(path, &cfg, n)?;
-            match s.downcast::<WebexConfig>() {
-                Some(w) => w.clone(),
-                None => {
-                    return Err(invalid(format!(
-                        "source '{n}' is a {} source; {purpose} is for webex sources",
-                        s.kind()
-                    ))
-                    .into())
-                }
-            }
-        }
-        None => match webex.as_slice() {
-            [one] => (*one).clone(),
-            [] => {
-                return Err(invalid(format!(
-                    "{purpose} needs a webex source; the pipeline has none"
-                ))
-                .into())
-            }
-            many => {
-                let names: Vec<&str> = many.iter().map(|w| w.name.as_str()).collect();
-                return Err(invalid(format!(
-                    "the pipeline has several webex sources; name one with --source ({})",
-                    names.join(", ")
-                ))
-                .into());
-            }
-        },
-    };
-    let states = pipeline::open_states(&cfg, &[w.name.as_str()])?;
-    let state = states[w.name.as_str()].clone();
-    Ok((cfg, w, state))
 }
 
 fn parse_time_arg(
@@ -538,12 +478,8 @@ async fn rebuild(path: &Path, source: Option<&str>) -> anyhow::Result<()> {
             r.audio_objects
         );
     }
-    if cfg
-        .sources
-        .iter()
-        .any(|s| s.downcast::<WebexConfig>().is_some())
-    {
-        println!("tokens are not in the warehouse: if a Webex refresh token lived only in the state, run `ccetl auth login` (or `auth import`) again");
+    for s in cfg.sources.iter().filter(|s| s.login().is_some()) {
+        println!("{}: tokens are not in the warehouse: if its refresh token lived only in the state, run `ccetl auth login {} --source {}` (or `auth import`) again", s.name(), path.display(), s.name());
     }
     Ok(())
 }

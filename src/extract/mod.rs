@@ -13,6 +13,7 @@ pub mod fields;
 mod kind;
 mod run;
 mod stages;
+pub mod webhooks;
 
 pub use commit::WindowOutput;
 pub use error::{RunError, SourceFailure, SystemFailure};
@@ -20,6 +21,7 @@ pub(crate) use kind::parse_as;
 pub use kind::{CallsSql, Counter, ObjectsTable, RecordingsTable, SourceKind, ViewSql};
 pub use run::{RunSettings, SourceRun};
 pub use stages::{Listing, ReadWindow, WindowStages};
+pub use webhooks::Webhooks;
 
 use std::any::Any;
 use std::fmt;
@@ -72,6 +74,11 @@ pub trait Source: fmt::Debug + Send + Sync + Any {
     fn login(&self) -> Option<LoginClient<'_>> {
         None
     }
+    /// For `ccetl serve`, `subscribe` and `subscriptions`: its webhooks, if its system
+    /// pushes events.
+    fn webhooks(&self) -> Option<&dyn Webhooks> {
+        None
+    }
 }
 
 /// [`Source`] as a trait object: its futures boxed, one allocation per source per run
@@ -98,6 +105,8 @@ pub trait DynSource: fmt::Debug + Send + Sync + Any {
     fn credentials(&self, ctx: &CheckContext<'_>) -> Result<String, SourceFailure>;
     /// [`Source::login`].
     fn login(&self) -> Option<LoginClient<'_>>;
+    /// [`Source::webhooks`].
+    fn webhooks(&self) -> Option<&dyn Webhooks>;
 }
 
 impl<T: Source> DynSource for T {
@@ -134,6 +143,10 @@ impl<T: Source> DynSource for T {
 
     fn login(&self) -> Option<LoginClient<'_>> {
         Source::login(self)
+    }
+
+    fn webhooks(&self) -> Option<&dyn Webhooks> {
+        Source::webhooks(self)
     }
 }
 

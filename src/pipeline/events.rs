@@ -1,4 +1,4 @@
-//! Committing what `capture:available` events announced (for `ccetl serve`): a run of its
+//! Committing what a source's webhook events announced (for `ccetl serve`): a run of its
 //! own in the ledger, under the state's run lock, like any run, so a scheduled `ccetl run`
 //! of the same pipeline takes turns with it.
 
@@ -10,18 +10,18 @@ use super::{lock_states, open_states, RunOptions, SourceReport};
 use crate::config::PipelineConfig;
 use crate::extract::{RunError, SourceRun};
 use crate::sink::Warehouse;
-use crate::source::webex::{self, config::WebexConfig};
 
-/// Commits the tasks that `capture:available` events announced for Webex source `source`
-/// (see `source::webex::run::commit_events`): a run of its own in the ledger, under the state's run
-/// lock. Returns the report and the ids committed.
+/// Commits the contacts that events announced for source `source` (its
+/// [`Webhooks::commit`](crate::extract::Webhooks::commit)): a run of its own in the ledger,
+/// under the state's run lock. Returns the report and the ids committed.
 pub async fn commit_events(
     cfg: &PipelineConfig,
     source: &str,
     ids: &[String],
     range: (DateTime<Utc>, DateTime<Utc>),
 ) -> (SourceReport, Result<Vec<String>, RunError>) {
-    let mut sr = SourceReport::new(source, "webex");
+    let kind = cfg.sources.iter().find(|s| s.name() == source);
+    let mut sr = SourceReport::new(source, kind.map_or("", |s| s.kind()));
     let started = Instant::now();
     let result = commit_events_inner(cfg, source, ids, range, &mut sr).await;
     sr.set_duration(started.elapsed().as_millis() as u64);
@@ -39,7 +39,7 @@ async fn commit_events_inner(
     report: &mut SourceReport,
 ) -> Result<Vec<String>, RunError> {
     let found = cfg.sources.iter().find(|s| s.name() == source);
-    let (Some(src), Some(wcfg)) = (found, found.and_then(|s| s.downcast::<WebexConfig>())) else {
+    let (Some(src), Some(hooks)) = (found, found.and_then(|s| s.webhooks())) else {
         return Err(RunError::UnknownSource(source.to_string()));
     };
     let _lock = lock_states(cfg, &[source])?;
@@ -57,14 +57,14 @@ async fn commit_events_inner(
     let settings = super::settings(cfg, &opts, Utc::now(), super::token_store(cfg)?);
     let ctx = SourceRun::new(
         &settings,
-        &webex::KIND,
+        src.source_kind(),
         source,
         &state,
         &wh,
         run_id,
         fences.first().map(|(_, f)| f.as_ref()),
     );
-    let result = webex::run::commit_events(&ctx, wcfg, ids, range, report).await;
+    let result = hooks.commit(&ctx, ids, range, report).await;
     super::leases::give_back(&wh, &fences).await;
     let status = if result.is_ok() {
         "succeeded"

@@ -1,13 +1,14 @@
-//! `ccetl serve`: receives `capture:available` webhooks for one Webex source and lands the
-//! recordings they announce.
+//! `ccetl serve`: receives the webhooks of one source whose system pushes events (Webex's
+//! `capture:available`) and lands the recordings they announce.
 //!
-//! Two halves joined by a durable queue. The receiver (`POST /webhooks/wxcc`) verifies a
-//! delivery, appends it to the queue and syncs it to disk, then answers 200, so an event
-//! acknowledged is never lost, even to a kill the next instant. The worker takes queued
-//! events in batches and commits them through the pipeline's stages ([`pipeline::commit_events`]:
-//! Search API lookup by id, captures, audio, tables merged into the task's window) under
-//! the state's run lock; a batch that fails stays queued and is tried again. On SIGTERM
-//! the receiver stops accepting, the worker drains the queue, and the process exits.
+//! Two halves joined by a durable queue. The receiver (`POST` on the source's
+//! [`Webhooks::path`]) has the source verify a delivery, appends it to the queue and syncs
+//! it to disk, then answers 200, so an event acknowledged is never lost, even to a kill the
+//! next instant. The worker takes queued events in batches and commits them through the
+//! source ([`pipeline::commit_events`]: for Webex, Search API lookup by id, captures, audio,
+//! tables merged into the task's window) under the state's run lock; a batch that fails
+//! stays queued and is tried again. On SIGTERM the receiver stops accepting, the worker
+//! drains the queue, and the process exits.
 
 pub mod queue;
 
@@ -27,11 +28,10 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::extract::webhooks::Verdict;
+use crate::extract::Webhooks;
 use crate::pipeline;
-use crate::secret::Secret;
-use crate::source::webex::config::WebexConfig;
-use crate::source::webex::events::{self, Verdict};
 use queue::EventQueue;
 
 /// How long before its capture became available a task may have been created (a call of
@@ -56,8 +56,12 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The source has no `webhook_secret`, so deliveries could not be verified.
-    #[error("source '{0}': webhook_secret is required to serve: it checks that events come from Webex; set webhook_secret = \"${{WXCC_WEBHOOK_SECRET}}\", the secret `ccetl subscribe` registered")]
+    #[error("source '{0}': webhook_secret is required to serve: it checks that events come from the source's system; set webhook_secret = \"${{WEBHOOK_SECRET}}\", the secret `ccetl subscribe` registered")]
     NoSecret(String),
+    /// The source's system does not push events.
+    #[error("source '{name}' is a {kind} source, whose system pushes no events; serve a source that has webhooks")]
+    #[allow(missing_docs)] // the message names them
+    NoWebhooks { name: String, kind: &'static str },
     /// The address is taken or not allowed.
     #[error("cannot listen on {addr}: {source}; pick another --listen address")]
     #[allow(missing_docs)] // the message names them
@@ -118,11 +122,17 @@ impl Stats {
 }
 
 struct Shared {
-    secret: Secret,
     queue: EventQueue,
     stats: Arc<Stats>,
     wake: Notify,
-    source: String,
+    source: SourceConfig,
+}
+
+impl Shared {
+    /// The source's webhooks ([`serve`] checked that it has them).
+    fn hooks(&self) -> Option<&dyn Webhooks> {
+        self.source.webhooks()
+    }
 }
 
 /// Where a source's event queue lives: beside its state file.
@@ -134,16 +144,20 @@ pub fn queue_path(cfg: &PipelineConfig, source: &str) -> PathBuf {
 /// Serves until `shutdown` resolves, then drains the queue. `bound` learns the address.
 pub async fn serve(
     cfg: PipelineConfig,
-    source: WebexConfig,
+    source: SourceConfig,
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<Arc<Stats>, ServeError> {
-    let secret = source
-        .webhook_secret
-        .clone()
-        .ok_or_else(|| ServeError::NoSecret(source.name.clone()))?;
-    let path = queue_path(&cfg, &source.name);
+    let hooks = source.webhooks().ok_or_else(|| ServeError::NoWebhooks {
+        name: source.name().to_string(),
+        kind: source.kind(),
+    })?;
+    if hooks.secret().is_none() {
+        return Err(ServeError::NoSecret(source.name().to_string()));
+    }
+    let (route, event_type) = (hooks.path(), hooks.event_type());
+    let path = queue_path(&cfg, source.name());
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -152,11 +166,10 @@ pub async fn serve(
         source: e,
     })?;
     let shared = Arc::new(Shared {
-        secret,
         queue,
         stats: Arc::new(Stats::default()),
         wake: Notify::new(),
-        source: source.name.clone(),
+        source: source.clone(),
     });
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -168,12 +181,12 @@ pub async fn serve(
         addr: opts.listen,
         source: e,
     })?;
-    tracing::info!(%addr, source = %source.name, pending = shared.queue.len(), "Listening for capture:available webhooks.");
+    tracing::info!(%addr, source = %source.name(), route, event_type, pending = shared.queue.len(), "Listening for webhooks.");
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
     let app = Router::new()
-        .route("/webhooks/wxcc", post(receive))
+        .route(route, post(receive))
         .route("/healthz", get(health))
         .with_state(shared.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -197,15 +210,19 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
 
 async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = Utc::now().timestamp_millis();
-    let event = match events::verify(&headers, &body, &s.secret, now) {
-        Ok(Verdict::Capture(e)) => e,
+    let Some(hooks) = s.hooks() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let event = match hooks.verify(&headers, &body, now) {
+        Ok(Verdict::Ready(e)) => e,
         Ok(Verdict::Ignored(kind)) => {
-            tracing::info!(kind, "Ignored an event that is not capture:available.");
+            let wanted = hooks.event_type();
+            tracing::info!(kind, wanted, "Ignored an event of another type.");
             return (StatusCode::OK, Json(json!({ "status": "ignored" }))).into_response();
         }
         Err(why) => {
             s.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %s.source, reason = %why, "Refused a webhook delivery (answered 200, nothing queued).");
+            tracing::warn!(source = %s.source.name(), reason = %why, "Refused a webhook delivery (answered 200, nothing queued).");
             // 200, as Cisco's sample answers a bad signature: non-2xx answers can get the
             // subscription set inactive, so a burst of forged or stale posts would otherwise
             // switch real deliveries off. The log and `rejected` say why; the sender learns
@@ -227,7 +244,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
             (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
         }
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "Cannot record an event; answering 503 so Webex redelivers it.");
+            tracing::error!(error = %e, "Cannot record an event; answering 503 so it is delivered again.");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
         Err(e) => {
@@ -275,7 +292,7 @@ async fn work(
                 .unwrap_or_else(Utc::now),
             Utc::now(),
         );
-        let (report, result) = pipeline::commit_events(&cfg, &s.source, &ids, range).await;
+        let (report, result) = pipeline::commit_events(&cfg, s.source.name(), &ids, range).await;
         match result {
             Ok(committed) => {
                 failures = 0;
@@ -284,7 +301,7 @@ async fn work(
                     let n = misses.entry(id.clone()).or_default();
                     *n += 1;
                     if *n >= LOOKUPS {
-                        tracing::warn!(task = %id, "Task not found by the Search API after {LOOKUPS} tries (filtered out, or not searchable yet); dropped: the next scheduled run reconciles it.");
+                        tracing::warn!(task = %id, "Contact not found by the source's API after {LOOKUPS} tries (filtered out, or not searchable yet); dropped: the next scheduled run reconciles it.");
                         s.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         misses.remove(id);
                         done.push(id.clone());

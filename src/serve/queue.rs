@@ -1,9 +1,9 @@
 //! Events acknowledged but not yet committed, kept in two append-only files next to the
-//! state: `…events` (one JSON line per event, synced to disk before Webex gets its 2xx) and
+//! state: `…events` (one JSON line per event, synced to disk before the sender gets its 2xx) and
 //! `…events.done` (the task ids committed since). After a crash the pending events are those
 //! of the first file not in the second; a torn last line was never acknowledged. When
 //! nothing is pending both files are emptied. The queue is not the state DB on purpose: a
-//! scheduled `ccetl run` may hold that for minutes, and Webex wants an answer within 5 s.
+//! scheduled `ccetl run` may hold that for minutes, and a sender wants an answer within seconds (Webex: 5).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::source::webex::events::Event;
+use crate::extract::webhooks::Event;
 
 /// Acknowledged events on disk until their batch commits: a crash after the 200 loses none.
 #[derive(Debug)]

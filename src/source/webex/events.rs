@@ -7,11 +7,12 @@
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
 use super::subscriptions::CAPTURE_AVAILABLE;
+use crate::extract::webhooks::{Event, Verdict};
 use crate::secret::Secret;
 
 /// The HMAC-SHA256 of the body, keyed with the subscription's secret.
@@ -20,19 +21,6 @@ pub const SIGNATURE_HEADER: &str = "x-webexcc-signature";
 pub const TIMESTAMP_HEADER: &str = "x-webexcc-timestamp";
 /// How far a delivery's timestamp may be from this clock (Cisco's sample allows 5 minutes).
 pub const TOLERANCE_MS: i64 = 5 * 60_000;
-
-/// A verified event: a task with a capture to fetch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// The event's id: deliveries are retried, so it deduplicates them.
-    pub id: String,
-    /// The task whose capture is ready.
-    pub task_id: String,
-    /// When the capture became available (epoch ms); the task was created before it.
-    pub created_ms: i64,
-    /// When this receiver took it (epoch ms).
-    pub received_ms: i64,
-}
 
 /// Why a delivery was refused (answered 401, or 400 for a signed body that is not an event).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,15 +45,6 @@ pub enum Rejected {
     /// Valid signature, invalid event body.
     #[error("signed, but not an event: {0}")]
     Malformed(String),
-}
-
-/// What a verified delivery asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// `capture:available` for a task.
-    Capture(Event),
-    /// Another event type (answered 2xx so the subscription stays healthy, then dropped).
-    Ignored(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,7 +116,7 @@ pub fn verify(
         .and_then(Value::as_str)
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| Rejected::Malformed("data.taskId is missing".into()))?;
-    Ok(Verdict::Capture(Event {
+    Ok(Verdict::Ready(Event {
         id: env.id.unwrap_or_default(),
         task_id: task_id.to_string(),
         created_ms: data.get("createdTime").and_then(millis).unwrap_or(at),
@@ -182,7 +161,7 @@ mod tests {
             &Secret::new(SECRET),
             NOW + 1000,
         );
-        let Ok(Verdict::Capture(e)) = v else {
+        let Ok(Verdict::Ready(e)) = v else {
             panic!("{v:?}")
         };
         assert_eq!((e.task_id.as_str(), e.created_ms), ("t1", NOW - 10));

@@ -19,6 +19,7 @@ pub mod tables;
 pub mod token_status;
 pub mod transcripts;
 pub mod vcon;
+pub mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,9 +1,7 @@
 //! The Webex v1 source at run time: tasks → captures → audio → four tables per window, and
 //! its `ccetl check` and `auth status`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-use chrono::{DateTime, TimeZone, Utc};
+use std::collections::{HashMap, HashSet};
 
 use super::config::{Discovery, WebexConfig};
 use super::merge::{self, Previous};
@@ -15,12 +13,12 @@ use super::{
 };
 use crate::auth::login::LoginClient;
 use crate::auth::AuthError;
-use crate::extract::{Budget, CheckContext, Checked, Source};
+use crate::extract::{Budget, CheckContext, Checked, Source, Webhooks};
 use crate::extract::{Listing, RunError, SourceFailure, SourceRun, WindowOutput, WindowStages};
 use crate::report::{SourceReport, WindowReport};
 use crate::sink::audio::AudioState;
 use crate::sink::parquet::TableRows;
-use crate::window::{self, Window};
+use crate::window::Window;
 
 impl Source for WebexConfig {
     fn name(&self) -> &str {
@@ -107,6 +105,10 @@ impl Source for WebexConfig {
             configured_refresh: self.refresh_token.as_ref(),
             read_timeout: self.read_timeout,
         })
+    }
+
+    fn webhooks(&self) -> Option<&dyn Webhooks> {
+        Some(self)
     }
 }
 
@@ -198,7 +200,7 @@ struct Transcribed {
 }
 
 /// Which rows of the window's previous files a read keeps (see [`merge`]).
-enum Keep {
+pub(super) enum Keep {
     /// The captures and segments of these tasks (not asked for again).
     Captures(HashSet<String>),
     /// Every row of every task but these (events name only some of a window's tasks).
@@ -207,7 +209,7 @@ enum Keep {
 
 /// Audio, then the six tables, for extracted tasks and captures, with the rows `keep`
 /// keeps of what the window held.
-async fn output(
+pub(super) async fn output(
     client: &WebexClient,
     run: &SourceRun<'_>,
     ex: super::Extracted,
@@ -352,68 +354,4 @@ fn tables_of(
         report: wr,
         partial: false,
     })
-}
-
-/// Commits the tasks events announced: looked up through the Search API (created in
-/// `range`), their captures and audio fetched, each added to the grid window it belongs to,
-/// merged with what that window holds. Returns the ids committed; an id not found (filtered
-/// out, or not searchable yet) is not among them.
-pub(crate) async fn commit_events(
-    run: &SourceRun<'_>,
-    cfg: &WebexConfig,
-    ids: &[String],
-    range: (DateTime<Utc>, DateTime<Utc>),
-    report: &mut SourceReport,
-) -> Result<Vec<String>, RunError> {
-    let client = WebexClient::connect(cfg, run.tokens()).map_err(|e| run.fail(None, e.into()))?;
-    let found = super::search::tasks_by_id(&client, ids, range.0, range.1)
-        .await
-        .map_err(|e| run.fail(None, e.into()))?;
-    let step = run.window_step();
-    let mut by_window: BTreeMap<Window, Vec<Task>> = BTreeMap::new();
-    for t in found {
-        let created = Utc
-            .timestamp_millis_opt(t.attributes.created_time)
-            .single()
-            .unwrap_or(range.0);
-        let start = window::align_down(created, step);
-        by_window
-            .entry(Window {
-                start,
-                end: start + step,
-            })
-            .or_default()
-            .push(t);
-    }
-    let mut committed = Vec::new();
-    for (w, tasks) in by_window {
-        let ids: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
-        let loaded = async {
-            let ex = super::with_captures(&client, tasks, &HashSet::new()).await?;
-            let tables = [
-                tables::TASKS.name,
-                tables::CAPTURES.name,
-                tables::SEGMENTS.name,
-                transcripts::TRANSCRIPTS.name,
-                transcripts::MESSAGES.name,
-            ];
-            let previous =
-                Previous::read(run.warehouse(), run.name(), run.stream(), w, &tables).await?;
-            let keep = Keep::AllBut(ids.clone());
-            let mut out = output(&client, run, ex, previous, keep).await?;
-            out.partial = true;
-            run.commit(w, out).await
-        }
-        .await;
-        match loaded {
-            Ok(wr) => report.windows.push(wr),
-            Err(e) => {
-                report.record_http(&client.http);
-                return Err(run.fail(Some(&w), e));
-            }
-        }
-        committed.extend(ids);
-    }
-    report.record_http(&client.http);
-    Ok(committed)
 }

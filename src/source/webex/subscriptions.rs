@@ -2,19 +2,20 @@
 //! source for `capture:available`, named after the pipeline and the source, so running
 //! `ccetl subscribe` again updates that subscription instead of adding a second one.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{WebexClient, WebexError};
+use crate::extract::webhooks::{Outcome, Subscription};
 use crate::secret::Secret;
 
 /// The event type ccetl subscribes to: a task's capture is ready.
 pub const CAPTURE_AVAILABLE: &str = "capture:available";
 
 /// A subscription as the API lists it (its secret is never returned).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Subscription {
+struct ApiSubscription {
     /// The subscription's id.
     pub id: String,
     /// Its name (`ccetl subscribe` sets one per pipeline).
@@ -35,13 +36,13 @@ pub struct Subscription {
 
 #[derive(Debug, Deserialize)]
 struct One {
-    data: Subscription,
+    data: ApiSubscription,
 }
 
 #[derive(Debug, Deserialize)]
 struct Many {
     #[serde(default)]
-    data: Vec<Subscription>,
+    data: Vec<ApiSubscription>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,21 +71,17 @@ struct ResourceVersion {
     version: String,
 }
 
-/// Whether `ensure` registered a new subscription or brought an existing one up to date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// No subscription had the name.
-    Created,
-    /// One had it and was changed to match.
-    Updated,
-}
-
-/// The name ccetl gives a source's subscription (4 to 64 characters, as the API wants).
-pub fn name_for(pipeline: &str, source: &str) -> String {
-    format!("ccetl {pipeline}/{source}")
-        .chars()
-        .take(64)
-        .collect()
+impl From<ApiSubscription> for Subscription {
+    fn from(s: ApiSubscription) -> Self {
+        Subscription {
+            id: s.id,
+            name: s.name,
+            event_types: s.event_types,
+            destination_url: s.destination_url,
+            resource_version: s.resource_version,
+            status: s.status,
+        }
+    }
 }
 
 /// Refuses a destination Webex would refuse, before asking: HTTPS on port 443 with a path,
@@ -195,7 +192,7 @@ pub async fn list(client: &WebexClient) -> Result<Vec<Subscription>, WebexError>
             |_| Ok(()),
         )
         .await?;
-    Ok(many.data)
+    Ok(many.data.into_iter().map(Subscription::from).collect())
 }
 
 /// Registers the `capture:available` subscription called `name`, or updates it (URL, secret,
@@ -241,7 +238,7 @@ pub async fn ensure(
             .json(&body)
     };
     let one: One = client.json(endpoint, build, |_| Ok(())).await?;
-    Ok((one.data, outcome))
+    Ok((one.data.into(), outcome))
 }
 
 /// Deletes a subscription by id.
@@ -262,9 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_and_destinations() {
-        assert_eq!(name_for("acme", "wxcc-us1"), "ccetl acme/wxcc-us1");
-        assert_eq!(name_for(&"p".repeat(80), "s").chars().count(), 64);
+    fn destinations_webex_would_refuse_are_refused() {
         assert!(check_destination("https://hooks.acme.example/wxcc").is_ok());
         assert!(check_destination("http://127.0.0.1:8088/webhooks/wxcc").is_ok());
         let refusal = |url: &str| check_destination(url).unwrap_err().to_string();
