@@ -11,6 +11,8 @@
 pub mod audio;
 pub mod data;
 pub mod events;
+#[cfg(test)]
+pub mod example;
 pub mod faults;
 pub mod graphql;
 mod gzip;
@@ -583,7 +585,7 @@ async fn clock(
 
 /// The HTTP routes of every simulated API.
 pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/authorize", get(oauth::authorize))
         .route("/v1/access_token", post(oauth::token))
         .route("/v1/tasks", get(webex::tasks))
@@ -617,7 +619,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/xima/cap", post(xima::set_cap))
         .route("/_sim/truth", get(truth))
         .route("/_sim/stats", get(stats))
-        .route("/_sim/clock", post(clock))
+        .route("/_sim/clock", post(clock));
+    #[cfg(test)]
+    let routes = routes.merge(example::routes());
+    routes
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             wire::inject,

@@ -5,6 +5,10 @@
 //! Pre-signed URLs carry their own signature, so no `Authorization` header is ever sent to
 //! them (S3 rejects a second auth mechanism, and a token must not leak to storage hosts).
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use arrow::datatypes::{DataType, Field};
 use futures::StreamExt;
 use object_store::path::Path;
 use reqwest::StatusCode;
@@ -120,6 +124,38 @@ impl AudioState {
             last_error: self.error.clone(),
         })
     }
+}
+
+/// The columns a recordings table keeps its audio in, in this order: where the object went
+/// (`audio_uri`), its size and hash, and where it stands (`audio_status`).
+pub fn audio_fields() -> [Field; 4] {
+    [
+        crate::schema::utf8("audio_uri", true),
+        crate::schema::field("audio_bytes", DataType::Int64, true),
+        crate::schema::utf8("audio_sha256", true),
+        crate::schema::utf8("audio_status", false),
+    ]
+}
+
+/// The [`audio_fields`] columns of a table whose rows are `audio`, in order.
+pub fn audio_columns<'a>(audio: impl ExactSizeIterator<Item = &'a AudioState>) -> [ArrayRef; 4] {
+    let n = audio.len();
+    let mut uri = StringBuilder::with_capacity(n, n * 96);
+    let mut bytes = Int64Builder::with_capacity(n);
+    let mut sha = StringBuilder::with_capacity(n, n * 64);
+    let mut status = StringBuilder::with_capacity(n, n * 8);
+    for a in audio {
+        uri.append_option(a.uri.as_deref());
+        bytes.append_option(a.bytes.and_then(|b| i64::try_from(b).ok()));
+        sha.append_option(a.sha256.as_deref());
+        status.append_value(a.status.as_str());
+    }
+    [
+        Arc::new(uri.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(sha.finish()),
+        Arc::new(status.finish()),
+    ]
 }
 
 /// A stored object's size and content hash.

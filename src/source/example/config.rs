@@ -12,16 +12,23 @@ use crate::extract::fields::{Fields, KeyError};
 pub(crate) struct RawExample {
     /// Unique within the pipeline; names the source's state file, logs and report.
     name: String,
+    /// The clock's API (the simulator's, `ccetl simulate`).
+    base_url: String,
     /// Time between two ticks (default one hour).
     #[serde(default)]
     every: Option<String>,
+    /// Whether each tick's recording is copied into the warehouse (default true).
+    #[serde(default)]
+    audio: Option<bool>,
 }
 
 /// The example source, checked.
 #[derive(Debug, Clone)]
 pub(crate) struct ExampleConfig {
     pub(crate) name: String,
+    pub(crate) base_url: url::Url,
     pub(crate) every: Duration,
+    pub(crate) audio: bool,
 }
 
 impl RawExample {
@@ -31,7 +38,9 @@ impl RawExample {
         let every = f.duration("every", self.every.as_deref(), hour, Duration::from_secs(1))?;
         Ok(ExampleConfig {
             name: self.name,
+            base_url: f.url("base_url", &self.base_url, true)?,
             every,
+            audio: self.audio.unwrap_or(true),
         })
     }
 }

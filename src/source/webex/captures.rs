@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use super::model::{CapturePage, Recording};
 use super::tables::{captures_schema, segments_schema, ts_builder};
 use crate::schema::{day_of_ms, utf8};
-use crate::sink::audio::AudioState;
+use crate::sink::audio::{audio_columns, AudioState};
 
 /// Where each column sits in [`page_schema`], looked up by name once: the schema is
 /// defined in `tables.rs`, and its order may change there without breaking this file.
@@ -387,25 +387,9 @@ impl WindowCaptures {
         &self,
         audio: &[AudioState],
     ) -> Result<(RecordBatch, Vec<NaiveDate>), ArrowError> {
-        let n = audio.len();
-        let mut uri = StringBuilder::with_capacity(n, n * 96);
-        let mut bytes = Int64Builder::with_capacity(n);
-        let mut sha = StringBuilder::with_capacity(n, n * 64);
-        let mut status = StringBuilder::with_capacity(n, n * 8);
-        for a in audio {
-            uri.append_option(a.uri.as_deref());
-            bytes.append_option(a.bytes.map(|b| b as i64));
-            sha.append_option(a.sha256.as_deref());
-            status.append_value(a.status.as_str());
-        }
         let mut cols: Vec<ArrayRef> = self.batch.columns()[..col().own].to_vec();
-        cols.extend([
-            Arc::new(uri.finish()) as ArrayRef,
-            Arc::new(bytes.finish()),
-            Arc::new(sha.finish()),
-            Arc::new(status.finish()),
-            self.batch.column(col().extra).clone(),
-        ]);
+        cols.extend(audio_columns(audio.iter()));
+        cols.push(self.batch.column(col().extra).clone());
         // One audio state per row is the caller's contract; a mismatch is a bug caught by tests.
         let batch = RecordBatch::try_new(captures_schema(), cols)?;
         let dates = self.created_ms.iter().map(|&ms| day_of_ms(ms)).collect();

@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 
 use super::model::Task;
 use crate::schema::{day_of_ms, field, list_utf8, ts, utf8, TableDef};
+use crate::sink::audio::audio_fields;
 
 /// `webex_tasks`.
 pub static TASKS: TableDef = TableDef {
@@ -82,7 +83,7 @@ pub fn tasks_schema() -> SchemaRef {
 
 /// The `webex_captures` schema: one row per recording, stitched or segment.
 pub fn captures_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         utf8("capture_id", false),
         utf8("task_id", false),
         field("segment", DataType::Boolean, false),
@@ -95,12 +96,10 @@ pub fn captures_schema() -> SchemaRef {
         utf8("channel2", true),
         list_utf8("participants"),
         field("sensitive", DataType::Boolean, true),
-        utf8("audio_uri", true),
-        field("audio_bytes", DataType::Int64, true),
-        utf8("audio_sha256", true),
-        utf8("audio_status", false),
-        utf8("extra", true),
-    ]))
+    ];
+    fields.extend(audio_fields());
+    fields.push(utf8("extra", true));
+    Arc::new(Schema::new(fields))
 }
 
 /// The `webex_segments` schema.

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use super::model::{Call, Recording};
 use crate::schema::{day_of_ms, field, ts, utf8, TableDef};
-use crate::sink::audio::AudioState;
+use crate::sink::audio::{audio_columns, audio_fields, AudioState};
 
 /// `xima_calls`.
 pub static CALLS: TableDef = TableDef {
@@ -63,7 +63,7 @@ pub fn calls_schema() -> SchemaRef {
 
 /// The `xima_recordings` schema: one row per recording.
 pub fn recordings_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         utf8("recording_key", false),
         utf8("call_key", false),
         utf8("tenant_name", true),
@@ -81,12 +81,10 @@ pub fn recordings_schema() -> SchemaRef {
         utf8("call_direction", true),
         utf8("skill", true),
         utf8("agent", true),
-        utf8("audio_uri", true),
-        field("audio_bytes", DataType::Int64, true),
-        utf8("audio_sha256", true),
-        utf8("audio_status", false),
-        utf8("extra", true),
-    ]))
+    ];
+    fields.extend(audio_fields());
+    fields.push(utf8("extra", true));
+    Arc::new(Schema::new(fields))
 }
 
 fn extra(m: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
@@ -188,10 +186,6 @@ pub fn recordings_batch(rows: &[RecordingRow]) -> Result<RecordBatch, ArrowError
     let mut direction = StringBuilder::new();
     let mut skill = StringBuilder::new();
     let mut agent = StringBuilder::new();
-    let mut uri = StringBuilder::new();
-    let mut bytes = Int64Builder::new();
-    let mut sha = StringBuilder::new();
-    let mut audio_status = StringBuilder::new();
     let mut ex = StringBuilder::new();
     for row in rows {
         let r = &row.recording;
@@ -211,13 +205,9 @@ pub fn recordings_batch(rows: &[RecordingRow]) -> Result<RecordBatch, ArrowError
         direction.append_option(r.call_direction.as_deref());
         skill.append_option(r.skill.as_deref());
         agent.append_option(r.agent.as_deref());
-        uri.append_option(row.audio.uri.as_deref());
-        bytes.append_option(row.audio.bytes.map(|b| b as i64));
-        sha.append_option(row.audio.sha256.as_deref());
-        audio_status.append_value(row.audio.status.as_str());
         ex.append_option(extra(&r.extra));
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(key.finish()),
         Arc::new(call.finish()),
         Arc::new(tenant.finish()),
@@ -234,11 +224,8 @@ pub fn recordings_batch(rows: &[RecordingRow]) -> Result<RecordBatch, ArrowError
         Arc::new(direction.finish()),
         Arc::new(skill.finish()),
         Arc::new(agent.finish()),
-        Arc::new(uri.finish()),
-        Arc::new(bytes.finish()),
-        Arc::new(sha.finish()),
-        Arc::new(audio_status.finish()),
-        Arc::new(ex.finish()),
     ];
+    columns.extend(audio_columns(rows.iter().map(|r| &r.audio)));
+    columns.push(Arc::new(ex.finish()));
     RecordBatch::try_new(recordings_schema(), columns)
 }
