@@ -11,6 +11,13 @@
 //! API's largest page the listing stops with [`PageLoop`] rather than asking forever.
 //! A fetch may take a smaller page than asked (the API refused the size, `/v1/tasks`' 413):
 //! it says so, and no larger page is asked for after.
+//!
+//! Both return the whole listing rather than a stream, on purpose: a Search range is
+//! accepted only once all of it is read (a listing that reaches the record cap was cut
+//! silently, and its range is halved and read again), and a window's read needs all its
+//! tasks anyway (its task table, the tasks its files settle). A stream would hold the same
+//! items; the memory of listing ahead is bounded where windows are read
+//! (`extract::stages`' `LIST_AHEAD_MAX_TASKS`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
