@@ -124,6 +124,8 @@ const CSRS: &[u8] = include_bytes!("corpus/csrs.csv");
 const CARS: &[u8] = include_bytes!("corpus/cars.csv");
 const PIPELINE: &[u8] = include_bytes!("corpus/pipeline.toml");
 const TRANSCRIPT: &[u8] = include_bytes!("corpus/transcript.json");
+const LEGACY_TRANSCRIPT: &[u8] = include_bytes!("corpus/legacy_transcript.json");
+const DIGITAL_TRANSCRIPT: &[u8] = include_bytes!("corpus/digital_transcript.json");
 
 #[test]
 fn webex_task_pages() {
@@ -161,33 +163,47 @@ fn webex_capture_pages() {
     });
 }
 
-#[test]
-fn voice_transcripts() {
+/// A stored transcript, whatever its layout: read, then built into its row and its messages'
+/// rows as a window does.
+fn transcript(b: &[u8]) -> Result<(), String> {
     use ccetl::source::webex::transcripts::{self, Listed, Parsed, WindowTranscripts};
-    fuzz(TRANSCRIPT, |b| {
-        let messages = ccetl::source::webex::vcon::messages(b).map_err(|e| e.to_string())?;
-        // What a window does with a transcript: its row and its messages' rows.
-        let listed = Listed {
-            task_id: "t1".into(),
-            id: "cfg".into(),
-            file_name: "realtimeVoiceTranscript.json".into(),
-            source: None,
-            provider: None,
-            language: None,
-            start_ms: None,
-            create_ms: None,
-            url: None,
-        };
-        let n = messages.len();
-        let window = WindowTranscripts::new(vec![listed], &Default::default());
-        let stored = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None)];
-        let parsed = vec![Parsed::Messages(messages)];
-        let ((rows, _), (msgs, dates)) =
-            transcripts::tables(&window, &stored, &parsed, &Default::default())
-                .map_err(|e| e.to_string())?;
-        assert_eq!((rows.num_rows(), msgs.num_rows(), dates.len()), (1, n, n));
-        Ok(())
-    });
+    let read = ccetl::source::webex::formats::read(b, Some(1_767_967_200_000))
+        .map_err(|e| e.to_string())?;
+    let listed = Listed {
+        task_id: "t1".into(),
+        id: "cfg".into(),
+        file_name: "voiceTranscript.json".into(),
+        source: Some("recording".into()),
+        provider: None,
+        language: None,
+        start_ms: None,
+        create_ms: None,
+        url: None,
+    };
+    let n = read.messages.len();
+    let window = WindowTranscripts::new(vec![listed], &Default::default());
+    let stored = vec![AudioState::none(ccetl::state::AudioStatus::Disabled, None)];
+    let parsed = vec![Parsed::Read(read)];
+    let ((rows, _), (msgs, dates)) =
+        transcripts::tables(&window, &stored, &parsed, &Default::default())
+            .map_err(|e| e.to_string())?;
+    assert_eq!((rows.num_rows(), msgs.num_rows(), dates.len()), (1, n, n));
+    Ok(())
+}
+
+#[test]
+fn vcon_transcripts() {
+    fuzz(TRANSCRIPT, transcript);
+}
+
+#[test]
+fn legacy_voice_transcripts() {
+    fuzz(LEGACY_TRANSCRIPT, transcript);
+}
+
+#[test]
+fn digital_transcripts() {
+    fuzz(DIGITAL_TRANSCRIPT, transcript);
 }
 
 #[test]

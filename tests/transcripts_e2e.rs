@@ -191,18 +191,17 @@ async fn every_channel_lands_chats_in_calls_beside_the_calls() {
     };
     assert_eq!(got("chat"), chats, "every chat is a row of calls");
     assert_eq!(got("telephony"), ids("telephony"), "beside every call");
-    // Chats' transcripts are copied beside the calls' (object, size, hash), listed but not
-    // split into messages.
+    // Chats' transcripts are copied beside the calls' (object, size, hash) and split into
+    // their messages, every field as the truth has it.
     common::assert_transcripts_match(&env, &truth);
-    let digital = env.strings(
-        "SELECT DISTINCT t.status || ' ' || t.error FROM webex_transcripts t JOIN calls c ON c.call_id = t.task_id WHERE c.channel_type = 'chat' AND t.file_name = 'chatTranscript.json' AND t.transcript_source = 'chat' AND t.object_uri IS NOT NULL AND t.messages IS NULL");
-    assert_eq!(
-        digital,
-        [format!(
-            "unparsed {}",
-            ccetl::source::webex::transcripts::DIGITAL_NOT_SPLIT
-        )]
+    let formats = env.strings(
+        "SELECT DISTINCT t.format FROM webex_transcripts t JOIN calls c ON c.call_id = t.task_id WHERE c.channel_type = 'chat' AND t.file_name = 'chatTranscript.json' AND t.transcript_source = 'chat'");
+    assert_eq!(formats, ["digital"]);
+    // A chat beside a call in the `transcripts` view, as the README's query shows them.
+    let channels = env.strings(
+        "SELECT DISTINCT channel_type FROM transcripts WHERE channel_type IS NOT NULL ORDER BY 1",
     );
+    assert_eq!(channels, ["chat", "telephony"]);
     let n = env.count("SELECT count(*) FROM webex_transcripts WHERE transcript_source = 'chat'");
     assert!(
         n * 2 > chats.len() as i64,

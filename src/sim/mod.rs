@@ -434,6 +434,8 @@ impl Sim {
                                 id: tr.id,
                                 file_name: tr.file_name,
                                 language: tr.language,
+                                source: tr.source,
+                                format: tr.shape.format().to_string(),
                                 parseable: tr.parseable,
                                 bytes,
                                 sha256,
@@ -544,7 +546,11 @@ pub struct TruthTranscript {
     pub language: String,
     /// Whether the captures API lists it yet.
     pub available: bool,
-    /// Whether its body is a well-formed vCon (else its row is `unparsed`).
+    /// `Source`.
+    pub source: String,
+    /// Its `webex_transcripts.format` (when parseable).
+    pub format: String,
+    /// Whether its body is well formed (else its row is `unparsed`).
     pub parseable: bool,
     /// Object size.
     pub bytes: u64,

@@ -463,52 +463,34 @@ pub fn assert_matches_va(env: &Env, truth: &Truth, va: Option<bool>) {
     assert_transcripts_match(env, truth);
 }
 
-/// A transcript as compared: its object's hash and size, whether it parsed, and its
-/// messages (role, name, party id, start, text) in order.
-type TranscriptSeen = (
-    String,
-    i64,
-    bool,
-    Vec<(String, String, String, i64, String)>,
-);
+/// A transcript as compared: its object's hash and size, its format when it parsed, and its
+/// messages in order.
+type TranscriptSeen = (String, i64, Option<String>, Vec<MessageSeen>);
 
 /// Asserts that the warehouse's transcripts and their messages equal `truth`'s: every
-/// available transcript stored once, byte for byte, its messages in order with their
-/// parties and text; a broken one kept with its object, `unparsed`, without messages.
+/// available transcript stored once, byte for byte, in the format its content has, its
+/// messages in order with every field; a broken one kept with its object, `unparsed`,
+/// without messages.
 pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
     let mut want = BTreeMap::new();
     for t in &truth.tasks {
         for tr in t.transcripts.iter().filter(|tr| tr.available) {
             let messages = match tr.parseable {
-                true => tr
-                    .messages
-                    .iter()
-                    .map(|m| {
-                        (
-                            m.role.clone(),
-                            m.name.clone(),
-                            m.party_id.clone(),
-                            m.start_ms,
-                            m.text.clone(),
-                        )
-                    })
-                    .collect(),
+                true => tr.messages.iter().map(message_seen).collect(),
                 false => Vec::new(),
             };
             let key = (t.id.clone(), tr.id.clone(), tr.file_name.clone());
-            want.insert(
-                key,
-                (tr.sha256.clone(), tr.bytes as i64, tr.parseable, messages),
-            );
+            let format = tr.parseable.then(|| tr.format.clone());
+            want.insert(key, (tr.sha256.clone(), tr.bytes as i64, format, messages));
         }
     }
     let mut got: BTreeMap<(String, String, String), TranscriptSeen> = BTreeMap::new();
     let rows = env.sql(
-        "SELECT task_id, transcript_id, file_name, object_uri, object_sha256, object_bytes, status, messages FROM webex_transcripts",
+        "SELECT task_id, transcript_id, file_name, object_uri, object_sha256, object_bytes, status, messages, format FROM webex_transcripts",
     );
     for b in &rows {
         let s = |c: usize| b.column(c).as_string::<i32>().clone();
-        let (task, id, file, uri, sha, status) = (s(0), s(1), s(2), s(3), s(4), s(6));
+        let (task, id, file, uri, sha, status, format) = (s(0), s(1), s(2), s(3), s(4), s(6), s(8));
         let bytes = b.column(5).as_primitive::<arrow::datatypes::Int64Type>();
         let count = b.column(7).as_primitive::<arrow::datatypes::Int32Type>();
         for i in 0..b.num_rows() {
@@ -518,6 +500,7 @@ pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
                 other => panic!("transcript of {} is {other}", task.value(i)),
             };
             assert_eq!(count.is_valid(i), parsed, "a message count when parsed");
+            assert_eq!(format.is_valid(i), parsed, "a format when parsed");
             let data = env.read_uri(uri.value(i));
             use sha2::Digest;
             assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha.value(i));
@@ -526,20 +509,33 @@ pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
                 id.value(i).to_string(),
                 file.value(i).to_string(),
             );
-            let seen = (sha.value(i).to_string(), bytes.value(i), parsed, Vec::new());
+            let format = parsed.then(|| format.value(i).to_string());
+            let seen = (sha.value(i).to_string(), bytes.value(i), format, Vec::new());
             assert!(
                 got.insert(key.clone(), seen).is_none(),
                 "duplicate transcript {key:?}"
             );
         }
     }
+    // Every column, nulls spelled out: a missing field must read as missing, not as "".
     let rows = env.sql(
-        "SELECT task_id, transcript_id, file_name, party_role, party_name, party_id, epoch_ms(start_time), text FROM webex_transcript_messages ORDER BY task_id, transcript_id, file_name, seq",
+        "SELECT task_id, transcript_id, file_name, \
+         coalesce(party_role, '<null>'), coalesce(party_name, '<null>'), coalesce(party_id, '<null>'), \
+         coalesce(epoch_ms(start_time), -1), coalesce(duration_ms, -1), text, \
+         coalesce(direction, '<null>'), coalesce(redacted::VARCHAR, '<null>'), \
+         array_to_string(attachments, '|') \
+         FROM webex_transcript_messages ORDER BY task_id, transcript_id, file_name, seq",
     );
     for b in &rows {
         let s = |c: usize| b.column(c).as_string::<i32>().clone();
-        let (task, id, file, role, name, party, text) = (s(0), s(1), s(2), s(3), s(4), s(5), s(7));
-        let at = b.column(6).as_primitive::<arrow::datatypes::Int64Type>();
+        let (task, id, file, role, name, party, text, direction, redacted, files) =
+            (s(0), s(1), s(2), s(3), s(4), s(5), s(8), s(9), s(10), s(11));
+        let int = |c: usize| {
+            b.column(c)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .clone()
+        };
+        let (at, length) = (int(6), int(7));
         for i in 0..b.num_rows() {
             let key = (
                 task.value(i).to_string(),
@@ -550,10 +546,49 @@ pub fn assert_transcripts_match(env: &Env, truth: &Truth) {
                 .get_mut(&key)
                 .unwrap_or_else(|| panic!("messages of an unknown transcript {key:?}"));
             let v = |a: &arrow::array::StringArray| a.value(i).to_string();
-            t.3.push((v(&role), v(&name), v(&party), at.value(i), v(&text)));
+            t.3.push(MessageSeen {
+                role: v(&role),
+                name: v(&name),
+                party_id: v(&party),
+                start_ms: at.value(i),
+                duration_ms: length.value(i),
+                text: v(&text),
+                direction: v(&direction),
+                redacted: v(&redacted),
+                attachments: v(&files),
+            });
         }
     }
     assert_eq!(got, want, "transcripts and their messages equal the truth");
+}
+
+/// A message as compared with the truth: every field, `<null>` or -1 for a missing one.
+#[derive(Debug, PartialEq)]
+pub struct MessageSeen {
+    role: String,
+    name: String,
+    party_id: String,
+    start_ms: i64,
+    duration_ms: i64,
+    text: String,
+    direction: String,
+    redacted: String,
+    attachments: String,
+}
+
+fn message_seen(m: &ccetl::sim::transcripts::SimMessage) -> MessageSeen {
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "<null>".into());
+    MessageSeen {
+        role: text(&m.role),
+        name: text(&m.name),
+        party_id: text(&m.party_id),
+        start_ms: m.start_ms.unwrap_or(-1),
+        duration_ms: m.duration_ms.unwrap_or(-1),
+        text: m.text.clone(),
+        direction: text(&m.direction),
+        redacted: m.redacted.map_or("<null>".into(), |r| r.to_string()),
+        attachments: m.attachments.join("|"),
+    }
 }
 
 /// A Xima tenant of the simulator (`{BASE}`), paced at the simulator's scaled 30 ms.

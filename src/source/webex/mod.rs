@@ -9,6 +9,7 @@ pub mod captures;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod formats;
 pub(crate) mod merge;
 pub mod model;
 pub mod run;
@@ -18,7 +19,6 @@ pub mod subscriptions;
 pub mod tables;
 pub mod token_status;
 pub mod transcripts;
-pub mod vcon;
 pub mod webhooks;
 
 use std::collections::{HashMap, HashSet};
@@ -89,7 +89,8 @@ pub static KIND: SourceKind = SourceKind {
         select: "SELECT m.task_id AS call_id, m.source, m.date, c.channel_type, c.queue_name,
                         c.agent_name, t.transcript_id, t.file_name, t.transcript_source,
                         t.language_code, m.seq, m.party_role, m.party_name, m.party_id,
-                        m.start_time, m.duration_ms, m.text
+                        m.start_time, m.duration_ms, m.text, t.format, m.direction, m.redacted,
+                        m.attachments
                  FROM webex_transcript_messages m
                  JOIN webex_transcripts t
                    ON t.task_id = m.task_id AND t.transcript_id = m.transcript_id
@@ -361,9 +362,9 @@ pub async fn fetch_transcripts(
     states
 }
 
-/// Reads back each stored voice transcript from the warehouse and splits it into messages;
-/// one answer per row. A transcript that does not parse keeps its object and row
-/// (`unparsed`), as does a digital one, which is not read.
+/// Reads back each stored transcript from the warehouse and splits it into messages, its
+/// format told by its content; one answer per row. A transcript in no known format keeps
+/// its object and row (`unparsed`, with the reason).
 pub async fn read_transcripts(
     wh: &Warehouse,
     transcripts: &WindowTranscripts,
@@ -375,12 +376,6 @@ pub async fn read_transcripts(
             out.push(transcripts::Parsed::NotRead);
             continue;
         };
-        if !t.is_voice() {
-            out.push(transcripts::Parsed::Unparsed(
-                transcripts::DIGITAL_NOT_SPLIT.into(),
-            ));
-            continue;
-        }
         let body = match wh.key_of_uri(uri) {
             Some(key) => wh.get(key).await?,
             None => None,

@@ -5,15 +5,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
+use super::formats::{self, Message, Reading};
 use super::model::TaskCaptures;
 use super::tables::ts_builder;
-use super::vcon::{self, Message};
-use crate::schema::{day_of_ms, field, ts, utf8, TableDef};
+use crate::schema::{day_of_ms, field, list_utf8, ts, utf8, TableDef};
 use crate::sink::audio::AudioState;
 use crate::state::AudioStatus;
 
@@ -62,6 +64,8 @@ pub fn transcripts_schema() -> SchemaRef {
         utf8("object_sha256", true),
         utf8("status", false),
         utf8("error", true),
+        // Added after the first release: older files read it as null.
+        utf8("format", true),
     ]))
 }
 
@@ -79,6 +83,10 @@ pub fn messages_schema() -> SchemaRef {
         field("duration_ms", DataType::Int64, true),
         utf8("text", false),
         utf8("channel_type", true),
+        // Added after the first release (digital messages): older files read them as null.
+        utf8("direction", true),
+        field("redacted", DataType::Boolean, true),
+        list_utf8("attachments"),
     ]))
 }
 
@@ -197,29 +205,23 @@ impl WindowTranscripts {
     }
 }
 
-/// Why a digital transcript has no messages: the layout of its flattened text is described
-/// only in Webex's "Guide for Digital Transcripts", which ccetl does not implement from
-/// guesswork. The object is kept, so it can be read once the layout is known.
-pub const DIGITAL_NOT_SPLIT: &str =
-    "digital transcript: kept as an object, not split into messages (its layout is not implemented)";
-
 /// What reading a stored transcript gave.
 #[derive(Debug)]
 pub enum Parsed {
     /// Not stored (or transcripts off): nothing to read.
     NotRead,
-    /// Its messages.
-    Messages(Vec<Message>),
+    /// Its format and messages.
+    Read(Reading),
     /// Stored, but not a transcript ccetl can read: why.
     Unparsed(String),
 }
 
 impl Parsed {
     /// Reads a stored transcript's body, warning (with the task and the cause) when it is
-    /// not a vCon: the object and its row are kept, marked `unparsed`.
+    /// in no known format: the object and its row are kept, marked `unparsed`.
     pub fn of(t: &Listed, body: &[u8]) -> Parsed {
-        match vcon::messages(body) {
-            Ok(m) => Parsed::Messages(m),
+        match formats::read(body, t.start_ms) {
+            Ok(r) => Parsed::Read(r),
             Err(e) => {
                 tracing::warn!(
                     task_id = t.task_id,
@@ -227,7 +229,7 @@ impl Parsed {
                     file_name = t.file_name,
                     "Transcript kept but not read: {e}."
                 );
-                Parsed::Unparsed(format!("transcript JSON: {e}"))
+                Parsed::Unparsed(format!("transcript: {e}"))
             }
         }
     }
@@ -250,7 +252,7 @@ pub fn tables(
         (s(), s(), s(), s(), s(), s());
     let (mut start, mut create) = (ts_builder(n), ts_builder(n));
     let mut count = Int32Builder::with_capacity(n);
-    let (mut uri, mut sha, mut status, mut error) = (s(), s(), s(), s());
+    let (mut uri, mut sha, mut status, mut error, mut format) = (s(), s(), s(), s(), s());
     let mut bytes = Int64Builder::with_capacity(n);
     let mut m = MessageColumns::new();
     let mut dates = Vec::with_capacity(n);
@@ -271,12 +273,13 @@ pub fn tables(
         let date = day_of_ms(w.created_ms[i]);
         dates.push(date);
         match p {
-            Parsed::Messages(msgs) => {
-                count.append_value(i32::try_from(msgs.len()).unwrap_or(i32::MAX));
+            Parsed::Read(r) => {
+                count.append_value(i32::try_from(r.messages.len()).unwrap_or(i32::MAX));
                 status.append_value(o.status.as_str());
                 error.append_option(o.error.as_deref());
+                format.append_value(r.format.as_str());
                 let ch = channel.get(t.task_id.as_str()).copied();
-                for msg in msgs {
+                for msg in &r.messages {
                     m.push(t, msg, ch);
                     message_dates.push(date);
                 }
@@ -285,11 +288,13 @@ pub fn tables(
                 count.append_null();
                 status.append_value(UNPARSED);
                 error.append_value(why);
+                format.append_null();
             }
             Parsed::NotRead => {
                 count.append_null();
                 status.append_value(o.status.as_str());
                 error.append_option(o.error.as_deref());
+                format.append_null();
             }
         }
     }
@@ -308,6 +313,7 @@ pub fn tables(
         Arc::new(sha.finish()),
         Arc::new(status.finish()),
         Arc::new(error.finish()),
+        Arc::new(format.finish()),
     ];
     // The builders above produce exactly the schemas' columns; a mismatch is a bug caught by tests.
     let transcripts = RecordBatch::try_new(transcripts_schema(), cols)?;
@@ -327,6 +333,9 @@ struct MessageColumns {
     duration: Int64Builder,
     text: StringBuilder,
     channel: StringBuilder,
+    direction: StringBuilder,
+    redacted: BooleanBuilder,
+    attachments: ListBuilder<StringBuilder>,
 }
 
 impl MessageColumns {
@@ -343,6 +352,9 @@ impl MessageColumns {
             duration: Int64Builder::new(),
             text: StringBuilder::new(),
             channel: StringBuilder::new(),
+            direction: StringBuilder::new(),
+            redacted: BooleanBuilder::new(),
+            attachments: ListBuilder::new(StringBuilder::new()),
         }
     }
 
@@ -358,6 +370,12 @@ impl MessageColumns {
         self.duration.append_option(m.duration_ms);
         self.text.append_value(&m.text);
         self.channel.append_option(channel);
+        self.direction.append_option(m.direction.as_deref());
+        self.redacted.append_option(m.redacted);
+        for a in &m.attachments {
+            self.attachments.values().append_value(a);
+        }
+        self.attachments.append(true);
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -373,6 +391,9 @@ impl MessageColumns {
             Arc::new(self.duration.finish()),
             Arc::new(self.text.finish()),
             Arc::new(self.channel.finish()),
+            Arc::new(self.direction.finish()),
+            Arc::new(self.redacted.finish()),
+            Arc::new(self.attachments.finish()),
         ];
         RecordBatch::try_new(messages_schema(), cols)
     }
