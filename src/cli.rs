@@ -82,6 +82,23 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Derive again, from the objects the warehouse stored, the rows sources make of them
+    /// (transcripts split into messages) in every committed window: a reader's fix reaches
+    /// rows written before it. No API request; a window whose rows come out the same
+    /// rewrites nothing.
+    Reparse {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Windows from this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Windows up to this time.
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Delete the table files no version within the retention reads (replaced windows'
     /// files, files a killed run left): Delta tables only.
     Vacuum {

@@ -58,6 +58,12 @@ fn main() -> ExitCode {
                 format,
                 as_of,
             } => commands::query(&pipeline, sql.as_deref(), format, as_of.as_deref()).await,
+            Command::Reparse {
+                pipeline,
+                source,
+                since,
+                until,
+            } => commands::reparse(&pipeline, source.as_deref(), since, until).await,
             Command::Vacuum {
                 pipeline,
                 retain,

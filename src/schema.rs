@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
+use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 use chrono::{NaiveDate, TimeZone, Utc};
 
 /// A field of any type.
@@ -36,6 +38,29 @@ pub fn list_utf8(name: &str) -> Field {
         DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         true,
     )
+}
+
+/// `batch`, written under an older version of its table's schema, in the table's current
+/// `schema`: columns found by name, columns added since as nulls (a column is only ever
+/// added, nullable, and never changes type). Rows read back from a window's files are
+/// merged with new ones this way.
+pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => Ok(c.clone()),
+            None if f.is_nullable() => Ok(new_null_array(f.data_type(), batch.num_rows())),
+            None => Err(ArrowError::SchemaError(format!(
+                "column {} is missing and may not be null",
+                f.name()
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// The UTC date of an epoch-ms time: the Hive `date=` partition of a row.
@@ -114,5 +139,46 @@ fn type_name(dt: &DataType) -> String {
         DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => format!("timestamp[us, {tz}]"),
         DataType::List(f) => format!("list<{}>", type_name(f.data_type())),
         other => format!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod conform_tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::Schema;
+
+    #[test]
+    fn rows_of_an_older_schema_gain_the_columns_added_since_as_nulls() {
+        let old = Arc::new(Schema::new(vec![
+            utf8("task_id", false),
+            utf8("text", false),
+        ]));
+        let batch = RecordBatch::try_new(
+            old,
+            vec![
+                Arc::new(StringArray::from(vec!["t1"])),
+                Arc::new(StringArray::from(vec!["hi"])),
+            ],
+        )
+        .unwrap();
+        let now = Arc::new(Schema::new(vec![
+            utf8("task_id", false),
+            utf8("text", false),
+            utf8("direction", true),
+            list_utf8("attachments"),
+        ]));
+        let got = conform(&batch, &now).unwrap();
+        assert_eq!(got.schema(), now);
+        assert_eq!(got.column(1).as_string::<i32>().value(0), "hi");
+        assert!(got.column(2).is_null(0) && got.column(3).is_null(0));
+        let strict = Arc::new(Schema::new(vec![
+            utf8("task_id", false),
+            utf8("seq", false),
+        ]));
+        assert!(
+            conform(&batch, &strict).is_err(),
+            "a required column is not made up"
+        );
     }
 }

@@ -37,6 +37,7 @@ use crate::auth::{TokenStore, Tokens};
 use crate::error::ErrorKind;
 use crate::report::SourceReport;
 use crate::state::State;
+use crate::window::Window;
 
 /// A configured source at run time: what the pipeline, `ccetl check` and `ccetl auth
 /// status` ask of it. Each kind's validated config implements it; the pipeline holds them
@@ -79,7 +80,19 @@ pub trait Source: fmt::Debug + Send + Sync + Any {
     fn webhooks(&self) -> Option<&dyn Webhooks> {
         None
     }
+    /// For `ccetl reparse`: committed window `w` again, every table as it holds it but the
+    /// rows the source derives from objects it stored, derived anew from those objects
+    /// (Webex: transcripts split into messages), with no API request. `None` when the source
+    /// derives no rows from objects (or the window was never committed).
+    fn reparse<'a>(&'a self, run: &'a SourceRun<'_>, w: Window) -> Option<Reparsing<'a>> {
+        let _ = (run, w);
+        None
+    }
 }
+
+/// A window's re-derived output ([`Source::reparse`]): `None` when the window holds nothing
+/// to commit.
+pub type Reparsing<'a> = BoxFuture<'a, Result<Option<WindowOutput>, SourceFailure>>;
 
 /// [`Source`] as a trait object: its futures boxed, one allocation per source per run
 /// (each window's stages still run monomorphised, see [`WindowStages`]).
@@ -107,6 +120,8 @@ pub trait DynSource: fmt::Debug + Send + Sync + Any {
     fn login(&self) -> Option<LoginClient<'_>>;
     /// [`Source::webhooks`].
     fn webhooks(&self) -> Option<&dyn Webhooks>;
+    /// [`Source::reparse`].
+    fn reparse<'a>(&'a self, run: &'a SourceRun<'_>, w: Window) -> Option<Reparsing<'a>>;
 }
 
 impl<T: Source> DynSource for T {
@@ -147,6 +162,10 @@ impl<T: Source> DynSource for T {
 
     fn webhooks(&self) -> Option<&dyn Webhooks> {
         Source::webhooks(self)
+    }
+
+    fn reparse<'a>(&'a self, run: &'a SourceRun<'_>, w: Window) -> Option<Reparsing<'a>> {
+        Source::reparse(self, run, w)
     }
 }
 

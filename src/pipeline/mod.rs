@@ -13,6 +13,7 @@ mod events;
 pub mod finalize;
 mod leases;
 pub mod rebuild;
+pub mod reparse;
 pub mod shards;
 
 pub use events::commit_events;

@@ -2,3 +2,4 @@
 //! cannot be integration tests under `tests/`.
 
 mod example_source;
+mod reparse;

@@ -25,6 +25,7 @@ const KEY: &str = "task_id";
 /// What a window's files held, read back once per window for the tables a read needs.
 pub(crate) struct Previous {
     rows: HashMap<&'static str, Vec<(RecordBatch, NaiveDate)>>,
+    manifest: Manifest,
 }
 
 impl Previous {
@@ -43,11 +44,37 @@ impl Previous {
         for table in tables {
             rows.insert(*table, previous_rows(wh, &m, table).await?);
         }
-        Ok(Some(Previous { rows }))
+        Ok(Some(Previous { rows, manifest: m }))
     }
 
-    fn of(&self, table: &str) -> &[(RecordBatch, NaiveDate)] {
+    /// The window's manifest.
+    pub(crate) fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The rows of `table` read back, each batch with its partition date.
+    pub(crate) fn of(&self, table: &str) -> &[(RecordBatch, NaiveDate)] {
         self.rows.get(table).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every row of `table` read back, as the window's files hold them (in their order), to
+    /// commit again unchanged.
+    pub(crate) fn table_rows(
+        &self,
+        table: &'static crate::schema::TableDef,
+    ) -> Result<TableRows, WebexError> {
+        let parts = self.of(table.name);
+        let batches: Vec<&RecordBatch> = parts.iter().map(|(b, _)| b).collect();
+        let batch = concat_batches(&(table.schema)(), batches)?;
+        let dates = parts
+            .iter()
+            .flat_map(|(b, d)| std::iter::repeat_n(*d, b.num_rows()))
+            .collect();
+        Ok(TableRows {
+            table,
+            batch,
+            dates,
+        })
     }
 
     /// Tasks whose captures the window's `webex_captures` rows hold with every recording
@@ -130,6 +157,12 @@ async fn previous_rows(
     m: &Manifest,
     table: &str,
 ) -> Result<Vec<(RecordBatch, NaiveDate)>, WebexError> {
+    // Files an older ccetl wrote may lack columns added since: read in today's schema.
+    let schema = super::KIND
+        .tables
+        .iter()
+        .find(|t| t.name == table)
+        .map(|t| (t.schema)());
     let mut out = Vec::new();
     for f in m.files.iter().filter(|f| f.table == table) {
         let date = date_of(&f.key).ok_or_else(|| corrupt(&f.key, "no date= in its key"))?;
@@ -142,7 +175,12 @@ async fn previous_rows(
             .and_then(|b| b.build())
             .map_err(|e| corrupt(&f.key, &e.to_string()))?;
         for batch in reader {
-            out.push((batch?, date));
+            let batch = batch?;
+            let batch = match &schema {
+                Some(s) => crate::schema::conform(&batch, s)?,
+                None => batch,
+            };
+            out.push((batch, date));
         }
     }
     Ok(out)

@@ -12,6 +12,7 @@ pub mod events;
 pub mod formats;
 pub(crate) mod merge;
 pub mod model;
+pub(crate) mod reparse;
 pub mod run;
 pub mod search;
 pub mod segments;

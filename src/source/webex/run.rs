@@ -7,13 +7,14 @@ use super::config::{Discovery, WebexConfig};
 use super::merge::{self, Previous};
 use super::model::Task;
 use super::token_status::{self as status, Health};
+use super::transcripts::Parsed;
 use super::{
     captures, segments, tables, transcripts, WebexClient, WebexError, WindowCaptures,
     WindowTranscripts,
 };
 use crate::auth::login::LoginClient;
 use crate::auth::AuthError;
-use crate::extract::{Budget, CheckContext, Checked, Source, Webhooks};
+use crate::extract::{Budget, CheckContext, Checked, Reparsing, Source, Webhooks};
 use crate::extract::{Listing, RunError, SourceFailure, SourceRun, WindowOutput, WindowStages};
 use crate::report::{SourceReport, WindowReport};
 use crate::sink::audio::AudioState;
@@ -109,6 +110,10 @@ impl Source for WebexConfig {
 
     fn webhooks(&self) -> Option<&dyn Webhooks> {
         Some(self)
+    }
+
+    fn reparse<'a>(&'a self, run: &'a SourceRun<'_>, w: Window) -> Option<Reparsing<'a>> {
+        Some(Box::pin(super::reparse::window(run, w, Parsed::of)))
     }
 }
 
