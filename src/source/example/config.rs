@@ -17,9 +17,10 @@ pub(crate) struct RawExample {
     /// Time between two ticks (default one hour).
     #[serde(default)]
     every: Option<String>,
-    /// Whether each tick's recording is copied into the warehouse (default true).
+    /// Whether each tick's recording is copied into the warehouse (default true). Named
+    /// apart from the real kinds' `audio`, so messages listing a key's kinds stay theirs.
     #[serde(default)]
-    audio: Option<bool>,
+    recordings: Option<bool>,
 }
 
 /// The example source, checked.
@@ -28,7 +29,7 @@ pub(crate) struct ExampleConfig {
     pub(crate) name: String,
     pub(crate) base_url: url::Url,
     pub(crate) every: Duration,
-    pub(crate) audio: bool,
+    pub(crate) recordings: bool,
 }
 
 impl RawExample {
@@ -40,7 +41,7 @@ impl RawExample {
             name: self.name,
             base_url: f.url("base_url", &self.base_url, true)?,
             every,
-            audio: self.audio.unwrap_or(true),
+            recordings: self.recordings.unwrap_or(true),
         })
     }
 }

@@ -219,7 +219,7 @@ impl ReadWindow for Clock<'_> {
     async fn read_window(&self, w: Window) -> Result<WindowOutput, SourceFailure> {
         let ticks = self.ticks(w).await?;
         let started = |t: &Tick| DateTime::from_timestamp_millis(t.at).unwrap_or(w.start);
-        let copy = self.run.audio_copy(self.cfg.audio, 4, false);
+        let copy = self.run.audio_copy(self.cfg.recordings, 4, false);
         let audio = copy
             .run(
                 ticks.len(),

@@ -58,11 +58,20 @@ fn attachments(item: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A timestamp as epoch ms: a number (ms), digits, or an RFC 3339 date.
+/// A timestamp as epoch ms: a number or digits (ms; seconds when too small to be ms of
+/// this era), or an RFC 3339 date.
 fn epoch_ms(v: &Value) -> Option<i64> {
+    // 10^11 ms is 1973; 10^11 s is the year 5138: below it, a number is seconds.
+    let ms = |n: i64| {
+        if n.abs() < 100_000_000_000 {
+            n * 1000
+        } else {
+            n
+        }
+    };
     match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| {
+        Value::Number(n) => n.as_i64().map(ms),
+        Value::String(s) => s.trim().parse::<i64>().ok().map(ms).or_else(|| {
             chrono::DateTime::parse_from_rfc3339(s.trim())
                 .ok()
                 .map(|t| t.timestamp_millis())
@@ -87,7 +96,7 @@ mod tests {
              "timestamp": "2026-01-09T14:00:05.250Z", "redacted": true,
              "participant": {"name": "Ana", "role": "agent"}},
             {"id": "m4", "message": "receipt attached", "attachments": [{"fileName": "receipt.pdf", "url": "https://files/x?sig=1"}, "photo.jpg"]},
-            {"id": "m5", "attachments": [{"name": "invoice.pdf"}]}
+            {"id": "m5", "attachments": [{"name": "invoice.pdf"}], "timestamp": 1767967260}
         ]);
         let got = messages(doc.as_array().unwrap()).unwrap();
         assert_eq!(got.len(), 4, "the join event said nothing");
@@ -106,6 +115,11 @@ mod tests {
             "names, no URLs"
         );
         assert_eq!((got[3].text.as_str(), got[3].attachments.len()), ("", 1));
+        assert_eq!(
+            got[3].start_ms,
+            Some(1_767_967_260_000),
+            "seconds read as such"
+        );
     }
 
     #[test]
