@@ -56,6 +56,22 @@ pub struct RunOptions {
     pub list_ahead_max_tasks: Option<usize>,
 }
 
+/// The pipeline's sources, or only the one named `only` (`--source` of the commands that
+/// take one).
+pub fn selected<'a>(
+    cfg: &'a PipelineConfig,
+    only: Option<&str>,
+) -> Result<Vec<&'a SourceConfig>, RunError> {
+    if let Some(name) = only.filter(|n| !cfg.sources.iter().any(|s| s.name() == *n)) {
+        return Err(RunError::UnknownSource(name.to_string()));
+    }
+    Ok(cfg
+        .sources
+        .iter()
+        .filter(|s| only.is_none_or(|n| n == s.name()))
+        .collect())
+}
+
 /// The stream name a source's windows, manifests and watermark are kept under.
 pub fn stream_of(src: &SourceConfig) -> &'static str {
     src.source_kind().stream

@@ -34,14 +34,7 @@ pub struct Rebuilt {
 
 /// Rebuilds the state of the pipeline's sources (or only `only`).
 pub async fn rebuild(cfg: &PipelineConfig, only: Option<&str>) -> Result<Vec<Rebuilt>, RunError> {
-    if let Some(name) = only.filter(|n| !cfg.sources.iter().any(|s| s.name() == *n)) {
-        return Err(RunError::UnknownSource(name.to_string()));
-    }
-    let selected: Vec<&SourceConfig> = cfg
-        .sources
-        .iter()
-        .filter(|s| only.is_none_or(|n| n == s.name()))
-        .collect();
+    let selected = super::selected(cfg, only)?;
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
     let states = open_states(cfg, &names)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;

@@ -23,14 +23,7 @@ pub async fn reparse(
     only: Option<&str>,
     (since, until): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 ) -> Result<Vec<SourceReport>, RunError> {
-    if let Some(name) = only.filter(|n| !cfg.sources.iter().any(|s| s.name() == *n)) {
-        return Err(RunError::UnknownSource(name.to_string()));
-    }
-    let selected: Vec<&SourceConfig> = cfg
-        .sources
-        .iter()
-        .filter(|s| only.is_none_or(|n| n == s.name()))
-        .collect();
+    let selected = super::selected(cfg, only)?;
     let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
     let _locks = lock_states(cfg, &names)?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
