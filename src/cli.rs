@@ -82,6 +82,19 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Each source's standing, for people and monitors: watermark and its lag, open windows,
+    /// the last commit, recordings not stored yet, refresh-token expiry.
+    Status {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Exit 1 when a source's watermark lags now by more than this (e.g. `2d`), or it
+        /// has none: for alerting.
+        #[arg(long)]
+        stale: Option<String>,
+        /// Print one JSON object per source instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Derive again, from the objects the warehouse stored, the rows sources make of them
     /// (transcripts split into messages) in every committed window: a reader's fix reaches
     /// rows written before it. No API request; a window whose rows come out the same

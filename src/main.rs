@@ -58,6 +58,11 @@ fn main() -> ExitCode {
                 format,
                 as_of,
             } => commands::query(&pipeline, sql.as_deref(), format, as_of.as_deref()).await,
+            Command::Status {
+                pipeline,
+                stale,
+                json,
+            } => commands::status::run(&pipeline, stale.as_deref(), json),
             Command::Reparse {
                 pipeline,
                 source,

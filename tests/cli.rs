@@ -198,6 +198,58 @@ async fn a_second_run_is_refused_while_one_runs_and_a_killed_runs_lock_is_taken_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_each_sources_standing_and_alerts_when_stale() {
+    let env = env(sim_config()).await;
+    let report = env.run_ok().await;
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ccetl(&args)
+        })
+    };
+    let args = |extra: &[&str]| {
+        let mut v = vec!["status".to_string(), pipeline.clone()];
+        v.extend(extra.iter().map(ToString::to_string));
+        v
+    };
+    let (code, out, err) = run(args(&["--json"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let source = &report.sources[0];
+    assert_eq!(line["source"], "wx");
+    assert_eq!(
+        line["high_water"]
+            .as_str()
+            .map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+        source.high_water,
+        "{line}"
+    );
+    assert_eq!(line["windows"], source.windows.len() as u64, "{line}");
+    // Recordings and transcripts share the ledger.
+    let stored = source
+        .windows
+        .iter()
+        .map(|w| w.audio_stored + w.counts.get("transcripts_stored"))
+        .sum::<u64>();
+    assert_eq!(line["objects"]["stored"], stored, "{line}");
+    assert!(
+        line["lag_s"].as_i64().unwrap() > 0,
+        "the simulator's clock is in the past"
+    );
+    assert_eq!(line["stale"], false, "no threshold, no alert");
+    // The simulated data is months old: stale against a day, not against ten years.
+    let (code, _, err) = run(args(&["--stale", "1d"])).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stale: wx"), "{err}");
+    let (code, out, err) = run(args(&["--stale", "3650d"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("source") && out.contains("wx"), "{out}");
+    let (code, _, err) = run(args(&["--stale", "soon"])).await.unwrap();
+    assert_eq!(code, 2, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_query_says_why_once() {
     let env = env(sim_config()).await;
     env.run_ok().await;

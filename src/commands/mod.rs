@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod exit;
+pub mod status;
 pub mod vacuum;
 pub mod webhooks;
 

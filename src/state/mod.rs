@@ -13,6 +13,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use duckdb::{params, Connection, OptionalExt};
 
 mod egress;
+mod status;
+pub use status::SourceStatus;
 pub mod lock;
 pub mod stored;
 mod tokens;
