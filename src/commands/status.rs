@@ -32,11 +32,11 @@ pub fn run(path: &Path, stale: Option<&str>, json: bool) -> anyhow::Result<()> {
     let names: Vec<&str> = cfg.sources.iter().map(|s| s.name()).collect();
     let states = pipeline::open_states(&cfg, &names)?;
     let now = Utc::now();
+    let limit = stale.map(|d| d.as_secs() as i64);
     let mut lines = Vec::new();
     for src in &cfg.sources {
         let status = states[src.name()].status(src.name(), pipeline::stream_of(src))?;
         let lag_s = status.high_water.map(|h| (now - h).num_seconds());
-        let limit = stale.map(|d| d.as_secs() as i64);
         let is_stale = limit.is_some_and(|l| lag_s.is_none_or(|lag| lag > l));
         lines.push(Line {
             source: src.name(),

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{lock_states, open_states, RunOptions, SourceReport};
+use super::side_run::SideRun;
+use super::{lock_states, SourceReport};
 use crate::config::PipelineConfig;
-use crate::extract::{RunError, SourceRun};
+use crate::extract::RunError;
 use crate::sink::Warehouse;
 
 /// Commits the contacts that events announced for source `source` (its
@@ -44,34 +45,9 @@ async fn commit_events_inner(
     };
     let _lock = lock_states(cfg, &[source])?;
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
-    let states = open_states(cfg, &[source])?;
-    let state = states[source].clone();
-    let opts = RunOptions::default();
-    // A shared warehouse: the source's scheduled-run lease, so announced tasks never merge
-    // into a window another worker's run is writing.
-    let fences = match wh.is_shared() {
-        true => super::leases::take(&wh, &[src], &opts).await?,
-        false => Vec::new(),
-    };
-    let run_id = state.begin_run(&cfg.name)?;
-    let settings = super::settings(cfg, &opts, Utc::now(), super::token_store(cfg)?);
-    let ctx = SourceRun::new(
-        &settings,
-        src.source_kind(),
-        source,
-        &state,
-        &wh,
-        run_id,
-        fences.first().map(|(_, f)| f.as_ref()),
-    );
-    let result = hooks.commit(&ctx, ids, range, report).await;
-    super::leases::give_back(&wh, &fences).await;
-    let status = if result.is_ok() {
-        "succeeded"
-    } else {
-        "failed"
-    };
+    let side = SideRun::begin(cfg, &wh, src, super::token_store(cfg)?).await?;
+    let result = hooks.commit(&side.run(), ids, range, report).await;
     let json = serde_json::json!({ "events": ids.len(), "windows": report.windows.len() });
-    state.finish_run(run_id, status, &json.to_string())?;
+    side.end(result.is_ok(), json).await?;
     result
 }

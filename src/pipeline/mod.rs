@@ -15,6 +15,7 @@ mod leases;
 pub mod rebuild;
 pub mod reparse;
 pub mod shards;
+mod side_run;
 
 pub use events::commit_events;
 

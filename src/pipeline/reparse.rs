@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{lock_states, open_states, stream_of, RunOptions, SourceReport};
+use super::side_run::SideRun;
+use super::{lock_states, stream_of, SourceReport};
 use crate::config::{PipelineConfig, SourceConfig};
-use crate::extract::{RunError, SourceRun};
+use crate::extract::RunError;
 use crate::sink::{manifest, Warehouse};
 use crate::window::Window;
 
@@ -68,24 +69,8 @@ async fn reparse_source(
             end: m.window_end,
         })
         .collect();
-    let states = open_states(cfg, &[name])?;
-    let state = states[name].clone();
-    let opts = RunOptions::default();
-    let fences = match wh.is_shared() {
-        true => super::leases::take(wh, &[src], &opts).await?,
-        false => Vec::new(),
-    };
-    let run_id = state.begin_run(&cfg.name)?;
-    let settings = super::settings(cfg, &opts, Utc::now(), None);
-    let run = SourceRun::new(
-        &settings,
-        src.source_kind(),
-        name,
-        &state,
-        wh,
-        run_id,
-        fences.first().map(|(_, f)| f.as_ref()),
-    );
+    let side = SideRun::begin(cfg, wh, src, None).await?;
+    let run = side.run();
     let mut result = Ok(());
     for w in windows {
         let Some(reparsing) = src.reparse(&run, w) else {
@@ -105,13 +90,7 @@ async fn reparse_source(
             }
         }
     }
-    super::leases::give_back(wh, &fences).await;
-    let status = if result.is_ok() {
-        "succeeded"
-    } else {
-        "failed"
-    };
     let json = serde_json::json!({ "reparse": report.windows.len() });
-    state.finish_run(run_id, status, &json.to_string())?;
+    side.end(result.is_ok(), json).await?;
     result.map(|()| true)
 }
