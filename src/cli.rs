@@ -82,6 +82,15 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// What the pipeline reads and writes, for orchestrators and lineage: each source's API
+    /// and endpoints, the tables it writes and the views they feed, its scheduler pool.
+    Describe {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Each source's standing, for people and monitors: watermark and its lag, open windows,
     /// the last commit, recordings not stored yet, refresh-token expiry.
     Status {

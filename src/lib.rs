@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod failpoint;
+pub mod history;
 pub mod http;
 pub mod memory;
 pub mod pipeline;
@@ -31,6 +32,7 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod tables;
 pub mod units;
 pub mod window;
 

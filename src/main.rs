@@ -58,11 +58,12 @@ fn main() -> ExitCode {
                 format,
                 as_of,
             } => commands::query(&pipeline, sql.as_deref(), format, as_of.as_deref()).await,
+            Command::Describe { pipeline, json } => commands::describe::run(&pipeline, json),
             Command::Status {
                 pipeline,
                 stale,
                 json,
-            } => commands::status::run(&pipeline, stale.as_deref(), json),
+            } => commands::status::run(&pipeline, stale.as_deref(), json).await,
             Command::Reparse {
                 pipeline,
                 source,

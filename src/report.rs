@@ -41,6 +41,12 @@ pub struct WindowReport {
     pub files_unchanged: u64,
     /// Whether the window committed (nothing pending holds its watermark).
     pub complete: bool,
+    /// The window's rows in each table it holds, after this run (unchanged files included).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_rows: BTreeMap<String, u64>,
+    /// The Delta table versions holding the window (none for Hive folders).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_versions: BTreeMap<String, u64>,
     /// The source's own figures (Webex's tasks, Xima's calls, legacy's sessions…), under
     /// the keys its kind declares, flat beside the figures every source has.
     #[serde(flatten)]
@@ -86,6 +92,9 @@ pub struct SourceReport {
     pub high_water: Option<DateTime<Utc>>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// The exit code this source alone would give: 0 done, 4 partial (a quota stopped it),
+    /// else its error's (1 failed, 2 config, 3 credentials).
+    pub exit_code: u8,
     /// Wall time of this source's part of the run (sources run at the same time).
     pub duration_ms: u64,
     /// Sources with an egress quota (Xima): what the quota has left.
@@ -160,6 +169,7 @@ impl SourceReport {
             http: Default::default(),
             high_water: None,
             error: None,
+            exit_code: 0,
             duration_ms: 0,
             egress: None,
             rate: None,
@@ -201,6 +211,8 @@ pub struct RunReport {
     pub pipeline: String,
     /// The run's id in the ledger (`None` for dry runs).
     pub run_id: Option<i64>,
+    /// The run's id in the warehouse's `ccetl_runs` (a UUID: unique across workers).
+    pub id: String,
     /// When the run started.
     pub started_at: DateTime<Utc>,
     /// Its wall time.
@@ -278,6 +290,13 @@ impl RunReport {
             t.counts.add_all(&w.counts);
             t.files += w.files;
             t.files_unchanged += w.files_unchanged;
+            for (table, n) in &w.table_rows {
+                *t.table_rows.entry(table.clone()).or_default() += n;
+            }
+            for (table, v) in &w.table_versions {
+                let newest = t.table_versions.entry(table.clone()).or_default();
+                *newest = (*newest).max(*v);
+            }
         }
         t
     }

@@ -84,6 +84,15 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// `812 B`, `3.4 KiB`, `12.0 MiB`: a size as people read it.
+pub fn format_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / 1_048_576.0),
+    }
+}
+
 /// Parses a byte size such as `20GB`, `512MiB`, `1500000` (decimal and binary units).
 pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
     let s = s.trim();

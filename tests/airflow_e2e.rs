@@ -1,8 +1,11 @@
-//! The backfill DAG on real Airflow (issue 28): `airflow standalone` (LocalExecutor) on
-//! 127.0.0.1 runs `pipelines/ccetl_dags.py` against two simulated Webex orgs and a Xima
-//! tenant, with the warehouse and the token store in moto. Each shard runs on a fresh scratch
-//! disk, as on any worker. The shards of a Webex pool run side by side, Xima's one at a time;
-//! the warehouse equals one machine's run of the same range and the simulators' truth.
+//! The shipped DAGs on real Airflow: `airflow standalone` (LocalExecutor) on 127.0.0.1 runs
+//! `pipelines/ccetl_dags.py` through the provider (`python/ccetl_airflow`, as the wheel ships
+//! it) against two simulated Webex orgs and a Xima tenant, with the warehouse and the token
+//! store in moto. Each shard runs on a fresh scratch disk, as on any worker. The shards of a
+//! Webex pool run side by side, Xima's one at a time; the warehouse equals one machine's run
+//! of the same range and the simulators' truth. The operators' OpenLineage events (file
+//! transport) name every table written; the `calls` asset triggers `ccetl_downstream`;
+//! `ccetl_runs` holds one row per successful run task.
 //!
 //! Airflow comes from `pipelines/requirements-airflow.txt`, installed on first use into the
 //! virtualenv `CCETL_AIRFLOW_VENV` (default `~/.cache/ccetl-airflow`), again when the file
@@ -19,13 +22,22 @@ use std::time::{Duration, Instant};
 use common::s3::S3;
 use common::*;
 
-/// `airflow standalone` and everything it started, ended when dropped.
-struct Standalone {
+/// The variable wx2's client secret is read from: set only by the provider, from the
+/// Connection.
+const SECRET_VAR: &str = "WX2_CLIENT_SECRET";
+
+/// The components `airflow standalone` would start, on loopback only (the API server's address
+/// is `AIRFLOW__API__HOST`; the log servers are skipped).
+const AIRFLOW_COMPONENTS: &str = "airflow api-server & airflow scheduler --skip-serve-logs & \
+     airflow dag-processor & airflow triggerer --skip-serve-logs & wait";
+
+/// Airflow's components and everything they started, ended when dropped.
+struct Components {
     child: Child,
     home: PathBuf,
 }
 
-impl Drop for Standalone {
+impl Drop for Components {
     fn drop(&mut self) {
         // Its own process group: the scheduler, API server, DAG processor and task workers.
         let pgid = self.child.id() as i32;
@@ -39,16 +51,9 @@ impl Drop for Standalone {
         let _ = self.child.wait();
         // Task processes start groups of their own, and ccetl runs under them: whatever still
         // has this Airflow's home (a test that failed mid-run) goes too.
-        let mark = format!("AIRFLOW_HOME={}", self.home.display());
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            if environ.split(|&b| b == 0).any(|v| v == mark.as_bytes()) {
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+        for pid in airflow_pids(&self.home) {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
     }
@@ -68,7 +73,9 @@ struct Airflow {
 impl Airflow {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.bin.join("airflow"));
-        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove(SECRET_VAR);
         c
     }
 
@@ -177,6 +184,171 @@ async fn wait_for_run(af: &Airflow, dag: &str, run_id: &str) {
     }
 }
 
+/// The pids of the processes of the Airflow whose home is `home`.
+fn airflow_pids(home: &Path) -> Vec<i32> {
+    let mark = format!("AIRFLOW_HOME={}", home.display());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == mark.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The pids of process group `pgid` (Airflow's components: their environment cannot be
+/// read, `setproctitle` writes over it).
+fn group_pids(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid pgrp …`: comm may hold spaces, so after its `)`.
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<i32>().ok());
+        if pgrp == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Every TCP socket Airflow's components listen on is bound to 127.0.0.1 (or ::1).
+fn assert_listens_on_loopback_only(pgid: i32) {
+    let mut inodes = std::collections::BTreeSet::new();
+    for pid in group_pids(pgid) {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let link = std::fs::read_link(fd.path()).unwrap_or_default();
+            let link = link.to_string_lossy();
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let mut listening = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address, st (0A = LISTEN), …, inode
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                listening.push(f[1].to_string());
+            }
+        }
+    }
+    assert!(!listening.is_empty(), "the API server listens");
+    for addr in &listening {
+        let host = addr.split(':').next().unwrap();
+        let loopback = host == "0100007F" || host == "00000000000000000000000001000000";
+        assert!(
+            loopback,
+            "Airflow listens on {addr}, not loopback: {listening:?}"
+        );
+    }
+}
+
+/// Every XCom Airflow stored (task id, value), from its metadata database.
+fn xcom_values(af: &Airflow, home: &Path) -> Vec<(String, String)> {
+    let script = "import json, sqlite3, sys\n\
+        db = sqlite3.connect(sys.argv[1])\n\
+        rows = db.execute('SELECT task_id, value FROM xcom').fetchall()\n\
+        print(json.dumps([[t, v if isinstance(v, str) else bytes(v).decode('utf-8', 'replace')] for t, v in rows]))";
+    let out = Command::new(af.bin.join("python"))
+        .args(["-c", script])
+        .arg(home.join("airflow.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits for `dag` to have a successful run and none still going; its run id.
+async fn wait_for_any_run(af: &Airflow, dag: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let runs = af.json(&["dags", "list-runs", dag, "-o", "json"]);
+        let runs = runs.as_array().cloned().unwrap_or_default();
+        let ended =
+            |r: &serde_json::Value| matches!(r["state"].as_str(), Some("success" | "failed"));
+        if !runs.is_empty() && runs.iter().all(ended) {
+            let ok = runs.iter().find(|r| r["state"] == "success");
+            let ok = ok.unwrap_or_else(|| panic!("{dag}: no run succeeded: {runs:?}"));
+            return ok["run_id"].as_str().unwrap_or("").to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{dag} never ran: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// The OpenLineage events of the run tasks (file transport): every table with rows in the
+/// warehouse is an output of some COMPLETE event, with a row count and a Delta version, and
+/// the inputs are the sources' API endpoints.
+fn assert_lineage_names_every_table(env: &Env, file: &Path) {
+    let text = std::fs::read_to_string(file).expect("OpenLineage events were written");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut outputs = std::collections::BTreeSet::new();
+    let mut inputs = std::collections::BTreeSet::new();
+    for e in events.iter().filter(|e| {
+        e["eventType"] == "COMPLETE"
+            && e["job"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains(".run_"))
+    }) {
+        for o in e["outputs"].as_array().into_iter().flatten() {
+            let name = o["name"].as_str().unwrap();
+            let table = name.rsplit('/').next().unwrap().to_string();
+            assert!(
+                o["outputFacets"]["outputStatistics"]["rowCount"].is_u64(),
+                "{o}"
+            );
+            assert!(o["facets"]["version"]["datasetVersion"].is_string(), "{o}");
+            outputs.insert(table);
+        }
+        for i in e["inputs"].as_array().into_iter().flatten() {
+            inputs.insert(i["name"].as_str().unwrap().to_string());
+        }
+    }
+    for def in ccetl::source::tables() {
+        let rows = env.count(&format!("SELECT count(*) FROM {}", def.name));
+        if rows > 0 {
+            assert!(
+                outputs.contains(def.name),
+                "{} has {rows} rows but no lineage event names it: {outputs:?}",
+                def.name
+            );
+        }
+    }
+    for endpoint in ["GET /v1/tasks", "GET /rest/api/v2/call-recording-info"] {
+        assert!(inputs.contains(endpoint), "{endpoint}: {inputs:?}");
+    }
+    eprintln!("OpenLineage: {} events, outputs {outputs:?}", events.len());
+}
+
 /// The `error:` lines of every task log under `logs`: why a DAG run failed.
 fn task_errors(logs: &Path) -> String {
     let mut out = String::new();
@@ -211,10 +383,13 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     .await
     .unwrap();
     let wx2 = format!(
-        "\n[[source]]\nkind = \"webex\"\nname = \"wx2\"\nbase_url = \"{b}\"\ntoken_url = \"{b}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"sim-client-secret\"\nrefresh_token = \"{rt}\"\nchannel_types = [\"telephony\"]\nrequests_per_minute = 300\nrate_window = \"3s\"\n",
+        "\n[[source]]\nkind = \"webex\"\nname = \"wx2\"\nbase_url = \"{b}\"\ntoken_url = \"{b}/v1/access_token\"\nclient_id = \"sim-client-id\"\nclient_secret = \"${{WX2_CLIENT_SECRET}}\"\nrefresh_token = \"{rt}\"\nchannel_types = [\"telephony\"]\nrequests_per_minute = 300\nrate_window = \"3s\"\n",
         b = org2.base_url(),
         rt = org2.sim.cfg.initial_refresh_token
     );
+    // wx2's secret comes from an Airflow Connection (`CCETL_CONN_ID`), never from Airflow's
+    // own environment; the test's own ccetl commands read it from this process's.
+    std::env::set_var(SECRET_VAR, "sim-client-secret");
     let mut text = std::fs::read_to_string(&env.pipeline).unwrap();
     text.push_str(&wx2);
     std::fs::write(&env.pipeline, text).unwrap();
@@ -231,6 +406,7 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     let home = env.dir.path().join("airflow");
     let port = free_port();
     let hang_mark = env.dir.path().join("hang.pid");
+    let lineage_file = env.dir.path().join("lineage.jsonl");
     let bin = venv.join("bin");
     let path = format!(
         "{}:{}",
@@ -258,6 +434,19 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
             ("AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC", "1".into()),
             ("CCETL_BIN", env!("CARGO_BIN_EXE_ccetl").into()),
             ("CCETL_PIPELINE", pipeline.clone()),
+            // The provider, from the repository (the wheel's test installs it from the wheel).
+            ("PYTHONPATH", repo.join("python").display().to_string()),
+            (
+                "AIRFLOW__OPENLINEAGE__TRANSPORT",
+                serde_json::json!({
+                    "type": "file",
+                    "log_file_path": lineage_file.display().to_string(),
+                    "append": true,
+                })
+                .to_string(),
+            ),
+            ("AIRFLOW__OPENLINEAGE__NAMESPACE", "ccetl-e2e".into()),
+            ("CCETL_CONN_ID", "ccetl_e2e".into()),
             // The drill: the first shard to reach its eighth audio chunk stops there, alive
             // and holding its lease, until the test SIGKILLs it; Airflow retries the shard.
             ("CCETL_HANG_AT", "audio:8".into()),
@@ -268,26 +457,32 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         .collect(),
     };
     af.cli(&["db", "migrate"]);
-    // The pools, as the README makes them: `ccetl plan` through pipelines/pools.py.
-    let (code, plan, err) = ccetl(&[
-        "plan",
-        &pipeline,
-        "--since",
-        "2000-01-01",
-        "--until",
-        "2000-01-02",
-        "--json",
+    af.cli(&[
+        "connections",
+        "add",
+        "ccetl_e2e",
+        "--conn-type",
+        "ccetl",
+        "--conn-extra",
+        &serde_json::json!({ SECRET_VAR: "sim-client-secret" }).to_string(),
     ]);
+    // The pools, as the README makes them: `ccetl describe` through the provider's helper.
+    let (code, described, err) = ccetl(&["describe", &pipeline, "--json"]);
     assert_eq!(code, 0, "{err}");
     let pools_json = home.join("pools.json");
     let mut py = Command::new(bin.join("python"))
-        .arg(repo.join("pipelines/pools.py"))
+        .args(["-m", "ccetl_airflow.pools"])
+        .env("PYTHONPATH", repo.join("python"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::fs::File::create(&pools_json).unwrap())
         .spawn()
         .unwrap();
     use std::io::Write;
-    py.stdin.take().unwrap().write_all(plan.as_bytes()).unwrap();
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(described.as_bytes())
+        .unwrap();
     assert!(py.wait().unwrap().success());
     af.cli(&["pools", "import", &pools_json.display().to_string()]);
     let pools: BTreeMap<String, serde_json::Value> =
@@ -298,26 +493,46 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         "two Webex client budgets and a Xima tenant: {pools:?}"
     );
 
-    let log = std::fs::File::create(env.dir.path().join("standalone.log")).unwrap();
-    let _standalone = Standalone {
-        child: af
-            .command(&["standalone"])
+    // Airflow's components one by one, as the README starts them: `airflow standalone`
+    // would also start the scheduler's and the triggerer's log servers, which listen on every
+    // interface (Airflow 3.3 has no setting for their address); LocalExecutor's task logs are
+    // local files, so `--skip-serve-logs` loses nothing.
+    let log = std::fs::File::create(env.dir.path().join("airflow.log")).unwrap();
+    let _airflow = Components {
+        child: Command::new("sh")
+            .arg("-c")
+            .arg(AIRFLOW_COMPONENTS)
+            .envs(af.env.iter().map(|(k, v)| (k, v)))
+            .env_remove(SECRET_VAR)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()
-            .expect("airflow standalone starts"),
+            .expect("airflow starts"),
         home: home.clone(),
     };
     let started = Instant::now();
-    while !af.cli(&["dags", "list"]).contains("ccetl_backfill") {
+    while !["ccetl_backfill", "ccetl_downstream"]
+        .iter()
+        .all(|d| af.cli(&["dags", "list"]).contains(d))
+    {
         assert!(
             started.elapsed() < Duration::from_secs(180),
             "the DAG was never parsed"
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    let api_up = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            api_up.elapsed() < Duration::from_secs(180),
+            "the API server never listened"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_listens_on_loopback_only(_airflow.child.id() as i32);
     af.cli(&["dags", "unpause", "ccetl_backfill"]);
+    af.cli(&["dags", "unpause", "ccetl_downstream"]);
     let conf = serde_json::json!({ "since": since, "until": until, "windows_per_shard": 1 });
     af.cli(&[
         "dags",
@@ -374,7 +589,7 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
     for ti in tis.as_array().unwrap() {
         let id = ti["task_id"].as_str().unwrap();
         assert_eq!(ti["state"], "success", "{id}");
-        if id.starts_with("run_") {
+        if id.rsplit('.').next().unwrap().starts_with("run_") {
             by_task
                 .entry(id.to_string())
                 .or_default()
@@ -492,6 +707,106 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         (objects_after - objects_before) as u64,
         "the nightly run downloads only audio the backfill did not store"
     );
+
+    // The provider's extras: lineage, the asset-triggered downstream DAG, the run history,
+    // ccetl's own output in the task logs.
+    assert_lineage_names_every_table(&env, &lineage_file);
+    let downstream = wait_for_any_run(&af, "ccetl_downstream").await;
+    eprintln!("ccetl_downstream ran on the calls asset: {downstream}");
+    let logs = log_files(&home.join("logs"));
+    let text_of = |pattern: &str| -> Vec<String> {
+        logs.iter()
+            .filter(|p| p.display().to_string().contains(pattern))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    };
+    assert!(
+        text_of("dag_id=ccetl_downstream")
+            .iter()
+            .any(|t| t.contains("queue_name")),
+        "the downstream query's result is in its task log"
+    );
+    assert!(
+        text_of("task_id=ccetl_backfill.run_")
+            .iter()
+            .any(|t| t.contains("API requests")),
+        "a shard's summary (ccetl's stdout) is in its task log"
+    );
+    assert!(
+        text_of("task_id=ccetl_backfill.finalize")
+            .iter()
+            .any(|t| t.contains("table files") && t.contains("audio objects stored")),
+        "finalize says what it verified, in its task log"
+    );
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            !text.contains("sim-client-secret"),
+            "{}: a secret in a task log",
+            log.display()
+        );
+    }
+    let xcoms = xcom_values(&af, &home);
+    let reports: Vec<&String> = xcoms
+        .iter()
+        .filter(|(task, _)| task.contains(".run_"))
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        reports.len() >= by_task.values().map(Vec::len).sum::<usize>(),
+        "each shard's report is its XCom: {} of {xcoms:?}",
+        reports.len()
+    );
+    for (task, value) in &xcoms {
+        assert!(
+            !value.contains("sim-client-secret"),
+            "{task}: a secret in XCom"
+        );
+    }
+    assert!(
+        reports.iter().all(|r| r.contains("\"sources\"")),
+        "{reports:?}"
+    );
+    // Unpausing the nightly DAG also scheduled its latest interval: every run of it counts.
+    let mut nightly_tasks = 0;
+    for r in af
+        .json(&["dags", "list-runs", "ccetl_nightly", "-o", "json"])
+        .as_array()
+        .unwrap()
+    {
+        let run_id = r["run_id"].as_str().unwrap();
+        let tis = af.json(&[
+            "tasks",
+            "states-for-dag-run",
+            "ccetl_nightly",
+            run_id,
+            "-o",
+            "json",
+        ]);
+        nightly_tasks += tis
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ti| ti["state"] == "success")
+            .count();
+    }
+    assert!(nightly_tasks >= ran.len());
+    let ran_tasks = by_task.values().map(Vec::len).sum::<usize>() + nightly_tasks;
+    assert_eq!(
+        env.count("SELECT count(*) FROM ccetl_runs WHERE status = 'succeeded'") as usize,
+        ran_tasks,
+        "one history row per source of each successful run task (the killed attempt wrote none)"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| ccetl(&["status", &pipeline, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["last_status"], "succeeded",
+            "from ccetl_runs, on a new disk: {v}"
+        );
+        assert!(v["high_water"].is_string(), "{v}");
+    }
 
     // One machine, the same range, another prefix: the same tables.
     let text = std::fs::read_to_string(&env.pipeline)

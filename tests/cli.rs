@@ -305,3 +305,169 @@ async fn plan_cuts_a_backfill_into_disjoint_shards_with_their_pools() {
     assert_eq!(code, 2);
     assert!(err.contains("no source is named 'nope'"), "{err}");
 }
+
+/// `ccetl_runs`: one row per source per run, failed, partial and good alike, as each run's
+/// report has it; `ccetl status` reads it when the state is gone (a worker's new disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_leaves_one_history_row_per_source_and_status_reads_it_without_the_state() {
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let now = env.now().to_rfc3339();
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    let run = |n: usize, extra: &[&str]| {
+        let report = env.dir.path().join(format!("report{n}.json"));
+        let mut args: Vec<String> = ["run", &pipeline, "--now", &now, "--report"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        args.push(report.display().to_string());
+        args.extend(extra.iter().map(ToString::to_string));
+        let (code, _, err) = tokio::task::block_in_place(|| {
+            ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        });
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        (code, err, report)
+    };
+
+    // 1: Xima refuses the key (3), Webex succeeds; 2: Xima's cap stops its audio (4);
+    // 3: both succeed.
+    std::fs::write(
+        &env.pipeline,
+        text.replace("sim-xima-key-acme-main", "wrong-key"),
+    )
+    .unwrap();
+    let (code, err, first) = run(1, &[]);
+    assert_eq!(code, 3, "the failed source's kind: {err}");
+    std::fs::write(&env.pipeline, &text).unwrap();
+    let saved: u64 = env
+        .xima_truth("acme-main")
+        .calls
+        .iter()
+        .flat_map(|c| &c.recordings)
+        .filter(|r| r.status == "SAVED")
+        .map(|r| r.bytes)
+        .sum();
+    env.sim.sim.set_xima_cap(saved * 2 / 5);
+    let (code, err, second) = run(2, &["--source", "xima"]);
+    assert_eq!(code, 4, "{err}");
+    env.sim.sim.set_xima_cap(u64::MAX);
+    let (code, err, third) = run(3, &[]);
+    assert_eq!(code, 0, "{err}");
+
+    let got = env.strings(
+        "SELECT run_id || ' ' || source || ' ' || status || ' ' || exit_code || ' ' || \
+         windows || ' ' || requests || ' ' || recordings || ' ' || audio_bytes || ' ' || \
+         table_rows || ' ' || coalesce(error, '-') FROM ccetl_runs ORDER BY started_at, source",
+    );
+    let mut want = Vec::new();
+    for (report, statuses) in [
+        (&first, vec![("wx", "succeeded 0"), ("xima", "failed 3")]),
+        (&second, vec![("xima", "partial 4")]),
+        (&third, vec![("wx", "succeeded 0"), ("xima", "succeeded 0")]),
+    ] {
+        for (name, status) in statuses {
+            let s = report["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap();
+            let windows = s["windows"].as_array().unwrap();
+            let sum = |k: &str| windows.iter().map(|w| w[k].as_u64().unwrap()).sum::<u64>();
+            let mut table_rows = std::collections::BTreeMap::<String, u64>::new();
+            for w in windows {
+                for (t, n) in w["table_rows"].as_object().into_iter().flatten() {
+                    *table_rows.entry(t.clone()).or_default() += n.as_u64().unwrap();
+                }
+            }
+            want.push(format!(
+                "{} {name} {status} {} {} {} {} {} {}",
+                report["id"].as_str().unwrap(),
+                windows.len(),
+                s["http"]["requests"],
+                sum("recordings"),
+                sum("audio_bytes"),
+                serde_json::to_string(&table_rows).unwrap(),
+                s["error"].as_str().unwrap_or("-"),
+            ));
+        }
+    }
+    assert_eq!(got, want, "one row per source per run, as its report says");
+    assert!(got[1].contains("refused the API key"), "{}", got[1]);
+    assert!(!third["sources"][0]["windows"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A worker whose disk is new: no state file, the warehouse's history still answers.
+    for e in std::fs::read_dir(env.dir.path()).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("state.duckdb") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let (code, out, err) = ccetl(&["status", &pipeline, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, s) in lines.iter().zip(third["sources"].as_array().unwrap()) {
+        assert_eq!(line["source"], s["name"]);
+        assert_eq!(line["last_status"], "succeeded", "{line}");
+        assert_eq!(line["high_water"], s["high_water"], "{line}");
+        assert!(line["last_success"].is_string(), "{line}");
+        assert_eq!(line["windows"], 0, "the state is gone: {line}");
+    }
+    assert!(
+        !env.dir.path().join("state.duckdb").exists(),
+        "status makes no state file"
+    );
+    let (code, _, err) = ccetl(&["status", &pipeline, "--stale", "1d"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stale: wx, xima"), "{err}");
+}
+
+/// `ccetl describe`: what the provider reads when a DAG is parsed. The pools are `plan`'s,
+/// each source names its API and endpoints and the tables it writes, and no secret of the
+/// pipeline file is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_names_each_sources_api_tables_and_pool_and_no_secret() {
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    let p = env.pipeline.display().to_string();
+    let (code, out, err) = ccetl(&["describe", &p, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, plan, err) = ccetl(&[
+        "plan",
+        &p,
+        "--since",
+        "2026-01-01",
+        "--until",
+        "2026-01-03",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let plan: Vec<serde_json::Value> = serde_json::from_str(&plan).unwrap();
+    for s in d["sources"].as_array().unwrap() {
+        let shard = plan.iter().find(|p| p["source"] == s["source"]).unwrap();
+        assert_eq!(s["pool"], shard["pool"], "{s}");
+        assert_eq!(s["pool_slots"], shard["pool_slots"], "{s}");
+        assert_eq!(s["api"].as_str().unwrap(), env.sim.base_url(), "{s}");
+        assert!(!s["reads"].as_array().unwrap().is_empty(), "{s}");
+    }
+    let wx = &d["sources"][0];
+    assert_eq!(wx["kind"], "webex");
+    assert!(wx["tables"]
+        .as_array()
+        .unwrap()
+        .contains(&"webex_tasks".into()));
+    assert!(wx["views"].as_array().unwrap().contains(&"calls".into()));
+    assert_eq!(d["history"], "ccetl_runs");
+    let text = std::fs::read_to_string(&env.pipeline).unwrap();
+    for secret in ["sim-client-secret", "sim-xima-key-acme-main"] {
+        assert!(text.contains(secret), "the pipeline holds {secret}");
+        assert!(!out.contains(secret), "{secret} printed: {out}");
+    }
+}

@@ -8,7 +8,7 @@ fn code_schemas_match_schema_files() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
     let mut mismatched = Vec::new();
-    for table in ccetl::source::tables() {
+    for table in ccetl::tables::all() {
         let path = dir.join(format!("{}.json", table.name));
         let want = ccetl::schema::to_json(table);
         if update {
@@ -27,7 +27,7 @@ fn code_schemas_match_schema_files() {
         mismatched.join("\n")
     );
     // Every file in schemas/ belongs to a table the code writes.
-    let known: Vec<String> = ccetl::source::tables()
+    let known: Vec<String> = ccetl::tables::all()
         .map(|t| format!("{}.json", t.name))
         .collect();
     for e in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -63,7 +63,7 @@ fn readme_lists_every_table_as_the_registry_declares_it() {
         .skip(2)
         .take_while(|l| l.starts_with('|'))
         .collect();
-    let want: Vec<String> = ccetl::source::tables()
+    let want: Vec<String> = ccetl::tables::all()
         .map(|t| {
             let keys: Vec<String> = t.keys.iter().map(|k| format!("`{k}`")).collect();
             format!("| `{}` | {} | {} |", t.name, t.docs, keys.join(", "))

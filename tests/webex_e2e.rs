@@ -21,7 +21,7 @@ async fn full_run_equals_truth_and_rerun_adds_nothing() {
     );
 
     // The documented schema is what DuckDB reads (plus the Hive partition columns).
-    for def in ccetl::source::tables() {
+    for def in ccetl::tables::all() {
         let (table, schema) = (def.name, (def.schema)());
         let got: Vec<String> = env
             .sql(&format!(

@@ -1,6 +1,7 @@
 //! The subcommands: the CLI edge, where typed errors meet `anyhow` and exit codes.
 
 pub mod auth;
+pub mod describe;
 mod exit;
 pub mod status;
 pub mod vacuum;
@@ -134,12 +135,13 @@ pub async fn finalize(args: &crate::cli::FinalizeArgs) -> anyhow::Result<()> {
     } else {
         for f in &found {
             println!(
-                "{}: {} windows ({} open), {} files, {} verified",
+                "{}: {} windows ({} open); {} table files ({}) present at the sizes their manifests record; {} audio objects stored (as counted when copied, not read again)",
                 f.source,
                 f.windows,
                 f.open,
                 f.files,
-                crate::http::fetch::mib(usize::try_from(f.bytes).unwrap_or(usize::MAX))
+                crate::units::format_bytes(f.bytes),
+                f.audio_objects
             );
         }
     }

@@ -41,7 +41,7 @@ pub async fn run(
     }
     let wh = Warehouse::open(&cfg.warehouse, &cfg.storage_options)?;
     let mut reports = Vec::new();
-    for def in crate::source::tables() {
+    for def in crate::tables::all() {
         let report = delta::vacuum(&wh, def.name, retain, dry_run)
             .await
             .with_context(|| format!("vacuuming {}", def.name))?;
@@ -73,7 +73,7 @@ fn summary(reports: &[Vacuumed], retain: std::time::Duration, dry_run: bool) -> 
             r.table,
             r.version.unwrap_or(0),
             r.deleted.len(),
-            size(r.bytes),
+            crate::units::format_bytes(r.bytes),
             r.young,
         ));
         if dry_run {
@@ -86,13 +86,4 @@ fn summary(reports: &[Vacuumed], retain: std::time::Duration, dry_run: bool) -> 
         out.push_str("  no Delta tables in the warehouse yet\n");
     }
     out
-}
-
-/// `812 B`, `3.4 KiB`, `12.0 MiB`.
-fn size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{:.1} MiB", b as f64 / 1_048_576.0),
-    }
 }

@@ -262,6 +262,19 @@ impl PipelineConfig {
         Self::parse(path, &text, &|k| std::env::var(k).ok())
     }
 
+    /// [`PipelineConfig::load`] for commands that print no secret and send no request
+    /// (`ccetl describe`, which an orchestrator runs where the secrets are not set): an unset
+    /// `${VAR}` reads as the placeholder `unset:VAR`.
+    pub fn load_without_secrets(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, &|k| {
+            Some(std::env::var(k).unwrap_or_else(|_| format!("unset:{k}")))
+        })
+    }
+
     /// Parses pipeline text; `path` anchors relative paths and names the file in errors.
     pub fn parse(
         path: &Path,

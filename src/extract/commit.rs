@@ -66,6 +66,10 @@ pub(super) async fn load(
     wr.end = w.end;
     wr.files = files.iter().filter(|f| !f.unchanged).count() as u64;
     wr.files_unchanged = files.iter().filter(|f| f.unchanged).count() as u64;
+    for f in &files {
+        *wr.table_rows.entry(f.table.clone()).or_default() += f.rows;
+    }
+    wr.table_versions = versions.clone();
     wr.complete = wr.audio_pending == 0
         && wr.audio_deferred == 0
         && wr.objects_pending == 0

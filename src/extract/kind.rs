@@ -34,6 +34,9 @@ pub struct SourceKind {
     /// Its API's documented default budget, requests a minute, where a source may be given
     /// more (the summary then says what its calls take at the default).
     pub default_rate: Option<u32>,
+    /// The API endpoints a run reads (method and path, relative to the source's `api`):
+    /// the inputs lineage names.
+    pub reads: &'static [&'static str],
     /// The keys its `[[source]]` table takes.
     pub(crate) keys: fn() -> &'static [&'static str],
     /// Its `[[source]]` table, read and checked.

@@ -56,6 +56,11 @@ pub trait Source: fmt::Debug + Send + Sync + Any {
             shards_at_once: 1,
         }
     }
+    /// The API's base URL, without credentials: where its runs read (`ccetl describe`, for
+    /// lineage).
+    fn api(&self) -> Option<String> {
+        None
+    }
     /// Connects, then extracts and commits the windows `run` plans
     /// ([`SourceRun::plan`], [`SourceRun::drive`]).
     fn run(
@@ -103,6 +108,8 @@ pub trait DynSource: fmt::Debug + Send + Sync + Any {
     fn requests_per_minute(&self) -> Option<f64>;
     /// [`Source::budget`].
     fn budget(&self) -> Budget;
+    /// [`Source::api`].
+    fn api(&self) -> Option<String>;
     /// [`Source::run`].
     fn run<'a>(
         &'a self,
@@ -135,6 +142,10 @@ impl<T: Source> DynSource for T {
 
     fn budget(&self) -> Budget {
         Source::budget(self)
+    }
+
+    fn api(&self) -> Option<String> {
+        Source::api(self)
     }
 
     fn run<'a>(

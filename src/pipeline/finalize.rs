@@ -28,6 +28,9 @@ pub struct Finalized {
     pub files: usize,
     /// Their bytes.
     pub bytes: u64,
+    /// Recordings' audio objects the manifests count as stored (counted, not read again:
+    /// each was hashed as it was copied).
+    pub audio_objects: u64,
     /// Windows of the range nobody committed: `(start, end)`.
     pub gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Files named by a manifest but absent or of another size: `key: why`.
@@ -70,6 +73,7 @@ pub async fn finalize(
             open: manifests.iter().filter(|m| !m.complete).count(),
             files: 0,
             bytes: 0,
+            audio_objects: manifests.iter().map(|m| m.audio_stored).sum(),
             gaps: Vec::new(),
             bad_files: Vec::new(),
         };

@@ -144,6 +144,7 @@ pub async fn run(cfg: &PipelineConfig, opts: &RunOptions) -> (RunReport, Result<
     let mut report = RunReport {
         pipeline: cfg.name.clone(),
         run_id: None,
+        id: uuid::Uuid::new_v4().to_string(),
         started_at,
         duration_ms: 0,
         status: "failed".into(),
@@ -248,6 +249,11 @@ async fn run_held(
         let json = serde_json::to_string(report).unwrap_or_default();
         for run in runs.iter().filter(|r| r.first_of_state) {
             run.state.finish_run(run.run_id, status, &json)?;
+        }
+        // The history is a record, not the data: a warehouse that refuses it is said, and
+        // the run's outcome stands.
+        if let Err(e) = crate::history::append(wh, cfg.table_format, report, Utc::now()).await {
+            tracing::warn!(error = %e, "Could not append the run to ccetl_runs.");
         }
     }
     let total = selected.len();
@@ -482,6 +488,7 @@ async fn run_source(
         // main prints the error once; the log keeps it for -v and JSON logs.
         tracing::info!(source = %ctx.name(), error = %e, "Source failed.");
         sr.error = Some(e.to_string());
+        sr.exit_code = e.kind().exit_code();
     }
     (Ok(sr), outcome)
 }

@@ -6,14 +6,11 @@
 //! each may use that share of the budget. Pools cap concurrent tasks, not request rates, so
 //! the share is what keeps the sum of the shards under the limit.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{plan_windows, RunOptions};
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceConfig};
 use crate::sink::keys::window_stamp;
 
 /// One shard: a source's consecutive windows, for one worker.
@@ -37,6 +34,9 @@ pub struct Shard {
     pub pool_slots: usize,
     /// The requests a minute this shard may use: the budget divided among the pool's slots.
     pub requests_per_minute: Option<f64>,
+    /// The share of the budget it may use (`--rate-share`), when its pool runs several at
+    /// once.
+    pub rate_share: Option<f64>,
     /// The command line that runs it (after `ccetl`).
     pub args: Vec<String>,
 }
@@ -52,22 +52,12 @@ pub fn plan(
     per_shard: usize,
 ) -> Vec<Shard> {
     let windows = plan_windows(cfg, opts, now, None);
-    // Sources under one budget share a pool, with the fewest slots any of them allows.
-    let mut slots_of: HashMap<String, usize> = HashMap::new();
-    for src in &cfg.sources {
-        let b = src.budget();
-        let slots = slots_of.entry(b.key).or_insert(usize::MAX);
-        *slots = (*slots).min(b.shards_at_once.max(1));
-    }
     let mut out = Vec::new();
     for src in &cfg.sources {
         if !opts.sources.is_empty() && !opts.sources.iter().any(|s| s == src.name()) {
             continue;
         }
-        let budget = src.budget();
-        let digest = hex::encode(Sha256::digest(budget.key.as_bytes()));
-        let pool = format!("ccetl-{}-{}", src.kind(), &digest[..10]);
-        let slots = slots_of.get(&budget.key).copied().unwrap_or(1);
+        let (pool, slots) = pool_of(cfg, src);
         let share = src.requests_per_minute().map(|r| r / slots as f64);
         for chunk in windows.chunks(per_shard.max(1)) {
             let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
@@ -84,11 +74,42 @@ pub fn plan(
                 pool: pool.clone(),
                 pool_slots: slots,
                 requests_per_minute: share,
+                rate_share: (slots > 1).then(|| 1.0 / slots as f64),
                 args: run_args(pipeline, src.name(), &since, &until, slots),
             });
         }
     }
     out
+}
+
+/// The scheduler pool of `src`'s API budget and the shards of it that may run at once:
+/// sources under one budget share a pool, with the fewest slots any of them allows. The
+/// pool is named after the first source of the budget (`ccetl-webex-acme`), not after the
+/// credential, so `ccetl describe` names it the same where the secrets are not set.
+pub fn pool_of(cfg: &PipelineConfig, src: &SourceConfig) -> (String, usize) {
+    let key = src.budget().key;
+    let sharing: Vec<&SourceConfig> = cfg
+        .sources
+        .iter()
+        .filter(|s| s.budget().key == key)
+        .collect();
+    let slots = sharing
+        .iter()
+        .map(|s| s.budget().shards_at_once.max(1))
+        .min()
+        .unwrap_or(1);
+    let first = sharing.first().map_or(src.name(), |s| s.name());
+    let name = first
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    (format!("ccetl-{}-{name}", src.kind()), slots)
 }
 
 /// The `ccetl` arguments of a shard; a pool running several at once splits the budget.

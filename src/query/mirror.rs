@@ -45,6 +45,17 @@ pub struct Mirror<'a> {
 impl<'a> Mirror<'a> {
     /// Lists every table and brings `dir`'s copies of their Delta logs up to date.
     pub async fn logs(wh: &'a Warehouse, dir: &FsPath) -> Result<Mirror<'a>, QueryError> {
+        let all: Vec<&str> = crate::tables::all().map(|t| t.name).collect();
+        Self::logs_of(wh, dir, &all).await
+    }
+
+    /// [`Mirror::logs`] of `tables` only: `dir` then mirrors nothing else (its other
+    /// tables' files are removed by [`Mirror::files`]).
+    pub async fn logs_of(
+        wh: &'a Warehouse,
+        dir: &FsPath,
+        tables: &[&str],
+    ) -> Result<Mirror<'a>, QueryError> {
         let mut m = Mirror {
             wh,
             dir: dir.to_path_buf(),
@@ -52,7 +63,7 @@ impl<'a> Mirror<'a> {
             logs: BTreeSet::new(),
             fetched: 0,
         };
-        for table in crate::source::tables().map(|t| t.name) {
+        for &table in tables {
             let prefix = wh.path(&[table]);
             let objects: Vec<ObjectMeta> = wh
                 .store()
@@ -72,6 +83,16 @@ impl<'a> Mirror<'a> {
                 } else if rel.last().is_some_and(|n| n.ends_with(".parquet")) {
                     m.data.insert(local, meta);
                 } // else: staging leftovers and anything else a reader must not see
+            }
+            // A local log entry the store no longer has (a warehouse made again under the
+            // same URL) must not be read as part of the table.
+            let log_dir = dir.join(table).join("_delta_log");
+            for e in std::fs::read_dir(&log_dir).into_iter().flatten().flatten() {
+                if e.path().is_file() && !m.logs.contains(&e.path()) {
+                    std::fs::remove_file(e.path()).map_err(|err| {
+                        QueryError::Mirror(format!("cleaning {}: {err}", log_dir.display()))
+                    })?;
+                }
             }
         }
         Ok(m)
@@ -94,17 +115,36 @@ impl<'a> Mirror<'a> {
         let data = std::mem::take(&mut self.data);
         let needed: Vec<&PathBuf> = wanted.iter().filter(|p| !self.logs.contains(*p)).collect();
         for local in needed {
-            let meta = data.get(local).ok_or_else(|| {
-                QueryError::Mirror(format!(
-                    "{} is in a table's snapshot but not in the store (deleted by hand, or vacuumed with too short a retention?)",
-                    local.strip_prefix(&self.dir).unwrap_or(local).display()
-                ))
-            })?;
-            self.fetch(meta, local).await?;
+            match data.get(local) {
+                Some(meta) => self.fetch(meta, local).await?,
+                // Committed after this mirror's listing of the table: fetched by its key.
+                None => self.fetch_unlisted(local).await?,
+            }
         }
         remove_unwanted(&self.dir, &wanted)
             .map_err(|e| QueryError::Mirror(format!("cleaning {}: {e}", self.dir.display())))?;
         Ok(self.fetched)
+    }
+
+    /// Downloads the object a snapshot names at `local` that the listing did not show (a
+    /// commit landed between the listing and the log read); one that is not in the store
+    /// either is an error that says so.
+    async fn fetch_unlisted(&mut self, local: &FsPath) -> Result<(), QueryError> {
+        let rel = local.strip_prefix(&self.dir).unwrap_or(local);
+        let segments: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let location = self.wh.path(&refs);
+        match self.wh.store().head(&location).await {
+            Ok(meta) => self.fetch(&meta, local).await,
+            Err(object_store::Error::NotFound { .. }) => Err(QueryError::Mirror(format!(
+                "{} is in a table's snapshot but not in the store (deleted by hand, or vacuumed with too short a retention?)",
+                rel.display()
+            ))),
+            Err(e) => Err(QueryError::Mirror(format!("reading {location}: {e}"))),
+        }
     }
 
     /// Downloads `meta` to `local` unless the copy there has its size and date.

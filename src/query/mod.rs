@@ -276,6 +276,28 @@ pub async fn open_mirrored_in(
     connect_dir(dir, &files)
 }
 
+/// An in-memory DuckDB whose views of `tables` read the warehouse (every other view is
+/// empty): for a command that needs one small table, not the whole mirror. An object-store
+/// warehouse's copy of them is a mirror of its own, so `ccetl query`'s is left whole.
+pub async fn open_only(wh: &Warehouse, tables: &[&str]) -> Result<Connection, QueryError> {
+    let only = |files: TableFiles| -> TableFiles {
+        files
+            .into_iter()
+            .filter(|(t, _)| tables.contains(t))
+            .collect()
+    };
+    match wh.local_root() {
+        Some(root) => connect_dir(root, &only(table_files(root, |_| At::Latest)?)),
+        None => {
+            let dir = mirror::cache_dir(&format!("{}#{}", wh.url(), tables.join(",")));
+            let logs = Mirror::logs_of(wh, &dir, tables).await?;
+            let files = only(table_files(&dir, |_| At::Latest)?);
+            logs.files(&files).await?;
+            connect_dir(&dir, &files)
+        }
+    }
+}
+
 /// An in-memory DuckDB whose views hold only the files at `keys` (copied under `dir` from an
 /// object-store warehouse; read in place from a local one, which holds nothing else unread).
 pub async fn open_files(
@@ -308,7 +330,7 @@ pub(crate) type TableFiles = BTreeMap<&'static str, Option<Vec<PathBuf>>>;
 /// [`TableFiles`] of the tables under `root`, each Delta table at the version `at` names:
 /// read once, for both the mirror and the views.
 fn table_files(root: &Path, at: impl Fn(&str) -> At) -> Result<TableFiles, QueryError> {
-    crate::source::tables()
+    crate::tables::all()
         .map(|def| {
             let files = live_files_at(&root.join(def.name), def.name, at(def.name))?;
             Ok((def.name, files.map(|(_, f)| f)))
@@ -316,27 +338,27 @@ fn table_files(root: &Path, at: impl Fn(&str) -> At) -> Result<TableFiles, Query
         .collect()
 }
 
-/// DuckDB views over the tables under `root`, each Delta table of `files` over its files.
+/// DuckDB views over the tables under `root`, each Delta table of `files` over its files;
+/// a table `files` leaves out is an empty view.
 fn connect_dir(root: &Path, files: &TableFiles) -> Result<Connection, QueryError> {
     let conn = Connection::open_in_memory()?;
-    for def in crate::source::tables() {
+    for def in crate::tables::all() {
         let table = def.name;
         let dir = root.join(table);
-        let sql = match files.get(table).cloned().flatten() {
+        let sql = match files.get(table) {
             // A Delta table: exactly its snapshot's files, never what a listing finds.
-            Some(files) if !files.is_empty() => {
+            Some(Some(files)) if !files.is_empty() => {
                 let list: Vec<String> = files
                     .iter()
                     .map(|f| sql_str(&f.display().to_string()))
                     .collect();
                 parquet_view(table, &format!("[{}]", list.join(", ")))
             }
-            Some(_) => empty_view(table, &(def.schema)()),
-            None if dir.is_dir() && walk_has_parquet(&dir) => {
+            Some(None) if dir.is_dir() && walk_has_parquet(&dir) => {
                 let glob = format!("{}/*/*/*.parquet", dir.display());
                 parquet_view(table, &sql_str(&glob))
             }
-            None => empty_view(table, &(def.schema)()),
+            _ => empty_view(table, &(def.schema)()),
         };
         conn.execute_batch(&sql)?;
         // What a row is, for `SELECT view_name, comment FROM duckdb_views()`.

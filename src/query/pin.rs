@@ -27,7 +27,7 @@ pub async fn completed_versions(
     root: &Path,
 ) -> Result<BTreeMap<String, u64>, QueryError> {
     let mut pins = BTreeMap::new();
-    for def in crate::source::tables() {
+    for def in crate::tables::all() {
         let log = root.join(def.name).join("_delta_log");
         let Some(newest) = newest_version(&log) else {
             continue;

@@ -207,7 +207,8 @@ impl Env {
             .to_vec()
     }
 
-    /// Every object key in the warehouse, relative to its root, sorted.
+    /// Every object key in the warehouse, relative to its root, sorted; not the run history
+    /// (`ccetl_runs`, which every run appends to: its own tests read it by SQL).
     pub async fn object_keys(&self) -> Vec<String> {
         use futures::TryStreamExt;
         use object_store::ObjectStore;
@@ -225,6 +226,7 @@ impl Env {
                     .collect();
                 parts.join("/")
             })
+            .filter(|k: &String| !is_history(k))
             .collect();
         out.sort();
         out
@@ -282,7 +284,7 @@ impl Env {
         self.sim.sim.stats()
     }
 
-    /// Every file in the warehouse with its size.
+    /// Every file in the warehouse with its size, but the run history's.
     pub fn files(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         walk(
@@ -291,10 +293,11 @@ impl Env {
             &mut out,
             &|m| m.len(),
         );
+        out.retain(|k, _| !is_history(k));
         out
     }
 
-    /// Every file in the warehouse with its modification time (ns).
+    /// Every file in the warehouse with its modification time (ns), but the run history's.
     pub fn modified(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         let mtime = |m: &std::fs::Metadata| {
@@ -309,8 +312,14 @@ impl Env {
             &mut out,
             &mtime,
         );
+        out.retain(|k, _| !is_history(k));
         out
     }
+}
+
+/// Whether a warehouse key is the run history's (`ccetl_runs/…`).
+pub fn is_history(key: &str) -> bool {
+    key.starts_with("ccetl_runs/")
 }
 
 fn walk(
@@ -694,7 +703,7 @@ pub fn one_error_line(stderr: &str) -> &str {
     lines[0]
 }
 
-/// Every table's rows as sorted CSV, without `audio_uri` (it names the warehouse itself).
+/// Every source table's rows as sorted CSV (not the run history), without `audio_uri` (it names the warehouse itself).
 pub fn table_snapshot(env: &Env) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for def in ccetl::source::tables() {

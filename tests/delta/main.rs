@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use arrow::array::AsArray;
 use common::*;
 
-/// Every Delta table under the local warehouse: name → its directory.
+/// Every Delta table under the local warehouse (the run history too): name → its directory.
 pub(crate) fn delta_tables(env: &Env) -> BTreeMap<String, std::path::PathBuf> {
-    ccetl::source::tables()
+    ccetl::tables::all()
         .map(|t| (t.name.to_string(), env.warehouse_dir().join(t.name)))
         .filter(|(_, dir)| dir.join("_delta_log").is_dir())
         .collect()
@@ -26,9 +26,7 @@ pub(crate) fn delta_tables(env: &Env) -> BTreeMap<String, std::path::PathBuf> {
 
 /// What the independent readers see of each table.
 pub(crate) fn read_with_python(tables: &BTreeMap<String, std::path::PathBuf>) -> serde_json::Value {
-    let keys: BTreeMap<&str, &str> = ccetl::source::tables()
-        .map(|t| (t.name, t.keys[0]))
-        .collect();
+    let keys: BTreeMap<&str, &str> = ccetl::tables::all().map(|t| (t.name, t.keys[0])).collect();
     let uris: Vec<String> = tables.values().map(|d| d.display().to_string()).collect();
     let mut args = vec![serde_json::to_string(&keys).unwrap(), "{}".to_string()];
     args.extend(uris);
@@ -51,7 +49,7 @@ async fn deltalake_and_polars_read_every_table_as_duckdb_does() {
     let got = read_with_python(&tables);
     for name in tables.keys() {
         let t = &got[name.as_str()];
-        let def = ccetl::source::tables().find(|d| d.name == name).unwrap();
+        let def = ccetl::tables::all().find(|d| d.name == name).unwrap();
         let duck = env.sql(&format!("SELECT count(*) FROM {name}"));
         let duck_rows = duck[0]
             .column(0)
@@ -231,7 +229,7 @@ async fn a_hive_warehouse_converts_in_place() {
 
 /// The `webex_tasks` table, which the tests below commit to directly.
 pub(crate) fn tasks_table() -> &'static ccetl::schema::TableDef {
-    ccetl::source::tables()
+    ccetl::tables::all()
         .find(|t| t.name == "webex_tasks")
         .unwrap()
 }

@@ -99,3 +99,21 @@ pub async fn commit(
         TableFormat::Delta => Ok(Some(delta::commit(wh, w).await?)),
     }
 }
+
+/// Adds `files` to `table` under `source`'s partition and removes nothing (an append-only
+/// table: `ccetl_runs`); `params` go into the commit's info where the format keeps one.
+/// Returns the table version it produced, for formats that have versions.
+pub async fn append(
+    format: TableFormat,
+    wh: &Warehouse,
+    table: &'static TableDef,
+    source: &str,
+    files: &[WrittenFile],
+    params: Vec<(&'static str, String)>,
+) -> Result<Option<u64>, TableError> {
+    match format {
+        // The folder is the table: the files are in it already.
+        TableFormat::Parquet => Ok(None),
+        TableFormat::Delta => Ok(Some(delta::append(wh, table, source, files, params).await?)),
+    }
+}

@@ -59,6 +59,7 @@ pub(crate) static KIND: SourceKind = SourceKind {
         listed: false,
     }],
     default_rate: None,
+    reads: &["GET /example/ticks", "GET /example/audio/{id}"],
     keys: struct_keys::<RawExample>,
     parse: |t, f| parse_as(t, f, RawExample::validate),
     hints: &[],
@@ -126,6 +127,10 @@ struct TickList {
 impl Source for ExampleConfig {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn api(&self) -> Option<String> {
+        Some(crate::http::redact_url(&self.base_url))
     }
 
     fn requests_per_minute(&self) -> Option<f64> {

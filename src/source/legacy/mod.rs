@@ -71,6 +71,7 @@ pub static KIND: SourceKind = SourceKind {
         },
     ],
     default_rate: None,
+    reads: &["GET /csrs", "GET /cars"],
     keys: struct_keys::<config::RawLegacy>,
     parse: |t, f| parse_as(t, f, config::RawLegacy::validate),
     hints: &[],

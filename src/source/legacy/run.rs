@@ -14,6 +14,10 @@ impl Source for LegacyConfig {
         &self.name
     }
 
+    fn api(&self) -> Option<String> {
+        Some(crate::http::redact_url(&self.base_url))
+    }
+
     fn requests_per_minute(&self) -> Option<f64> {
         Some(f64::from(self.requests_per_minute))
     }

@@ -122,6 +122,7 @@ pub static KIND: SourceKind = SourceKind {
         },
     ],
     default_rate: Some(config::WEBEX_REQUESTS_PER_MINUTE),
+    reads: &["GET /v1/tasks", "POST /search", "POST /v1/captures/query"],
     keys: struct_keys::<config::RawWebex>,
     parse: |t, f| parse_as(t, f, config::RawWebex::validate),
     hints: &[],

@@ -26,6 +26,10 @@ impl Source for WebexConfig {
         &self.name
     }
 
+    fn api(&self) -> Option<String> {
+        Some(crate::http::redact_url(&self.base_url))
+    }
+
     fn requests_per_minute(&self) -> Option<f64> {
         Some(f64::from(self.requests_per_minute) * 60.0 / self.rate_window.as_secs_f64())
     }

@@ -57,6 +57,10 @@ pub static KIND: SourceKind = SourceKind {
         listed: true,
     }],
     default_rate: None,
+    reads: &[
+        "GET /rest/api/v2/call-recording-info",
+        "GET /rest/api/v2/recordings/{tenant}/{key}/audio",
+    ],
     keys: struct_keys::<config::RawXima>,
     parse: |t, f| parse_as(t, f, config::RawXima::validate),
     hints: &[(

@@ -18,6 +18,10 @@ impl Source for XimaConfig {
         &self.name
     }
 
+    fn api(&self) -> Option<String> {
+        Some(crate::http::redact_url(&self.base_url))
+    }
+
     fn requests_per_minute(&self) -> Option<f64> {
         Some(self.pace.per_minute())
     }

@@ -23,7 +23,7 @@ use super::checkpoint;
 use super::schema::table_schema;
 use super::{is_window_file, log_path, DeltaError, DeltaStore, ENGINE_INFO};
 use crate::sink::keys;
-use crate::sink::table::WindowFiles;
+use crate::sink::table::{WindowFiles, WrittenFile};
 
 /// Commits lost to other writers before the window gives up (the run then fails and the
 /// next replays it). Eight shards on one table each win within a few.
@@ -52,35 +52,27 @@ pub(super) struct Plan {
     source_dir: String,
     stamp: String,
     files: Vec<NewFile>,
-    app_id: String,
+    /// A window's commit replaces the window's files; an append only adds.
+    replace: bool,
+    /// The window's transaction id (`txn`), for engines that track what a writer did.
+    app_id: Option<String>,
     window_end_ms: i64,
     params: Vec<(&'static str, String)>,
 }
 
 impl Plan {
     pub(super) fn of(w: &WindowFiles<'_>, store: &DeltaStore) -> Result<Self, DeltaError> {
-        let table = w.table.name;
-        let epoch = chrono::NaiveDate::default();
-        let files = w
-            .files
-            .iter()
-            .map(|f| NewFile {
-                path: log_path(table, &f.key),
-                size: f.bytes,
-                date_days: (f.date - epoch).num_days() as i32,
-                stats: f.stats.clone(),
-            })
-            .collect();
         let (start, end): (DateTime<Utc>, DateTime<Utc>) = w.window;
         Ok(Plan {
             table: w.table,
-            url: store.table_url(table)?,
+            url: store.table_url(w.table.name)?,
             schema: table_schema(w.table)?,
             source: keys::safe_segment(w.source),
             source_dir: keys::source_dir(w.source),
             stamp: keys::window_stamp(w.window.0),
-            files,
-            app_id: format!("ccetl/{}/{}", w.source, w.stream),
+            files: new_files(w.table.name, &w.files),
+            replace: true,
+            app_id: Some(format!("ccetl/{}/{}", w.source, w.stream)),
             window_end_ms: end.timestamp_millis(),
             params: vec![
                 ("run", w.run_id.to_string()),
@@ -89,6 +81,29 @@ impl Plan {
                 ("windowStart", start.to_rfc3339()),
                 ("windowEnd", end.to_rfc3339()),
             ],
+        })
+    }
+
+    /// An append of `files` to `table` under `source`'s partition: nothing removed.
+    pub(super) fn append(
+        table: &'static crate::schema::TableDef,
+        source: &str,
+        files: &[WrittenFile],
+        params: Vec<(&'static str, String)>,
+        store: &DeltaStore,
+    ) -> Result<Self, DeltaError> {
+        Ok(Plan {
+            table,
+            url: store.table_url(table.name)?,
+            schema: table_schema(table)?,
+            source: keys::safe_segment(source),
+            source_dir: keys::source_dir(source),
+            stamp: String::new(),
+            files: new_files(table.name, files),
+            replace: false,
+            app_id: None,
+            window_end_ms: 0,
+            params,
         })
     }
 
@@ -160,12 +175,14 @@ impl Plan {
                 builder = builder.add_column(field.clone());
             }
         }
-        let last = snapshot
-            .get_app_id_version(&self.app_id, engine)
-            .map_err(&err)?
-            .unwrap_or(i64::MIN);
+        if let Some(app_id) = &self.app_id {
+            let last = snapshot
+                .get_app_id_version(app_id, engine)
+                .map_err(&err)?
+                .unwrap_or(i64::MIN);
+            builder = builder.with_transaction_id(app_id.clone(), last.max(self.window_end_ms));
+        }
         let mut txn = builder
-            .with_transaction_id(self.app_id.clone(), last.max(self.window_end_ms))
             .with_operation_parameters(self.params.iter().map(|(k, v)| (*k, Some(v.clone()))))
             .build(engine, Box::new(FileSystemCommitter::new()))
             .map_err(&err)?;
@@ -233,7 +250,7 @@ impl Plan {
                 };
                 if wanted.contains(path) {
                     present.insert(path.to_string());
-                } else if is_window_file(path, &self.source_dir, &self.stamp) {
+                } else if self.replace && is_window_file(path, &self.source_dir, &self.stamp) {
                     remove[i] = true;
                 }
             }
@@ -241,6 +258,20 @@ impl Plan {
         }
         Ok((removes, present))
     }
+}
+
+/// `files` as the log names them.
+fn new_files(table: &str, files: &[WrittenFile]) -> Vec<NewFile> {
+    let epoch = chrono::NaiveDate::default();
+    files
+        .iter()
+        .map(|f| NewFile {
+            path: log_path(table, &f.key),
+            size: f.bytes,
+            date_days: (f.date - epoch).num_days() as i32,
+            stats: f.stats.clone(),
+        })
+        .collect()
 }
 
 /// 20 ms doubling to 1.3 s, with jitter, so racing shards spread out.

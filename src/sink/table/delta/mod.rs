@@ -200,30 +200,54 @@ pub(super) fn engine_for(store: Arc<dyn ObjectStore>) -> Arc<dyn Engine> {
 /// Commits `w` to its table (created on first use); returns the version it produced, or
 /// the current one when the table already holds exactly these files.
 pub async fn commit(wh: &Warehouse, w: WindowFiles<'_>) -> Result<u64, DeltaError> {
-    let started = std::time::Instant::now();
     let store = DeltaStore::of(wh)?;
     create::ensure(&store, w.table).await?;
     let plan = commit::Plan::of(&w, &store)?;
+    run(store, w.table.name, plan).await
+}
+
+/// Adds `files` to `table` (created on first use) under `source`'s partition, removing
+/// nothing, with `params` in its `commitInfo`; returns the version it produced.
+pub async fn append(
+    wh: &Warehouse,
+    table: &'static crate::schema::TableDef,
+    source: &str,
+    files: &[super::WrittenFile],
+    params: Vec<(&'static str, String)>,
+) -> Result<u64, DeltaError> {
+    let store = DeltaStore::of(wh)?;
+    create::ensure(&store, table).await?;
+    let plan = commit::Plan::append(table, source, files, params, &store)?;
+    run(store, table.name, plan).await
+}
+
+/// Commits `plan` off the runtime, then cleans the log when a checkpoint made room.
+async fn run(
+    store: DeltaStore,
+    table: &'static str,
+    plan: commit::Plan,
+) -> Result<u64, DeltaError> {
+    let started = std::time::Instant::now();
     let store = Arc::new(store);
     let committer = store.clone();
     let committed = crate::blocking::run("Delta commit", move || plan.run(&committer))
         .await
         .map_err(|e| DeltaError::Table {
-            table: w.table.name.to_string(),
+            table: table.to_string(),
             message: e.to_string(),
         })??;
     let version = committed.version;
     if let Some(retention) = committed.checkpoint.and_then(|c| c.log_retention) {
         // The window is committed; an entry left behind is deleted at the next checkpoint.
-        match log::cleanup(&store, w.table.name, retention).await {
-            Ok(cleaned) => tracing::debug!(table = w.table.name, ?cleaned, "Delta log cleaned."),
+        match log::cleanup(&store, table, retention).await {
+            Ok(cleaned) => tracing::debug!(table, ?cleaned, "Delta log cleaned."),
             Err(e) => {
-                tracing::warn!(table = w.table.name, error = %e, "Could not clean the Delta log.");
+                tracing::warn!(table, error = %e, "Could not clean the Delta log.");
             }
         }
     }
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    tracing::debug!(table = w.table.name, version, ms, "Delta commit.");
+    tracing::debug!(table, version, ms, "Delta commit.");
     Ok(version)
 }
 
