@@ -826,3 +826,77 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
         );
     }
 }
+
+/// The run operator as Airflow calls it, on ccetl's exit codes: a partial run (4, Xima's
+/// bandwidth cap) succeeds with its report, the source's exit code 4 in it; a bad pipeline
+/// file (2) fails without retry (`AirflowFailException`); a failed run (1) fails to be retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_operator_succeeds_on_partial_and_fails_bad_config_without_retry() {
+    let venv = tokio::task::block_in_place(airflow_venv);
+    let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
+    let saved: u64 = env
+        .xima_truth("acme-main")
+        .calls
+        .iter()
+        .flat_map(|c| &c.recordings)
+        .filter(|r| r.status == "SAVED")
+        .map(|r| r.bytes)
+        .sum();
+    env.sim.sim.set_xima_cap(saved * 2 / 5);
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[pipeline]\nname = \"x\"\n").unwrap();
+    let script = r#"
+import json, logging, sys
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from ccetl_airflow import CcetlRunOperator
+from ccetl_airflow.operators import _check
+
+pipeline, since, until, bad = sys.argv[1:5]
+report = CcetlRunOperator(
+    task_id="partial", pipeline=pipeline, sources=["xima"], since=since, until=until
+).execute({})
+out = {"status": report["status"], "exit": report["sources"][0]["exit_code"]}
+try:
+    CcetlRunOperator(task_id="bad", pipeline=bad).execute({})
+    out["bad"] = "no error"
+except AirflowFailException as e:
+    out["bad"] = "fail: " + str(e)
+try:
+    _check("run", 1, logging.getLogger("t"))
+    out["one"] = "no error"
+except AirflowFailException:
+    out["one"] = "fail without retry"
+except AirflowException as e:
+    out["one"] = "retry: " + str(e)
+print(json.dumps(out))
+"#;
+    let since = "2026-01-06T00:00:00Z".to_string();
+    let until = (env.now() - chrono::Duration::minutes(15)).to_rfc3339();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(venv.join("bin/python"))
+            .args(["-c", script])
+            .arg(&env.pipeline)
+            .args([&since, &until])
+            .arg(&bad)
+            .env(
+                "PYTHONPATH",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
+            )
+            .env("CCETL_BIN", env!("CARGO_BIN_EXE_ccetl"))
+            .env("AIRFLOW_HOME", env.dir.path().join("airflow"))
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: serde_json::Value =
+        serde_json::from_slice(out.stdout.rsplit(|&b| b == b'\n').nth(1).unwrap()).unwrap();
+    assert_eq!(got["status"], "partial", "{got}");
+    assert_eq!(got["exit"], 4, "{got}");
+    let bad = got["bad"].as_str().unwrap();
+    assert!(
+        bad.starts_with("fail: ") && bad.contains("exited 2"),
+        "{got}"
+    );
+    assert_eq!(got["one"], "retry: ccetl run exited 1", "{got}");
+}

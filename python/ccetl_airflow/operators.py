@@ -84,7 +84,9 @@ class CcetlRunOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict | None:
         self.hook = CcetlHook(self.ccetl_conn_id)
-        self.described = self.hook.describe(self.pipeline)
+        described = self.hook.run(["describe", self.pipeline, "--json"], capture=True)
+        _check("describe", described.code, self.log)
+        self.described = json.loads(described.stdout)
         with tempfile.TemporaryDirectory(prefix="ccetl-") as scratch:
             report_path = os.path.join(scratch, "report.json")
             args = ["run", self.pipeline, "--report", report_path]
