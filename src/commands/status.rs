@@ -39,7 +39,7 @@ struct History {
     last_error: Option<String>,
     /// When its last successful run ended.
     last_success: Option<DateTime<Utc>>,
-    /// The watermark its last run left (what a worker whose state is new goes by).
+    /// The furthest watermark its runs left (a shard knows only its own range).
     #[serde(skip)]
     watermark: Option<DateTime<Utc>>,
 }
@@ -109,7 +109,7 @@ async fn read_history(wh: &Warehouse) -> anyhow::Result<HashMap<String, History>
            arg_max(status, started_at), \
            arg_max(error, started_at), \
            max(epoch_ms(finished_at)) FILTER (WHERE status = 'succeeded'), \
-           arg_max(epoch_ms(watermark), started_at) FILTER (WHERE watermark IS NOT NULL) \
+           max(epoch_ms(watermark)) \
          FROM ccetl_runs GROUP BY source";
     let mut st = conn.prepare(sql).context("reading ccetl_runs")?;
     let time = |ms: Option<i64>| ms.and_then(DateTime::<Utc>::from_timestamp_millis);
