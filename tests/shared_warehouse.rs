@@ -405,3 +405,79 @@ async fn shards_on_separate_workers_equal_one_machine_and_finalize_proves_it() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&lost) && err.contains("missing"), "{err}");
 }
+
+/// `ccetl status` on a shared warehouse goes by the checkpoint: this machine's state ran only
+/// the first shard, other workers the rest; status here says where the warehouse is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_on_a_shared_warehouse_goes_by_the_checkpoint_not_a_state_left_behind() {
+    let s3 = S3::start().await;
+    let env = env(sim_config()).await;
+    env.set_warehouse(&format!(
+        "{}token_store = \"{}\"\n",
+        s3.warehouse_toml("behind"),
+        s3.url("tokens")
+    ));
+    let pipeline = env.pipeline.to_string_lossy().to_string();
+    let now = env.now().to_rfc3339();
+    let since = env.config().start.unwrap().to_rfc3339();
+    let until = (env.now() - chrono::Duration::minutes(15)).to_rfc3339();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        ccetl(&[
+            "plan",
+            &pipeline,
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--windows-per-shard",
+            "1",
+            "--json",
+        ])
+    });
+    assert_eq!(code, 0, "{err}");
+    let shards: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(shards.len() >= 3, "{shards:?}");
+    for (i, s) in shards.iter().enumerate() {
+        let mut args: Vec<String> = s["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        // The first on this machine's own state; the others on workers' fresh disks.
+        if i > 0 {
+            let state = env.dir.path().join(format!("worker{i}/state.duckdb"));
+            args.extend(["--state".into(), state.display().to_string()]);
+        }
+        args.extend(["--now".into(), now.clone()]);
+        let (code, _, err) = tokio::task::block_in_place(|| {
+            ccetl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        });
+        assert_eq!(code, 0, "shard {i}: {err}");
+    }
+    let local = ccetl::state::State::open(&env.dir.path().join("state.duckdb"))
+        .unwrap()
+        .high_water("wx", "tasks")
+        .unwrap()
+        .unwrap();
+    let first_end: chrono::DateTime<chrono::Utc> =
+        shards[0]["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        local, first_end,
+        "this machine's state ran the first shard only"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| ccetl(&["status", &pipeline, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let last_end: chrono::DateTime<chrono::Utc> = shards.last().unwrap()["until"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let got: chrono::DateTime<chrono::Utc> = line["high_water"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        got, last_end,
+        "the checkpoint, not the state left behind: {line}"
+    );
+    assert_eq!(line["last_status"], "succeeded", "{line}");
+}

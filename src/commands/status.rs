@@ -39,7 +39,8 @@ struct History {
     last_error: Option<String>,
     /// When its last successful run ended.
     last_success: Option<DateTime<Utc>>,
-    /// The furthest watermark its runs left (a shard knows only its own range).
+    /// The furthest watermark its runs left (a shard knows only its own range): what a
+    /// local warehouse whose state is gone goes by.
     #[serde(skip)]
     watermark: Option<DateTime<Utc>>,
 }
@@ -70,7 +71,7 @@ pub async fn run(path: &Path, stale: Option<&str>, json: bool) -> anyhow::Result
             Some(state) => state.status(src.name(), pipeline::stream_of(src))?,
             None => SourceStatus::default(),
         };
-        status.high_water = status.high_water.max(history.watermark);
+        status.high_water = watermark(&wh, src, status.high_water, &history).await?;
         let lag_s = status.high_water.map(|h| (now - h).num_seconds());
         let is_stale = limit.is_some_and(|l| lag_s.is_none_or(|lag| lag > l));
         lines.push(Line {
@@ -97,6 +98,27 @@ pub async fn run(path: &Path, stale: Option<&str>, json: bool) -> anyhow::Result
         );
     }
     Ok(())
+}
+
+/// How far `src`'s data reaches. A shared warehouse's checkpoint is the truth there (where
+/// the next run resumes: a failed shard's gap holds it back, whatever later shards did);
+/// else the local state's watermark; a state that is gone, the furthest its runs left.
+async fn watermark(
+    wh: &Warehouse,
+    src: &crate::config::SourceConfig,
+    local: Option<DateTime<Utc>>,
+    history: &History,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    if wh.is_shared() {
+        let path = crate::sink::checkpoint::path_of(wh, src.name(), pipeline::stream_of(src));
+        let cp = crate::sink::checkpoint::read(wh.store().as_ref(), &path)
+            .await
+            .with_context(|| format!("reading {path}"))?;
+        if let Some(at) = cp.and_then(|c| c.resume_at()) {
+            return Ok(DateTime::<Utc>::from_timestamp_millis(at));
+        }
+    }
+    Ok(local.or(history.watermark))
 }
 
 /// Each source's history from `ccetl_runs` (nothing for a warehouse no run has written).
