@@ -834,14 +834,7 @@ async fn the_backfill_dag_runs_each_pool_side_by_side_and_equals_one_machine() {
 async fn the_run_operator_succeeds_on_partial_and_fails_bad_config_without_retry() {
     let venv = tokio::task::block_in_place(airflow_venv);
     let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
-    let saved: u64 = env
-        .xima_truth("acme-main")
-        .calls
-        .iter()
-        .flat_map(|c| &c.recordings)
-        .filter(|r| r.status == "SAVED")
-        .map(|r| r.bytes)
-        .sum();
+    let saved = env.xima_saved_bytes("acme-main");
     env.sim.sim.set_xima_cap(saved * 2 / 5);
     let bad = env.dir.path().join("bad.toml");
     std::fs::write(&bad, "[pipeline]\nname = \"x\"\n").unwrap();

@@ -340,14 +340,7 @@ async fn every_run_leaves_one_history_row_per_source_and_status_reads_it_without
     let (code, err, first) = run(1, &[]);
     assert_eq!(code, 3, "the failed source's kind: {err}");
     std::fs::write(&env.pipeline, &text).unwrap();
-    let saved: u64 = env
-        .xima_truth("acme-main")
-        .calls
-        .iter()
-        .flat_map(|c| &c.recordings)
-        .filter(|r| r.status == "SAVED")
-        .map(|r| r.bytes)
-        .sum();
+    let saved = env.xima_saved_bytes("acme-main");
     env.sim.sim.set_xima_cap(saved * 2 / 5);
     let (code, err, second) = run(2, &["--source", "xima"]);
     assert_eq!(code, 4, "{err}");

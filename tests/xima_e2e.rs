@@ -174,14 +174,7 @@ async fn full_run_equals_truth_without_a_429_and_picks_up_recordings_once_saved(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_cap_is_exit_4_then_the_next_run_completes_without_duplicates() {
     let env = env_with(xima_sim_config(), XIMA_SOURCE).await;
-    let saved_bytes: u64 = env
-        .xima_truth("acme-main")
-        .calls
-        .iter()
-        .flat_map(|c| &c.recordings)
-        .filter(|r| r.status == "SAVED")
-        .map(|r| r.bytes)
-        .sum();
+    let saved_bytes = env.xima_saved_bytes("acme-main");
     env.sim.sim.set_xima_cap(saved_bytes * 2 / 5);
 
     // The binary, as cron runs it: exit 4 and one line saying what happened and what to do.

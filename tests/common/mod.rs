@@ -626,6 +626,17 @@ impl Env {
         let settled = self.sim.sim.now_ms() - 15 * 60_000;
         self.sim.sim.xima_truth(tenant, i64::MIN / 2, settled)
     }
+
+    /// Bytes of the tenant's saved recordings: what a bandwidth cap is set against.
+    pub fn xima_saved_bytes(&self, tenant: &str) -> u64 {
+        self.xima_truth(tenant)
+            .calls
+            .iter()
+            .flat_map(|c| &c.recordings)
+            .filter(|r| r.status == "SAVED")
+            .map(|r| r.bytes)
+            .sum()
+    }
 }
 
 /// A Delta log's own files: `{20 digits}.json`, its checkpoints and `_last_checkpoint`.
